@@ -1,0 +1,169 @@
+"""Typed stubs of the Rust extension `ocpp_gateway._core` (built from rust/ocpp-py).
+
+The core is sans-I/O: it takes the bytes of one OCPP-J frame and the current time and returns a
+`Verdict` saying what to do with the frame. It owns no sockets, tasks or clocks.
+"""
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+__version__: Final[str]
+
+OcppVersionName = Literal["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]
+DirectionName = Literal["cp_to_csms", "csms_to_cp"]
+ModeName = Literal["enforce", "observe", "off"]
+
+CALL: Final[int]  # 2
+CALLRESULT: Final[int]  # 3
+CALLERROR: Final[int]  # 4
+CALLRESULTERROR: Final[int]  # 5, OCPP 2.1 only
+SEND: Final[int]  # 6, OCPP 2.1 only
+
+class SchemaError(ValueError):
+    """A schema file could not be read or uses a JSON Schema feature the core does not support."""
+
+class SchemaSet:
+    """The compiled request and response schemas of one OCPP version. Immutable and shared.
+
+    Compile it once at start-up and pass it to every `Session` of that version.
+    """
+
+    def __init__(
+        self, version: OcppVersionName, schema_dir: str, extra_dirs: list[str] | None = None
+    ) -> None:
+        """Compile every schema of `version`.
+
+        Args:
+            version: the OCPP version the schemas belong to.
+            schema_dir: a directory of official schemas in the `ocpp` package's layout
+                (1.6: `<Action>.json` and `<Action>Response.json`; 2.x: `<Action>Request.json`
+                and `<Action>Response.json`).
+            extra_dirs: directories whose files add schemas or replace those of `schema_dir`,
+                in the same layout, later directories winning.
+
+        Raises:
+            SchemaError: a file is not valid JSON, a schema uses an unsupported keyword, or an
+                action of the version has no request schema.
+        """
+
+    @property
+    def version(self) -> OcppVersionName: ...
+    def actions(self) -> list[tuple[str, str]]:
+        """Every known action with its direction: "cp_to_csms", "csms_to_cp" or "both"."""
+
+    def has_schema(self, action: str, response: bool) -> bool: ...
+    def validate(self, action: str, response: bool, payload: bytes) -> tuple[str, str] | None:
+        """Validate a bare JSON payload; None when valid, else (error_code, detail)."""
+
+class Policy:
+    """How strictly payloads are validated: "enforce", "observe" or "off". Immutable.
+
+    `overrides` keys are an action name ("BootNotification"), a direction ("cp_to_csms"), or
+    both joined by a colon ("BootNotification:cp_to_csms"); the most specific key wins
+    (action:direction, then action, then direction, then `default`). "observe" forwards a frame
+    whose payload fails its schema and still reports the error on the Verdict; "off" skips the
+    payload schema (frame rules, action names and directions are always checked).
+    """
+
+    def __init__(self, default: ModeName = "enforce", overrides: Mapping[str, str] | None = None) -> None:
+        """Raises ValueError on an unknown mode or direction."""
+
+    def mode(self, action: str, direction: DirectionName) -> ModeName: ...
+
+class Verdict:
+    """What to do with one frame. Frozen.
+
+    - forward: pass the original bytes, unchanged, to the other side.
+    - reply: a frame (CALLERROR) built by the core to send back to the sender, or None.
+    - substitute: a frame built by the core to send to the other side instead of the original
+      (a CALLRESULT that failed its response schema is replaced by a CALLERROR to the caller), or
+      None.
+    - error_code: the OCPP error code (wire spelling of the session's version) of a violation,
+      also set when the policy is "observe" and the frame is forwarded anyway.
+    - drop_reason: why a frame was dropped without an answer: "unknown_message_type",
+      "unmatched_result", "invalid_send", "invalid_call_error", or None.
+    """
+
+    @property
+    def forward(self) -> bool: ...
+    @property
+    def reply(self) -> bytes | None: ...
+    @property
+    def substitute(self) -> bytes | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def error_detail(self) -> str | None:
+        """Human-readable cause of the violation (JSON path and rule), never payload values."""
+
+    @property
+    def observed(self) -> bool:
+        """True when a payload violation was found but forwarded because the policy is observe."""
+
+    @property
+    def drop_reason(self) -> str | None: ...
+    @property
+    def message_type(self) -> int:
+        """MessageTypeId (2..6), or 0 when the frame could not be parsed that far."""
+
+    @property
+    def unique_id(self) -> str | None: ...
+    @property
+    def action(self) -> str | None:
+        """The action of a CALL/SEND, or of the call a CALLRESULT/CALLERROR answers."""
+
+    @property
+    def call_duration(self) -> float | None:
+        """For a result that matched a pending call: now minus the time the call was seen."""
+
+class Session:
+    """The OCPP-J state of one charge point connection: pending calls in both directions.
+
+    Not thread-safe; one per connection.
+    """
+
+    def __init__(
+        self,
+        version: OcppVersionName,
+        schemas: SchemaSet | None = None,
+        policy: Policy | None = None,
+        call_timeout: float = 60.0,
+    ) -> None:
+        """Args:
+        version: the negotiated subprotocol.
+        schemas: compiled schemas of that version; None loads (once per process, then
+            cached) the official ones from the `ocpp` package via
+            `ocpp_gateway.session.default_schemas`.
+        policy: validation policy; None means enforce everywhere.
+        call_timeout: seconds after which a pending call is reported by `expire`.
+
+        Raises:
+            ValueError: unknown version, or schemas of another version.
+        """
+
+    @property
+    def version(self) -> OcppVersionName: ...
+    @property
+    def policy(self) -> Policy: ...
+    @policy.setter
+    def policy(self, policy: Policy) -> None: ...
+    def from_charge_point(self, frame: bytes, now: float) -> Verdict:
+        """Judge a frame received from the charge point (to be sent to the CSMS)."""
+
+    def from_csms(self, frame: bytes, now: float) -> Verdict:
+        """Judge a frame received from the CSMS (to be sent to the charge point)."""
+
+    def expire(self, now: float) -> list[tuple[DirectionName, str, str]]:
+        """Forget pending calls older than call_timeout.
+
+        Returns:
+            (direction of the call, unique_id, action) for each call dropped.
+        """
+
+    def pending(self) -> int:
+        """Number of calls awaiting an answer, both directions."""
+
+def error_code_for(version: OcppVersionName, kind: str) -> str:
+    """The wire spelling of an error kind in a version (e.g. "format" -> "FormationViolation"
+    in 1.6, "FormatViolation" in 2.x). Kinds: "framework", "message_type", "not_implemented",
+    "not_supported", "occurrence", "type", "property", "format", "internal", "generic"."""
