@@ -1,17 +1,37 @@
-"""Security layer seam: handshake checks, TLS context and per-connection rate limits."""
+"""Security layer seam: handshake checks, TLS context and per-connection rate limits.
+
+The server calls `build_security(cfg, metrics)` once, serves `ssl_context()`, asks
+`check_handshake(request, charge_point_id)` before every upgrade (answering refusals with
+`decision.status`), calls `release(request)` when a connection that passed ends, and gives each
+connection a `new_rate_limiter()`.
+"""
 
 from __future__ import annotations
 
+import logging
 import ssl
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ocpp_gateway.security.auth import (
+    BasicAuthenticator,
+    CredentialsError,
+    FailureThrottle,
+    parse_basic_authorization,
+)
 from ocpp_gateway.security.config import SecurityConfig
+from ocpp_gateway.security.tls import build_server_context, peer_identity
 
 if TYPE_CHECKING:
     from aiohttp import web
 
+log = logging.getLogger(__name__)
+
+_COUNTED = "ocpp_gateway.security.counted_address"
+
 __all__ = [
+    "CredentialsError",
     "HandshakeDecision",
     "RateLimiter",
     "SecurityConfig",
@@ -75,26 +95,76 @@ class RateLimiter:
         return False
 
 
+def _ok(authenticated: bool, profile: int) -> HandshakeDecision:
+    return HandshakeDecision(
+        ok=True, status=101, reason="ok", authenticated=authenticated, profile=profile
+    )
+
+
+def _refuse(status: int, reason: str) -> HandshakeDecision:
+    return HandshakeDecision(ok=False, status=status, reason=reason, authenticated=False, profile=0)
+
+
 class SecurityLayer:
-    """Applies the `[security]` settings to handshakes (permissive placeholder version).
+    """Applies the `[security]` settings to handshakes.
+
+    Refusal reasons (a closed set, used as metric labels): "capacity" (503),
+    "too_many_connections_from_address" (429), "auth_throttled" (429), "auth_busy" (503),
+    "auth_missing", "auth_malformed", "username_mismatch", "bad_credentials",
+    "client_cert_required", "cert_identity_mismatch", "profile_pinned" (all 401).
 
     Args:
         cfg: the security settings.
         metrics: the gateway's Metrics object.
+
+    Raises:
+        ValueError: inconsistent settings.
+        CredentialsError: the credentials file cannot be loaded.
+        OSError, ssl.SSLError: TLS files cannot be loaded.
     """
 
     def __init__(self, cfg: SecurityConfig, metrics: Any) -> None:
+        _check_config(cfg)
         self.config = cfg
         self._metrics = metrics
+        self._tls = bool(cfg.tls_cert)
+        self._ssl: ssl.SSLContext | None = None
+        if cfg.tls_cert and cfg.tls_key:
+            self._ssl = build_server_context(
+                cfg.tls_cert,
+                cfg.tls_key,
+                cfg.client_ca,
+                allow_rsa_key_exchange=cfg.tls_allow_rsa_key_exchange,
+                client_cert_required=cfg.credentials_file is None,
+            )
+        self._auth: BasicAuthenticator | None = None
+        if cfg.credentials_file:
+            self._auth = BasicAuthenticator(
+                cfg.credentials_file,
+                workers=cfg.auth_workers,
+                cache_seconds=cfg.auth_cache_seconds,
+                max_pending=cfg.max_pending_auth,
+            )
+        self._id_failures = FailureThrottle(cfg.auth_failures_per_minute)
+        self._address_failures = FailureThrottle(cfg.auth_failures_per_minute)
+        self._total = 0
+        self._per_address: dict[str, int] = {}
+
+    @property
+    def connections(self) -> int:
+        """Connections that passed `check_handshake` and were not released yet."""
+        return self._total
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """Returns: the server TLS context, or None when the port serves plain ws."""
-        return None
+        return self._ssl
 
     async def check_handshake(
         self, request: web.Request, charge_point_id: str
     ) -> HandshakeDecision:
         """Decide whether a WebSocket handshake may proceed.
+
+        A decision with `ok` counts the connection against the limits until `release(request)`.
 
         Args:
             request: the HTTP upgrade request.
@@ -103,18 +173,156 @@ class SecurityLayer:
         Returns:
             The decision; the server answers refusals with `decision.status` before upgrading.
         """
-        return HandshakeDecision(ok=True, status=101, reason="ok", authenticated=False, profile=0)
+        cfg = self.config
+        address = request.remote or "unknown"
+        if cfg.max_connections and self._total >= cfg.max_connections:
+            return self._refused(503, "capacity")
+        if cfg.max_connections_per_ip and (
+            self._per_address.get(address, 0) >= cfg.max_connections_per_ip
+        ):
+            return self._refused(429, "too_many_connections_from_address")
+        decision = await self._authenticate(request, charge_point_id, address)
+        if decision.ok:
+            # Counted after the awaits above, so concurrent handshakes cannot overshoot much;
+            # re-check to keep the limits exact.
+            if cfg.max_connections and self._total >= cfg.max_connections:
+                return self._refused(503, "capacity")
+            if cfg.max_connections_per_ip and (
+                self._per_address.get(address, 0) >= cfg.max_connections_per_ip
+            ):
+                return self._refused(429, "too_many_connections_from_address")
+            self._total += 1
+            self._per_address[address] = self._per_address.get(address, 0) + 1
+            request[_COUNTED] = address
+        return decision
+
+    async def _authenticate(
+        self, request: web.Request, charge_point_id: str, address: str
+    ) -> HandshakeDecision:
+        cfg = self.config
+        pinned = cfg.pinned_profiles.get(charge_point_id)
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        peercert = ssl_object.getpeercert() if ssl_object is not None else None
+        if peercert:
+            # The TLS layer already verified the chain against client_ca.
+            if peer_identity(peercert, cfg.client_identity_field) != charge_point_id:
+                return self._auth_failed(charge_point_id, address, "cert_identity_mismatch")
+            if pinned is not None and pinned != 3:
+                return self._auth_failed(charge_point_id, address, "profile_pinned")
+            return _ok(True, 3)
+        if pinned == 3:
+            return self._auth_failed(charge_point_id, address, "profile_pinned")
+        if self._auth is not None:
+            return await self._check_password(request, charge_point_id, address, pinned)
+        if cfg.client_ca:
+            return self._auth_failed(charge_point_id, address, "client_cert_required")
+        return _ok(False, 0)
+
+    async def _check_password(
+        self, request: web.Request, charge_point_id: str, address: str, pinned: int | None
+    ) -> HandshakeDecision:
+        assert self._auth is not None
+        header = request.headers.get("Authorization")
+        now = time.monotonic()
+        if self._id_failures.blocked(charge_point_id, now) or self._address_failures.blocked(
+            address, now
+        ):
+            parsed = _password_of(header, charge_point_id)
+            if parsed is None or not self._auth.cached(charge_point_id, parsed):
+                self._count("rate_limited_total", action="auth")
+                return self._refused(429, "auth_throttled", auth_reason="throttled")
+        result = await self._auth.check(charge_point_id, header)
+        if result.outcome == "busy":
+            return self._refused(503, "auth_busy", auth_reason="busy")
+        if not result.ok:
+            reason = (
+                "auth_" + result.outcome
+                if result.outcome in ("missing", "malformed")
+                else (result.outcome)
+            )
+            return self._auth_failed(charge_point_id, address, reason)
+        profile = 2 if self._tls else 1
+        if pinned is not None and pinned != profile:
+            return self._auth_failed(charge_point_id, address, "profile_pinned")
+        return _ok(True, profile)
+
+    def _auth_failed(self, charge_point_id: str, address: str, reason: str) -> HandshakeDecision:
+        now = time.monotonic()
+        self._id_failures.record_failure(charge_point_id, now)
+        self._address_failures.record_failure(address, now)
+        return self._refused(401, reason, auth_reason=reason)
+
+    def _refused(
+        self, status: int, reason: str, auth_reason: str | None = None
+    ) -> HandshakeDecision:
+        if auth_reason is not None:
+            self._count("auth_failures_total", reason=auth_reason)
+        log.info("handshake refused: %s (HTTP %d)", reason, status)
+        return _refuse(status, reason)
+
+    def _count(self, name: str, **labels: str) -> None:
+        collector = getattr(self._metrics, name, None)
+        if collector is not None:
+            collector.labels(**labels).inc()
 
     def release(self, request: web.Request) -> None:
-        """Forget a connection that passed `check_handshake` and has now ended.
+        """Forget a connection that passed `check_handshake` and has now ended. Idempotent.
 
         Args:
             request: the same request object given to `check_handshake`.
         """
+        address = request.get(_COUNTED)
+        if address is None:
+            return
+        del request[_COUNTED]
+        self._total -= 1
+        left = self._per_address.get(address, 1) - 1
+        if left > 0:
+            self._per_address[address] = left
+        else:
+            self._per_address.pop(address, None)
 
     def new_rate_limiter(self) -> RateLimiter:
         """Returns: a fresh token bucket for one charge point connection."""
         return RateLimiter(self.config.message_rate, self.config.message_burst)
+
+    def close(self) -> None:
+        """Release the password verification threads."""
+        if self._auth is not None:
+            self._auth.close()
+
+
+def _password_of(header: str | None, charge_point_id: str) -> bytes | None:
+    parsed = parse_basic_authorization(header)
+    if parsed is None or parsed[0] != charge_point_id:
+        return None
+    return parsed[1]
+
+
+def _check_config(cfg: SecurityConfig) -> None:
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        raise ValueError("security.tls_cert and security.tls_key must be set together")
+    if cfg.client_ca and not cfg.tls_cert:
+        raise ValueError("security.client_ca needs security.tls_cert and security.tls_key")
+    for cp_id, profile in cfg.pinned_profiles.items():
+        if profile not in (1, 2, 3):
+            raise ValueError(f"security.pinned_profiles.{cp_id}: profile must be 1, 2 or 3")
+        if profile == 3 and not cfg.client_ca:
+            raise ValueError(f"security.pinned_profiles.{cp_id}: profile 3 needs client_ca")
+        if profile in (1, 2) and not cfg.credentials_file:
+            raise ValueError(
+                f"security.pinned_profiles.{cp_id}: profile {profile} needs credentials_file"
+            )
+        if profile == 1 and cfg.tls_cert:
+            raise ValueError(f"security.pinned_profiles.{cp_id}: profile 1 is plain ws, not wss")
+        if profile == 2 and not cfg.tls_cert:
+            raise ValueError(f"security.pinned_profiles.{cp_id}: profile 2 needs tls_cert")
+    if cfg.max_message_bytes <= 0:
+        raise ValueError("security.max_message_bytes must be positive")
+    if cfg.rate_excess not in ("close", "callerror"):
+        raise ValueError('security.rate_excess must be "close" or "callerror"')
+    if cfg.takeover not in ("ping", "replace", "refuse"):
+        raise ValueError('security.takeover must be "ping", "replace" or "refuse"')
 
 
 def build_security(cfg: SecurityConfig, metrics: Any) -> SecurityLayer:
@@ -129,5 +337,7 @@ def build_security(cfg: SecurityConfig, metrics: Any) -> SecurityLayer:
 
     Raises:
         ValueError: inconsistent settings (for example a certificate without its key).
+        CredentialsError: the credentials file cannot be loaded.
+        OSError, ssl.SSLError: TLS files cannot be loaded.
     """
     return SecurityLayer(cfg, metrics)

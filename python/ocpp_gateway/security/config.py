@@ -20,6 +20,23 @@ class SecurityConfig:
         takeover: what a second connection with a live charge point's id does: "ping" (the live
             socket is pinged and replaced only if it fails to answer), "replace" (authenticated
             newcomers replace at once), "refuse".
+        max_message_bytes: largest frame accepted, measured after permessage-deflate inflation
+            (larger: close 1009).
+        handshake_timeout, idle_timeout, ping_interval: seconds.
+        max_connections, max_connections_per_ip: open charge point sockets allowed (0 = no
+            limit); beyond them the handshake gets 503 (total) or 429 (per address).
+        message_rate, message_burst: token bucket of frames per second from one charge point
+            (0 = no limit); `rate_excess` says what an excess frame gets: "close" (1008) or
+            "callerror" (a CALL is answered with a CALLERROR; other frames are dropped).
+        auth_failures_per_minute: failed authentications allowed per charge point id and per
+            source address before further attempts get 429 (0 = no throttling).
+        max_outbound_queue_bytes: bytes waiting to be written to one charge point before it is
+            closed as a slow reader.
+        tls_allow_rsa_key_exchange: also offer the static-RSA TLS 1.2 suites of the 1.6 security
+            whitepaper (no forward secrecy).
+        auth_workers: threads verifying password hashes.
+        auth_cache_seconds: how long a successful password verification is remembered (0 = off).
+        max_pending_auth: password verifications allowed to wait at once; beyond it, 503.
     """
 
     credentials_file: str | None = None
@@ -41,3 +58,7 @@ class SecurityConfig:
     rate_excess: Literal["callerror", "close"] = "close"
     auth_failures_per_minute: int = 10
     max_outbound_queue_bytes: int = 4 * 1024 * 1024
+    tls_allow_rsa_key_exchange: bool = False
+    auth_workers: int = 2
+    auth_cache_seconds: float = 300.0
+    max_pending_auth: int = 256
