@@ -229,7 +229,6 @@ class SecurityLayer:
         ):
             parsed = _password_of(header, charge_point_id)
             if parsed is None or not self._auth.cached(charge_point_id, parsed):
-                self._count("rate_limited_total", action="auth")
                 return self._refused(429, "auth_throttled", auth_reason="throttled")
         result = await self._auth.check(charge_point_id, header)
         if result.outcome == "busy":
@@ -256,7 +255,7 @@ class SecurityLayer:
         self, status: int, reason: str, auth_reason: str | None = None
     ) -> HandshakeDecision:
         if auth_reason is not None:
-            self._count("auth_failures_total", reason=auth_reason)
+            self._count("auth_failures", reason=auth_reason)
         log.info("handshake refused: %s (HTTP %d)", reason, status)
         return _refuse(status, reason)
 
