@@ -12,7 +12,9 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from aiohttp import web
 
 from ocpp_gateway.security.auth import (
     BasicAuthenticator,
@@ -23,12 +25,9 @@ from ocpp_gateway.security.auth import (
 from ocpp_gateway.security.config import SecurityConfig
 from ocpp_gateway.security.tls import build_server_context, peer_identity
 
-if TYPE_CHECKING:
-    from aiohttp import web
-
 log = logging.getLogger(__name__)
 
-_COUNTED = "ocpp_gateway.security.counted_address"
+_COUNTED: web.RequestKey[str] = web.RequestKey("ocpp_gateway.security.counted_address", str)
 
 __all__ = [
     "CredentialsError",
