@@ -1,0 +1,446 @@
+"""Gateway configuration: frozen dataclasses loaded from TOML, then OCPP_GATEWAY_* env, then flags.
+
+The loader is generic: it walks the dataclass fields and their type hints, so a field added to
+any section (for example `SecurityConfig`) is read from every source without a loader change.
+
+Environment variables name a key path in upper case, sections joined by `_` or `__`:
+`OCPP_GATEWAY_PORT=9000`, `OCPP_GATEWAY_UPSTREAM_URL=ws://csms:9000/ocpp`,
+`OCPP_GATEWAY_SECURITY__MAX_MESSAGE_BYTES=65536`. Lists are comma-separated; tables are JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from ocpp_gateway.errors import ConfigError
+from ocpp_gateway.security.config import SecurityConfig
+
+__all__ = [
+    "ENV_PREFIX",
+    "GatewayConfig",
+    "LocalConfig",
+    "PluginsConfig",
+    "UpstreamConfig",
+    "ValidationConfig",
+    "check_config",
+    "load_config",
+]
+
+ENV_PREFIX = "OCPP_GATEWAY_"
+_MODES = ("enforce", "observe", "off")
+_DIRECTIONS = ("cp_to_csms", "csms_to_cp")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """The `[upstream]` table: the CSMS every charge point is relayed to over WebSocket.
+
+    Attributes:
+        url: base URL (ws:// or wss://); the gateway opens `url/{charge_point_id}`. None means
+            no upstream: the embedded local responder answers the charge points.
+        username, password: HTTP Basic credentials sent to the CSMS (never logged). When
+            `username` is empty, the charge point id is used as the user name.
+        connect_timeout: seconds allowed to open the upstream link during the handshake.
+        compress: offer permessage-deflate to the CSMS.
+    """
+
+    url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    connect_timeout: float = 10.0
+    compress: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationConfig:
+    """The `[validation]` table: how strictly payloads are checked (maps onto `_core.Policy`).
+
+    Attributes:
+        default: "enforce", "observe" or "off".
+        overrides: keys are an action, a direction or "Action:direction"; values are modes.
+        versions: per OCPP version ("ocpp1.6", ...), a table with an optional "default" and
+            overrides; it replaces the global default and adds to the global overrides.
+        models: per charge point model (BootNotification chargePointModel /
+            chargingStation.model), a table with an optional "default" and overrides, applied
+            on top of the version policy once the model is known.
+        schema_dirs: extra directories of schemas (vendor DataTransfer payloads, errata), one
+            subdirectory per version: `<dir>/ocpp1.6/`, `<dir>/ocpp2.0.1/`, `<dir>/ocpp2.1/`.
+    """
+
+    default: Literal["enforce", "observe", "off"] = "enforce"
+    overrides: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    models: dict[str, dict[str, str]] = field(default_factory=dict)
+    schema_dirs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalConfig:
+    """The `[local]` table: the embedded responder used when no upstream is configured.
+
+    Attributes:
+        journal: SQLite file recording every frame the responder saw; None keeps no journal.
+        accept_all: accept every idTag / idToken when True; else only `allowed_id_tags`.
+        allowed_id_tags: the id tags accepted when `accept_all` is False.
+        heartbeat_interval: seconds, sent in BootNotification responses.
+    """
+
+    journal: str | None = None
+    accept_all: bool = True
+    allowed_id_tags: list[str] = field(default_factory=list)
+    heartbeat_interval: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class PluginsConfig:
+    """The `[plugins]` table.
+
+    Attributes:
+        enabled: plugin names from the `ocpp_gateway.plugins` entry-point group, in chain order.
+        options: per plugin name, the table of settings given to its constructor.
+    """
+
+    enabled: list[str] = field(default_factory=list)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The whole gateway configuration. Immutable; built once by `load_config`.
+
+    Attributes:
+        host, port: where charge points connect (port 0 picks a free one).
+        upstream: the CSMS link.
+        validation: the validation policy.
+        call_timeout: seconds a CALL may wait for its answer before it is forgotten and counted.
+        plugins: routing plugins.
+        transports: extra named transports a plugin may forward to: name -> table with a
+            "type" ("websocket" or "local") and that transport's settings ("url", ...).
+        local: the embedded local responder.
+        workers: processes sharing the port (SO_REUSEPORT).
+        drain_timeout: seconds a SIGTERM waits for pending calls before closing sockets.
+        log_level: "debug", "info", "warning" or "error".
+        security: authentication, TLS, takeover and limits.
+    """
+
+    host: str = "0.0.0.0"
+    port: int = 9000
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    call_timeout: float = 60.0
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    transports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    workers: int = 1
+    drain_timeout: float = 10.0
+    log_level: str = "info"
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic conversion of raw values (TOML, environment strings, flags) into typed dataclasses.
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
+    """Convert `value` to the type `tp`; on failure append an error and return None."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, str):
+            value = _parse_json(value, key, errors)
+            if value is None:
+                return None
+        if not isinstance(value, Mapping):
+            errors.append(f"{key}: expected a table")
+            return None
+        return _build(tp, value, key, errors)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or value == ""):
+            return None
+        arms = [a for a in args if a is not type(None)]
+        last: list[str] = []
+        for arm in arms:
+            attempt: list[str] = []
+            result = _convert(arm, value, key, attempt)
+            if not attempt:
+                return result
+            last = attempt
+        errors.extend(last or [f"{key}: invalid value"])
+        return None
+    if origin is Literal:
+        if value in args:
+            return value
+        allowed = ", ".join(repr(a) for a in args)
+        errors.append(f"{key}: {value!r} is not one of {allowed}")
+        return None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        errors.append(f"{key}: expected a boolean, got {value!r}")
+        return None
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        errors.append(f"{key}: expected an integer, got {value!r}")
+        return None
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        errors.append(f"{key}: expected a number, got {value!r}")
+        return None
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        errors.append(f"{key}: expected a string, got {value!r}")
+        return None
+    if origin is list:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            errors.append(f"{key}: expected a list")
+            return None
+        (item_tp,) = args or (Any,)
+        return [_convert(item_tp, item, f"{key}[{i}]", errors) for i, item in enumerate(value)]
+    if origin is dict:
+        if isinstance(value, str):
+            value = _parse_json(value, key, errors)
+            if value is None:
+                return None
+        if not isinstance(value, Mapping):
+            errors.append(f"{key}: expected a table")
+            return None
+        key_tp, val_tp = args or (str, Any)
+        return {
+            _convert(key_tp, k, f"{key}.{k}", errors): _convert(val_tp, v, f"{key}.{k}", errors)
+            for k, v in value.items()
+        }
+    errors.append(f"{key}: unsupported setting type {tp!r}")
+    return None
+
+
+def _parse_json(text: str, key: str, errors: list[str]) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        errors.append(f"{key}: expected a JSON table, got {text!r}")
+        return None
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, errors: list[str]) -> Any:
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            errors.append(f"{path}: unknown setting")
+            continue
+        before = len(errors)
+        converted = _convert(hints[key], value, path, errors)
+        if len(errors) == before:
+            kwargs[key] = converted
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        errors.append(f"{prefix or 'config'}: {exc}")
+        return cls()
+
+
+def _merge(base: dict[str, Any], path: list[str], value: Any) -> None:
+    node = base
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _env_path(cls: type, name: str) -> list[str] | None:
+    """Map `UPSTREAM_URL` (or `UPSTREAM__URL`) onto the field path ["upstream", "url"]."""
+    name = name.lower().replace("__", "_")
+    hints = _hints(cls)
+    for f in sorted(dataclasses.fields(cls), key=lambda f: -len(f.name)):
+        if name == f.name:
+            return [f.name]
+        tp = hints[f.name]
+        if name.startswith(f.name + "_") and dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            rest = _env_path(tp, name[len(f.name) + 1 :])
+            if rest is not None:
+                return [f.name, *rest]
+    return None
+
+
+def _raw_layers(
+    path: str | None,
+    env: Mapping[str, str] | None,
+    overrides: Mapping[str, Any] | None,
+    errors: list[str],
+) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except OSError as exc:
+            errors.append(f"{path}: cannot read: {exc.strerror}")
+        except tomllib.TOMLDecodeError as exc:
+            errors.append(f"{path}: invalid TOML: {exc}")
+    for name, value in sorted((env if env is not None else os.environ).items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        field_path = _env_path(GatewayConfig, name[len(ENV_PREFIX) :])
+        if field_path is None:
+            errors.append(f"{name}: unknown setting")
+            continue
+        _merge(raw, field_path, value)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _merge(raw, key.split("."), value)
+    return raw
+
+
+def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
+    if not 0 <= cfg.port <= 65535:
+        errors.append(f"port: {cfg.port} is not a TCP port (0-65535)")
+    if cfg.workers < 1:
+        errors.append(f"workers: must be at least 1, got {cfg.workers}")
+    if cfg.call_timeout <= 0:
+        errors.append(f"call_timeout: must be positive, got {cfg.call_timeout}")
+    if cfg.drain_timeout < 0:
+        errors.append(f"drain_timeout: must not be negative, got {cfg.drain_timeout}")
+    if cfg.log_level.lower() not in _LOG_LEVELS:
+        errors.append(f"log_level: {cfg.log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    if cfg.upstream.url is not None:
+        parts = urlsplit(cfg.upstream.url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            errors.append(
+                f"upstream.url: expected ws://host[:port]/path or wss://..., got "
+                f"{parts.scheme or 'no scheme'}"
+            )
+        if parts.password is not None:
+            errors.append("upstream.url: put credentials in upstream.username/password")
+    if cfg.upstream.connect_timeout <= 0:
+        errors.append("upstream.connect_timeout: must be positive")
+    _check_policy_table("validation.overrides", cfg.validation.overrides, errors)
+    for version, table in cfg.validation.versions.items():
+        if version not in ("ocpp1.6", "ocpp2.0.1", "ocpp2.1"):
+            errors.append(f"validation.versions.{version}: unknown OCPP version")
+        _check_policy_table(f"validation.versions.{version}", table, errors)
+    for model, table in cfg.validation.models.items():
+        _check_policy_table(f"validation.models.{model}", table, errors)
+    for directory in cfg.validation.schema_dirs:
+        if not os.path.isdir(directory):
+            errors.append(f"validation.schema_dirs: {directory!r} is not a directory")
+    for name, table in cfg.transports.items():
+        kind = table.get("type")
+        if kind not in ("websocket", "local"):
+            errors.append(f"transports.{name}.type: expected 'websocket' or 'local', got {kind!r}")
+        if kind == "websocket" and not str(table.get("url", "")).startswith(("ws://", "wss://")):
+            errors.append(f"transports.{name}.url: a ws:// or wss:// URL is required")
+    if cfg.local.heartbeat_interval <= 0:
+        errors.append("local.heartbeat_interval: must be positive")
+    sec = cfg.security
+    if sec.max_message_bytes <= 0:
+        errors.append("security.max_message_bytes: must be positive")
+    if (sec.tls_cert is None) != (sec.tls_key is None):
+        errors.append("security.tls_cert: tls_cert and tls_key must be set together")
+
+
+def _check_policy_table(key: str, table: Mapping[str, str], errors: list[str]) -> None:
+    for name, mode in table.items():
+        if mode not in _MODES:
+            errors.append(f"{key}.{name}: {mode!r} is not one of {', '.join(_MODES)}")
+        if ":" in name and name.split(":", 1)[1] not in _DIRECTIONS:
+            errors.append(f"{key}.{name}: direction must be cp_to_csms or csms_to_cp")
+
+
+def _load(
+    path: str | None,
+    env: Mapping[str, str] | None,
+    overrides: Mapping[str, Any] | None,
+) -> tuple[GatewayConfig, list[str]]:
+    errors: list[str] = []
+    raw = _raw_layers(path, env, overrides, errors)
+    cfg: GatewayConfig = _build(GatewayConfig, raw, "", errors)
+    _check_values(cfg, errors)
+    return cfg, errors
+
+
+def load_config(
+    path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> GatewayConfig:
+    """Load the configuration: TOML file, then OCPP_GATEWAY_* variables, then flags.
+
+    Args:
+        path: a TOML file, or None for defaults only.
+        env: the environment to read; `os.environ` when None.
+        overrides: values from flags, keyed by dotted path ("port", "upstream.url"); None
+            values are ignored.
+
+    Returns:
+        The frozen configuration.
+
+    Raises:
+        ConfigError: listing every invalid key.
+    """
+    cfg, errors = _load(path, env, overrides)
+    if errors:
+        raise ConfigError(errors)
+    return cfg
+
+
+def check_config(path: str, env: Mapping[str, str] | None = None) -> list[str]:
+    """Validate a configuration file, including the plugins it enables.
+
+    Args:
+        path: the TOML file.
+        env: the environment to read too; an empty environment when None, so that the file is
+            judged on its own.
+
+    Returns:
+        Every error found, each starting with its key; empty when the file is valid.
+    """
+    cfg, errors = _load(path, env if env is not None else {}, None)
+    if not errors:
+        from ocpp_gateway.errors import PluginError
+        from ocpp_gateway.routing import build_chain
+
+        try:
+            build_chain(cfg.plugins)
+        except PluginError as exc:
+            errors.append(f"plugins: {exc}")
+    return errors

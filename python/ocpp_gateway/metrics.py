@@ -1,0 +1,239 @@
+"""Prometheus metrics of the gateway, on a registry of their own, with cached label children.
+
+Every label value comes from a closed set: directions, message types, the actions the loaded
+schemas know (anything else is counted as "unknown"), error codes of the OCPP-J tables, reasons
+chosen by the code. Never a charge point id or a unique id.
+
+With several worker processes, `serve` sets `PROMETHEUS_MULTIPROC_DIR`; each worker then writes
+its samples to files there and `/metrics` on any worker aggregates all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Literal
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+__all__ = ["CONTENT_TYPE", "MESSAGE_TYPE_NAMES", "Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MESSAGE_TYPE_NAMES = {
+    2: "CALL",
+    3: "CALLRESULT",
+    4: "CALLERROR",
+    5: "CALLRESULTERROR",
+    6: "SEND",
+}
+UNKNOWN = "unknown"
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_SIZE_BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096, 16384, 65536, 262144, 1048576)
+
+
+class Metrics:
+    """The gateway's collectors. One per process (or per in-process gateway in tests).
+
+    Args:
+        known_actions: every action name the loaded schemas define; other names are labelled
+            "unknown" so that a peer cannot grow the label sets.
+        multiprocess_dir: when set, collect from prometheus_client's multiprocess files there.
+
+    The `count_*` methods are the hot path: they look label children up in plain dicts.
+    """
+
+    def __init__(
+        self, known_actions: Iterable[str] = (), multiprocess_dir: str | None = None
+    ) -> None:
+        self.known_actions = frozenset(known_actions)
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        gauge_mode: Literal["livesum", "all"] = "livesum" if multiprocess_dir else "all"
+        self.connected = Gauge(
+            "ocpp_gateway_connected_charge_points",
+            "Charge points connected now.",
+            ["ocpp_version"],
+            registry=reg,
+            multiprocess_mode=gauge_mode,
+        )
+        self.messages = Counter(
+            "ocpp_gateway_messages",
+            "Frames relayed, by direction, message type and action (results: the call's action).",
+            ["direction", "message_type", "action"],
+            registry=reg,
+        )
+        self.rejected = Counter(
+            "ocpp_gateway_rejected_messages",
+            "Frames refused by validation and answered by the gateway.",
+            ["direction", "action", "error_code"],
+            registry=reg,
+        )
+        self.call_duration = Histogram(
+            "ocpp_gateway_call_duration_seconds",
+            "From forwarding a CALL to its answer.",
+            ["direction", "action"],
+            registry=reg,
+            buckets=_DURATION_BUCKETS,
+        )
+        self.handshakes_refused = Counter(
+            "ocpp_gateway_handshakes_refused",
+            "WebSocket handshakes refused or closed at once, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.upstream_connect_failures = Counter(
+            "ocpp_gateway_upstream_connect_failures",
+            "Backend links that could not be opened, by transport.",
+            ["transport"],
+            registry=reg,
+        )
+        self.pending_timed_out = Counter(
+            "ocpp_gateway_pending_calls_timed_out",
+            "Calls forgotten after call_timeout without an answer.",
+            ["direction", "action"],
+            registry=reg,
+        )
+        self.unmatched_results = Counter(
+            "ocpp_gateway_unmatched_results",
+            "CALLRESULT/CALLERROR frames that answered no pending call (dropped).",
+            ["direction"],
+            registry=reg,
+        )
+        self.frame_size = Histogram(
+            "ocpp_gateway_frame_size_bytes",
+            "Size of received frames.",
+            ["direction"],
+            registry=reg,
+            buckets=_SIZE_BUCKETS,
+        )
+        self.observed_violations = Counter(
+            "ocpp_gateway_observed_violations",
+            "Payload violations forwarded anyway because the policy is observe.",
+            ["direction", "action", "error_code"],
+            registry=reg,
+        )
+        self.takeovers = Counter(
+            "ocpp_gateway_takeovers",
+            "Second connections with a live charge point id, by outcome.",
+            ["outcome"],
+            registry=reg,
+        )
+        self.auth_failures = Counter(
+            "ocpp_gateway_auth_failures",
+            "Failed handshake authentications, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.rate_limited = Counter(
+            "ocpp_gateway_rate_limited",
+            "Frames over the per-connection rate limit.",
+            ["action"],
+            registry=reg,
+        )
+        self.connections_closed = Counter(
+            "ocpp_gateway_connections_closed",
+            "Charge point connections closed, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.dropped = Counter(
+            "ocpp_gateway_dropped_messages",
+            "Frames dropped without an answer, by reason.",
+            ["direction", "reason"],
+            registry=reg,
+        )
+        self._message_children: dict[tuple[str, int, str | None], Counter] = {}
+        self._duration_children: dict[tuple[str, str | None], Histogram] = {}
+        self._size_children: dict[str, Histogram] = {}
+
+    def action_label(self, action: str | None) -> str:
+        """Args:
+            action: an action name from a frame, or None.
+
+        Returns:
+            The action when the schemas know it, else "unknown".
+        """
+        return action if action is not None and action in self.known_actions else UNKNOWN
+
+    def count_message(self, direction: str, message_type: int, action: str | None) -> None:
+        """Count one relayed frame (hot path).
+
+        Args:
+            direction: "cp_to_csms" or "csms_to_cp".
+            message_type: the MessageTypeId.
+            action: the action, or for a result the action of its call.
+        """
+        key = (direction, message_type, action)
+        child = self._message_children.get(key)
+        if child is None:
+            child = self.messages.labels(
+                direction, MESSAGE_TYPE_NAMES.get(message_type, UNKNOWN), self.action_label(action)
+            )
+            if len(self._message_children) < 4096:
+                self._message_children[key] = child
+        child.inc()
+
+    def observe_duration(self, direction: str, action: str | None, seconds: float) -> None:
+        """Record the time a call took to be answered (hot path).
+
+        Args:
+            direction: the direction of the call.
+            action: the call's action.
+            seconds: the duration.
+        """
+        key = (direction, action)
+        child = self._duration_children.get(key)
+        if child is None:
+            child = self.call_duration.labels(direction, self.action_label(action))
+            if len(self._duration_children) < 4096:
+                self._duration_children[key] = child
+        child.observe(seconds)
+
+    def observe_size(self, direction: str, size: int) -> None:
+        """Record the size of a received frame (hot path).
+
+        Args:
+            direction: where the frame goes.
+            size: its length in bytes.
+        """
+        child = self._size_children.get(direction)
+        if child is None:
+            child = self._size_children[direction] = self.frame_size.labels(direction)
+        child.observe(size)
+
+    def count_rejected(self, direction: str, action: str | None, error_code: str) -> None:
+        """Count a frame refused by validation.
+
+        Args:
+            direction: the frame's direction.
+            action: its action (or its call's), if known.
+            error_code: the OCPP error code of the violation.
+        """
+        self.rejected.labels(direction, self.action_label(action), error_code).inc()
+
+    def render(self) -> bytes:
+        """Returns: the Prometheus text of every metric (of all workers in multiprocess mode)."""
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    @staticmethod
+    def mark_process_dead(pid: int) -> None:
+        """Drop a finished worker's live gauges from the multiprocess files.
+
+        Args:
+            pid: the worker's process id.
+        """
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
+            multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]

@@ -1,0 +1,785 @@
+"""The gateway server: aiohttp WebSocket endpoint, per-connection relay through a `_core.Session`.
+
+One task reads the charge point socket, one task per backend link reads the backend; every frame
+both ways is judged by the connection's Session and either forwarded as the exact bytes received,
+answered (verdict.reply), replaced (verdict.substitute) or dropped.
+
+Handshake order (all before the upgrade, so a refusal is a plain HTTP status):
+1. path rules (identity at most 48 characters, no colon): 400 / 404;
+2. draining: 503;
+3. security check (authentication, limits): the status it chooses;
+4. identity takeover policy: 409 when the newcomer may not displace a live connection;
+5. plugins' on_connect: 403 on Reject;
+6. the upstream link is opened: 503 when it cannot be (the charger retries later).
+When the charge point offers no OCPP subprotocol we know, the handshake completes without a
+subprotocol and the socket is closed at once (1002); nothing reaches a backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+from aiohttp import WSMsgType, hdrs, web
+from aiohttp.web_request import BaseRequest
+from multidict import CIMultiDict
+
+from ocpp_gateway import _core
+from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.metrics import CONTENT_TYPE, Metrics
+from ocpp_gateway.routing import (
+    Chain,
+    ConnectionInfo,
+    Forward,
+    MessageView,
+    Reject,
+    Reply,
+    build_chain,
+)
+from ocpp_gateway.security import SecurityLayer, build_security
+from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link, Transport, build_transports
+
+__all__ = ["SUBPROTOCOLS", "RunningGateway", "negotiate_subprotocol", "start_gateway"]
+
+log = logging.getLogger("ocpp_gateway.server")
+
+SUBPROTOCOLS: tuple[str, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+_SCHEMA_PACKAGE_DIRS = {"ocpp1.6": "v16", "ocpp2.0.1": "v201", "ocpp2.1": "v21"}
+MAX_ID_LENGTH = 48
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_PING = WSMsgType.PING
+_PONG = WSMsgType.PONG
+_CP = "cp_to_csms"
+_CSMS = "csms_to_cp"
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+
+
+def negotiate_subprotocol(header_values: Iterable[str]) -> str | None:
+    """Pick the OCPP subprotocol from Sec-WebSocket-Protocol header values.
+
+    Tolerant of odd clients: several header lines, empty items (leading or doubled commas),
+    spaces and letter case. The client's order of preference wins (RFC 6455 §4.1).
+
+    Args:
+        header_values: every Sec-WebSocket-Protocol header value of the request.
+
+    Returns:
+        The offered token exactly as the client spelled it, or None when none is an OCPP version.
+    """
+    for value in header_values:
+        for token in value.split(","):
+            name = token.strip()
+            if name.lower() in SUBPROTOCOLS:
+                return name
+    return None
+
+
+class _OcppWebSocket(web.WebSocketResponse):
+    """A WebSocketResponse that answers with the subprotocol we negotiated ourselves."""
+
+    def __init__(self, chosen: str | None, **kwargs: Any) -> None:
+        super().__init__(protocols=(chosen,) if chosen else (), **kwargs)
+        self._chosen = chosen
+
+    def _handshake(self, request: BaseRequest) -> tuple[CIMultiDict[str], str | None, int, bool]:
+        headers, _, compress, notakeover = super()._handshake(request)
+        if self._chosen is not None:
+            headers[hdrs.SEC_WEBSOCKET_PROTOCOL] = self._chosen
+        else:
+            headers.popall(hdrs.SEC_WEBSOCKET_PROTOCOL, None)
+        return headers, self._chosen, compress, notakeover
+
+
+def _schema_dir(version: str) -> str:
+    import ocpp  # type: ignore[import-untyped]
+
+    return os.path.join(os.path.dirname(ocpp.__file__), _SCHEMA_PACKAGE_DIRS[version], "schemas")
+
+
+def _policy_table(default: str, table: dict[str, str]) -> tuple[str, dict[str, str]]:
+    overrides = dict(table)
+    return overrides.pop("default", default), overrides
+
+
+@dataclass(slots=True, eq=False)
+class _Connection:
+    """The state of one charge point connection."""
+
+    charge_point_id: str
+    version: str
+    ws: web.WebSocketResponse
+    session: _core.Session
+    info: ConnectionInfo
+    link: Link
+    links: dict[str, Link] = field(default_factory=dict)
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+    call_origin: dict[str, str] = field(default_factory=dict)
+    close_reason: str | None = None
+    pong_waiter: asyncio.Future[None] | None = None
+
+
+class _Gateway:
+    """Everything one gateway process holds; built once from the configuration."""
+
+    def __init__(self, config: GatewayConfig, metrics_dir: str | None) -> None:
+        self.config = config
+        self.schemas: dict[str, _core.SchemaSet] = {}
+        for version in SUBPROTOCOLS:
+            extra = [
+                os.path.join(d, version)
+                for d in config.validation.schema_dirs
+                if os.path.isdir(os.path.join(d, version))
+            ]
+            self.schemas[version] = _core.SchemaSet(
+                cast(Any, version), _schema_dir(version), extra or None
+            )
+        known = {action for s in self.schemas.values() for action, _ in s.actions()}
+        self.metrics = Metrics(known, multiprocess_dir=metrics_dir)
+        validation = config.validation
+        self.policies: dict[str, _core.Policy] = {}
+        self.model_policies: dict[tuple[str, str], _core.Policy] = {}
+        for version in SUBPROTOCOLS:
+            version_table = validation.versions.get(version, {})
+            default, version_overrides = _policy_table(validation.default, version_table)
+            merged = {**validation.overrides, **version_overrides}
+            self.policies[version] = _core.Policy(default, merged)  # type: ignore[arg-type]
+            for model, table in validation.models.items():
+                model_default, model_overrides = _policy_table(default, table)
+                self.model_policies[(version, model)] = _core.Policy(
+                    model_default,  # type: ignore[arg-type]
+                    {**merged, **model_overrides},
+                )
+        self.chain: Chain | None = build_chain(config.plugins)
+        self.transports: dict[str, Transport] = build_transports(config)
+        self.default_transport = self.transports[DEFAULT_TRANSPORT]
+        self.security: SecurityLayer = build_security(config.security, self.metrics)
+        self.live: dict[str, _Connection] = {}
+        self.connections: set[_Connection] = set()
+        self.accepting = True
+        self.call_timeout = config.call_timeout
+        self._gauges = {v: self.metrics.connected.labels(v) for v in SUBPROTOCOLS}
+        self._handshake_ids: set[str] = set()
+        # Set while draining; the relay loops poke it whenever a result went by.
+        self.drain_progress: asyncio.Event | None = None
+
+    # -- HTTP endpoints -----------------------------------------------------------------------
+
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        body = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    async def handle_healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "connections": len(self.connections)})
+
+    async def handle_readyz(self, request: web.Request) -> web.Response:
+        ready = self.accepting and len(self.schemas) == len(SUBPROTOCOLS)
+        return web.json_response(
+            {"ready": ready, "accepting": self.accepting, "schemas": sorted(self.schemas)},
+            status=200 if ready else 503,
+        )
+
+    # -- handshake ----------------------------------------------------------------------------
+
+    def _refuse(self, reason: str, status: int, text: str) -> web.Response:
+        self.metrics.handshakes_refused.labels(reason).inc()
+        return web.Response(status=status, text=text)
+
+    async def handle_ocpp(self, request: web.Request) -> web.StreamResponse:
+        charge_point_id = request.match_info["charge_point_id"]
+        if not charge_point_id:
+            return self._refuse("bad_path", 404, "missing charge point id")
+        if len(charge_point_id) > MAX_ID_LENGTH or ":" in charge_point_id:
+            return self._refuse("bad_path", 400, "invalid charge point id")
+        if not self.accepting:
+            return self._refuse("draining", 503, "gateway is shutting down")
+        chosen = negotiate_subprotocol(request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ()))
+        sec = self.config.security
+        ws = _OcppWebSocket(
+            chosen,
+            autoping=False,
+            heartbeat=sec.ping_interval if sec.ping_interval > 0 else None,
+            receive_timeout=sec.idle_timeout if sec.idle_timeout > 0 else None,
+            max_msg_size=sec.max_message_bytes,
+            compress=True,
+            decode_text=False,
+        )
+        if not ws.can_prepare(request).ok:
+            return self._refuse("not_websocket", 400, "expected a WebSocket upgrade")
+        if chosen is None:
+            # RFC 6455 / OCPP-J §3.1: finish the handshake without a subprotocol, then close.
+            self.metrics.handshakes_refused.labels("subprotocol").inc()
+            await ws.prepare(request)
+            await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol")
+            return ws
+        version = chosen.lower()
+        try:
+            async with asyncio.timeout(
+                sec.handshake_timeout if sec.handshake_timeout > 0 else None
+            ):
+                decision = await self.security.check_handshake(request, charge_point_id)
+        except TimeoutError:
+            return self._refuse("handshake_timeout", 408, "handshake timed out")
+        if not decision.ok:
+            return self._refuse(decision.reason, decision.status, "refused")
+        try:
+            return await self._accept(request, ws, charge_point_id, version, decision.authenticated)
+        finally:
+            self.security.release(request)
+
+    async def _takeover(self, charge_point_id: str, authenticated: bool) -> bool:
+        """Apply the identity-takeover policy. Returns True when the newcomer may proceed."""
+        live = self.live.get(charge_point_id)
+        if charge_point_id in self._handshake_ids and live is None:
+            self.metrics.takeovers.labels("refused").inc()
+            return False
+        if live is None:
+            return True
+        policy = self.config.security.takeover
+        if policy != "refuse" and authenticated:
+            self.metrics.takeovers.labels("replaced").inc()
+            await self._close_connection(live, CLOSE_POLICY, "replaced", "takeover")
+            return True
+        if policy == "ping" and not await self._answers_ping(live):
+            self.metrics.takeovers.labels("replaced_dead").inc()
+            await self._close_connection(live, CLOSE_GOING_AWAY, "unresponsive", "takeover")
+            return True
+        self.metrics.takeovers.labels("refused").inc()
+        return False
+
+    async def _answers_ping(self, conn: _Connection) -> bool:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        conn.pong_waiter = waiter
+        try:
+            await conn.ws.ping(b"takeover")
+            await asyncio.wait_for(waiter, self.config.security.takeover_ping_timeout)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            return False
+        finally:
+            conn.pong_waiter = None
+        return True
+
+    async def _accept(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        charge_point_id: str,
+        version: str,
+        authenticated: bool,
+    ) -> web.StreamResponse:
+        if not await self._takeover(charge_point_id, authenticated):
+            return self._refuse("takeover", 409, "charge point already connected")
+        info = ConnectionInfo(charge_point_id, version, request.remote)
+        if self.chain is not None:
+            verdict = self.chain.on_connect(info)
+            if isinstance(verdict, Reject):
+                return self._refuse("plugin", 403, "refused")
+        self._handshake_ids.add(charge_point_id)
+        try:
+            try:
+                link = await self.default_transport.open(charge_point_id, version)
+            except TransportUnavailable:
+                self.metrics.upstream_connect_failures.labels(self.default_transport.name).inc()
+                return self._refuse("upstream_unavailable", 503, "backend unavailable")
+            try:
+                await ws.prepare(request)
+            except (ConnectionError, RuntimeError):
+                await link.close()
+                raise
+        finally:
+            self._handshake_ids.discard(charge_point_id)
+        session = _core.Session(
+            version,  # type: ignore[arg-type]
+            self.schemas[version],
+            self.policies[version],
+            self.call_timeout,
+        )
+        conn = _Connection(charge_point_id, version, ws, session, info, link)
+        conn.links[DEFAULT_TRANSPORT] = link
+        await self._run(conn)
+        return ws
+
+    # -- relay ----------------------------------------------------------------------------
+
+    async def _run(self, conn: _Connection) -> None:
+        self.live[conn.charge_point_id] = conn
+        self.connections.add(conn)
+        gauge = self._gauges[conn.version]
+        gauge.inc()
+        conn.readers.append(
+            asyncio.create_task(self._backend_loop(conn, DEFAULT_TRANSPORT, conn.link))
+        )
+        log.debug("connected", extra={"charge_point_id": conn.charge_point_id})
+        try:
+            await self._charge_point_loop(conn)
+        except Exception:
+            log.exception("connection failed", extra={"charge_point_id": conn.charge_point_id})
+            conn.close_reason = conn.close_reason or "internal_error"
+        finally:
+            gauge.dec()
+            self.connections.discard(conn)
+            if self.live.get(conn.charge_point_id) is conn:
+                del self.live[conn.charge_point_id]
+            for task in conn.readers:
+                task.cancel()
+            for link in conn.links.values():
+                await link.close()
+            if not conn.ws.closed:
+                await conn.ws.close(code=CLOSE_GOING_AWAY)
+            self.metrics.connections_closed.labels(conn.close_reason or "charge_point_closed").inc()
+            if self.drain_progress is not None:
+                self.drain_progress.set()
+            if self.chain is not None:
+                self.chain.on_disconnect(conn.info)
+            log.debug("disconnected", extra={"charge_point_id": conn.charge_point_id})
+
+    def _maybe_switch_model_policy(self, conn: _Connection, frame: bytes) -> None:
+        """Before judging a BootNotification, switch to the policy of the model it announces."""
+        try:
+            message = orjson.loads(frame)
+            payload = message[3]
+            if conn.version == "ocpp1.6":
+                model = payload.get("chargePointModel")
+            else:
+                model = payload.get("chargingStation", {}).get("model")
+        except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, AttributeError):
+            return
+        if isinstance(model, str):
+            policy = self.model_policies.get((conn.version, model))
+            if policy is not None:
+                conn.session.policy = policy
+
+    async def _charge_point_loop(self, conn: _Connection) -> None:
+        ws = conn.ws
+        session = conn.session
+        metrics = self.metrics
+        count = metrics.count_message
+        observe = metrics.observe_duration
+        size = metrics.observe_size
+        judge = session.from_charge_point
+        loop = asyncio.get_running_loop()
+        limiter = self.security.new_rate_limiter()
+        allow = limiter.allow
+        chain = self.chain
+        models = bool(self.model_policies)
+        link_send = conn.link.send
+        send_cp = ws.send_frame
+        while True:
+            try:
+                msg = await ws.receive()
+            except TimeoutError:
+                conn.close_reason = "idle_timeout"
+                return
+            kind = msg.type
+            if kind is _TEXT or kind is _BINARY:
+                data: bytes = msg.data
+                now = loop.time()
+                size(_CP, len(data))
+                if not allow(now):
+                    if not await self._rate_limited(conn, data, now):
+                        return
+                    continue
+                if models and b'"BootNotification"' in data:
+                    self._maybe_switch_model_policy(conn, data)
+                verdict = judge(data, now)
+                if verdict.forward:
+                    message_type = verdict.message_type
+                    action = verdict.action
+                    count(_CP, message_type, action)
+                    if verdict.observed:
+                        self._count_observed(_CP, verdict)
+                    if message_type != 2:
+                        duration = verdict.call_duration
+                        if duration is not None:
+                            observe(_CSMS, action, duration)
+                        if self.drain_progress is not None:
+                            self.drain_progress.set()
+                        if conn.call_origin:
+                            origin = conn.call_origin.pop(verdict.unique_id or "", None)
+                            if origin is not None:
+                                if chain is not None:
+                                    self._plugin_result(conn, _CP, verdict, data)
+                                await self._send_backend(conn, origin, data)
+                                continue
+                        if chain is not None:
+                            self._plugin_result(conn, _CP, verdict, data)
+                    elif chain is not None and await self._plugin_call(conn, _CP, verdict, data):
+                        continue
+                    try:
+                        await link_send(data)
+                    except TransportUnavailable:
+                        conn.close_reason = "upstream_lost"
+                        return
+                else:
+                    reply = verdict.reply
+                    substitute = verdict.substitute
+                    if reply is not None or substitute is not None:
+                        metrics.count_rejected(_CP, verdict.action, verdict.error_code or "unknown")
+                        if reply is not None:
+                            await send_cp(reply, _TEXT)
+                        if substitute is not None:
+                            try:
+                                await link_send(substitute)
+                            except TransportUnavailable:
+                                conn.close_reason = "upstream_lost"
+                                return
+                    else:
+                        self._count_drop(_CP, verdict)
+            elif kind is _PING:
+                await ws.pong(msg.data)
+            elif kind is _PONG:
+                waiter = conn.pong_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            else:
+                if conn.close_reason is None:
+                    conn.close_reason = (
+                        "message_too_big" if ws.close_code == 1009 else "charge_point_closed"
+                    )
+                return
+
+    async def _backend_loop(self, conn: _Connection, name: str, link: Link) -> None:
+        ws = conn.ws
+        session = conn.session
+        metrics = self.metrics
+        count = metrics.count_message
+        observe = metrics.observe_duration
+        size = metrics.observe_size
+        judge = session.from_csms
+        loop = asyncio.get_running_loop()
+        chain = self.chain
+        send_cp = ws.send_frame
+        secondary = name != DEFAULT_TRANSPORT
+        try:
+            while True:
+                data = await link.recv()
+                if data is None:
+                    break
+                now = loop.time()
+                size(_CSMS, len(data))
+                verdict = judge(data, now)
+                if verdict.forward:
+                    message_type = verdict.message_type
+                    action = verdict.action
+                    count(_CSMS, message_type, action)
+                    if verdict.observed:
+                        self._count_observed(_CSMS, verdict)
+                    if message_type != 2:
+                        duration = verdict.call_duration
+                        if duration is not None:
+                            observe(_CP, action, duration)
+                        if self.drain_progress is not None:
+                            self.drain_progress.set()
+                        if chain is not None:
+                            self._plugin_result(conn, _CSMS, verdict, data)
+                    else:
+                        if secondary and verdict.unique_id is not None:
+                            conn.call_origin[verdict.unique_id] = name
+                        if chain is not None and await self._plugin_call(
+                            conn, _CSMS, verdict, data, origin=name
+                        ):
+                            continue
+                    await send_cp(data, _TEXT)
+                else:
+                    reply = verdict.reply
+                    substitute = verdict.substitute
+                    if reply is not None or substitute is not None:
+                        metrics.count_rejected(
+                            _CSMS, verdict.action, verdict.error_code or "unknown"
+                        )
+                        if reply is not None:
+                            await link.send(reply)
+                        if substitute is not None:
+                            await send_cp(substitute, _TEXT)
+                    else:
+                        self._count_drop(_CSMS, verdict)
+        except (TransportUnavailable, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            return
+        # The backend is gone: close the charge point socket so that it queues its
+        # transaction messages itself (Local Controller rule); never answer on its behalf.
+        if conn.close_reason is None:
+            conn.close_reason = "upstream_lost"
+        if not ws.closed:
+            await ws.close(code=CLOSE_TRY_AGAIN, message=b"backend connection lost")
+
+    # -- slow paths -----------------------------------------------------------------------
+
+    def _count_observed(self, direction: str, verdict: _core.Verdict) -> None:
+        self.metrics.observed_violations.labels(
+            direction, self.metrics.action_label(verdict.action), verdict.error_code or "unknown"
+        ).inc()
+
+    def _count_drop(self, direction: str, verdict: _core.Verdict) -> None:
+        reason = verdict.drop_reason or "unknown"
+        if reason == "unmatched_result":
+            self.metrics.unmatched_results.labels(direction).inc()
+        self.metrics.dropped.labels(direction, reason).inc()
+
+    async def _rate_limited(self, conn: _Connection, data: bytes, now: float) -> bool:
+        """Handle a frame over the rate. Returns False when the connection must end."""
+        verdict = conn.session.from_charge_point(data, now)
+        self.metrics.rate_limited.labels(self.metrics.action_label(verdict.action)).inc()
+        if self.config.security.rate_excess == "close" or not verdict.forward:
+            if self.config.security.rate_excess == "close":
+                conn.close_reason = "rate_limited"
+                await conn.ws.close(code=CLOSE_POLICY, message=b"message rate exceeded")
+                return False
+            return True
+        if verdict.message_type == 2 and verdict.unique_id is not None:
+            code = _core.error_code_for(conn.version, "generic")  # type: ignore[arg-type]
+            frame = orjson.dumps([4, verdict.unique_id, code, "Message rate exceeded", {}])
+            answer = conn.session.from_csms(frame, now)
+            if answer.forward:
+                await conn.ws.send_frame(frame, _TEXT)
+        return True
+
+    def _plugin_result(
+        self, conn: _Connection, direction: Any, verdict: _core.Verdict, data: bytes
+    ) -> None:
+        assert self.chain is not None
+        view = MessageView(
+            conn.info, direction, verdict.message_type, verdict.unique_id, verdict.action, data
+        )
+        try:
+            self.chain.on_call_result(view)
+        except Exception:
+            log.exception("plugin on_call_result failed")
+
+    async def _plugin_call(
+        self,
+        conn: _Connection,
+        direction: Any,
+        verdict: _core.Verdict,
+        data: bytes,
+        origin: str = DEFAULT_TRANSPORT,
+    ) -> bool:
+        """Ask the chain about a CALL. Returns True when the plugins handled it."""
+        assert self.chain is not None
+        view = MessageView(
+            conn.info, direction, verdict.message_type, verdict.unique_id, verdict.action, data
+        )
+        try:
+            decision = self.chain.on_call(view)
+        except Exception:
+            log.exception("plugin on_call failed")
+            return False
+        if isinstance(decision, Forward):
+            if direction != _CP or decision.transport == DEFAULT_TRANSPORT:
+                return False
+            await self._send_backend(conn, decision.transport, data)
+            return True
+        if isinstance(decision, Reply | Reject):
+            unique_id = verdict.unique_id
+            if isinstance(decision, Reply):
+                frame = orjson.dumps([3, unique_id, dict(decision.payload)])
+            else:
+                frame = orjson.dumps([4, unique_id, decision.error_code, decision.description, {}])
+            now = asyncio.get_running_loop().time()
+            if direction == _CP:
+                answer = conn.session.from_csms(frame, now)
+                out = frame if answer.forward else answer.substitute
+                if out is not None:
+                    await conn.ws.send_frame(out, _TEXT)
+            else:
+                answer = conn.session.from_charge_point(frame, now)
+                out = frame if answer.forward else answer.substitute
+                if out is not None:
+                    await self._send_backend(conn, origin, out)
+            return True
+        return False
+
+    async def _send_backend(self, conn: _Connection, name: str, data: bytes) -> None:
+        link = conn.links.get(name)
+        if link is None:
+            transport = self.transports.get(name)
+            if transport is None:
+                log.error("plugin forwarded to an unknown transport", extra={"transport": name})
+                await conn.ws.close(code=1011, message=b"routing error")
+                return
+            try:
+                link = await transport.open(conn.charge_point_id, conn.version)
+            except TransportUnavailable:
+                self.metrics.upstream_connect_failures.labels(name).inc()
+                conn.close_reason = "upstream_lost"
+                await conn.ws.close(code=CLOSE_TRY_AGAIN, message=b"backend unavailable")
+                return
+            conn.links[name] = link
+            conn.readers.append(asyncio.create_task(self._backend_loop(conn, name, link)))
+        try:
+            await link.send(data)
+        except TransportUnavailable:
+            conn.close_reason = "upstream_lost"
+            await conn.ws.close(code=CLOSE_TRY_AGAIN, message=b"backend connection lost")
+
+    async def _close_connection(
+        self, conn: _Connection, code: int, message: str, reason: str
+    ) -> None:
+        conn.close_reason = reason
+        if self.live.get(conn.charge_point_id) is conn:
+            del self.live[conn.charge_point_id]
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await conn.ws.close(code=code, message=message.encode())
+
+    # -- timers and shutdown --------------------------------------------------------------
+
+    async def expire_loop(self) -> None:
+        """One timer per process: forget calls older than call_timeout and count them."""
+        interval = min(1.0, max(0.05, self.call_timeout / 4))
+        loop = asyncio.get_running_loop()
+        timed_out = self.metrics.pending_timed_out
+        label = self.metrics.action_label
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for conn in list(self.connections):
+                for direction, _unique_id, action in conn.session.expire(now):
+                    timed_out.labels(direction, label(action)).inc()
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting, wait up to `grace` seconds for pending calls, close sockets (1001)."""
+        self.accepting = False
+        progress = self.drain_progress = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while any(c.session.pending() for c in self.connections):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(progress.wait(), remaining)
+        for conn in list(self.connections):
+            await self._close_connection(
+                conn, CLOSE_GOING_AWAY, "gateway shutting down", "shutdown"
+            )
+        for transport in self.transports.values():
+            await transport.close()
+
+
+class RunningGateway:
+    """A gateway serving on a port. Build it with `start_gateway`.
+
+    Attributes:
+        host: the address it listens on.
+        port: the real port (also when the configuration asked for 0).
+        url: "ws://127.0.0.1:PORT" (or "wss://" with TLS); charge points use `{url}/ocpp/{id}`.
+        metrics: the Metrics object.
+        config: the configuration it runs with.
+    """
+
+    def __init__(
+        self,
+        gateway: _Gateway,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        scheme: str,
+        expire_task: asyncio.Task[None],
+    ) -> None:
+        self._gateway = gateway
+        self._runner = runner
+        self._expire_task = expire_task
+        self.host = host
+        self.port = port
+        connect_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        if ":" in connect_host:
+            connect_host = f"[{connect_host}]"
+        self.url = f"{scheme}://{connect_host}:{port}"
+        self.metrics = gateway.metrics
+        self.config = gateway.config
+        self._stopped = False
+
+    @property
+    def connections(self) -> int:
+        """Number of charge points connected now."""
+        return len(self._gateway.connections)
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop gracefully: refuse new handshakes, let pending calls finish, close with 1001.
+
+        Args:
+            drain_timeout: seconds to wait for pending calls; the configured value when None.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        timeout = self.config.drain_timeout if drain_timeout is None else drain_timeout
+        await self._gateway.drain(timeout)
+        self._expire_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._expire_task
+        await self._runner.cleanup()
+
+
+async def start_gateway(
+    config: GatewayConfig, *, reuse_port: bool = False, metrics_dir: str | None = None
+) -> RunningGateway:
+    """Start serving charge points.
+
+    Args:
+        config: the configuration.
+        reuse_port: bind with SO_REUSEPORT (several worker processes on one port).
+        metrics_dir: prometheus_client multiprocess directory, when running several workers.
+
+    Returns:
+        The running gateway.
+
+    Raises:
+        OSError: the port cannot be bound.
+        ocpp_gateway._core.SchemaError: the schemas cannot be compiled.
+        ocpp_gateway.errors.PluginError: a plugin cannot be loaded.
+    """
+    gateway = _Gateway(config, metrics_dir)
+    app = web.Application(client_max_size=config.security.max_message_bytes)
+    app.router.add_get("/ocpp/{charge_point_id}", gateway.handle_ocpp)
+    app.router.add_get("/metrics", gateway.handle_metrics)
+    app.router.add_get("/healthz", gateway.handle_healthz)
+    app.router.add_get("/readyz", gateway.handle_readyz)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    ssl_context = gateway.security.ssl_context()
+    site = web.TCPSite(
+        runner,
+        config.host,
+        config.port,
+        ssl_context=ssl_context,
+        reuse_port=reuse_port or None,
+        backlog=1024,
+    )
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    server: Any = site._server
+    port = config.port
+    if server is not None and getattr(server, "sockets", None):
+        sock: socket.socket = server.sockets[0]
+        port = sock.getsockname()[1]
+    expire_task = asyncio.create_task(gateway.expire_loop())
+    log.info(
+        "gateway listening",
+        extra={
+            "host": config.host,
+            "port": port,
+            "transport": type(gateway.default_transport).__name__,
+            "plugins": list(config.plugins.enabled),
+        },
+    )
+    return RunningGateway(
+        gateway, runner, config.host, port, "wss" if ssl_context else "ws", expire_task
+    )

@@ -1,0 +1,84 @@
+"""The transport interface: how the server reaches a backend for one charge point.
+
+A `Transport` is built once per process from the configuration and opens one `Link` per charge
+point. A link carries OCPP-J frames as bytes, unchanged, both ways: the server sends the frames a
+charge point sent (after validation) and relays what `recv` returns back to the charge point
+(after validation again). The server never inspects how a link moves bytes, so a broker
+transport (NATS subjects or Redis stream keys per charge point id) plugs in by implementing the
+three methods below and registering itself in `ocpp_gateway.transports`.
+
+Rules for implementers:
+- `open` raises `TransportUnavailable` when the backend cannot take the charge point; the server
+  then refuses the handshake (503) or closes the charge point socket. Never answer on the
+  backend's behalf.
+- `recv` returns None exactly once the link is closed or lost; the server then closes the charge
+  point socket (Local Controller rule: the charge point queues its transaction messages).
+- `send` on a lost link raises `TransportUnavailable`.
+- `close` is idempotent and never raises.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ocpp_gateway.errors import TransportUnavailable
+
+__all__ = ["Link", "Transport", "TransportUnavailable"]
+
+
+@runtime_checkable
+class Link(Protocol):
+    """One charge point's connection to a backend."""
+
+    async def send(self, frame: bytes) -> None:
+        """Send one frame to the backend.
+
+        Args:
+            frame: the OCPP-J frame, exactly as the charge point sent it (or built by the core).
+
+        Raises:
+            TransportUnavailable: the link is lost.
+        """
+        ...
+
+    async def recv(self) -> bytes | None:
+        """Wait for the next frame from the backend.
+
+        Returns:
+            The frame's bytes, or None when the link is closed.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Close the link; idempotent."""
+        ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A backend reachable by the gateway; opens links for charge points.
+
+    Attributes:
+        name: the transport's name in the configuration ("upstream", "local", ...).
+    """
+
+    name: str
+
+    async def open(self, charge_point_id: str, subprotocol: str) -> Link:
+        """Open the link of one charge point.
+
+        Args:
+            charge_point_id: the decoded identity from the connection path.
+            subprotocol: the negotiated OCPP version ("ocpp1.6", "ocpp2.0.1", "ocpp2.1").
+
+        Returns:
+            An open link.
+
+        Raises:
+            TransportUnavailable: the backend refused or could not be reached.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release what the transport holds (client sessions, journals); idempotent."""
+        ...

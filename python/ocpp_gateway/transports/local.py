@@ -1,0 +1,349 @@
+"""Local responder transport: answers charge points itself when no upstream CSMS is configured.
+
+It answers the charge-point-initiated actions of OCPP 1.6, 2.0.1 and 2.1 with schema-valid
+responses (BootNotification Accepted, Heartbeat with the current time, Authorize and
+StartTransaction by allow list or accept-all, transaction ids, empty responses where the schema
+allows them, a refusing status where one is required). A call it cannot answer validly gets a
+NotImplemented CALLERROR. Every response still passes through the connection's Session, so a
+wrong answer would be caught there.
+
+It can keep a SQLite journal of every frame it saw. Rows are written by one background thread
+in batches, so the event loop never waits for the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ocpp_gateway.errors import TransportUnavailable
+
+__all__ = ["Journal", "LocalLink", "LocalTransport"]
+
+log = logging.getLogger("ocpp_gateway.transports.local")
+
+_SCHEMA_DIRS = {"ocpp1.6": "v16", "ocpp2.0.1": "v201", "ocpp2.1": "v21"}
+_REFUSING_STATUSES = ("Rejected", "Failed", "NotSupported", "UnknownVendorId", "Invalid", "Unknown")
+_STOP = object()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Journal:
+    """An append-only SQLite record of frames, written by a background thread in batches.
+
+    Table `frames(ts REAL, charge_point_id TEXT, direction TEXT, frame TEXT)`.
+
+    Args:
+        path: the SQLite file (created if missing).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ocpp-journal", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def record(self, charge_point_id: str, direction: str, frame: bytes) -> None:
+        """Queue one frame for writing; never blocks.
+
+        Args:
+            charge_point_id: who sent or received it.
+            direction: "cp_to_csms" or "csms_to_cp".
+            frame: the frame's bytes.
+        """
+        self._queue.put((time.time(), charge_point_id, direction, frame.decode("utf-8", "replace")))
+
+    def flush(self) -> None:
+        """Block until every queued row is written (call from a thread, not the event loop)."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread; idempotent."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS frames "
+                "(ts REAL, charge_point_id TEXT, direction TEXT, frame TEXT)"
+            )
+        except sqlite3.Error as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        stop = False
+        while not stop:
+            items = [self._queue.get()]
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = []
+            waiters = []
+            for item in items:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    rows.append(item)
+            if rows:
+                try:
+                    with db:
+                        db.executemany("INSERT INTO frames VALUES (?, ?, ?, ?)", rows)
+                except sqlite3.Error:
+                    log.exception("journal write failed", extra={"rows": len(rows)})
+            for waiter in waiters:
+                waiter.set()
+        db.close()
+
+
+class _Responder:
+    """Builds response payloads for one OCPP version."""
+
+    def __init__(self, version: str, transport: LocalTransport) -> None:
+        self.version = version
+        self.transport = transport
+        self.v16 = version == "ocpp1.6"
+        self.fallback: dict[str, dict[str, Any] | None] = {}
+        try:
+            import ocpp  # type: ignore[import-untyped]
+
+            self.schema_dir: str | None = os.path.join(
+                os.path.dirname(ocpp.__file__), _SCHEMA_DIRS[version], "schemas"
+            )
+        except ImportError:  # pragma: no cover - ocpp is a dependency
+            self.schema_dir = None
+
+    def id_status(self, payload: dict[str, Any]) -> str:
+        if self.v16:
+            tag = payload.get("idTag")
+        else:
+            token = payload.get("idToken")
+            tag = token.get("idToken") if isinstance(token, dict) else None
+        return "Accepted" if self.transport.authorizes(tag) else "Invalid"
+
+    def answer(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        handler: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(
+            self, f"on_{action}", None
+        )
+        if handler is not None:
+            return handler(payload)
+        return self.generic(action)
+
+    def on_BootNotification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "status": "Accepted",
+            "currentTime": _now(),
+            "interval": self.transport.heartbeat_interval,
+        }
+
+    def on_Heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"currentTime": _now()}
+
+    def on_Authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        key = "idTagInfo" if self.v16 else "idTokenInfo"
+        return {key: {"status": self.id_status(payload)}}
+
+    def on_StartTransaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "transactionId": self.transport.next_transaction_id(),
+            "idTagInfo": {"status": self.id_status(payload)},
+        }
+
+    def on_TransactionEvent(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(payload.get("idToken"), dict):
+            return {"idTokenInfo": {"status": self.id_status(payload)}}
+        return {}
+
+    def on_DataTransfer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "UnknownVendorId"}
+
+    def on_Get15118EVCertificate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "Failed", "exiResponse": ""}
+
+    def generic(self, action: str) -> dict[str, Any] | None:
+        """An empty response when the schema allows it, a refusing status when only a status
+        is required, else None (answered with NotImplemented)."""
+        if action not in self.fallback:
+            self.fallback[action] = self._build_generic(action)
+        cached = self.fallback[action]
+        return None if cached is None else dict(cached)
+
+    def _build_generic(self, action: str) -> dict[str, Any] | None:
+        if self.schema_dir is None:
+            return None
+        name = f"{action}Response.json"
+        try:
+            with open(os.path.join(self.schema_dir, name), encoding="utf-8") as fh:
+                schema = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        required = schema.get("required", [])
+        if not required:
+            return {}
+        if required != ["status"]:
+            return None
+        prop = schema.get("properties", {}).get("status", {})
+        ref = prop.get("$ref", "")
+        if ref.startswith("#/definitions/"):
+            prop = schema.get("definitions", {}).get(ref.rsplit("/", 1)[1], {})
+        choices = prop.get("enum", [])
+        for status in _REFUSING_STATUSES:
+            if status in choices:
+                return {"status": status}
+        return None
+
+
+class LocalLink:
+    """The local responder as seen by one charge point.
+
+    Args:
+        transport: the owning transport.
+        charge_point_id: the charge point's identity.
+        responder: builds responses for the negotiated version.
+    """
+
+    __slots__ = ("_closed", "_id", "_journal", "_queue", "_responder")
+
+    def __init__(self, transport: LocalTransport, charge_point_id: str, responder: _Responder):
+        self._id = charge_point_id
+        self._responder = responder
+        self._journal = transport.journal
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._closed = False
+
+    async def send(self, frame: bytes) -> None:
+        """Take a frame from the charge point and queue the answer to a CALL.
+
+        Args:
+            frame: a validated OCPP-J frame.
+
+        Raises:
+            TransportUnavailable: the link is closed.
+        """
+        if self._closed:
+            raise TransportUnavailable("local link closed")
+        if self._journal is not None:
+            self._journal.record(self._id, "cp_to_csms", frame)
+        message = orjson.loads(frame)
+        if message[0] != 2:  # results of calls we never make, SEND frames: nothing to answer
+            return
+        unique_id, action, payload = message[1], message[2], message[3]
+        body = self._responder.answer(action, payload if isinstance(payload, dict) else {})
+        if body is None:
+            reply = orjson.dumps(
+                [4, unique_id, "NotImplemented", f"{action} is not answered locally", {}]
+            )
+        else:
+            reply = orjson.dumps([3, unique_id, body])
+        if self._journal is not None:
+            self._journal.record(self._id, "csms_to_cp", reply)
+        self._queue.put_nowait(reply)
+
+    async def recv(self) -> bytes | None:
+        """Returns: the next answer, or None once closed."""
+        if self._closed and self._queue.empty():
+            return None
+        return await self._queue.get()
+
+    async def close(self) -> None:
+        """Close the link; a pending `recv` returns None."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(None)
+
+
+class LocalTransport:
+    """The embedded local responder.
+
+    Args:
+        name: the transport's configured name.
+        journal: SQLite file to record frames in, or None.
+        accept_all: accept every id tag.
+        allowed_id_tags: id tags accepted when `accept_all` is False.
+        heartbeat_interval: seconds, sent in BootNotification responses.
+    """
+
+    def __init__(
+        self,
+        name: str = "local",
+        *,
+        journal: str | None = None,
+        accept_all: bool = True,
+        allowed_id_tags: Iterable[str] = (),
+        heartbeat_interval: int = 300,
+    ) -> None:
+        self.name = name
+        self.accept_all = accept_all
+        self.allowed_id_tags = frozenset(allowed_id_tags)
+        self.heartbeat_interval = heartbeat_interval
+        self.journal = Journal(journal) if journal else None
+        self._transaction_ids = itertools.count(1)
+        self._responders: dict[str, _Responder] = {}
+
+    def authorizes(self, id_tag: object) -> bool:
+        """Args:
+            id_tag: the idTag / idToken value from a request.
+
+        Returns:
+            True when the tag is accepted.
+        """
+        return self.accept_all or (isinstance(id_tag, str) and id_tag in self.allowed_id_tags)
+
+    def next_transaction_id(self) -> int:
+        """Returns: a fresh transaction id (1, 2, ...)."""
+        return next(self._transaction_ids)
+
+    async def open(self, charge_point_id: str, subprotocol: str) -> LocalLink:
+        """Open the local link of a charge point (never fails for a known version).
+
+        Args:
+            charge_point_id: the identity.
+            subprotocol: the negotiated version.
+
+        Returns:
+            The link.
+
+        Raises:
+            TransportUnavailable: unknown version.
+        """
+        responder = self._responders.get(subprotocol)
+        if responder is None:
+            if subprotocol not in _SCHEMA_DIRS:
+                raise TransportUnavailable(f"local responder does not speak {subprotocol}")
+            responder = self._responders[subprotocol] = _Responder(subprotocol, self)
+        return LocalLink(self, charge_point_id, responder)
+
+    async def close(self) -> None:
+        """Flush and close the journal."""
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
