@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from typing import Any
@@ -129,15 +130,17 @@ class WebSocketTransport:
                 the subprotocol.
         """
         url = f"{self.url}/{quote(charge_point_id, safe='')}"
-        auth = None
+        headers = {}
         if self._password is not None:
-            auth = aiohttp.BasicAuth(self._username or charge_point_id, self._password)
+            user = self._username or charge_point_id
+            token = base64.b64encode(f"{user}:{self._password}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
         try:
             async with asyncio.timeout(self._timeout):
                 ws = await self._client().ws_connect(
                     url,
                     protocols=(subprotocol,),
-                    auth=auth,
+                    headers=headers,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
                     autoping=True,
                     compress=self._compress,

@@ -1,0 +1,122 @@
+"""Helpers of the server tests: a tiny recording CSMS on aiohttp, frame and metric helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ocpp_gateway.server import RunningGateway
+
+WAIT = 10.0  # upper bound of every wait in these tests, in seconds
+
+
+@dataclass
+class CsmsLink:
+    """One charge point as the CSMS sees it."""
+
+    charge_point_id: str
+    protocol: str | None
+    ws: web.WebSocketResponse
+    frames: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    authorization: str | None = None
+
+    async def next_frame(self) -> bytes:
+        """The next frame the CSMS received from this charge point."""
+        return await asyncio.wait_for(self.frames.get(), WAIT)
+
+    async def send(self, frame: bytes) -> None:
+        """Send a text frame to the charge point, bytes unchanged."""
+        await self.ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
+
+
+@dataclass
+class Csms:
+    """A recording CSMS: answers CALLs automatically (unless `auto_answer` is False) with
+    `answers[action]`, records every frame, and lets a test send frames of its own."""
+
+    url: str = ""
+    auto_answer: bool = True
+    refuse_status: int | None = None
+    answers: dict[str, Callable[[str, Any], Any]] = field(default_factory=dict)
+    links: dict[str, CsmsLink] = field(default_factory=dict)
+    connected: asyncio.Queue[CsmsLink] = field(default_factory=asyncio.Queue)
+    handshakes: int = 0
+
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        self.handshakes += 1
+        if self.refuse_status is not None:
+            return web.Response(status=self.refuse_status)
+        ws = web.WebSocketResponse(protocols=("ocpp1.6", "ocpp2.0.1", "ocpp2.1"), decode_text=False)
+        await ws.prepare(request)
+        link = CsmsLink(
+            request.match_info["id"],
+            ws.ws_protocol,
+            ws,
+            authorization=request.headers.get("Authorization"),
+        )
+        self.links[link.charge_point_id] = link
+        self.connected.put_nowait(link)
+        try:
+            async for msg in ws:
+                if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    break
+                data: bytes = msg.data
+                link.frames.put_nowait(data)
+                message = json.loads(data)
+                if self.auto_answer and message[0] == 2:
+                    answer = self.answers.get(message[2], lambda _cp, _p: {})
+                    body = answer(link.charge_point_id, message[3])
+                    await ws.send_frame(
+                        json.dumps([3, message[1], body]).encode(), aiohttp.WSMsgType.TEXT
+                    )
+        finally:
+            link.closed.set()
+        return ws
+
+    async def next_link(self) -> CsmsLink:
+        """The next charge point that connected."""
+        return await asyncio.wait_for(self.connected.get(), WAIT)
+
+
+def heartbeat_answer(_cp: str, _payload: Any) -> Any:
+    return {"currentTime": "2025-01-01T00:00:00Z"}
+
+
+def boot_answer(charge_point_id: str, _payload: Any) -> Any:
+    # The interval carries the charge point's number so that each one can check its own answer.
+    digits = "".join(ch for ch in charge_point_id if ch.isdigit()) or "0"
+    return {"status": "Accepted", "currentTime": "2025-01-01T00:00:00Z", "interval": int(digits)}
+
+
+GatewayFactory = Callable[..., Awaitable[RunningGateway]]
+
+
+async def receive_frame(ws: aiohttp.ClientWebSocketResponse) -> bytes:
+    """The next text frame a charge point received, as bytes; fails on close or timeout."""
+    msg = await asyncio.wait_for(ws.receive(), WAIT)
+    assert msg.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {msg!r}"
+    data = msg.data
+    return data if isinstance(data, bytes) else data.encode()
+
+
+async def scrape(client: aiohttp.ClientSession, gateway: RunningGateway) -> dict[str, float]:
+    """Scrape /metrics and flatten it: 'name{k="v",...}' (labels sorted) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    http = gateway.url.replace("ws://", "http://", 1)
+    async with client.get(f"{http}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    flat: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            flat[f"{sample.name}{{{labels}}}"] = sample.value
+    return flat
