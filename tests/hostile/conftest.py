@@ -16,6 +16,7 @@ from ocpp_gateway.security import SecurityConfig
 from ocpp_gateway.server import RunningGateway, start_gateway
 
 RECV_TIMEOUT = 10.0
+_connection_ids = itertools.count()  # a fresh charge point id per connection: no takeovers
 
 
 def gateway_config(**security: Any) -> GatewayConfig:
@@ -66,7 +67,7 @@ class Probe:
     async def connect(self) -> ClientConnection:
         if self.ws is None:
             self.ws = await connect(
-                f"{self.url}/ocpp/HOSTILE-{self.version}",
+                f"{self.url}/ocpp/HOSTILE-{next(_connection_ids)}",
                 subprotocols=[self.version],  # type: ignore[list-item]
                 max_size=None,
                 open_timeout=RECV_TIMEOUT,
