@@ -223,24 +223,22 @@ class SimChargePoint:
             stats.record_handshake_failure(str(exc.status))
             return False
         except (aiohttp.ClientError, OSError, TimeoutError):
-            stats.connect_failures += 1
+            stats.record_connect_failure()
             return False
         if ws.protocol != self.version:
             stats.record_handshake_failure("subprotocol")
             await ws.close()
             return False
-        stats.connects += 1
-        stats.connected += 1
+        stats.record_connected(+1)
         booted = False
         try:
             await self._serve(ws)
         finally:
             booted = self._booted
-            stats.connected -= 1
-            stats.disconnects += 1
             if self._booted:
                 stats.booted -= 1
                 self._booted = False
+            stats.record_connected(-1)
             self._outstanding = None
             self._queue.clear()
             self._timers.clear()

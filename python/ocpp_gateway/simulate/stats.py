@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Log-spaced latency buckets: bucket i holds [_BASE * _RATIO**i, _BASE * _RATIO**(i+1)).
@@ -127,6 +129,38 @@ class FleetStats:
     unmatched: int = 0
     latency: list[int] = field(default_factory=lambda: [0] * _BUCKETS)
     latency_by_action: dict[str, list[int]] = field(default_factory=dict)
+    _changed: asyncio.Event | None = field(default=None, repr=False, compare=False)
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[FleetStats], bool]) -> None:
+        """Wait until `predicate(self)` holds, re-checking whenever a CALL is answered, fails,
+        times out, or a connection opens, closes or fails. Bound it with `asyncio.timeout`.
+
+        Args:
+            predicate: the condition on these counters.
+        """
+        while not predicate(self):
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            self._changed.clear()
+            await self._changed.wait()
+
+    def record_connected(self, delta: int) -> None:
+        """A socket opened (+1) or closed (-1)."""
+        self.connected += delta
+        if delta > 0:
+            self.connects += 1
+        else:
+            self.disconnects += 1
+        self._notify()
+
+    def record_connect_failure(self) -> None:
+        """Count one failed TCP connect or handshake without an HTTP status."""
+        self.connect_failures += 1
+        self._notify()
 
     def record_sent(self, action: str) -> None:
         """Count one CALL sent."""
@@ -141,23 +175,28 @@ class FleetStats:
         if histogram is None:
             histogram = self.latency_by_action[action] = [0] * _BUCKETS
         histogram[index] += 1
+        self._notify()
 
     def record_error(self, action: str, code: str) -> None:
         """Count one CALLERROR answering our CALL of `action`."""
         _bump(self.errors, action)
         _bump(self.error_codes, code)
+        self._notify()
 
     def record_timeout(self, action: str) -> None:
         """Count one CALL left unanswered."""
         _bump(self.timeouts, action)
+        self._notify()
 
     def record_received_call(self, action: str) -> None:
         """Count one CSMS-initiated CALL."""
         _bump(self.received_calls, action)
+        self._notify()
 
     def record_handshake_failure(self, reason: str) -> None:
         """Count one refused handshake (HTTP status or "subprotocol")."""
         _bump(self.handshake_failures, reason)
+        self._notify()
 
     def total_sent(self) -> int:
         """CALLs sent, all actions."""
