@@ -1,0 +1,144 @@
+"""`ocpp-gateway bench`: the capacity-planning benchmark suite (run, report, plan).
+
+ocpp-gateway bench --smoke --out /tmp/bench        # every scenario, tiny fleet, seconds
+ocpp-gateway bench --out benches/results           # the full capacity run (~20 min)
+ocpp-gateway bench report --from DIR/report.json   # re-render Markdown and plots
+ocpp-gateway bench plan --charge-points 20000 --profile realistic-1.6 --from report.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocpp-gateway bench",
+        description="Capacity run: the gateway against baseline relays and the direct path.",
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny fleet, a few seconds")
+    parser.add_argument("--out", default="bench-results", help="directory for the report")
+    parser.add_argument("--targets", help="comma-separated subset of the targets")
+    parser.add_argument("--scale-steps", help="comma-separated charge point counts")
+    parser.add_argument("--scale-targets", help="targets of the scaling run ('' for none)")
+    parser.add_argument("--seconds", type=float, help="measured seconds per load phase")
+    parser.add_argument("--charge-points", type=int, help="fleet held per target")
+    parser.add_argument("--drivers", type=int, help="connections sending in load phases")
+    parser.add_argument("--storm", type=int, help="charge points in the reconnect storm")
+    parser.add_argument("--gateway-config", help="gateway TOML (default: rate limit off)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def _plan_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocpp-gateway bench plan",
+        description="Cores and memory a fleet needs, from a capacity report's measured costs.",
+    )
+    parser.add_argument("--charge-points", type=int, required=True)
+    parser.add_argument("--profile", required=True, help="a simulator profile, e.g. realistic-1.6")
+    parser.add_argument("--from", dest="source", required=True, help="report.json of a run")
+    parser.add_argument(
+        "--utilisation", type=float, default=0.6, help="share of a core to plan for (0.6)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    return parser
+
+
+def _csv(text: str | None, cast: type = str) -> tuple[object, ...] | None:
+    if text is None:
+        return None
+    return tuple(cast(item.strip()) for item in text.split(",") if item.strip())
+
+
+def _run(argv: Sequence[str]) -> int:
+    from rich.console import Console
+
+    from ocpp_gateway.bench import report
+    from ocpp_gateway.bench.runner import Run, settings_for
+    from ocpp_gateway.bench.targets import TARGETS
+
+    args = _run_parser().parse_args(list(argv))
+    targets = _csv(args.targets)
+    scale_targets = _csv(args.scale_targets)
+    for name in (*(targets or ()), *(scale_targets or ())):
+        if name not in TARGETS:
+            print(f"error: unknown target {name!r} (one of {', '.join(TARGETS)})", file=sys.stderr)
+            return 2
+    settings = settings_for(
+        "smoke" if args.smoke else "full",
+        targets=targets,
+        scale_targets=scale_targets,
+        scale_steps=_csv(args.scale_steps, int),
+        seconds=args.seconds,
+        charge_points=args.charge_points,
+        drivers=args.drivers,
+        storm_charge_points=args.storm,
+        gateway_config=args.gateway_config,
+    )
+    out = Path(args.out)
+    console = Console(stderr=True, quiet=args.quiet)
+    run = Run(settings, out, console)
+    result = asyncio.run(run.run())
+    path = report.write(result, out)
+    console.print(f"report: {path}")
+    for check in result["summary"]["checks"]:
+        mark = "ok " if check["ok"] else "MISSED"
+        console.print(f"  [{mark}] {check['goal']}: {check['detail']}")
+    return 0
+
+
+def _report(argv: Sequence[str]) -> int:
+    from ocpp_gateway.bench import report
+
+    parser = argparse.ArgumentParser(prog="ocpp-gateway bench report")
+    parser.add_argument("--from", dest="source", required=True, help="report.json of a run")
+    parser.add_argument("--out", help="directory (default: the report's own)")
+    args = parser.parse_args(list(argv))
+    source = Path(args.source)
+    data = report.load(source)
+    print(report.write(data, Path(args.out) if args.out else source.parent))
+    return 0
+
+
+def _plan(argv: Sequence[str]) -> int:
+    from ocpp_gateway.bench import report
+    from ocpp_gateway.bench.planner import plan, render
+
+    args = _plan_parser().parse_args(list(argv))
+    try:
+        data = report.load(Path(args.source))
+        result = plan(data, args.charge_points, args.profile, args.utilisation)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.as_dict(), indent=1) if args.json else render(result))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `ocpp-gateway bench`.
+
+    Args:
+        argv: arguments after `bench`; `sys.argv[1:]` when None.
+
+    Returns:
+        The exit status: 0 on success, 2 on bad arguments.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "plan":
+        return _plan(args[1:])
+    if args and args[0] == "report":
+        return _report(args[1:])
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

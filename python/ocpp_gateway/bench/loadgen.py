@@ -1,0 +1,560 @@
+"""Load-generator processes: each holds many charge point WebSockets and drives calls on command.
+
+The parent (`LoadGenerator`) talks to each worker process over a pipe: connect a slice of the
+fleet, run a closed-loop or paced phase, sample heartbeats, reconnect everything at once, report.
+Frames are pre-encoded (`frames.CallTemplate`); each connection has one reader task that matches
+results to calls by UniqueId. Every worker measures its own CPU time so the parent can tell
+whether the load generator, rather than the system under test, was the bottleneck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnProcess
+from typing import Any, Literal
+
+import aiohttp
+from aiohttp import WSMsgType
+
+from ocpp_gateway.bench.frames import MIX, CallTemplate, answered_unique_id
+from ocpp_gateway.bench.procs import raise_nofile_limit, self_cpu
+
+_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+
+class _Link:
+    """One charge point connection held by a worker."""
+
+    __slots__ = ("charge_point_id", "pending", "reader", "seq", "url", "version", "ws")
+
+    def __init__(
+        self,
+        url: str,
+        charge_point_id: str,
+        version: str,
+        ws: aiohttp.ClientWebSocketResponse[Literal[False]],
+    ) -> None:
+        self.url = url
+        self.charge_point_id = charge_point_id
+        self.version = version
+        self.ws = ws
+        self.pending: dict[bytes, asyncio.Future[int]] = {}
+        self.seq = 0
+        self.reader: asyncio.Task[None] | None = None
+
+    async def read(self) -> None:
+        ws = self.ws
+        try:
+            while True:
+                message = await ws.receive()
+                if message.type is WSMsgType.TEXT:
+                    kind, unique_id = answered_unique_id(message.data)
+                    future = self.pending.pop(unique_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(kind)
+                elif message.type in _CLOSED:
+                    break
+        finally:
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("connection closed"))
+            self.pending.clear()
+
+    async def call(self, template: CallTemplate) -> int:
+        """Send one CALL and wait for its answer; returns the answer's MessageTypeId."""
+        self.seq += 1
+        unique_id = b"%x" % self.seq
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.pending[unique_id] = future
+        await self.ws.send_frame(template.frame(unique_id), WSMsgType.TEXT)
+        return await future
+
+
+class _Recorder:
+    """Latencies and counts of the calls completed inside a measurement window."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start = start
+        self.end = end
+        self.latencies: list[float] = []
+        self.by_action: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.failed = 0
+
+    def record(self, action: str, sent: float, kind: int) -> None:
+        done = time.monotonic()
+        if self.start <= done <= self.end:
+            self.latencies.append(done - sent)
+            self.by_action[action] += 1
+            if kind != 3:
+                self.errors[action] += 1
+
+    def result(self, cpu: float, wall: float) -> dict[str, Any]:
+        return {
+            "latencies": self.latencies,
+            "by_action": dict(self.by_action),
+            "errors": dict(self.errors),
+            "failed": self.failed,
+            "cpu": cpu,
+            "wall": wall,
+        }
+
+
+class Worker:
+    """The state of one load-generator process: its connections and HTTP client."""
+
+    def __init__(self, local_addr: str | None) -> None:
+        """Args:
+        local_addr: source address of this worker's sockets (e.g. "127.0.1.1"), or None.
+        """
+        self.local_addr = local_addr
+        self.links: list[_Link] = []
+        self._client: aiohttp.ClientSession | None = None
+        self._templates: dict[str, dict[str, CallTemplate]] = {}
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._client is None:
+            connector = aiohttp.TCPConnector(
+                limit=0,
+                local_addr=(self.local_addr, 0) if self.local_addr else None,
+                use_dns_cache=True,
+            )
+            self._client = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+            )
+        return self._client
+
+    def _template(self, version: str, action: str) -> CallTemplate:
+        by_action = self._templates.setdefault(version, {})
+        template = by_action.get(action)
+        if template is None:
+            template = by_action[action] = CallTemplate(version, action)
+        return template
+
+    async def _open(
+        self, url: str, charge_point_id: str, version: str, boot: bool, limit: float
+    ) -> tuple[_Link | None, str]:
+        """Open one connection (and boot it); returns (link, "") or (None, failure reason)."""
+        try:
+            async with asyncio.timeout(limit):
+                ws = await self._session().ws_connect(
+                    f"{url}/{charge_point_id}",
+                    protocols=(version,),
+                    decode_text=False,
+                    autoping=True,
+                    max_msg_size=1 << 20,
+                )
+        except aiohttp.WSServerHandshakeError as error:
+            return None, f"http_{error.status}"
+        except TimeoutError:
+            return None, "timeout"
+        except (aiohttp.ClientError, OSError) as error:
+            return None, type(error).__name__
+        link = _Link(url, charge_point_id, version, ws)
+        link.reader = asyncio.create_task(link.read())
+        if ws.protocol != version:
+            await self._close_link(link)
+            return None, "no_subprotocol"
+        if boot:
+            try:
+                async with asyncio.timeout(limit):
+                    kind = await link.call(self._template(version, "BootNotification"))
+            except (TimeoutError, ConnectionError):
+                await self._close_link(link)
+                return None, "boot_unanswered"
+            if kind != 3:
+                await self._close_link(link)
+                return None, "boot_rejected"
+        return link, ""
+
+    async def _close_link(self, link: _Link) -> None:
+        if link.reader is not None:
+            link.reader.cancel()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5.0):
+                await link.ws.close()
+
+    async def connect(
+        self,
+        fleet: Sequence[tuple[str, str, str]],
+        concurrency: int = 100,
+        boot: bool = True,
+        limit: float = 30.0,
+    ) -> dict[str, Any]:
+        """Open and boot connections for a slice of the fleet.
+
+        Args:
+            fleet: (base URL, charge point id, subprotocol); each connects to `{url}/{id}`.
+            concurrency: handshakes in flight at once.
+            boot: send a BootNotification on each new connection.
+            limit: seconds allowed per handshake and per boot.
+
+        Returns:
+            {"connected", "failures" (reason -> count), "seconds", "cpu", "total"}.
+        """
+        semaphore = asyncio.Semaphore(concurrency)
+        failures: Counter[str] = Counter()
+        started, cpu0 = time.monotonic(), self_cpu()
+
+        async def one(url: str, charge_point_id: str, version: str) -> None:
+            async with semaphore:
+                link, reason = await self._open(url, charge_point_id, version, boot, limit)
+            if link is None:
+                failures[reason] += 1
+            else:
+                self.links.append(link)
+
+        await asyncio.gather(*(one(url, cp, version) for url, cp, version in fleet))
+        return {
+            "connected": len(fleet) - sum(failures.values()),
+            "failures": dict(failures),
+            "seconds": time.monotonic() - started,
+            "cpu": self_cpu() - cpu0,
+            "total": len(self.links),
+        }
+
+    async def closed_loop(
+        self,
+        start: float,
+        end: float,
+        actions: Sequence[str] | None = None,
+        drivers: int | None = None,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        """Every connection sends CALLs back to back, one outstanding, until `end`.
+
+        Args:
+            start: monotonic time at which measurement begins (calls before it warm up).
+            end: monotonic time at which the phase stops.
+            actions: the actions to cycle through; None uses the version's busy mix.
+            drivers: how many of the connections send (the others stay idle); None for all.
+            version: only connections of this subprotocol send; None for all.
+
+        Returns:
+            Calls, latencies and errors completed in [start, end], and this worker's CPU time.
+        """
+        recorder = _Recorder(start, end)
+
+        async def drive(link: _Link) -> None:
+            names = tuple(actions) if actions else MIX[link.version]
+            templates = [self._template(link.version, name) for name in names]
+            index = random.randrange(len(templates))
+            while time.monotonic() < end:
+                template = templates[index % len(templates)]
+                index += 1
+                sent = time.monotonic()
+                try:
+                    kind = await link.call(template)
+                except ConnectionError:
+                    recorder.failed += 1
+                    return
+                recorder.record(template.action, sent, kind)
+
+        return await self._run_phase(drive, recorder, start, end, drivers, version)
+
+    async def paced(
+        self,
+        start: float,
+        end: float,
+        rate: float,
+        actions: Sequence[str] | None = None,
+        drivers: int | None = None,
+    ) -> dict[str, Any]:
+        """Open-loop load: the worker's connections together send `rate` CALLs per second.
+
+        Latency is measured from each call's scheduled time, not from when it was sent, so a
+        stalled system is not flattered (no coordinated omission).
+
+        Args:
+            start: monotonic time at which measurement begins.
+            end: monotonic time at which the phase stops.
+            rate: calls per second for this worker, spread evenly over its connections.
+            actions: actions to cycle through; None uses the version's busy mix.
+            drivers: how many of the connections send (the others stay idle); None for all.
+
+        Returns:
+            As `closed_loop`.
+        """
+        recorder = _Recorder(start, end)
+        count = len(self.links) if drivers is None else min(drivers, len(self.links))
+        interval = count / rate if rate > 0 else float("inf")
+
+        async def drive(link: _Link) -> None:
+            names = tuple(actions) if actions else MIX[link.version]
+            templates = [self._template(link.version, name) for name in names]
+            index = random.randrange(len(templates))
+            due = time.monotonic() + random.uniform(0, interval)
+            while due < end:
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                template = templates[index % len(templates)]
+                index += 1
+                try:
+                    kind = await link.call(template)
+                except ConnectionError:
+                    recorder.failed += 1
+                    return
+                recorder.record(template.action, due, kind)
+                due += interval
+
+        return await self._run_phase(drive, recorder, start, end, drivers, None)
+
+    async def sample(self, count: int, spread: float, action: str = "Heartbeat") -> dict[str, Any]:
+        """Send one call from each of `count` random connections, spread over `spread` seconds.
+
+        Args:
+            count: connections to sample (capped at the number held).
+            spread: seconds over which the calls are scattered.
+            action: the action to send.
+
+        Returns:
+            {"latencies", "failed", "errors"}.
+        """
+        chosen = random.sample(self.links, min(count, len(self.links)))
+        latencies: list[float] = []
+        errors = 0
+        failed = 0
+
+        async def one(link: _Link) -> None:
+            nonlocal errors, failed
+            await asyncio.sleep(random.uniform(0, spread))
+            sent = time.monotonic()
+            try:
+                async with asyncio.timeout(30.0):
+                    kind = await link.call(self._template(link.version, action))
+            except (TimeoutError, ConnectionError):
+                failed += 1
+                return
+            latencies.append(time.monotonic() - sent)
+            if kind != 3:
+                errors += 1
+
+        await asyncio.gather(*(one(link) for link in chosen))
+        return {"latencies": latencies, "failed": failed, "errors": errors}
+
+    async def storm(self, deadline: float, max_backoff: float = 2.0) -> dict[str, Any]:
+        """Drop every connection, then reconnect and boot all of them at once.
+
+        Charge points whose handshake or boot fails retry with jittered exponential backoff
+        (as real chargers do) until `deadline`.
+
+        Args:
+            deadline: monotonic time after which charge points stop retrying.
+            max_backoff: cap of the retry delay in seconds.
+
+        Returns:
+            {"charge_points", "booted", "seconds" (until the last boot), "refused" (reason ->
+            count of failed attempts), "cpu"}.
+        """
+        fleet = [(link.url, link.charge_point_id, link.version) for link in self.links]
+        await asyncio.gather(*(self._close_link(link) for link in self.links))
+        self.links = []
+        refused: Counter[str] = Counter()
+        started, cpu0 = time.monotonic(), self_cpu()
+        last_boot = started
+
+        async def one(url: str, charge_point_id: str, version: str) -> None:
+            nonlocal last_boot
+            backoff = 0.1
+            while time.monotonic() < deadline:
+                remaining = max(0.1, deadline - time.monotonic())
+                link, reason = await self._open(
+                    url, charge_point_id, version, True, min(30.0, remaining)
+                )
+                if link is not None:
+                    self.links.append(link)
+                    last_boot = max(last_boot, time.monotonic())
+                    return
+                refused[reason] += 1
+                await asyncio.sleep(random.uniform(0.5, 1.0) * backoff)
+                backoff = min(max_backoff, backoff * 2)
+
+        await asyncio.gather(*(one(url, cp, version) for url, cp, version in fleet))
+        return {
+            "charge_points": len(fleet),
+            "booted": len(self.links),
+            "seconds": last_boot - started,
+            "refused": dict(refused),
+            "cpu": self_cpu() - cpu0,
+        }
+
+    async def close(self) -> dict[str, Any]:
+        """Close every connection.
+
+        Returns:
+            {"closed": count}.
+        """
+        links, self.links = self.links, []
+        await asyncio.gather(*(self._close_link(link) for link in links))
+        return {"closed": len(links)}
+
+    async def shutdown(self) -> None:
+        """Close every connection and the HTTP client."""
+        await self.close()
+        if self._client is not None:
+            await self._client.close()
+
+    async def _run_phase(
+        self,
+        drive: Any,
+        recorder: _Recorder,
+        start: float,
+        end: float,
+        drivers: int | None,
+        version: str | None,
+    ) -> dict[str, Any]:
+        links = [link for link in self.links if version is None or link.version == version]
+        if drivers is not None:
+            links = links[:drivers]
+        tasks = [asyncio.create_task(drive(link)) for link in links]
+        delay = start - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        cpu0, wall0 = self_cpu(), time.monotonic()
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=max(0.0, end - time.monotonic()) + 10.0)
+            for task in late:
+                task.cancel()
+            recorder.failed += len(late)
+            cpu_in_window, wall = self_cpu() - cpu0, time.monotonic() - wall0
+        else:
+            cpu_in_window, wall = 0.0, 0.0
+        return recorder.result(cpu_in_window, wall)
+
+
+async def _serve(pipe: Connection, local_addr: str | None) -> None:
+    worker = Worker(local_addr)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, lambda: None)
+    while True:
+        command, arguments = await loop.run_in_executor(None, pipe.recv)
+        if command == "exit":
+            break
+        try:
+            result = await getattr(worker, command)(**arguments)
+        except Exception as error:  # reported to the parent, which raises
+            result = {"error": f"{type(error).__name__}: {error}"}
+        pipe.send(result)
+    await worker.shutdown()
+    pipe.send({"exited": True})
+
+
+def _process_main(pipe: Connection, local_addr: str | None) -> None:
+    raise_nofile_limit()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+    asyncio.run(_serve(pipe, local_addr))
+
+
+class LoadGeneratorError(RuntimeError):
+    """A load-generator worker failed a command."""
+
+
+class LoadGenerator:
+    """A pool of load-generator processes driven together."""
+
+    def __init__(self, processes: int, local_addrs: Sequence[str | None] = ()) -> None:
+        """Args:
+        processes: number of worker processes.
+        local_addrs: source address per worker (cycled); empty means the kernel's choice.
+        """
+        self.size = processes
+        self.local_addrs = list(local_addrs) or [None]
+        self._pipes: list[Connection] = []
+        self._processes: list[SpawnProcess] = []
+
+    def start(self) -> None:
+        """Start the worker processes."""
+        context = multiprocessing.get_context("spawn")
+        for index in range(self.size):
+            parent, child = context.Pipe()
+            address = self.local_addrs[index % len(self.local_addrs)]
+            process = context.Process(
+                target=_process_main, args=(child, address), name="bench-loadgen", daemon=True
+            )
+            process.start()
+            child.close()
+            self._pipes.append(parent)
+            self._processes.append(process)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers."""
+        return [process.pid for process in self._processes if process.pid is not None]
+
+    def split(self, items: Sequence[Any]) -> list[list[Any]]:
+        """Deal items round-robin over the workers.
+
+        Args:
+            items: anything to share out.
+
+        Returns:
+            One list per worker.
+        """
+        return [list(items[index :: self.size]) for index in range(self.size)]
+
+    async def run(self, command: str, per_worker: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send a command to every worker and wait for all answers.
+
+        Args:
+            command: a `Worker` method name.
+            per_worker: keyword arguments, one mapping per worker.
+
+        Returns:
+            The workers' answers, in worker order.
+
+        Raises:
+            LoadGeneratorError: a worker reported an error.
+        """
+        loop = asyncio.get_running_loop()
+        for pipe, arguments in zip(self._pipes, per_worker, strict=True):
+            pipe.send((command, dict(arguments)))
+        answers = await asyncio.gather(
+            *(loop.run_in_executor(None, pipe.recv) for pipe in self._pipes)
+        )
+        for answer in answers:
+            if "error" in answer:
+                raise LoadGeneratorError(f"{command}: {answer['error']}")
+        return list(answers)
+
+    async def all(self, command: str, **arguments: Any) -> list[dict[str, Any]]:
+        """Send the same command to every worker.
+
+        Args:
+            command: a `Worker` method name.
+            **arguments: its keyword arguments.
+
+        Returns:
+            The workers' answers.
+        """
+        return await self.run(command, [arguments] * self.size)
+
+    async def stop(self) -> None:
+        """Ask the workers to close everything and exit; kill those that do not."""
+        loop = asyncio.get_running_loop()
+        for pipe, process in zip(self._pipes, self._processes, strict=True):
+            if process.is_alive():
+                with contextlib.suppress(OSError):
+                    pipe.send(("exit", {}))
+        for pipe, process in zip(self._pipes, self._processes, strict=True):
+            with contextlib.suppress(EOFError, OSError):
+                if await loop.run_in_executor(None, pipe.poll, 15.0):
+                    pipe.recv()
+            await loop.run_in_executor(None, process.join, 5.0)
+            if process.is_alive():
+                process.kill()
+            pipe.close()
+        self._pipes, self._processes = [], []

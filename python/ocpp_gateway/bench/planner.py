@@ -1,0 +1,239 @@
+"""Capacity planner: from measured per-call costs, the cores and memory a fleet needs.
+
+The traffic of one charge point comes from a simulator profile (`ocpp_gateway.simulate.PROFILES`,
+e.g. "realistic-1.6"): heartbeats, status changes, transactions (Authorize, start, meter samples,
+stop) at the profile's intervals. Each call costs the gateway CPU per round trip measured for its
+action in a capacity report; memory per charge point and per worker come from the same report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ocpp_gateway.simulate import PROFILES, Profile
+
+#: Charge points one worker may hold: two sockets each, under a 20,000 open-files limit.
+FILES_PER_WORKER = 20_000
+FILES_RESERVED = 200
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a fleet needs, with the figures it was derived from."""
+
+    charge_points: int
+    profile: str
+    calls_per_second: float
+    cpu_us_per_call: float
+    cores: float
+    workers: int
+    memory_bytes: int
+    memory_per_cp: float
+    reconnect_seconds: float
+    notes: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as a JSON-friendly mapping."""
+        return {
+            "charge_points": self.charge_points,
+            "profile": self.profile,
+            "calls_per_second": self.calls_per_second,
+            "cpu_us_per_call": self.cpu_us_per_call,
+            "cores": self.cores,
+            "workers": self.workers,
+            "memory_bytes": self.memory_bytes,
+            "memory_per_cp": self.memory_per_cp,
+            "reconnect_seconds": self.reconnect_seconds,
+            "notes": list(self.notes),
+        }
+
+
+def call_rates(profile: Profile) -> dict[str, float]:
+    """Average CALLs per second of one charge point following `profile`, by action.
+
+    Args:
+        profile: a simulator profile.
+
+    Returns:
+        action -> calls per second (actions named as on the wire of the profile's version).
+    """
+    rates: dict[str, float] = {}
+
+    def add(action: str, per_second: float) -> None:
+        if per_second > 0:
+            rates[action] = rates.get(action, 0.0) + per_second
+
+    connectors = profile.connectors
+    if profile.heartbeat_interval > 0:
+        add("Heartbeat", 1.0 / profile.heartbeat_interval)
+    if profile.status_interval > 0:
+        add("StatusNotification", connectors / profile.status_interval)
+    if profile.transaction_interval > 0:
+        cycle = profile.transaction_interval + profile.transaction_duration
+        sessions = connectors / cycle  # transactions started per second
+        charging = connectors * profile.transaction_duration / cycle  # connectors busy
+        meters = charging / profile.meter_interval if profile.meter_interval > 0 else 0.0
+        add("Authorize", sessions)
+        add("StatusNotification", 2 * sessions)  # Occupied/Charging, then Available
+        if profile.version == "ocpp1.6":
+            add("StartTransaction", sessions)
+            add("StopTransaction", sessions)
+            add("MeterValues", meters)
+        else:
+            add("TransactionEvent", 2 * sessions + meters)
+    return rates
+
+
+def _version_label(version: str) -> str:
+    return "1.6" if version == "ocpp1.6" else "2.0.1"
+
+
+def call_cost(report: dict[str, Any], action: str, version: str) -> tuple[float, bool]:
+    """The gateway's CPU µs per round trip of an action, from a report.
+
+    Args:
+        report: a capacity report.
+        action: the action.
+        version: "ocpp1.6" or "ocpp2.0.1".
+
+    Returns:
+        (µs, measured): the action's own figure when the report has it, else the busy mix's.
+
+    Raises:
+        ValueError: the report has no gateway throughput figure at all.
+    """
+    gateway = report.get("targets", {}).get("gateway", {})
+    by_action = gateway.get("actions", {})
+    entry = by_action.get(f"{action} ({_version_label(version)})")
+    if entry and entry.get("cpu_per_rt_us"):
+        return float(entry["cpu_per_rt_us"]), True
+    mix = gateway.get("throughput", {}).get("cpu_per_rt_us")
+    if not mix:
+        raise ValueError("the report has no gateway CPU per round trip")
+    return float(mix), False
+
+
+def memory_per_cp(report: dict[str, Any]) -> tuple[float, float, str]:
+    """Gateway memory per idle charge point and base memory per worker process.
+
+    Args:
+        report: a capacity report.
+
+    Returns:
+        (bytes per charge point, bytes per worker process, where the figure comes from).
+
+    Raises:
+        ValueError: no gateway memory figure in the report.
+    """
+    scaling = report.get("scaling", {}).get("gateway", {})
+    steps = scaling.get("steps", [])
+    gateway = report.get("targets", {}).get("gateway", {})
+    memory = gateway.get("memory", {})
+    per_worker = memory.get("base_rss", 0) / max(1, memory.get("processes", 1))
+    if steps:
+        last = steps[-1]
+        if scaling.get("base_rss") and last.get("processes"):
+            per_worker = scaling["base_rss"] / last["processes"]
+        loaded = memory.get("load_per_cp", 0.0) - memory.get("idle_per_cp", 0.0)
+        return (
+            float(last["per_cp"]) + max(0.0, loaded),
+            float(per_worker),
+            f"scaling step {last['connected']:,}",
+        )
+    if memory.get("idle_per_cp"):
+        per_cp = max(memory["idle_per_cp"], memory.get("load_per_cp", 0.0))
+        return float(per_cp), float(per_worker), "memory scenario"
+    raise ValueError("the report has no gateway memory figure")
+
+
+def plan(
+    report: dict[str, Any], charge_points: int, profile_name: str, utilisation: float = 0.6
+) -> Plan:
+    """Size a gateway deployment for a fleet.
+
+    Args:
+        report: a capacity report (`report.json`).
+        charge_points: fleet size.
+        profile_name: a key of `ocpp_gateway.simulate.PROFILES`.
+        utilisation: the share of each core the plan allows the gateway to use in steady state
+            (headroom for bursts, reconnect storms and the OS).
+
+    Returns:
+        The plan.
+
+    Raises:
+        KeyError: unknown profile.
+        ValueError: the report lacks the figures needed, or bad arguments.
+    """
+    if charge_points < 1:
+        raise ValueError("charge_points must be at least 1")
+    if not 0 < utilisation <= 1:
+        raise ValueError("utilisation must be within (0, 1]")
+    if profile_name not in PROFILES:
+        raise KeyError(f"unknown profile {profile_name!r}; known: {', '.join(sorted(PROFILES))}")
+    profile = PROFILES[profile_name]
+    notes: list[str] = []
+    rates = call_rates(profile)
+    cpu_per_cp = 0.0
+    for action, rate in rates.items():
+        cost, measured = call_cost(report, action, profile.version)
+        if not measured:
+            notes.append(f"{action}: no per-action figure, used the busy mix's {cost:.1f} µs")
+        cpu_per_cp += rate * cost * 1e-6
+    per_second = sum(rates.values())
+    cores = charge_points * cpu_per_cp / utilisation
+    per_cp, per_worker, source = memory_per_cp(report)
+    per_worker_cps = (FILES_PER_WORKER - FILES_RESERVED) // 2
+    workers = max(1, math.ceil(cores), math.ceil(charge_points / per_worker_cps))
+    memory = int(charge_points * per_cp * 1.25 + workers * per_worker)
+    notes.append(f"memory per charge point from the {source}, plus 25% headroom")
+    # Reconnect: how long the whole fleet takes to be admitted again after an outage.
+    storm = report.get("targets", {}).get("gateway", {}).get("storm", {})
+    handshake_us = float(storm.get("cpu_per_handshake_us", 0.0))
+    reconnect = charge_points * handshake_us * 1e-6 / max(1, workers) if handshake_us else 0.0
+    if handshake_us:
+        notes.append(
+            f"a full-fleet reconnect costs {handshake_us:.0f} µs of gateway CPU per charge point "
+            f"(measured storm); with {workers} worker(s) busy it lasts about {reconnect:.0f} s"
+        )
+    if workers > math.ceil(cores):
+        notes.append(
+            f"{workers} workers are needed for open files alone "
+            f"(≤{per_worker_cps:,} charge points per worker)"
+        )
+    return Plan(
+        charge_points=charge_points,
+        profile=profile_name,
+        calls_per_second=per_second * charge_points,
+        cpu_us_per_call=(cpu_per_cp / per_second * 1e6) if per_second else 0.0,
+        cores=cores,
+        workers=workers,
+        memory_bytes=memory,
+        memory_per_cp=per_cp,
+        reconnect_seconds=reconnect,
+        notes=tuple(notes),
+    )
+
+
+def render(result: Plan) -> str:
+    """A plan as readable text.
+
+    Args:
+        result: the plan.
+
+    Returns:
+        Lines of text.
+    """
+    lines = [
+        f"fleet: {result.charge_points:,} charge points, profile {result.profile}",
+        f"traffic: {result.calls_per_second:,.1f} CALLs/s "
+        f"(mean gateway CPU {result.cpu_us_per_call:.1f} µs per round trip)",
+        f"cores: {result.cores:.2f} (at the chosen utilisation), "
+        f"workers: {result.workers} (--workers)",
+        f"memory: {result.memory_bytes / 2**20:,.0f} MiB "
+        f"({result.memory_per_cp / 1024:.1f} KB per charge point)",
+    ]
+    lines += [f"note: {note}" for note in result.notes]
+    return "\n".join(lines)

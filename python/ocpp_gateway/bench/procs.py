@@ -1,0 +1,194 @@
+"""Process accounting for benchmarks: CPU time and resident memory from /proc, fd limits, ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import socket
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+_TICKS: float = float(os.sysconf("SC_CLK_TCK"))
+_PAGE: int = os.sysconf("SC_PAGE_SIZE")
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit.
+
+    Returns:
+        The soft limit now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on `host`.
+
+    Args:
+        host: the address to probe.
+
+    Returns:
+        The port number.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """Every live descendant of a process (children, grandchildren, ...).
+
+    Args:
+        pid: the root process.
+
+    Returns:
+        The pids of the descendants, root excluded.
+    """
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@dataclass(frozen=True)
+class Usage:
+    """CPU seconds (user + system) and resident bytes of a set of processes at one instant."""
+
+    cpu: float
+    rss: int
+    processes: int
+    at: float
+
+
+def usage(pids: list[int]) -> Usage:
+    """Read the CPU time and RSS of processes from /proc.
+
+    Args:
+        pids: the processes; those already gone are skipped.
+
+    Returns:
+        Their summed usage, stamped with `time.monotonic()`.
+    """
+    cpu = 0.0
+    rss = 0
+    alive = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # Fields after the command name: state is [0], utime [11], stime [12], rss pages [21].
+        cpu += (int(fields[11]) + int(fields[12])) / _TICKS
+        rss += int(fields[21]) * _PAGE
+        alive += 1
+    return Usage(cpu=cpu, rss=rss, processes=alive, at=time.monotonic())
+
+
+class ProcessGroup:
+    """A root process and its descendants, measured together (a gateway and its workers)."""
+
+    def __init__(self, root: int, name: str) -> None:
+        """Args:
+        root: pid of the process that was started.
+        name: label used in reports.
+        """
+        self.root = root
+        self.name = name
+
+    def pids(self) -> list[int]:
+        """The root and its descendants now alive.
+
+        Returns:
+            Pids, root first.
+        """
+        return [self.root, *children_of(self.root)]
+
+    def usage(self) -> Usage:
+        """CPU and RSS of the whole group now.
+
+        Returns:
+            The summed usage.
+        """
+        return usage(self.pids())
+
+
+def self_cpu() -> float:
+    """CPU seconds (user + system) used by this process so far.
+
+    Returns:
+        Seconds.
+    """
+    times = os.times()
+    return times.user + times.system
+
+
+async def wait_http_ok(url: str, limit: float, alive: object = None) -> None:
+    """Poll an HTTP endpoint until it answers 200.
+
+    Args:
+        url: e.g. "http://127.0.0.1:8080/healthz".
+        limit: seconds to give up after.
+        alive: optional callable returning False when the server process has died.
+
+    Raises:
+        TimeoutError: no 200 within `limit`, or the process died.
+    """
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as client:
+        while time.monotonic() < deadline:
+            if callable(alive) and not alive():
+                raise TimeoutError(f"process behind {url} exited")
+            try:
+                async with client.get(url) as response:
+                    if response.status == 200:
+                        return
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer 200 within {limit} s")
+
+
+async def wait_tcp_open(host: str, port: int, limit: float) -> None:
+    """Poll until a TCP port accepts connections.
+
+    Args:
+        host: address.
+        port: port.
+        limit: seconds to give up after.
+
+    Raises:
+        TimeoutError: the port did not open in time.
+    """
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise TimeoutError(f"{host}:{port} did not open within {limit} s")
