@@ -45,6 +45,11 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    # Security profiles (README "Security"); same names as the [security] table.
+    parser.add_argument("--credentials", help="TOML file of charge point id -> password hash")
+    parser.add_argument("--tls-cert", help="PEM server certificate: serve wss (profile 2/3)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--client-ca", help="PEM CA of client certificates (profile 3)")
     return parser
 
 
@@ -55,6 +60,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "upstream.url": args.upstream,
         "workers": args.workers,
         "log_level": args.log_level,
+        "security.credentials_file": args.credentials,
+        "security.tls_cert": args.tls_cert,
+        "security.tls_key": args.tls_key,
+        "security.client_ca": args.client_ca,
     }
 
 

@@ -723,6 +723,7 @@ class RunningGateway:
         with contextlib.suppress(asyncio.CancelledError):
             await self._expire_task
         await self._runner.cleanup()
+        self._gateway.security.close()  # password verification threads (security engineer)
 
 
 async def start_gateway(
