@@ -1,0 +1,67 @@
+"""Locate and compile the official OCPP schemas shipped in the `ocpp` package, once per process."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import ocpp
+
+from ocpp_gateway._core import SchemaSet
+
+if TYPE_CHECKING:
+    from ocpp_gateway._core import OcppVersionName
+
+__all__ = ["SCHEMA_SUBDIRS", "default_schemas", "official_schema_dir"]
+
+#: Folder of each version's schemas inside the `ocpp` package.
+SCHEMA_SUBDIRS: dict[str, str] = {
+    "ocpp1.6": "v16",
+    "ocpp2.0.1": "v201",
+    "ocpp2.1": "v21",
+}
+
+
+def official_schema_dir(version: OcppVersionName) -> Path:
+    """Directory of the official schemas of `version` in the installed `ocpp` package.
+
+    Args:
+        version: "ocpp1.6", "ocpp2.0.1" or "ocpp2.1".
+
+    Returns:
+        The path of `ocpp/<v16|v201|v21>/schemas`.
+
+    Raises:
+        ValueError: unknown version.
+        FileNotFoundError: the installed `ocpp` package has no such directory.
+    """
+    if version not in SCHEMA_SUBDIRS:
+        known = ", ".join(SCHEMA_SUBDIRS)
+        raise ValueError(f"unknown OCPP version {version!r} (known: {known})")
+    package_dir = Path(os.path.dirname(ocpp.__file__))
+    path = package_dir / SCHEMA_SUBDIRS[version] / "schemas"
+    if not path.is_dir():
+        raise FileNotFoundError(f"no schemas for {version} in {package_dir}")
+    return path
+
+
+@functools.cache
+def default_schemas(version: OcppVersionName) -> SchemaSet:
+    """The official schemas of `version`, compiled on first use and cached for the process.
+
+    `Session(version)` calls this when it is given no `SchemaSet`.
+
+    Args:
+        version: "ocpp1.6", "ocpp2.0.1" or "ocpp2.1".
+
+    Returns:
+        The shared compiled `SchemaSet`.
+
+    Raises:
+        ValueError: unknown version.
+        FileNotFoundError: the `ocpp` package lacks the schemas.
+        SchemaError: a schema could not be compiled.
+    """
+    return SchemaSet(version, str(official_schema_dir(version)))

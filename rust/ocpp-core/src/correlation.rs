@@ -1,0 +1,126 @@
+//! Pending calls of one connection, per direction: UniqueId -> (action, time seen).
+//!
+//! A CALLRESULT or CALLERROR carries no action name; the call it answers, found here by
+//! UniqueId in the opposite direction, says which response schema applies.
+
+use std::collections::HashMap;
+
+use crate::schema::ActionId;
+use crate::version::Way;
+
+/// Most calls awaiting an answer in one direction. OCPP-J allows one outstanding CALL per
+/// direction; this bound only keeps memory finite when a peer never answers.
+pub const MAX_PENDING: usize = 1024;
+
+/// A call awaiting its answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PendingCall {
+    pub action: ActionId,
+    /// Time (seconds, caller's clock) the call was forwarded.
+    pub seen: f64,
+}
+
+/// Why a call could not be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddError {
+    /// A call with this UniqueId from the same side is still pending.
+    Duplicate,
+    /// [`MAX_PENDING`] calls are already pending in this direction.
+    Full,
+}
+
+/// Calls awaiting answers, both directions.
+#[derive(Debug, Default, Clone)]
+pub struct Correlation {
+    pending: [HashMap<Box<str>, PendingCall>; 2],
+}
+
+impl Correlation {
+    /// Check that a call could be recorded, without recording it.
+    pub fn check(&self, way: Way, unique_id: &str) -> Result<(), AddError> {
+        let map = &self.pending[way as usize];
+        if map.contains_key(unique_id) {
+            return Err(AddError::Duplicate);
+        }
+        if map.len() >= MAX_PENDING {
+            return Err(AddError::Full);
+        }
+        Ok(())
+    }
+
+    /// Record a call sent in direction `way`.
+    pub fn add(&mut self, way: Way, unique_id: &str, call: PendingCall) -> Result<(), AddError> {
+        self.check(way, unique_id)?;
+        self.pending[way as usize].insert(unique_id.into(), call);
+        Ok(())
+    }
+
+    /// Take the call with this UniqueId sent in direction `way`, if pending.
+    pub fn take(&mut self, way: Way, unique_id: &str) -> Option<PendingCall> {
+        self.pending[way as usize].remove(unique_id)
+    }
+
+    /// Look at a pending call without removing it.
+    pub fn get(&self, way: Way, unique_id: &str) -> Option<PendingCall> {
+        self.pending[way as usize].get(unique_id).copied()
+    }
+
+    /// Remove calls seen more than `timeout` seconds before `now`; returns them.
+    pub fn expire(&mut self, now: f64, timeout: f64) -> Vec<(Way, String, PendingCall)> {
+        let mut gone = Vec::new();
+        for way in [Way::CpToCsms, Way::CsmsToCp] {
+            self.pending[way as usize].retain(|id, call| {
+                if now - call.seen >= timeout {
+                    gone.push((way, id.to_string(), *call));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        gone.sort_by(|a, b| a.2.seen.total_cmp(&b.2.seen));
+        gone
+    }
+
+    /// Number of pending calls, both directions.
+    pub fn len(&self) -> usize {
+        self.pending[0].len() + self.pending[1].len()
+    }
+
+    /// True when no call is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_take_expire() {
+        let mut c = Correlation::default();
+        let call = |seen| PendingCall { action: 1, seen };
+        c.add(Way::CpToCsms, "a", call(0.0)).unwrap();
+        assert_eq!(c.add(Way::CpToCsms, "a", call(1.0)), Err(AddError::Duplicate));
+        c.add(Way::CsmsToCp, "a", call(5.0)).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.take(Way::CsmsToCp, "b"), None);
+        let gone = c.expire(30.0, 30.0);
+        assert_eq!(gone.len(), 1);
+        assert_eq!((gone[0].0, gone[0].1.as_str()), (Way::CpToCsms, "a"));
+        assert_eq!(c.take(Way::CsmsToCp, "a"), Some(call(5.0)));
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn bounded() {
+        let mut c = Correlation::default();
+        for i in 0..MAX_PENDING {
+            c.add(Way::CpToCsms, &i.to_string(), PendingCall { action: 0, seen: 0.0 })
+                .unwrap();
+        }
+        let r = c.add(Way::CpToCsms, "x", PendingCall { action: 0, seen: 0.0 });
+        assert_eq!(r, Err(AddError::Full));
+    }
+}

@@ -1,0 +1,65 @@
+//! Sans-I/O OCPP-J core: frame parsing, UniqueId correlation and schema validation.
+//!
+//! Bytes and the current time go in, a [`session::Verdict`] comes out. No sockets, tasks or
+//! clocks live here; the Python layer owns all I/O.
+
+pub mod correlation;
+pub mod error;
+pub mod frame;
+pub mod json;
+pub mod number;
+pub mod policy;
+pub mod schema;
+pub mod session;
+pub mod version;
+
+pub use error::ErrorKind;
+pub use policy::{Mode, Policy};
+pub use schema::{SchemaError, SchemaSet};
+pub use session::{DropReason, Session, Verdict};
+pub use version::{Direction, OcppVersion, Way};
+
+/// Test helpers shared by unit tests: where the official schemas are.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+    use std::sync::{Arc, OnceLock};
+
+    use crate::{OcppVersion, SchemaSet};
+
+    /// Directory holding `v16/`, `v201/`, `v21/` schema folders of the `ocpp` package.
+    pub fn ocpp_dir() -> PathBuf {
+        if let Ok(d) = std::env::var("OCPP_SCHEMAS_DIR") {
+            return PathBuf::from(d);
+        }
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import ocpp,os;print(os.path.dirname(ocpp.__file__))"])
+            .output()
+            .expect("python3 with the ocpp package, or OCPP_SCHEMAS_DIR");
+        assert!(out.status.success(), "python3 -c 'import ocpp' failed");
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    }
+
+    /// The official schemas of a version, compiled once per test process.
+    pub fn schemas(version: OcppVersion) -> Arc<SchemaSet> {
+        static SETS: OnceLock<[Arc<SchemaSet>; 3]> = OnceLock::new();
+        let sets = SETS.get_or_init(|| {
+            let dir = ocpp_dir();
+            let load = |v, sub: &str| {
+                let d = dir.join(sub).join("schemas");
+                Arc::new(SchemaSet::load(v, &d, &[]).unwrap_or_else(|e| panic!("{e}")))
+            };
+            [
+                load(OcppVersion::V16, "v16"),
+                load(OcppVersion::V201, "v201"),
+                load(OcppVersion::V21, "v21"),
+            ]
+        });
+        sets[match version {
+            OcppVersion::V16 => 0,
+            OcppVersion::V201 => 1,
+            OcppVersion::V21 => 2,
+        }]
+        .clone()
+    }
+}

@@ -1,0 +1,422 @@
+//! The OCPP-J state of one connection and the verdict on each frame.
+//!
+//! Decisions that are ours to make (the specification leaves them open):
+//! - A CALL whose UniqueId equals that of a call from the same side still awaiting its answer is
+//!   answered with a framework error (FormationViolation / RpcFrameworkError) and not forwarded:
+//!   two pending calls with one id would make the answer ambiguous (OCPP-J requires ids to be
+//!   unique per sender). Once the first call is answered or expired, the id may be used again.
+//! - A CALLRESULT whose envelope is broken but whose UniqueId matches a pending call is treated
+//!   like a result that fails its schema: the caller gets a CALLERROR (framework error) instead,
+//!   and in 2.1 the sender gets a CALLRESULTERROR. With no matching call it is dropped.
+//! - A CALLERROR or CALLRESULTERROR with a broken envelope is dropped ("invalid_call_error"): an
+//!   error is never answered with an error. The call it may answer stays pending until it expires.
+//! - A CALL of a SEND-only action, or a SEND of an action that is not SEND-only, gets
+//!   NotSupported (CALL) or is dropped as "invalid_send" (SEND).
+//! - The policy is looked up with the direction the frame travels: a CALLRESULT from the charge
+//!   point is "cp_to_csms", even though it answers a call that went the other way.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::correlation::{AddError, Correlation, PendingCall};
+use crate::error::ErrorKind;
+use crate::frame::{self, Frame, FrameErrorKind};
+use crate::policy::{Mode, Policy};
+use crate::schema::{ActionId, SchemaSet, Violation};
+use crate::version::{OcppVersion, Way};
+
+/// UniqueId used in a reply when the frame's own cannot be read.
+pub const UNREADABLE_ID: &str = "-1";
+
+/// Longest errorDescription the core writes (OCPP 2.x limits it to 255 characters).
+const MAX_DESCRIPTION: usize = 255;
+
+/// Why a frame was dropped without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    UnknownMessageType,
+    UnmatchedResult,
+    InvalidSend,
+    InvalidCallError,
+}
+
+impl DropReason {
+    /// The name exposed to Python and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::UnknownMessageType => "unknown_message_type",
+            DropReason::UnmatchedResult => "unmatched_result",
+            DropReason::InvalidSend => "invalid_send",
+            DropReason::InvalidCallError => "invalid_call_error",
+        }
+    }
+}
+
+/// What to do with one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict<'a> {
+    /// Pass the original bytes on to the other side.
+    pub forward: bool,
+    /// A frame to send back to the sender.
+    pub reply: Option<Vec<u8>>,
+    /// A frame to send to the other side instead of the original.
+    pub substitute: Option<Vec<u8>>,
+    /// The violation found, if any (also when observed and forwarded).
+    pub error: Option<ErrorKind>,
+    /// Wire spelling of `error` in the session's version.
+    pub error_code: Option<&'static str>,
+    /// JSON pointer and rule of the violation; never payload values.
+    pub error_detail: Option<String>,
+    /// A payload violation was found but the frame is forwarded (policy "observe").
+    pub observed: bool,
+    pub drop_reason: Option<DropReason>,
+    /// MessageTypeId, or 0 when unreadable or unknown to the version.
+    pub message_type: u8,
+    pub unique_id: Option<Cow<'a, str>>,
+    /// Table index of the action of a CALL/SEND, or of the call a result answers.
+    pub action: Option<ActionId>,
+    /// For a result matching a pending call: seconds since the call was seen.
+    pub call_duration: Option<f64>,
+}
+
+impl<'a> Verdict<'a> {
+    fn new(message_type: u8, unique_id: Option<Cow<'a, str>>) -> Self {
+        Verdict {
+            forward: false,
+            reply: None,
+            substitute: None,
+            error: None,
+            error_code: None,
+            error_detail: None,
+            observed: false,
+            drop_reason: None,
+            message_type,
+            unique_id,
+            action: None,
+            call_duration: None,
+        }
+    }
+
+    fn forwarded(mut self) -> Self {
+        self.forward = true;
+        self
+    }
+}
+
+fn description(detail: &str) -> &str {
+    match detail.char_indices().nth(MAX_DESCRIPTION) {
+        Some((i, _)) => &detail[..i],
+        None => detail,
+    }
+}
+
+/// The state of one connection: pending calls in both directions.
+#[derive(Debug, Clone)]
+pub struct Session {
+    version: OcppVersion,
+    schemas: Arc<SchemaSet>,
+    policy: Policy,
+    /// Mode per action index and direction, precomputed from `policy`.
+    modes: Vec<[Mode; 2]>,
+    call_timeout: f64,
+    pending: Correlation,
+}
+
+impl Session {
+    /// A session validating with `schemas` (whose version is the session's).
+    pub fn new(schemas: Arc<SchemaSet>, policy: Policy, call_timeout: f64) -> Self {
+        let version = schemas.version();
+        let modes = policy.table(version);
+        Session {
+            version,
+            schemas,
+            policy,
+            modes,
+            call_timeout,
+            pending: Correlation::default(),
+        }
+    }
+
+    pub fn version(&self) -> OcppVersion {
+        self.version
+    }
+
+    pub fn schemas(&self) -> &Arc<SchemaSet> {
+        &self.schemas
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Replace the policy; pending calls are kept.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.modes = policy.table(self.version);
+        self.policy = policy;
+    }
+
+    pub fn call_timeout(&self) -> f64 {
+        self.call_timeout
+    }
+
+    /// Number of calls awaiting an answer, both directions.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Forget calls pending for `call_timeout` or longer: (direction, UniqueId, action).
+    pub fn expire(&mut self, now: f64) -> Vec<(Way, String, &'static str)> {
+        self.pending
+            .expire(now, self.call_timeout)
+            .into_iter()
+            .map(|(way, id, call)| (way, id, self.schemas.action(call.action).0))
+            .collect()
+    }
+
+    /// Judge a frame from the charge point.
+    pub fn from_charge_point<'a>(&mut self, bytes: &'a [u8], now: f64) -> Verdict<'a> {
+        self.judge(Way::CpToCsms, bytes, now)
+    }
+
+    /// Judge a frame from the CSMS.
+    pub fn from_csms<'a>(&mut self, bytes: &'a [u8], now: f64) -> Verdict<'a> {
+        self.judge(Way::CsmsToCp, bytes, now)
+    }
+
+    /// Judge a frame travelling `way`.
+    pub fn judge<'a>(&mut self, way: Way, bytes: &'a [u8], now: f64) -> Verdict<'a> {
+        match frame::parse(bytes, self.version) {
+            Ok(f) => self.judge_frame(way, f, now),
+            Err(e) => self.judge_broken(way, e, now),
+        }
+    }
+
+    fn code(&self, kind: ErrorKind) -> &'static str {
+        kind.code(self.version)
+    }
+
+    /// Set the error fields of a verdict.
+    fn flag(&self, v: &mut Verdict<'_>, kind: ErrorKind, detail: String) {
+        v.error = Some(kind);
+        v.error_code = Some(self.code(kind));
+        v.error_detail = Some(detail);
+    }
+
+    /// A verdict answering the sender with a CALLERROR and forwarding nothing.
+    fn reject<'a>(
+        &self,
+        mut v: Verdict<'a>,
+        kind: ErrorKind,
+        detail: String,
+    ) -> Verdict<'a> {
+        let id = v.unique_id.as_deref().unwrap_or(UNREADABLE_ID);
+        v.reply = Some(frame::error_frame(
+            frame::CALLERROR,
+            id,
+            self.code(kind),
+            description(&detail),
+        ));
+        self.flag(&mut v, kind, detail);
+        v
+    }
+
+    fn judge_broken<'a>(
+        &mut self,
+        way: Way,
+        e: frame::FrameError<'a>,
+        now: f64,
+    ) -> Verdict<'a> {
+        let mut v = Verdict::new(e.message_type, e.unique_id);
+        if e.kind == FrameErrorKind::UnknownMessageType {
+            if self.version == OcppVersion::V201 {
+                return self.reject(v, ErrorKind::MessageType, e.detail);
+            }
+            v.drop_reason = Some(DropReason::UnknownMessageType);
+            return v;
+        }
+        match e.message_type {
+            frame::SEND => {
+                v.drop_reason = Some(DropReason::InvalidSend);
+                self.flag(&mut v, ErrorKind::Framework, e.detail);
+                v
+            }
+            frame::CALLERROR | frame::CALLRESULTERROR => {
+                v.drop_reason = Some(DropReason::InvalidCallError);
+                self.flag(&mut v, ErrorKind::Framework, e.detail);
+                v
+            }
+            frame::CALLRESULT => {
+                let call = v
+                    .unique_id
+                    .as_deref()
+                    .and_then(|id| self.pending.take(way.reverse(), id));
+                match call {
+                    Some(call) => self.bad_result(v, call, now, ErrorKind::Framework, e.detail),
+                    None => {
+                        v.drop_reason = Some(DropReason::UnmatchedResult);
+                        self.flag(&mut v, ErrorKind::Framework, e.detail);
+                        v
+                    }
+                }
+            }
+            _ => self.reject(v, ErrorKind::Framework, e.detail),
+        }
+    }
+
+    /// A result that answers `call` but may not be forwarded: the caller gets a CALLERROR
+    /// instead, and in 2.1 the sender a CALLRESULTERROR.
+    fn bad_result<'a>(
+        &self,
+        mut v: Verdict<'a>,
+        call: PendingCall,
+        now: f64,
+        kind: ErrorKind,
+        detail: String,
+    ) -> Verdict<'a> {
+        v.action = Some(call.action);
+        v.call_duration = Some(now - call.seen);
+        let id = v.unique_id.as_deref().unwrap_or(UNREADABLE_ID);
+        let code = self.code(kind);
+        let text = description(&detail);
+        v.substitute = Some(frame::error_frame(frame::CALLERROR, id, code, text));
+        if self.version.has_send() {
+            v.reply = Some(frame::error_frame(frame::CALLRESULTERROR, id, code, text));
+        }
+        self.flag(&mut v, kind, detail);
+        v
+    }
+
+    /// Validate a payload under the policy. Ok(true) means a violation was observed.
+    fn check_payload(
+        &self,
+        id: ActionId,
+        way: Way,
+        response: bool,
+        payload: &crate::json::Value<'_>,
+    ) -> Result<Option<Violation>, Violation> {
+        let mode = self.modes[id as usize][way as usize];
+        if mode == Mode::Off {
+            return Ok(None);
+        }
+        match self.schemas.validate_id(id, response, payload) {
+            Ok(()) => Ok(None),
+            Err(violation) if mode == Mode::Observe => Ok(Some(violation)),
+            Err(violation) => Err(violation),
+        }
+    }
+
+    fn judge_frame<'a>(&mut self, way: Way, f: Frame<'a>, now: f64) -> Verdict<'a> {
+        match f {
+            Frame::Call {
+                unique_id,
+                action,
+                payload,
+            } => {
+                let mut v = Verdict::new(frame::CALL, Some(unique_id));
+                let Some(id) = self.schemas.action_id(&action) else {
+                    return self.reject(v, ErrorKind::NotImplemented, "unknown action".into());
+                };
+                v.action = Some(id);
+                let (name, dir) = self.schemas.action(id);
+                if !dir.allows(way) || self.version.send_only().contains(&name) {
+                    let detail = format!("{name} is not sent {}", way.name());
+                    return self.reject(v, ErrorKind::NotSupported, detail);
+                }
+                let uid = v.unique_id.as_deref().unwrap_or_default();
+                match self.pending.check(way, uid) {
+                    Ok(()) => {}
+                    Err(AddError::Duplicate) => {
+                        let detail = "UniqueId of a call still pending".to_owned();
+                        return self.reject(v, ErrorKind::Framework, detail);
+                    }
+                    Err(AddError::Full) => {
+                        let detail = "too many calls pending".to_owned();
+                        return self.reject(v, ErrorKind::Framework, detail);
+                    }
+                }
+                match self.check_payload(id, way, false, &payload) {
+                    Ok(None) => {}
+                    Ok(Some(violation)) => {
+                        v.observed = true;
+                        self.flag(&mut v, violation.kind, violation.detail);
+                    }
+                    Err(violation) => return self.reject(v, violation.kind, violation.detail),
+                }
+                let uid = v.unique_id.as_deref().unwrap_or_default();
+                // Cannot fail: checked above.
+                let _ = self.pending.add(way, uid, PendingCall { action: id, seen: now });
+                v.forwarded()
+            }
+            Frame::CallResult { unique_id, payload } => {
+                let mut v = Verdict::new(frame::CALLRESULT, Some(unique_id));
+                let uid = v.unique_id.as_deref().unwrap_or_default();
+                let Some(call) = self.pending.take(way.reverse(), uid) else {
+                    v.drop_reason = Some(DropReason::UnmatchedResult);
+                    return v;
+                };
+                match self.check_payload(call.action, way, true, &payload) {
+                    Ok(None) => {}
+                    Ok(Some(violation)) => {
+                        v.observed = true;
+                        self.flag(&mut v, violation.kind, violation.detail);
+                    }
+                    Err(violation) => {
+                        return self.bad_result(v, call, now, violation.kind, violation.detail)
+                    }
+                }
+                v.action = Some(call.action);
+                v.call_duration = Some(now - call.seen);
+                v.forwarded()
+            }
+            Frame::CallError { unique_id, .. } => {
+                let mut v = Verdict::new(frame::CALLERROR, Some(unique_id));
+                let uid = v.unique_id.as_deref().unwrap_or_default();
+                let Some(call) = self.pending.take(way.reverse(), uid) else {
+                    v.drop_reason = Some(DropReason::UnmatchedResult);
+                    return v;
+                };
+                v.action = Some(call.action);
+                v.call_duration = Some(now - call.seen);
+                v.forwarded()
+            }
+            Frame::CallResultError { unique_id, .. } => {
+                Verdict::new(frame::CALLRESULTERROR, Some(unique_id)).forwarded()
+            }
+            Frame::Send {
+                unique_id,
+                action,
+                payload,
+            } => {
+                let mut v = Verdict::new(frame::SEND, Some(unique_id));
+                v.drop_reason = Some(DropReason::InvalidSend);
+                let Some(id) = self.schemas.action_id(&action) else {
+                    self.flag(&mut v, ErrorKind::NotImplemented, "unknown action".into());
+                    return v;
+                };
+                v.action = Some(id);
+                let (name, dir) = self.schemas.action(id);
+                if !dir.allows(way) || !self.version.send_only().contains(&name) {
+                    let detail = format!("{name} is not sent as SEND {}", way.name());
+                    self.flag(&mut v, ErrorKind::NotSupported, detail);
+                    return v;
+                }
+                match self.check_payload(id, way, false, &payload) {
+                    Ok(None) => {}
+                    Ok(Some(violation)) => {
+                        v.observed = true;
+                        self.flag(&mut v, violation.kind, violation.detail);
+                    }
+                    Err(violation) => {
+                        self.flag(&mut v, violation.kind, violation.detail);
+                        return v;
+                    }
+                }
+                v.drop_reason = None;
+                v.forwarded()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,413 @@
+//! pyo3 binding of `ocpp-core` as `ocpp_gateway._core`: type and error conversion only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ocpp_core::schema::ActionId;
+use ocpp_core::{json, DropReason, ErrorKind, OcppVersion, Way};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+create_exception!(
+    _core,
+    SchemaError,
+    PyValueError,
+    "A schema file could not be read or uses a JSON Schema feature the core does not support."
+);
+
+fn version_from(name: &str) -> PyResult<OcppVersion> {
+    OcppVersion::from_name(name).ok_or_else(|| PyValueError::new_err(format!("unknown OCPP version {name:?}")))
+}
+
+fn way_from(name: &str) -> PyResult<Way> {
+    Way::from_name(name).ok_or_else(|| PyValueError::new_err(format!("unknown direction {name:?}")))
+}
+
+const DROP_REASONS: [DropReason; 4] = [
+    DropReason::UnknownMessageType,
+    DropReason::UnmatchedResult,
+    DropReason::InvalidSend,
+    DropReason::InvalidCallError,
+];
+
+/// The compiled request and response schemas of one OCPP version. Immutable and shared.
+#[pyclass(frozen, module = "ocpp_gateway._core", name = "SchemaSet")]
+struct PySchemaSet {
+    inner: Arc<ocpp_core::SchemaSet>,
+    /// Interned action names, by action index.
+    names: Vec<Py<PyString>>,
+    /// Interned error codes of the version, by `ErrorKind::ALL` position.
+    codes: Vec<Py<PyString>>,
+    /// Interned drop reasons, by `DROP_REASONS` position.
+    drops: Vec<Py<PyString>>,
+}
+
+impl PySchemaSet {
+    fn wrap(py: Python<'_>, inner: ocpp_core::SchemaSet) -> Self {
+        let v = inner.version();
+        let names = v
+            .actions()
+            .iter()
+            .map(|(n, _)| PyString::intern(py, n).unbind())
+            .collect();
+        let codes = ErrorKind::ALL
+            .iter()
+            .map(|k| PyString::intern(py, k.code(v)).unbind())
+            .collect();
+        let drops = DROP_REASONS
+            .iter()
+            .map(|d| PyString::intern(py, d.name()).unbind())
+            .collect();
+        PySchemaSet {
+            inner: Arc::new(inner),
+            names,
+            codes,
+            drops,
+        }
+    }
+
+    fn code(&self, py: Python<'_>, kind: ErrorKind) -> Py<PyString> {
+        let i = ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.codes[i].clone_ref(py)
+    }
+
+    fn drop_reason(&self, py: Python<'_>, d: DropReason) -> Py<PyString> {
+        let i = DROP_REASONS.iter().position(|x| *x == d).unwrap_or(0);
+        self.drops[i].clone_ref(py)
+    }
+
+    fn name(&self, py: Python<'_>, id: ActionId) -> Py<PyString> {
+        self.names[id as usize].clone_ref(py)
+    }
+}
+
+#[pymethods]
+impl PySchemaSet {
+    #[new]
+    #[pyo3(signature = (version, schema_dir, extra_dirs = None))]
+    fn new(
+        py: Python<'_>,
+        version: &str,
+        schema_dir: &str,
+        extra_dirs: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let v = version_from(version)?;
+        let extra = extra_dirs.unwrap_or_default();
+        let dir = schema_dir.to_owned();
+        let inner = py
+            .allow_threads(|| {
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                ocpp_core::SchemaSet::load(v, dir.as_str(), &extra)
+            })
+            .map_err(|e| SchemaError::new_err(e.0))?;
+        Ok(Self::wrap(py, inner))
+    }
+
+    #[getter]
+    fn version(&self) -> &'static str {
+        self.inner.version().name()
+    }
+
+    /// Every known action with its direction: "cp_to_csms", "csms_to_cp" or "both".
+    fn actions(&self) -> Vec<(&'static str, &'static str)> {
+        self.inner
+            .version()
+            .actions()
+            .iter()
+            .map(|(n, d)| (*n, d.name()))
+            .collect()
+    }
+
+    fn has_schema(&self, action: &str, response: bool) -> bool {
+        self.inner.has_schema(action, response)
+    }
+
+    /// Validate a bare JSON payload; None when valid, else (error_code, detail).
+    fn validate(
+        &self,
+        action: &str,
+        response: bool,
+        payload: &[u8],
+    ) -> PyResult<Option<(&'static str, String)>> {
+        let version = self.inner.version();
+        let value = match json::parse(payload) {
+            Ok(v) => v,
+            Err(e) => {
+                return Ok(Some((ErrorKind::Framework.code(version), format!("not JSON: {e}"))))
+            }
+        };
+        match self.inner.validate(action, response, &value) {
+            None => Err(PyValueError::new_err(format!(
+                "no {} schema for {action:?}",
+                if response { "response" } else { "request" }
+            ))),
+            Some(Ok(())) => Ok(None),
+            Some(Err(v)) => Ok(Some((v.kind.code(version), v.detail))),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SchemaSet({:?})", self.inner.version().name())
+    }
+}
+
+/// How strictly payloads are validated: "enforce", "observe" or "off". Immutable.
+#[pyclass(frozen, module = "ocpp_gateway._core", name = "Policy")]
+struct PyPolicy {
+    inner: ocpp_core::Policy,
+}
+
+#[pymethods]
+impl PyPolicy {
+    #[new]
+    #[pyo3(signature = (default = "enforce", overrides = None))]
+    fn new(default: &str, overrides: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(o) = overrides {
+            for item in o.call_method0("items")?.try_iter()? {
+                pairs.push(item?.extract()?);
+            }
+        }
+        let inner = ocpp_core::Policy::from_names(
+            default,
+            pairs.iter().map(|(k, m)| (k.as_str(), m.as_str())),
+        )
+        .map_err(PyValueError::new_err)?;
+        Ok(PyPolicy { inner })
+    }
+
+    fn mode(&self, action: &str, direction: &str) -> PyResult<&'static str> {
+        Ok(self.inner.mode(action, way_from(direction)?).name())
+    }
+
+    fn __repr__(&self) -> String {
+        let overrides: HashMap<String, &str> = self
+            .inner
+            .overrides()
+            .into_iter()
+            .map(|(k, m)| (k, m.name()))
+            .collect();
+        let mut items: Vec<_> = overrides.into_iter().collect();
+        items.sort();
+        format!(
+            "Policy({:?}, {{{}}})",
+            self.inner.default_mode().name(),
+            items
+                .iter()
+                .map(|(k, m)| format!("{k:?}: {m:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// What to do with one frame. Frozen.
+#[pyclass(frozen, module = "ocpp_gateway._core", name = "Verdict")]
+struct PyVerdict {
+    #[pyo3(get)]
+    forward: bool,
+    #[pyo3(get)]
+    reply: Option<Py<PyBytes>>,
+    #[pyo3(get)]
+    substitute: Option<Py<PyBytes>>,
+    #[pyo3(get)]
+    error_code: Option<Py<PyString>>,
+    #[pyo3(get)]
+    error_detail: Option<String>,
+    #[pyo3(get)]
+    observed: bool,
+    #[pyo3(get)]
+    drop_reason: Option<Py<PyString>>,
+    #[pyo3(get)]
+    message_type: u8,
+    #[pyo3(get)]
+    unique_id: Option<Py<PyString>>,
+    #[pyo3(get)]
+    action: Option<Py<PyString>>,
+    #[pyo3(get)]
+    call_duration: Option<f64>,
+}
+
+#[pymethods]
+impl PyVerdict {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let s = |o: &Option<Py<PyString>>| {
+            o.as_ref()
+                .map_or_else(|| "None".to_owned(), |s| format!("{:?}", s.bind(py).to_string()))
+        };
+        format!(
+            "Verdict(forward={}, message_type={}, unique_id={}, action={}, error_code={}, \
+             drop_reason={}, observed={}, reply={}, substitute={})",
+            if self.forward { "True" } else { "False" },
+            self.message_type,
+            s(&self.unique_id),
+            s(&self.action),
+            s(&self.error_code),
+            s(&self.drop_reason),
+            if self.observed { "True" } else { "False" },
+            self.reply.is_some(),
+            self.substitute.is_some(),
+        )
+    }
+}
+
+/// The OCPP-J state of one charge point connection: pending calls in both directions.
+#[pyclass(module = "ocpp_gateway._core", name = "Session")]
+struct PySession {
+    inner: ocpp_core::Session,
+    schemas: Py<PySchemaSet>,
+    policy: Py<PyPolicy>,
+}
+
+impl PySession {
+    fn convert(&self, py: Python<'_>, v: ocpp_core::Verdict<'_>) -> PyVerdict {
+        let set = self.schemas.get();
+        PyVerdict {
+            forward: v.forward,
+            reply: v.reply.map(|b| PyBytes::new(py, &b).unbind()),
+            substitute: v.substitute.map(|b| PyBytes::new(py, &b).unbind()),
+            error_code: v.error.map(|k| set.code(py, k)),
+            error_detail: v.error_detail,
+            observed: v.observed,
+            drop_reason: v.drop_reason.map(|d| set.drop_reason(py, d)),
+            message_type: v.message_type,
+            unique_id: v.unique_id.map(|u| PyString::new(py, &u).unbind()),
+            action: v.action.map(|a| set.name(py, a)),
+            call_duration: v.call_duration,
+        }
+    }
+}
+
+#[pymethods]
+impl PySession {
+    #[new]
+    #[pyo3(signature = (version, schemas = None, policy = None, call_timeout = 60.0))]
+    fn new(
+        py: Python<'_>,
+        version: &str,
+        schemas: Option<Py<PySchemaSet>>,
+        policy: Option<Py<PyPolicy>>,
+        call_timeout: f64,
+    ) -> PyResult<Self> {
+        let v = version_from(version)?;
+        let schemas = match schemas {
+            Some(s) => s,
+            None => py
+                .import("ocpp_gateway.session")?
+                .getattr("default_schemas")?
+                .call1((version,))?
+                .extract()?,
+        };
+        if schemas.get().inner.version() != v {
+            return Err(PyValueError::new_err(format!(
+                "schemas are of {}, not {version}",
+                schemas.get().inner.version().name()
+            )));
+        }
+        if !(call_timeout > 0.0) {
+            return Err(PyValueError::new_err("call_timeout must be > 0"));
+        }
+        let policy = match policy {
+            Some(p) => p,
+            None => Py::new(py, PyPolicy { inner: ocpp_core::Policy::default() })?,
+        };
+        let inner = ocpp_core::Session::new(
+            schemas.get().inner.clone(),
+            policy.get().inner.clone(),
+            call_timeout,
+        );
+        Ok(PySession {
+            inner,
+            schemas,
+            policy,
+        })
+    }
+
+    #[getter]
+    fn version(&self) -> &'static str {
+        self.inner.version().name()
+    }
+
+    #[getter]
+    fn get_policy(&self, py: Python<'_>) -> Py<PyPolicy> {
+        self.policy.clone_ref(py)
+    }
+
+    #[setter]
+    fn set_policy(&mut self, policy: Py<PyPolicy>) {
+        self.inner.set_policy(policy.get().inner.clone());
+        self.policy = policy;
+    }
+
+    /// Judge a frame received from the charge point (to be sent to the CSMS).
+    fn from_charge_point(&mut self, py: Python<'_>, frame: &[u8], now: f64) -> PyVerdict {
+        let v = self.inner.from_charge_point(frame, now);
+        self.convert(py, v)
+    }
+
+    /// Judge a frame received from the CSMS (to be sent to the charge point).
+    fn from_csms(&mut self, py: Python<'_>, frame: &[u8], now: f64) -> PyVerdict {
+        let v = self.inner.from_csms(frame, now);
+        self.convert(py, v)
+    }
+
+    /// Forget pending calls older than call_timeout.
+    fn expire(&mut self, py: Python<'_>, now: f64) -> Vec<(&'static str, String, Py<PyString>)> {
+        let set = self.schemas.get();
+        let index: HashMap<&str, ActionId> = HashMap::new();
+        let _ = index;
+        self.inner
+            .expire(now)
+            .into_iter()
+            .map(|(way, id, action)| {
+                let name = set
+                    .inner
+                    .action_id(action)
+                    .map_or_else(|| PyString::intern(py, action).unbind(), |a| set.name(py, a));
+                (way.name(), id, name)
+            })
+            .collect()
+    }
+
+    /// Number of calls awaiting an answer, both directions.
+    fn pending(&self) -> usize {
+        self.inner.pending()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Session({:?}, pending={})",
+            self.inner.version().name(),
+            self.inner.pending()
+        )
+    }
+}
+
+/// The wire spelling of an error kind in a version.
+#[pyfunction]
+fn error_code_for(version: &str, kind: &str) -> PyResult<&'static str> {
+    let v = version_from(version)?;
+    let k = ErrorKind::from_name(kind)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown error kind {kind:?}")))?;
+    Ok(k.code(v))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CALL", ocpp_core::frame::CALL)?;
+    m.add("CALLRESULT", ocpp_core::frame::CALLRESULT)?;
+    m.add("CALLERROR", ocpp_core::frame::CALLERROR)?;
+    m.add("CALLRESULTERROR", ocpp_core::frame::CALLRESULTERROR)?;
+    m.add("SEND", ocpp_core::frame::SEND)?;
+    m.add("SchemaError", py.get_type::<SchemaError>())?;
+    m.add_class::<PySchemaSet>()?;
+    m.add_class::<PyPolicy>()?;
+    m.add_class::<PyVerdict>()?;
+    m.add_class::<PySession>()?;
+    m.add_function(wrap_pyfunction!(error_code_for, m)?)?;
+    Ok(())
+}
