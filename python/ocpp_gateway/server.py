@@ -45,6 +45,7 @@ from ocpp_gateway.routing import (
     build_chain,
 )
 from ocpp_gateway.security import SecurityLayer, build_security
+from ocpp_gateway.session import default_schemas
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link, Transport, build_transports
 
 __all__ = ["SUBPROTOCOLS", "RunningGateway", "negotiate_subprotocol", "start_gateway"]
@@ -66,7 +67,9 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 
 
-def negotiate_subprotocol(header_values: Iterable[str]) -> str | None:
+def negotiate_subprotocol(
+    header_values: Iterable[str], supported: Iterable[str] = SUBPROTOCOLS
+) -> str | None:
     """Pick the OCPP subprotocol from Sec-WebSocket-Protocol header values.
 
     Tolerant of odd clients: several header lines, empty items (leading or doubled commas),
@@ -74,14 +77,16 @@ def negotiate_subprotocol(header_values: Iterable[str]) -> str | None:
 
     Args:
         header_values: every Sec-WebSocket-Protocol header value of the request.
+        supported: the versions the gateway serves (lower case).
 
     Returns:
         The offered token exactly as the client spelled it, or None when none is an OCPP version.
     """
+    known = frozenset(supported)
     for value in header_values:
         for token in value.split(","):
             name = token.strip()
-            if name.lower() in SUBPROTOCOLS:
+            if name.lower() in known:
                 return name
     return None
 
@@ -142,9 +147,19 @@ class _Gateway:
                 for d in config.validation.schema_dirs
                 if os.path.isdir(os.path.join(d, version))
             ]
-            self.schemas[version] = _core.SchemaSet(
-                cast(Any, version), _schema_dir(version), extra or None
-            )
+            try:
+                if extra:
+                    schemas = _core.SchemaSet(cast(Any, version), _schema_dir(version), extra)
+                else:
+                    schemas = default_schemas(cast(Any, version))
+            except (ValueError, OSError) as exc:
+                # A version whose schemas cannot be compiled is not offered; the others serve.
+                log.error("schemas unavailable", extra={"version": version, "error": str(exc)})
+                continue
+            self.schemas[version] = schemas
+        if not self.schemas:
+            raise _core.SchemaError("no OCPP version has usable schemas")
+        self.versions = tuple(self.schemas)
         known = {action for s in self.schemas.values() for action, _ in s.actions()}
         self.metrics = Metrics(known, multiprocess_dir=metrics_dir)
         validation = config.validation
@@ -169,7 +184,7 @@ class _Gateway:
         self.connections: set[_Connection] = set()
         self.accepting = True
         self.call_timeout = config.call_timeout
-        self._gauges = {v: self.metrics.connected.labels(v) for v in SUBPROTOCOLS}
+        self._gauges = {v: self.metrics.connected.labels(v) for v in self.versions}
         self._handshake_ids: set[str] = set()
         # Set while draining; the relay loops poke it whenever a result went by.
         self.drain_progress: asyncio.Event | None = None
@@ -184,7 +199,7 @@ class _Gateway:
         return web.json_response({"status": "ok", "connections": len(self.connections)})
 
     async def handle_readyz(self, request: web.Request) -> web.Response:
-        ready = self.accepting and len(self.schemas) == len(SUBPROTOCOLS)
+        ready = self.accepting and bool(self.schemas)
         return web.json_response(
             {"ready": ready, "accepting": self.accepting, "schemas": sorted(self.schemas)},
             status=200 if ready else 503,
@@ -204,7 +219,9 @@ class _Gateway:
             return self._refuse("bad_path", 400, "invalid charge point id")
         if not self.accepting:
             return self._refuse("draining", 503, "gateway is shutting down")
-        chosen = negotiate_subprotocol(request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ()))
+        chosen = negotiate_subprotocol(
+            request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ()), self.versions
+        )
         sec = self.config.security
         ws = _OcppWebSocket(
             chosen,
@@ -591,11 +608,15 @@ class _Gateway:
             now = asyncio.get_running_loop().time()
             if direction == _CP:
                 answer = conn.session.from_csms(frame, now)
+                if answer.call_duration is not None:
+                    self.metrics.observe_duration(_CP, answer.action, answer.call_duration)
                 out = frame if answer.forward else answer.substitute
                 if out is not None:
                     await conn.ws.send_frame(out, _TEXT)
             else:
                 answer = conn.session.from_charge_point(frame, now)
+                if answer.call_duration is not None:
+                    self.metrics.observe_duration(_CSMS, answer.action, answer.call_duration)
                 out = frame if answer.forward else answer.substitute
                 if out is not None:
                     await self._send_backend(conn, origin, out)
