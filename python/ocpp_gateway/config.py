@@ -267,7 +267,9 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, errors: list[str]) -
             continue
         before = len(errors)
         converted = _convert(hints[key], value, path, errors)
-        if len(errors) == before:
+        # A nested table keeps its valid keys even when some others are wrong, so that
+        # the checks after loading can still report on them.
+        if len(errors) == before or (dataclasses.is_dataclass(converted) and converted):
             kwargs[key] = converted
     try:
         return cls(**kwargs)

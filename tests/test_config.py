@@ -1,0 +1,125 @@
+"""Configuration: TOML, then OCPP_GATEWAY_* environment, then flags; every error with its key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from ocpp_gateway.config import GatewayConfig, check_config, load_config
+from ocpp_gateway.errors import ConfigError
+
+TOML = """
+port = 9100
+call_timeout = 30
+
+[upstream]
+url = "ws://csms.example:9000/ocpp"
+username = "gw"
+password = "secret"
+
+[validation]
+default = "enforce"
+overrides = { "DataTransfer" = "off", "MeterValues:cp_to_csms" = "observe" }
+models = { "Wallbox X" = { default = "observe" } }
+
+[security]
+max_message_bytes = 65536
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_defaults_are_frozen_and_sane() -> None:
+    cfg = load_config(env={})
+    assert cfg == GatewayConfig()
+    assert cfg.upstream.url is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.port = 1  # type: ignore[misc]
+
+
+def test_toml_then_env_then_flags(tmp_path: Path) -> None:
+    path = write(tmp_path, TOML)
+    cfg = load_config(path, env={})
+    assert cfg.port == 9100
+    assert cfg.call_timeout == 30.0
+    assert cfg.upstream.password == "secret"
+    assert cfg.validation.overrides["DataTransfer"] == "off"
+    assert cfg.validation.models == {"Wallbox X": {"default": "observe"}}
+    assert cfg.security.max_message_bytes == 65536
+
+    env = {
+        "OCPP_GATEWAY_PORT": "9200",
+        "OCPP_GATEWAY_UPSTREAM_URL": "ws://env.example/ocpp",
+        "OCPP_GATEWAY_SECURITY__MAX_MESSAGE_BYTES": "1000",
+        "OCPP_GATEWAY_PLUGINS_ENABLED": "block_commands, route_by_action",
+        "UNRELATED": "x",
+    }
+    cfg = load_config(path, env=env)
+    assert cfg.port == 9200
+    assert cfg.upstream.url == "ws://env.example/ocpp"
+    assert cfg.upstream.username == "gw"  # untouched keys keep the file's value
+    assert cfg.security.max_message_bytes == 1000
+    assert cfg.plugins.enabled == ["block_commands", "route_by_action"]
+
+    cfg = load_config(path, env=env, overrides={"port": 9300, "upstream.url": None})
+    assert cfg.port == 9300
+    assert cfg.upstream.url == "ws://env.example/ocpp"  # None flags are ignored
+
+
+def test_every_error_is_reported_with_its_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+port = "abc"
+workers = 0
+colour = "blue"
+[upstream]
+url = "http://nope"
+[validation]
+default = "strict"
+overrides = { Heartbeat = "sometimes" }
+[security]
+takeover = "always"
+""",
+    )
+    errors = check_config(path)
+    joined = "\n".join(errors)
+    for key in (
+        "port:",
+        "workers:",
+        "colour: unknown setting",
+        "upstream.url:",
+        "validation.default:",
+        "validation.overrides.Heartbeat:",
+        "security.takeover:",
+    ):
+        assert key in joined, (key, errors)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert len(info.value.errors) == len(errors)
+
+
+def test_bad_env_values_are_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"OCPP_GATEWAY_PORT": "x", "OCPP_GATEWAY_NO_SUCH": "1"})
+    assert any(e.startswith("port:") for e in info.value.errors)
+    assert any(e.startswith("OCPP_GATEWAY_NO_SUCH:") for e in info.value.errors)
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    assert "invalid TOML" in check_config(write(tmp_path, "port = = 1"))[0]
+    assert "cannot read" in check_config(str(tmp_path / "missing.toml"))[0]
+
+
+def test_check_config_checks_plugins(tmp_path: Path) -> None:
+    path = write(tmp_path, '[plugins]\nenabled = ["no_such_plugin"]\n')
+    errors = check_config(path)
+    assert len(errors) == 1
+    assert errors[0].startswith("plugins:")
+    assert check_config(write(tmp_path, TOML)) == []
