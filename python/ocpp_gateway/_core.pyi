@@ -5,7 +5,7 @@ The core is sans-I/O: it takes the bytes of one OCPP-J frame and the current tim
 """
 
 from collections.abc import Mapping
-from typing import Final, Literal
+from typing import Final, Literal, Self, final
 
 __version__: Final[str]
 
@@ -22,15 +22,16 @@ SEND: Final[int]  # 6, OCPP 2.1 only
 class SchemaError(ValueError):
     """A schema file could not be read or uses a JSON Schema feature the core does not support."""
 
+@final
 class SchemaSet:
     """The compiled request and response schemas of one OCPP version. Immutable and shared.
 
     Compile it once at start-up and pass it to every `Session` of that version.
     """
 
-    def __init__(
-        self, version: OcppVersionName, schema_dir: str, extra_dirs: list[str] | None = None
-    ) -> None:
+    def __new__(
+        cls, version: OcppVersionName, schema_dir: str, extra_dirs: list[str] | None = None
+    ) -> Self:
         """Compile every schema of `version`.
 
         Args:
@@ -55,6 +56,7 @@ class SchemaSet:
     def validate(self, action: str, response: bool, payload: bytes) -> tuple[str, str] | None:
         """Validate a bare JSON payload; None when valid, else (error_code, detail)."""
 
+@final
 class Policy:
     """How strictly payloads are validated: "enforce", "observe" or "off". Immutable.
 
@@ -65,11 +67,14 @@ class Policy:
     payload schema (frame rules, action names and directions are always checked).
     """
 
-    def __init__(self, default: ModeName = "enforce", overrides: Mapping[str, str] | None = None) -> None:
+    def __new__(
+        cls, default: ModeName = "enforce", overrides: Mapping[str, str] | None = None
+    ) -> Self:
         """Raises ValueError on an unknown mode or direction."""
 
     def mode(self, action: str, direction: DirectionName) -> ModeName: ...
 
+@final
 class Verdict:
     """What to do with one frame. Frozen.
 
@@ -116,19 +121,20 @@ class Verdict:
     def call_duration(self) -> float | None:
         """For a result that matched a pending call: now minus the time the call was seen."""
 
+@final
 class Session:
     """The OCPP-J state of one charge point connection: pending calls in both directions.
 
     Not thread-safe; one per connection.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         version: OcppVersionName,
         schemas: SchemaSet | None = None,
         policy: Policy | None = None,
         call_timeout: float = 60.0,
-    ) -> None:
+    ) -> Self:
         """Args:
         version: the negotiated subprotocol.
         schemas: compiled schemas of that version; None loads (once per process, then

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import functools
-import os
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import ocpp
 
 from ocpp_gateway._core import SchemaSet
 
@@ -35,12 +33,15 @@ def official_schema_dir(version: OcppVersionName) -> Path:
 
     Raises:
         ValueError: unknown version.
-        FileNotFoundError: the installed `ocpp` package has no such directory.
+        FileNotFoundError: the `ocpp` package is not installed or has no such directory.
     """
     if version not in SCHEMA_SUBDIRS:
         known = ", ".join(SCHEMA_SUBDIRS)
         raise ValueError(f"unknown OCPP version {version!r} (known: {known})")
-    package_dir = Path(os.path.dirname(ocpp.__file__))
+    spec = importlib.util.find_spec("ocpp")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the `ocpp` package is not installed")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
     path = package_dir / SCHEMA_SUBDIRS[version] / "schemas"
     if not path.is_dir():
         raise FileNotFoundError(f"no schemas for {version} in {package_dir}")
