@@ -1,0 +1,142 @@
+"""The gateway as a process: SIGTERM drains pending calls then closes with 1001; --workers 2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ._support import WAIT, Csms, receive_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    python_dir = str(ROOT / "python")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (python_dir, env.get("PYTHONPATH")) if p)
+    return env
+
+
+class GatewayProcess:
+    """`ocpp-gateway serve` in a subprocess, with its stderr read line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+
+    async def wait_for_line(self, pattern: str) -> re.Match[str]:
+        regex = re.compile(pattern)
+        for line in self.lines:
+            if match := regex.search(line):
+                return match
+        assert self.proc.stderr is not None
+        while True:
+            raw = await asyncio.wait_for(self.proc.stderr.readline(), WAIT)
+            if not raw:
+                raise AssertionError(f"gateway exited before {pattern!r}: {self.lines}")
+            line = raw.decode(errors="replace")
+            self.lines.append(line)
+            if match := regex.search(line):
+                return match
+
+
+@pytest.fixture
+async def spawn() -> AsyncIterator[object]:
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start(*args: str) -> GatewayProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ocpp_gateway.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            *args,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=_env(),
+        )
+        procs.append(proc)
+        return GatewayProcess(proc)
+
+    yield start
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_sigterm_lets_pending_calls_finish_then_closes_with_1001(
+    csms: Csms, spawn: object, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("drain_timeout = 30\n")
+    gateway = await spawn(  # type: ignore[operator]
+        "--port", "0", "--upstream", csms.url, "--config", str(config)
+    )
+    url = (await gateway.wait_for_line(r"listening on (ws://\S+)")).group(1)
+    csms.auto_answer = False
+    ws = await client.ws_connect(f"{url}/ocpp/DRAIN1", protocols=("ocpp1.6",))
+    link = await csms.next_link()
+    await ws.send_str('[2,"p-1","Heartbeat",{}]')
+    assert json.loads(await link.next_frame())[:2] == [2, "p-1"]
+
+    gateway.proc.send_signal(signal.SIGTERM)
+    await gateway.wait_for_line("shutting down")
+    # New charge points are refused while draining.
+    with pytest.raises(aiohttp.ClientError):
+        await client.ws_connect(f"{url}/ocpp/LATE", protocols=("ocpp1.6",))
+    # The pending call still gets its answer ...
+    await link.send(b'[3,"p-1",{"currentTime":"2025-01-01T00:00:00Z"}]')
+    assert json.loads(await receive_frame(ws))[:2] == [3, "p-1"]
+    # ... and then the socket is closed with 1001 (going away).
+    msg = await asyncio.wait_for(ws.receive(), WAIT)
+    assert msg.type is aiohttp.WSMsgType.CLOSE
+    assert msg.data == 1001
+    assert await asyncio.wait_for(gateway.proc.wait(), WAIT) == 0
+
+
+async def test_two_workers_share_the_port_and_the_metrics(
+    spawn: object, client: aiohttp.ClientSession
+) -> None:
+    gateway = await spawn("--port", "0", "--workers", "2")  # type: ignore[operator]
+    port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
+    for _ in range(2):
+        await gateway.wait_for_line(r"listening on ws://")
+        gateway.lines.clear()
+    url = f"ws://127.0.0.1:{port}"
+    sockets = [
+        await client.ws_connect(f"{url}/ocpp/W{i}", protocols=("ocpp1.6",)) for i in range(12)
+    ]
+    for i, ws in enumerate(sockets):
+        await ws.send_str(f'[2,"w{i}","Heartbeat",{{}}]')
+        assert json.loads(await receive_frame(ws))[:2] == [3, f"w{i}"]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with client.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "ocpp_gateway_messages_total"
+                and sample.labels.get("action") == "Heartbeat"
+                and sample.labels.get("message_type") == "CALL"
+            ):
+                total += sample.value
+    # Whichever worker answered the scrape, it reports the calls of both workers.
+    assert total == 12
+    for ws in sockets:
+        await ws.close()
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(gateway.proc.wait(), WAIT) == 0
