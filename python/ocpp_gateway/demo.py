@@ -211,7 +211,7 @@ class _Dashboard:
         prev = self._previous
         elapsed = now - (prev.at if prev is not None else self._started)
         rates = {
-            action: (count - (prev.sent.get(action, 0) if prev else 0)) / max(elapsed, 1e-9)
+            action: (count - prev.sent.get(action, 0)) / max(elapsed, 1e-9) if prev else 0.0
             for action, count in total.sent.items()
         }
         self._previous = total
@@ -286,7 +286,7 @@ class _Dashboard:
             _ms(view.p99),
         )
 
-        rejected = Table(title="Rejected by the gateway (CALLERROR sent back)", expand=True)
+        rejected = Table(title="Rejected by the gateway (CALLERROR sent back)")
         rejected.add_column("error code")
         rejected.add_column("frames", justify="right")
         for code, count in sorted(view.rejected.items(), key=lambda kv: -kv[1]):
@@ -328,13 +328,16 @@ class _Dashboard:
         return "\n".join(lines)
 
 
-async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
-    """Run the demo until `options.duration` elapses or SIGINT/SIGTERM arrives.
+async def run_demo(
+    options: DemoOptions, out: TextIO | None = None, stop: asyncio.Event | None = None
+) -> int:
+    """Run the demo until `options.duration` elapses, SIGINT/SIGTERM arrives or `stop` is set.
 
     Args:
         options: what to run.
         out: where to write (default stdout); a live view when it is a terminal and
             `options.plain` is False, else a line every interval and a final summary.
+        stop: an event that ends the demo when set (for embedding and tests).
 
     Returns:
         0 on success, 1 when the gateway could not start.
@@ -360,7 +363,7 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     plan = _fleet_plan(options)
     target: dict[str, int] = {v: len(ids) for v, ids in plan.items()}
     stats: dict[str, FleetStats] = {v: FleetStats() for v in _VERSIONS}
-    stop = asyncio.Event()
+    stop = stop if stop is not None else asyncio.Event()
     ramp = min(5.0, options.charge_points / 200.0)
     tasks = []
     for version in _VERSIONS:

@@ -58,6 +58,9 @@ class FleetContext:
 
 
 class _Pending:
+    """The one outstanding CALL: `sent_at` is perf_counter() (loop.time() of uvloop has only
+    millisecond resolution), `deadline` is in loop.time()."""
+
     __slots__ = ("action", "deadline", "sent_at", "unique_id")
 
     def __init__(self, unique_id: str, action: str, sent_at: float, deadline: float) -> None:
@@ -296,7 +299,9 @@ class SimChargePoint:
         stats.record_sent(action)
         if invalid:
             stats.invalid_sent += 1
-        self._outstanding = _Pending(unique_id, action, now, now + self._ctx.profile.call_timeout)
+        self._outstanding = _Pending(
+            unique_id, action, time.perf_counter(), now + self._ctx.profile.call_timeout
+        )
         await ws.send_frame(
             orjson.dumps([_CALL, unique_id, action, payload]), aiohttp.WSMsgType.TEXT
         )
@@ -328,7 +333,7 @@ class SimChargePoint:
             return
         if message_type == _CALLRESULT:
             self._outstanding = None
-            self._ctx.stats.record_answer(pending.action, now - pending.sent_at)
+            self._ctx.stats.record_answer(pending.action, time.perf_counter() - pending.sent_at)
             if pending.action == "BootNotification":
                 self._on_boot_answer(frame[2], now)
             else:

@@ -102,7 +102,7 @@ PROFILES: dict[str, Profile] = {
         "demo",
         Profile(
             heartbeat_interval=10.0,
-            status_interval=15.0,
+            status_interval=6.0,
             transaction_interval=8.0,
             transaction_duration=20.0,
             meter_interval=2.0,
@@ -112,7 +112,7 @@ PROFILES: dict[str, Profile] = {
             reconnect_min=0.5,
             reconnect_max=5.0,
             misbehave_fraction=0.1,
-            misbehave_probability=0.3,
+            misbehave_probability=0.5,
         ),
     ),
     # Connected and booted, then only heartbeats: for connection-count and memory runs.

@@ -1,0 +1,92 @@
+"""`ocpp-gateway demo`: options, plain and live output, a busy port, the CLI wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+
+import pytest
+
+from ocpp_gateway import cli
+from ocpp_gateway.demo import DemoOptions, parse_args, run_demo
+
+from .conftest import WAIT
+
+
+class Watched(io.StringIO):
+    """A text stream that sets `seen` once everything written contains `needle`."""
+
+    def __init__(self, needle: str, tty: bool) -> None:
+        super().__init__()
+        self.needle = needle
+        self.tty = tty
+        self.seen = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        n = super().write(text)
+        if self.needle in self.getvalue():
+            self.seen.set()
+        return n
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+async def run_until(options: DemoOptions, out: Watched) -> int:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_demo(options, out, stop))
+    waiter = asyncio.create_task(out.seen.wait())
+    done, _ = await asyncio.wait({task, waiter}, timeout=WAIT, return_when="FIRST_COMPLETED")
+    assert waiter in done, out.getvalue()
+    stop.set()
+    return await asyncio.wait_for(task, WAIT)
+
+
+def test_parse_args_defaults_and_checks() -> None:
+    options = parse_args([])
+    assert options.charge_points == 50 and options.port == 8180 and options.duration is None
+    assert options.upstream is None
+    options = parse_args(["--charge-points", "7", "--duration", "3", "--port", "0"])
+    assert (options.charge_points, options.duration, options.port) == (7, 3.0, 0)
+    for bad in (["--charge-points", "0"], ["--misbehave", "2"], ["--duration", "-1"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+async def test_plain_output_reports_the_fleet_and_a_summary() -> None:
+    options = DemoOptions(charge_points=6, port=0, interval=0.2, seed=1)
+    out = Watched("connected 6/6 booted 6 ", tty=False)
+    assert await run_until(options, out) == 0
+    text = out.getvalue()
+    assert text.startswith("ocpp-gateway demo: 6 charge points -> ws://127.0.0.1:")
+    assert "/metrics" in text
+    summary = text.split("metrics were at ")[-1]
+    assert "BootNotification" in summary and "StatusNotification" in summary
+
+
+async def test_live_view_renders_on_a_terminal() -> None:
+    options = DemoOptions(charge_points=4, port=0, interval=0.2, seed=2)
+    out = Watched("4/4 connected, 4 booted", tty=True)
+    assert await run_until(options, out) == 0
+    text = out.getvalue()
+    assert "ocpp-gateway demo" in text
+    assert "CALLs from charge points" in text
+    assert "Rejected by the gateway" in text
+
+
+async def test_a_busy_port_is_an_error_not_a_crash(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = await asyncio.wait_for(run_demo(DemoOptions(port=port), io.StringIO()), WAIT)
+    assert code == 1
+    assert "cannot start the gateway" in capsys.readouterr().err
+
+
+def test_the_cli_routes_demo_to_this_module(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    assert "--charge-points" in capsys.readouterr().out
