@@ -90,8 +90,8 @@ def _run(argv: Sequence[str]) -> int:
     path = report.write(result, out)
     console.print(f"report: {path}")
     for check in result["summary"]["checks"]:
-        mark = "ok " if check["ok"] else "MISSED"
-        console.print(f"  [{mark}] {check['goal']}: {check['detail']}")
+        mark = "met   " if check["ok"] else "MISSED"
+        console.print(f"  {mark} {check['goal']}: {check['detail']}", markup=False)
     return 0
 
 

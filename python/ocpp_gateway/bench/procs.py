@@ -7,6 +7,7 @@ import os
 import resource
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -170,19 +171,24 @@ async def wait_http_ok(url: str, limit: float, alive: object = None) -> None:
     raise TimeoutError(f"{url} did not answer 200 within {limit} s")
 
 
-async def wait_tcp_open(host: str, port: int, limit: float) -> None:
+async def wait_tcp_open(
+    host: str, port: int, limit: float, alive: Callable[[], bool] | None = None
+) -> None:
     """Poll until a TCP port accepts connections.
 
     Args:
         host: address.
         port: port.
         limit: seconds to give up after.
+        alive: returns False once the process that should open the port has exited.
 
     Raises:
-        TimeoutError: the port did not open in time.
+        TimeoutError: the port did not open in time, or the process exited.
     """
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise TimeoutError(f"the process meant to listen on {host}:{port} exited")
         try:
             _, writer = await asyncio.open_connection(host, port)
         except OSError:

@@ -75,9 +75,9 @@ class Settings:
             charge_points=16,
             drivers=8,
             share_201=0.5,
-            warmup=0.2,
-            seconds=0.6,
-            action_seconds=0.25,
+            warmup=0.1,
+            seconds=0.5,
+            action_seconds=0.15,
             storm_charge_points=16,
             storm_timeout=20.0,
             scale_steps=(8, 24),
@@ -228,7 +228,7 @@ class Run:
         """Run a timed load phase and measure the target, CSMS and load generator CPU."""
         settings = self.settings
         now = time.monotonic()
-        start = now + settings.warmup + 0.2
+        start = now + settings.warmup + 0.05
         end = start + seconds
         arguments = {**arguments, "start": start, "end": end}
         task = asyncio.create_task(loadgen.all(command, **arguments))
@@ -241,132 +241,119 @@ class Run:
 
     # ---------------------------------------------------------------- per target
 
-    async def measure_target(
-        self, name: str, csms: CsmsPool, loadgen: LoadGenerator, advance: Callable[[], None]
-    ) -> dict[str, Any]:
-        """Memory, throughput, CPU by action and a reconnect storm for one target."""
+    async def _start(self, name: str, csms: CsmsPool) -> Target:
         settings = self.settings
         config = Path(settings.gateway_config) if settings.gateway_config else None
-        target = await start_target(
+        return await start_target(
             name, csms, config=config if name == "gateway" else None, log=self.out / f"{name}.log"
         )
+
+    async def measure_target(
+        self, target: Target, csms: CsmsPool, loadgen: LoadGenerator, advance: Callable[[], None]
+    ) -> dict[str, Any]:
+        """Memory, throughput and CPU by action for one target."""
+        settings = self.settings
+        name = target.name
         result: dict[str, Any] = {"label": LABELS[name]}
-        try:
-            base = target.usage()
-            fleet = fleet_ids(f"{name}-m", settings.charge_points, settings.share_201)
-            url = target.urls[0]
-            connected = await loadgen.run(
-                "connect",
-                [{"fleet": [(url, *cp) for cp in part]} for part in loadgen.split(fleet)],
-            )
-            result["connect"] = merge_connect(connected)
-            await asyncio.sleep(settings.settle)
-            idle = target.usage()
-            result["memory"] = {
-                "base_rss": base.rss,
-                "idle_rss": idle.rss,
-                "charge_points": result["connect"]["connected"],
-                "idle_per_cp": per(idle.rss - base.rss, result["connect"]["connected"]),
-                "processes": target.processes(),
-            }
-            advance()
-            drivers = max(1, settings.drivers // loadgen.size)
-            result["throughput"] = await self._phase(
-                loadgen, target, csms, "closed_loop", settings.seconds, drivers=drivers
-            )
-            loaded = target.usage()
-            result["memory"]["load_rss"] = loaded.rss
-            result["memory"]["load_per_cp"] = per(
-                loaded.rss - base.rss, result["connect"]["connected"]
-            )
-            advance()
-            by_action: dict[str, Any] = {}
-            for version, actions in ACTIONS.items():
-                # Only the connections of that version drive, so each phase is one action.
-                for action in actions:
-                    phase = await self._phase(
-                        loadgen,
-                        target,
-                        csms,
-                        "closed_loop",
-                        settings.action_seconds,
-                        drivers=drivers,
-                        actions=[action],
-                        version=version,
-                    )
-                    by_action[f"{action} ({'1.6' if version == V16 else '2.0.1'})"] = phase
-            result["actions"] = by_action
-            advance()
-            await loadgen.all("close")
-        finally:
-            target.stop()
+        base = target.usage()
+        fleet = fleet_ids(f"{name}-m", settings.charge_points, settings.share_201)
+        url = target.urls[0]
+        connected = await loadgen.run(
+            "connect",
+            [{"fleet": [(url, *cp) for cp in part]} for part in loadgen.split(fleet)],
+        )
+        result["connect"] = merge_connect(connected)
+        await asyncio.sleep(settings.settle)
+        idle = target.usage()
+        result["memory"] = {
+            "base_rss": base.rss,
+            "idle_rss": idle.rss,
+            "charge_points": result["connect"]["connected"],
+            "idle_per_cp": per(idle.rss - base.rss, result["connect"]["connected"]),
+            "processes": target.processes(),
+        }
+        advance()
+        drivers = max(1, settings.drivers // loadgen.size)
+        result["throughput"] = await self._phase(
+            loadgen, target, csms, "closed_loop", settings.seconds, drivers=drivers
+        )
+        loaded = target.usage()
+        result["memory"]["load_rss"] = loaded.rss
+        result["memory"]["load_per_cp"] = per(loaded.rss - base.rss, result["connect"]["connected"])
+        advance()
+        by_action: dict[str, Any] = {}
+        for version, actions in ACTIONS.items():
+            # Only the connections of that version drive, so each phase is one action.
+            for action in actions:
+                phase = await self._phase(
+                    loadgen,
+                    target,
+                    csms,
+                    "closed_loop",
+                    settings.action_seconds,
+                    drivers=drivers,
+                    actions=[action],
+                    version=version,
+                )
+                by_action[f"{action} ({'1.6' if version == V16 else '2.0.1'})"] = phase
+        result["actions"] = by_action
+        advance()
+        await loadgen.all("close")
         return result
 
     async def paced(
-        self, name: str, csms: CsmsPool, loadgen: LoadGenerator, rate: float
+        self, target: Target, csms: CsmsPool, loadgen: LoadGenerator, rate: float
     ) -> dict[str, Any]:
         """Latency of one target at a fixed offered rate (open loop)."""
         settings = self.settings
-        config = Path(settings.gateway_config) if settings.gateway_config else None
-        target = await start_target(
-            name, csms, config=config if name == "gateway" else None, log=self.out / f"{name}.log"
+        name = target.name
+        fleet = fleet_ids(f"{name}-p", settings.drivers, settings.share_201)
+        url = target.urls[0]
+        await loadgen.run(
+            "connect",
+            [{"fleet": [(url, *cp) for cp in part]} for part in loadgen.split(fleet)],
         )
-        try:
-            fleet = fleet_ids(f"{name}-p", settings.drivers, settings.share_201)
-            url = target.urls[0]
-            await loadgen.run(
-                "connect",
-                [{"fleet": [(url, *cp) for cp in part]} for part in loadgen.split(fleet)],
-            )
-            phase = await self._phase(
-                loadgen, target, csms, "paced", settings.seconds, rate=rate / loadgen.size
-            )
-            phase["offered_rate"] = rate
-            await loadgen.all("close")
-        finally:
-            target.stop()
+        phase = await self._phase(
+            loadgen, target, csms, "paced", settings.seconds, rate=rate / loadgen.size
+        )
+        phase["offered_rate"] = rate
+        await loadgen.all("close")
         return phase
 
-    async def storm(self, name: str, csms: CsmsPool, loadgen: LoadGenerator) -> dict[str, Any]:
+    async def storm(self, target: Target, loadgen: LoadGenerator) -> dict[str, Any]:
         """Every charge point drops and reconnects at once; time until all booted again."""
         settings = self.settings
-        config = Path(settings.gateway_config) if settings.gateway_config else None
-        target = await start_target(
-            name, csms, config=config if name == "gateway" else None, log=self.out / f"{name}.log"
-        )
-        try:
-            fleet = fleet_ids(f"{name}-s", settings.storm_charge_points, settings.share_201)
-            url = target.urls[0]
-            connected = merge_connect(
-                await loadgen.run(
-                    "connect",
-                    [
-                        {"fleet": [(url, *cp) for cp in part], "concurrency": 200}
-                        for part in loadgen.split(fleet)
-                    ],
-                )
+        name = target.name
+        fleet = fleet_ids(f"{name}-s", settings.storm_charge_points, settings.share_201)
+        url = target.urls[0]
+        connected = merge_connect(
+            await loadgen.run(
+                "connect",
+                [
+                    {"fleet": [(url, *cp) for cp in part], "concurrency": 200}
+                    for part in loadgen.split(fleet)
+                ],
             )
-            before = target.usage()
-            answers = await loadgen.all("storm", deadline=time.monotonic() + settings.storm_timeout)
-            after = target.usage()
-            refused: dict[str, int] = {}
-            for answer in answers:
-                for reason, count in answer["refused"].items():
-                    refused[reason] = refused.get(reason, 0) + count
-            booted = sum(a["booted"] for a in answers)
-            result = {
-                "charge_points": connected["connected"],
-                "booted": booted,
-                "seconds": max(a["seconds"] for a in answers),
-                "refused": refused,
-                "refused_total": sum(refused.values()),
-                "target_cpu": after.cpu - before.cpu,
-                "cpu_per_handshake_us": per((after.cpu - before.cpu) * 1e6, booted),
-                "loadgen_cpu": sum(a["cpu"] for a in answers),
-            }
-            await loadgen.all("close")
-        finally:
-            target.stop()
+        )
+        before = target.usage()
+        answers = await loadgen.all("storm", deadline=time.monotonic() + settings.storm_timeout)
+        after = target.usage()
+        refused: dict[str, int] = {}
+        for answer in answers:
+            for reason, count in answer["refused"].items():
+                refused[reason] = refused.get(reason, 0) + count
+        booted = sum(a["booted"] for a in answers)
+        result = {
+            "charge_points": connected["connected"],
+            "booted": booted,
+            "seconds": max(a["seconds"] for a in answers),
+            "refused": refused,
+            "refused_total": sum(refused.values()),
+            "target_cpu": after.cpu - before.cpu,
+            "cpu_per_handshake_us": per((after.cpu - before.cpu) * 1e6, booted),
+            "loadgen_cpu": sum(a["cpu"] for a in answers),
+        }
+        await loadgen.all("close")
         return result
 
     # ------------------------------------------------------------------ scaling
@@ -503,11 +490,21 @@ class Run:
                 [f"127.0.1.{1 + i}" for i in range(settings.loadgen_processes)],
             )
             loadgen.start()
+            running: dict[str, Target] = {}
             try:
-                for name in settings.targets:
+                started_targets = await asyncio.gather(
+                    *(self._start(name, csms) for name in settings.targets),
+                    return_exceptions=True,
+                )
+                for name, outcome in zip(settings.targets, started_targets, strict=True):
+                    if isinstance(outcome, BaseException):
+                        self.note(f"{name} did not start: {outcome!r}; see {name}.log")
+                    else:
+                        running[name] = outcome
+                for name, target in running.items():
                     progress.update(task, description=f"{name}: memory, throughput, actions")
                     self.report["targets"][name] = await self.measure_target(
-                        name, csms, loadgen, advance
+                        target, csms, loadgen, advance
                     )
                 gateway_max = (
                     self.report["targets"].get("gateway", {}).get("throughput", {}).get("rate")
@@ -519,17 +516,19 @@ class Run:
                 ]
                 rate = 0.5 * (gateway_max or (min(rates) if rates else 100.0))
                 self.report["paced_rate"] = rate
-                for name in settings.targets:
+                for name, target in running.items():
                     progress.update(task, description=f"{name}: paced latency at {rate:.0f}/s")
                     self.report["targets"][name]["paced"] = await self.paced(
-                        name, csms, loadgen, rate
+                        target, csms, loadgen, rate
                     )
                     advance()
-                for name in settings.targets:
+                for name, target in running.items():
                     progress.update(task, description=f"{name}: reconnect storm")
-                    self.report["targets"][name]["storm"] = await self.storm(name, csms, loadgen)
+                    self.report["targets"][name]["storm"] = await self.storm(target, loadgen)
                     advance()
             finally:
+                for target in running.values():
+                    target.stop()
                 await loadgen.stop()
                 csms.stop()
             for name in settings.scale_targets:

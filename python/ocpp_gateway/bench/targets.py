@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
@@ -30,15 +31,21 @@ LABELS = {
 
 
 def baselines_dir() -> Path:
-    """Where the baseline programs live: $OCPP_GATEWAY_BASELINES or the repository's copy.
+    """Where the baseline programs live.
+
+    $OCPP_BENCH_BASELINES when set; else the repository's benches/baselines next to this source
+    tree (editable install) or under the current directory (installed package run from a clone).
 
     Returns:
         The directory holding bare_relay.py and ocpp_lib_relay.py.
     """
-    configured = os.environ.get("OCPP_GATEWAY_BASELINES")
+    configured = os.environ.get("OCPP_BENCH_BASELINES")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[3] / "benches" / "baselines"
+    beside = Path(__file__).resolve().parents[3] / "benches" / "baselines"
+    if (beside / "bare_relay.py").is_file():
+        return beside
+    return Path.cwd() / "benches" / "baselines"
 
 
 @dataclass
@@ -210,13 +217,18 @@ async def start_target(
             urls.append(f"ws://127.0.0.1:{port}/ocpp")
         for url, process in zip(urls, popen, strict=True):
             port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
-            await wait_tcp_open("127.0.0.1", port, 60.0)
-            if process.poll() is not None:
-                raise TimeoutError(f"{name} exited with {process.returncode}")
+            await wait_tcp_open("127.0.0.1", port, 60.0, _running(process))
     except BaseException:
         Target(name, urls, popen).stop()
         raise
     return Target(name, urls, popen)
+
+
+def _running(process: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    def alive() -> bool:
+        return process.poll() is None
+
+    return alive
 
 
 def _spawn(command: list[str], log: Path | None, extra: dict[str, str]) -> subprocess.Popen[bytes]:
