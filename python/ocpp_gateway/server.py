@@ -462,9 +462,10 @@ class _Gateway:
                     waiter.set_result(None)
             else:
                 if conn.close_reason is None:
-                    conn.close_reason = (
-                        "message_too_big" if ws.close_code == 1009 else "charge_point_closed"
-                    )
+                    # After aiohttp's own close handshake ws.close_code is the peer's echo (or
+                    # 1006), so read the 1009 from the error message itself (security engineer).
+                    too_big = getattr(msg.data, "code", None) == 1009 or ws.close_code == 1009
+                    conn.close_reason = "message_too_big" if too_big else "charge_point_closed"
                 return
 
     async def _backend_loop(self, conn: _Connection, name: str, link: Link) -> None:
@@ -669,6 +670,9 @@ class _Gateway:
             for conn in list(self.connections):
                 for direction, _unique_id, action in conn.session.expire(now):
                     timed_out.labels(direction, label(action)).inc()
+            if self.metrics.multiprocess_dir:
+                # Other workers answer scrapes from the shared files: publish our batches.
+                self.metrics.flush()
 
     async def drain(self, grace: float) -> None:
         """Stop accepting, wait up to `grace` seconds for pending calls, close sockets (1001)."""
@@ -689,6 +693,7 @@ class _Gateway:
             )
         for transport in self.transports.values():
             await transport.close()
+        self.metrics.flush()
 
 
 class RunningGateway:
