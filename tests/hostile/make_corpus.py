@@ -154,8 +154,10 @@ def framework_cases(v: str) -> list[dict[str, Any]]:
             "deep-payload",
             v,
             '[2,"t1","Heartbeat",' + '{"a":' * 5000 + "{}" + "}" * 5000 + "]",
-            # A depth limit (framework error) or the schema's additionalProperties: either is fine.
-            {"one_of": [fw("t1"), reply(v, "format", "t1")]},
+            # Deeper than the core's JSON depth limit (128): "not JSON", so the UniqueId is not
+            # read and "-1" is answered (tests/fixtures/frames.json convention). A gateway
+            # without a depth limit would answer the schema's additionalProperties instead.
+            {"one_of": [fw(), reply(v, "format", "t1")]},
         ),
         text("bom-prefix", v, '\ufeff[2,"t1","Heartbeat",{}]', fw()),
         raw("invalid-utf8", v, b'[2,"t1","Heartbeat",{"x":"\xff\xfe"}]', fw()),

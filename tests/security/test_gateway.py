@@ -179,7 +179,7 @@ async def test_secrets_never_leak(
             await open_cp(gw, cp_id, additional_headers={"Authorization": basic(cp_id, pw)})
             pytest.fail("should be refused")
         except InvalidStatus as exc:
-            bodies.append((exc.response.status_code, exc.response.body))
+            bodies.append((exc.response.status_code, bytes(exc.response.body or b"")))
     assert len(set(bodies)) == 1  # unknown ids and wrong passwords look the same
     http_url = gw.url.replace("ws", "http", 1)
     async with aiohttp.ClientSession() as http, http.get(f"{http_url}/metrics") as resp:
