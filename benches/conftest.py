@@ -24,7 +24,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     """Collect benches/bench_*.py as test modules (they are not named test_*.py on purpose)."""
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
+    named = file_path.suffix == ".py" and file_path.name.startswith("bench_")
+    # A file named on the command line is collected by pytest itself: don't collect it twice.
+    if named and not parent.session.isinitpath(file_path):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
 
