@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import socket
 
 import pytest
@@ -11,21 +12,21 @@ import pytest
 from ocpp_gateway import cli
 from ocpp_gateway.demo import DemoOptions, parse_args, run_demo
 
-from .conftest import WAIT
+from .conftest import WAIT, SchemaCsms
 
 
 class Watched(io.StringIO):
-    """A text stream that sets `seen` once everything written contains `needle`."""
+    """A text stream that sets `seen` once everything written matches the regex `needle`."""
 
     def __init__(self, needle: str, tty: bool) -> None:
         super().__init__()
-        self.needle = needle
+        self.needle = re.compile(needle)
         self.tty = tty
         self.seen = asyncio.Event()
 
     def write(self, text: str) -> int:
         n = super().write(text)
-        if self.needle in self.getvalue():
+        if self.needle.search(self.getvalue()):
             self.seen.set()
         return n
 
@@ -90,3 +91,25 @@ def test_the_cli_routes_demo_to_this_module(capsys: pytest.CaptureFixture[str]) 
         cli.main(["demo", "--help"])
     assert exit_info.value.code == 0
     assert "--charge-points" in capsys.readouterr().out
+
+
+async def test_with_an_upstream_the_csms_sees_only_valid_calls(csms: SchemaCsms) -> None:
+    # Every charge point misbehaves: the gateway must stop each invalid frame.
+    options = DemoOptions(
+        charge_points=4, port=0, interval=0.2, seed=3, upstream=csms.url, misbehave=1.0
+    )
+    out = Watched(r"connected 4/4 booted 4 .*rejected [1-9]", tty=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_demo(options, out, stop))
+    await asyncio.wait_for(out.seen.wait(), WAIT)
+    await csms.wait_until(lambda: csms.count("StatusNotification") >= 8)
+    stop.set()
+    assert await asyncio.wait_for(task, WAIT) == 0
+    assert {c.charge_point_id for c in csms.calls} == {
+        "DEMO16-0001",
+        "DEMO16-0002",
+        "DEMO201-0001",
+        "DEMO201-0002",
+    }
+    assert [c for c in csms.calls if c.errors] == []
+    assert "TypeConstraintViolation" in out.getvalue() or "PropertyConstraint" in out.getvalue()
