@@ -102,7 +102,10 @@ mod tests {
         let mut c = Correlation::default();
         let call = |seen| PendingCall { action: 1, seen };
         c.add(Way::CpToCsms, "a", call(0.0)).unwrap();
-        assert_eq!(c.add(Way::CpToCsms, "a", call(1.0)), Err(AddError::Duplicate));
+        assert_eq!(
+            c.add(Way::CpToCsms, "a", call(1.0)),
+            Err(AddError::Duplicate)
+        );
         c.add(Way::CsmsToCp, "a", call(5.0)).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c.take(Way::CsmsToCp, "b"), None);
@@ -117,10 +120,24 @@ mod tests {
     fn bounded() {
         let mut c = Correlation::default();
         for i in 0..MAX_PENDING {
-            c.add(Way::CpToCsms, &i.to_string(), PendingCall { action: 0, seen: 0.0 })
-                .unwrap();
+            c.add(
+                Way::CpToCsms,
+                &i.to_string(),
+                PendingCall {
+                    action: 0,
+                    seen: 0.0,
+                },
+            )
+            .unwrap();
         }
-        let r = c.add(Way::CpToCsms, "x", PendingCall { action: 0, seen: 0.0 });
+        let r = c.add(
+            Way::CpToCsms,
+            "x",
+            PendingCall {
+                action: 0,
+                seen: 0.0,
+            },
+        );
         assert_eq!(r, Err(AddError::Full));
     }
 }

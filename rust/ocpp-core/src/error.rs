@@ -97,11 +97,27 @@ mod tests {
     fn spelling_per_version() {
         use OcppVersion::{V16, V201, V21};
         let table = [
-            (ErrorKind::Framework, "FormationViolation", "RpcFrameworkError"),
-            (ErrorKind::Occurrence, "OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
+            (
+                ErrorKind::Framework,
+                "FormationViolation",
+                "RpcFrameworkError",
+            ),
+            (
+                ErrorKind::Occurrence,
+                "OccurenceConstraintViolation",
+                "OccurrenceConstraintViolation",
+            ),
             (ErrorKind::Format, "FormationViolation", "FormatViolation"),
-            (ErrorKind::Type, "TypeConstraintViolation", "TypeConstraintViolation"),
-            (ErrorKind::MessageType, "FormationViolation", "MessageTypeNotSupported"),
+            (
+                ErrorKind::Type,
+                "TypeConstraintViolation",
+                "TypeConstraintViolation",
+            ),
+            (
+                ErrorKind::MessageType,
+                "FormationViolation",
+                "MessageTypeNotSupported",
+            ),
         ];
         for (kind, v16, v2) in table {
             assert_eq!(kind.code(V16), v16);

@@ -120,6 +120,7 @@ pub fn parse(bytes: &[u8], version: OcppVersion) -> Result<Frame<'_>, FrameError
 }
 
 /// Read a frame from an already parsed JSON value.
+#[allow(clippy::too_many_lines)]
 pub fn from_value(value: Value<'_>, version: OcppVersion) -> Result<Frame<'_>, FrameError<'_>> {
     let Value::Array(items) = value else {
         return Err(FrameError {
@@ -224,9 +225,8 @@ pub fn from_value(value: Value<'_>, version: OcppVersion) -> Result<Frame<'_>, F
         _ => {
             let code = next_string("errorCode is not a string").map_err(&err)?;
             let description = next_string("errorDescription is not a string").map_err(&err)?;
-            let details = match it.next() {
-                Some(d @ Value::Object(_)) => d,
-                _ => return Err(err("errorDetails is not an object".into())),
+            let Some(details @ Value::Object(_)) = it.next() else {
+                return Err(err("errorDetails is not an object".into()));
             };
             if mt == CALLERROR {
                 Frame::CallError {
@@ -279,8 +279,14 @@ mod tests {
         assert_eq!(kind(r#"[2,"a","Heartbeat",{}]"#, V16), Ok(CALL));
         assert_eq!(kind(r#"[3,"a",{}]"#, V16), Ok(CALLRESULT));
         assert_eq!(kind(r#"[4,"a","GenericError","",{}]"#, V201), Ok(CALLERROR));
-        assert_eq!(kind(r#"[5,"a","GenericError","",{}]"#, V21), Ok(CALLRESULTERROR));
-        assert_eq!(kind(r#"[6,"a","NotifyPeriodicEventStream",{}]"#, V21), Ok(SEND));
+        assert_eq!(
+            kind(r#"[5,"a","GenericError","",{}]"#, V21),
+            Ok(CALLRESULTERROR)
+        );
+        assert_eq!(
+            kind(r#"[6,"a","NotifyPeriodicEventStream",{}]"#, V21),
+            Ok(SEND)
+        );
     }
 
     #[test]
@@ -304,7 +310,12 @@ mod tests {
             (r#"[4,"a","GenericError","",[]]"#, V16, Framework, Some("a")),
             (r#"[4,"a",1,"",{}]"#, V16, Framework, Some("a")),
             (r#"[7,"a",{}]"#, V201, UnknownMessageType, Some("a")),
-            (r#"[5,"a","GenericError","",{}]"#, V201, UnknownMessageType, Some("a")),
+            (
+                r#"[5,"a","GenericError","",{}]"#,
+                V201,
+                UnknownMessageType,
+                Some("a"),
+            ),
             (r#"[6,"a","X",{}]"#, V16, UnknownMessageType, Some("a")),
             (r#"[300,"a",{}]"#, V21, UnknownMessageType, Some("a")),
         ];

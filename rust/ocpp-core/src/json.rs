@@ -172,7 +172,8 @@ impl<'a> Parser<'a> {
         if end <= self.bytes.len() && &self.bytes[self.pos..end] == word {
             self.pos = end;
             Ok(v)
-        } else if end > self.bytes.len() && self.bytes[self.pos..] == word[..self.bytes.len() - self.pos]
+        } else if end > self.bytes.len()
+            && self.bytes[self.pos..] == word[..self.bytes.len() - self.pos]
         {
             self.pos = self.bytes.len();
             Err(self.err(JsonErrorKind::UnexpectedEnd))
@@ -291,7 +292,8 @@ impl<'a> Parser<'a> {
             return Err(self.err(JsonErrorKind::LoneSurrogate));
         }
         if (0xD800..0xDC00).contains(&hi) {
-            if self.bytes.get(self.pos) != Some(&b'\\') || self.bytes.get(self.pos + 1) != Some(&b'u')
+            if self.bytes.get(self.pos) != Some(&b'\\')
+                || self.bytes.get(self.pos + 1) != Some(&b'u')
             {
                 return Err(self.err(JsonErrorKind::LoneSurrogate));
             }
@@ -439,9 +441,18 @@ mod tests {
         assert_eq!(ok(" null "), Value::Null);
         assert_eq!(ok("true"), Value::Bool(true));
         assert_eq!(ok("-0.5e+10"), Value::Number("-0.5e+10"));
-        assert_eq!(ok(r#""a\u00e9\n""#), Value::String(Cow::Owned("a\u{e9}\n".into())));
-        assert_eq!(ok(r#""\ud83d\ude00""#), Value::String(Cow::Owned("\u{1F600}".into())));
-        assert!(matches!(ok(r#""plain""#), Value::String(Cow::Borrowed("plain"))));
+        assert_eq!(
+            ok(r#""a\u00e9\n""#),
+            Value::String(Cow::Owned("a\u{e9}\n".into()))
+        );
+        assert_eq!(
+            ok(r#""\ud83d\ude00""#),
+            Value::String(Cow::Owned("\u{1F600}".into()))
+        );
+        assert!(matches!(
+            ok(r#""plain""#),
+            Value::String(Cow::Borrowed("plain"))
+        ));
         let v = ok(r#"{"a":[1,{"b":null}],"c":"d"}"#);
         assert_eq!(v.get("c").and_then(Value::as_str), Some("d"));
     }

@@ -28,7 +28,10 @@ impl<'a> Decimal<'a> {
             Some(b'-') => (true, &b[1..]),
             _ => (false, b),
         };
-        let int_end = b.iter().position(|c| !c.is_ascii_digit()).unwrap_or(b.len());
+        let int_end = b
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(b.len());
         if int_end == 0 {
             return None;
         }
@@ -85,7 +88,10 @@ impl<'a> Decimal<'a> {
                 scale: 0,
             });
         }
-        let e = (0..total).rev().find(|&i| at(i) != b'0').map_or(total, |i| i + 1);
+        let e = (0..total)
+            .rev()
+            .find(|&i| at(i) != b'0')
+            .map_or(total, |i| i + 1);
         Some(Decimal {
             neg,
             head: &int[s.min(ilen)..e.min(ilen)],
@@ -144,7 +150,7 @@ impl<'a> Decimal<'a> {
     }
 
     /// Exact numeric comparison.
-    pub fn cmp(&self, other: &Decimal<'_>) -> Ordering {
+    pub fn compare(&self, other: &Decimal<'_>) -> Ordering {
         let sn = self.neg && !self.is_zero();
         let on = other.neg && !other.is_zero();
         match (sn, on) {
@@ -217,7 +223,9 @@ impl Bound {
     /// Compile number text; None if it is not a JSON number.
     pub fn parse(text: &str) -> Option<Self> {
         Decimal::parse(text)?;
-        Some(Bound { text: text.to_owned() })
+        Some(Bound {
+            text: text.to_owned(),
+        })
     }
 
     /// The bound as written in the schema.
@@ -228,7 +236,7 @@ impl Bound {
     /// Compare a value with this bound (`Less` when the value is below it).
     pub fn cmp_value(&self, value: &Decimal<'_>) -> Ordering {
         let b = Decimal::parse(&self.text).expect("checked at compile time");
-        value.cmp(&b)
+        value.compare(&b)
     }
 }
 
@@ -255,7 +263,9 @@ mod tests {
             ("10.0", "1", 1),
         ] {
             let v = d(text);
-            let got: String = (0..v.len()).map(|i| char::from(b'0' + v.digit(i))).collect();
+            let got: String = (0..v.len())
+                .map(|i| char::from(b'0' + v.digit(i)))
+                .collect();
             assert_eq!((got.as_str(), v.scale), (digits, scale), "{text}");
         }
     }
@@ -270,10 +280,14 @@ mod tests {
             ("1e2", "99.999", Ordering::Greater),
             ("-2", "-10", Ordering::Greater),
             ("1e-7", "0", Ordering::Greater),
-            ("123456789012345678901234567890", "123456789012345678901234567891", Ordering::Less),
+            (
+                "123456789012345678901234567890",
+                "123456789012345678901234567891",
+                Ordering::Less,
+            ),
         ];
         for (a, b, o) in cases {
-            assert_eq!(d(a).cmp(&d(b)), o, "{a} vs {b}");
+            assert_eq!(d(a).compare(&d(b)), o, "{a} vs {b}");
         }
     }
 
@@ -299,7 +313,14 @@ mod tests {
 
     #[test]
     fn integrality() {
-        for (text, integral) in [("1", true), ("1.0", true), ("1e2", true), ("1.5", false), ("1e-1", false), ("0.0", true)] {
+        for (text, integral) in [
+            ("1", true),
+            ("1.0", true),
+            ("1e2", true),
+            ("1.5", false),
+            ("1e-1", false),
+            ("0.0", true),
+        ] {
             assert_eq!(d(text).is_integral(), integral, "{text}");
         }
     }

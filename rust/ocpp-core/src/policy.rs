@@ -75,7 +75,8 @@ impl Policy {
             if let Some(way) = Way::from_name(key) {
                 p.by_way[way as usize] = Some(m);
             } else if let Some((action, dir)) = key.split_once(':') {
-                let way = Way::from_name(dir).ok_or_else(|| format!("unknown direction {dir:?}"))?;
+                let way =
+                    Way::from_name(dir).ok_or_else(|| format!("unknown direction {dir:?}"))?;
                 if action.is_empty() {
                     return Err(format!("empty action in {key:?}"));
                 }

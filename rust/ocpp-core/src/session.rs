@@ -203,12 +203,7 @@ impl Session {
     }
 
     /// A verdict answering the sender with a CALLERROR and forwarding nothing.
-    fn reject<'a>(
-        &self,
-        mut v: Verdict<'a>,
-        kind: ErrorKind,
-        detail: String,
-    ) -> Verdict<'a> {
+    fn reject<'a>(&self, mut v: Verdict<'a>, kind: ErrorKind, detail: String) -> Verdict<'a> {
         let id = v.unique_id.as_deref().unwrap_or(UNREADABLE_ID);
         v.reply = Some(frame::error_frame(
             frame::CALLERROR,
@@ -220,12 +215,7 @@ impl Session {
         v
     }
 
-    fn judge_broken<'a>(
-        &mut self,
-        way: Way,
-        e: frame::FrameError<'a>,
-        now: f64,
-    ) -> Verdict<'a> {
+    fn judge_broken<'a>(&mut self, way: Way, e: frame::FrameError<'a>, now: f64) -> Verdict<'a> {
         let mut v = Verdict::new(e.message_type, e.unique_id);
         if e.kind == FrameErrorKind::UnknownMessageType {
             if self.version == OcppVersion::V201 {
@@ -250,13 +240,12 @@ impl Session {
                     .unique_id
                     .as_deref()
                     .and_then(|id| self.pending.take(way.reverse(), id));
-                match call {
-                    Some(call) => self.bad_result(v, call, now, ErrorKind::Framework, e.detail),
-                    None => {
-                        v.drop_reason = Some(DropReason::UnmatchedResult);
-                        self.flag(&mut v, ErrorKind::Framework, e.detail);
-                        v
-                    }
+                if let Some(call) = call {
+                    self.bad_result(v, call, now, ErrorKind::Framework, e.detail)
+                } else {
+                    v.drop_reason = Some(DropReason::UnmatchedResult);
+                    self.flag(&mut v, ErrorKind::Framework, e.detail);
+                    v
                 }
             }
             _ => self.reject(v, ErrorKind::Framework, e.detail),
@@ -305,6 +294,7 @@ impl Session {
         }
     }
 
+    #[allow(clippy::too_many_lines)]
     fn judge_frame<'a>(&mut self, way: Way, f: Frame<'a>, now: f64) -> Verdict<'a> {
         match f {
             Frame::Call {
@@ -344,7 +334,14 @@ impl Session {
                 }
                 let uid = v.unique_id.as_deref().unwrap_or_default();
                 // Cannot fail: checked above.
-                let _ = self.pending.add(way, uid, PendingCall { action: id, seen: now });
+                let _ = self.pending.add(
+                    way,
+                    uid,
+                    PendingCall {
+                        action: id,
+                        seen: now,
+                    },
+                );
                 v.forwarded()
             }
             Frame::CallResult { unique_id, payload } => {

@@ -18,7 +18,8 @@ create_exception!(
 );
 
 fn version_from(name: &str) -> PyResult<OcppVersion> {
-    OcppVersion::from_name(name).ok_or_else(|| PyValueError::new_err(format!("unknown OCPP version {name:?}")))
+    OcppVersion::from_name(name)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown OCPP version {name:?}")))
 }
 
 fn way_from(name: &str) -> PyResult<Way> {
@@ -135,7 +136,10 @@ impl PySchemaSet {
         let value = match json::parse(payload) {
             Ok(v) => v,
             Err(e) => {
-                return Ok(Some((ErrorKind::Framework.code(version), format!("not JSON: {e}"))))
+                return Ok(Some((
+                    ErrorKind::Framework.code(version),
+                    format!("not JSON: {e}"),
+                )))
             }
         };
         match self.inner.validate(action, response, &value) {
@@ -234,8 +238,10 @@ struct PyVerdict {
 impl PyVerdict {
     fn __repr__(&self, py: Python<'_>) -> String {
         let s = |o: &Option<Py<PyString>>| {
-            o.as_ref()
-                .map_or_else(|| "None".to_owned(), |s| format!("{:?}", s.bind(py).to_string()))
+            o.as_ref().map_or_else(
+                || "None".to_owned(),
+                |s| format!("{:?}", s.bind(py).to_string()),
+            )
         };
         format!(
             "Verdict(forward={}, message_type={}, unique_id={}, action={}, error_code={}, \
@@ -306,12 +312,17 @@ impl PySession {
                 schemas.get().inner.version().name()
             )));
         }
-        if !(call_timeout > 0.0) {
+        if call_timeout.is_nan() || call_timeout <= 0.0 {
             return Err(PyValueError::new_err("call_timeout must be > 0"));
         }
         let policy = match policy {
             Some(p) => p,
-            None => Py::new(py, PyPolicy { inner: ocpp_core::Policy::default() })?,
+            None => Py::new(
+                py,
+                PyPolicy {
+                    inner: ocpp_core::Policy::default(),
+                },
+            )?,
         };
         let inner = ocpp_core::Session::new(
             schemas.get().inner.clone(),
@@ -342,12 +353,14 @@ impl PySession {
     }
 
     /// Judge a frame received from the charge point (to be sent to the CSMS).
+    #[allow(clippy::wrong_self_convention)]
     fn from_charge_point(&mut self, py: Python<'_>, frame: &[u8], now: f64) -> PyVerdict {
         let v = self.inner.from_charge_point(frame, now);
         self.convert(py, v)
     }
 
     /// Judge a frame received from the CSMS (to be sent to the charge point).
+    #[allow(clippy::wrong_self_convention)]
     fn from_csms(&mut self, py: Python<'_>, frame: &[u8], now: f64) -> PyVerdict {
         let v = self.inner.from_csms(frame, now);
         self.convert(py, v)
@@ -356,16 +369,14 @@ impl PySession {
     /// Forget pending calls older than call_timeout.
     fn expire(&mut self, py: Python<'_>, now: f64) -> Vec<(&'static str, String, Py<PyString>)> {
         let set = self.schemas.get();
-        let index: HashMap<&str, ActionId> = HashMap::new();
-        let _ = index;
         self.inner
             .expire(now)
             .into_iter()
             .map(|(way, id, action)| {
-                let name = set
-                    .inner
-                    .action_id(action)
-                    .map_or_else(|| PyString::intern(py, action).unbind(), |a| set.name(py, a));
+                let name = set.inner.action_id(action).map_or_else(
+                    || PyString::intern(py, action).unbind(),
+                    |a| set.name(py, a),
+                );
                 (way.name(), id, name)
             })
             .collect()

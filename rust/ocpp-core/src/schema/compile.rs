@@ -62,10 +62,12 @@ impl Literal {
         match (self, v) {
             (Literal::Null, Value::Null) => true,
             (Literal::Bool(a), Value::Bool(b)) => a == b,
-            (Literal::Number(a), Value::Number(b)) => match (Decimal::parse(a), Decimal::parse(b)) {
-                (Some(a), Some(b)) => a.cmp(&b).is_eq(),
-                _ => false,
-            },
+            (Literal::Number(a), Value::Number(b)) => {
+                match (Decimal::parse(a), Decimal::parse(b)) {
+                    (Some(a), Some(b)) => a.compare(&b).is_eq(),
+                    _ => false,
+                }
+            }
             (Literal::String(a), Value::String(b)) => **a == **b,
             (Literal::Array(a), Value::Array(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.matches(y))
@@ -73,7 +75,8 @@ impl Literal {
             (Literal::Object(a), Value::Object(b)) => {
                 a.len() == b.len()
                     && a.iter().all(|(k, x)| {
-                        b.iter().any(|(bk, y)| bk.as_ref() == k.as_ref() && x.matches(y))
+                        b.iter()
+                            .any(|(bk, y)| bk.as_ref() == k.as_ref() && x.matches(y))
                     })
             }
             _ => false,
@@ -274,7 +277,9 @@ impl Compiler<'_, '_> {
     fn sub(&mut self, v: &Value<'_>, at: &str) -> Result<NodeId, String> {
         if let Value::Object(_) = v {
             if let Some(r) = v.get("$ref") {
-                let r = r.as_str().ok_or_else(|| format!("{at}/$ref: not a string"))?;
+                let r = r
+                    .as_str()
+                    .ok_or_else(|| format!("{at}/$ref: not a string"))?;
                 return self.resolve(r, at);
             }
         }
@@ -334,7 +339,9 @@ impl Compiler<'_, '_> {
         if let Some(r) = v.get("$ref") {
             // Siblings of $ref are ignored (draft-04/06), so the node is a copy of its target's
             // meaning: validate through an allOf of one.
-            let r = r.as_str().ok_or_else(|| format!("{at}/$ref: not a string"))?;
+            let r = r
+                .as_str()
+                .ok_or_else(|| format!("{at}/$ref: not a string"))?;
             let target = self.resolve(r, at)?;
             self.nodes[id as usize].all_of = vec![target];
             return Ok(());
@@ -353,7 +360,8 @@ impl Compiler<'_, '_> {
                         Value::Array(list) if !list.is_empty() => {
                             let mut bits = 0;
                             for t in list {
-                                let s = t.as_str().ok_or_else(|| format!("{here}: not a string"))?;
+                                let s =
+                                    t.as_str().ok_or_else(|| format!("{here}: not a string"))?;
                                 bits |= self.type_bits(s, at)?;
                             }
                             bits
@@ -373,7 +381,9 @@ impl Compiler<'_, '_> {
                 "maxItems" => n.max_items = Some(non_negative(val, at, key)?),
                 "minItems" => n.min_items = Some(non_negative(val, at, key)?),
                 "pattern" => {
-                    let s = val.as_str().ok_or_else(|| format!("{here}: not a string"))?;
+                    let s = val
+                        .as_str()
+                        .ok_or_else(|| format!("{here}: not a string"))?;
                     let re = Regex::new(s).map_err(|e| format!("{here}: {e}"))?;
                     n.pattern = Some((re, s.into()));
                 }
@@ -409,7 +419,12 @@ impl Compiler<'_, '_> {
                         self.nodes[extra as usize] = e;
                         n.all_of.push(extra);
                     }
-                    _ => return Err(format!("{here}: wrong value type for draft-0{}", self.draft)),
+                    _ => {
+                        return Err(format!(
+                            "{here}: wrong value type for draft-0{}",
+                            self.draft
+                        ))
+                    }
                 },
                 "multipleOf" => {
                     let Value::Number(t) = val else {

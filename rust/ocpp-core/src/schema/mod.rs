@@ -78,8 +78,8 @@ impl SchemaSet {
         let mut files: HashMap<String, std::path::PathBuf> = HashMap::new();
         for d in std::iter::once(&dir).chain(extra_dirs) {
             let d = d.as_ref();
-            let entries = std::fs::read_dir(d)
-                .map_err(|e| SchemaError(format!("{}: {e}", d.display())))?;
+            let entries =
+                std::fs::read_dir(d).map_err(|e| SchemaError(format!("{}: {e}", d.display())))?;
             for entry in entries {
                 let entry = entry.map_err(|e| SchemaError(format!("{}: {e}", d.display())))?;
                 let name = entry.file_name().to_string_lossy().into_owned();

@@ -85,7 +85,10 @@ fn type_names(bits: u8) -> String {
 
 /// Validate `value` against the whole compiled document.
 pub fn validate(schema: &Compiled, value: &Value<'_>) -> Result<(), Violation> {
-    Validator { nodes: &schema.nodes }.node(schema.root, value, &Path::Root)
+    Validator {
+        nodes: &schema.nodes,
+    }
+    .node(schema.root, value, &Path::Root)
 }
 
 struct Validator<'s> {
@@ -126,10 +129,18 @@ impl Validator<'_> {
             self.node(sub, v, path)?;
         }
         if !n.any_of.is_empty() && !n.any_of.iter().any(|&s| self.node(s, v, path).is_ok()) {
-            return Err(fail(ErrorKind::Property, path, format_args!("anyOf: no match")));
+            return Err(fail(
+                ErrorKind::Property,
+                path,
+                format_args!("anyOf: no match"),
+            ));
         }
         if !n.one_of.is_empty() {
-            let matched = n.one_of.iter().filter(|&&s| self.node(s, v, path).is_ok()).count();
+            let matched = n
+                .one_of
+                .iter()
+                .filter(|&&s| self.node(s, v, path).is_ok())
+                .count();
             if matched != 1 {
                 return Err(fail(
                     ErrorKind::Property,
@@ -186,12 +197,20 @@ impl Validator<'_> {
     fn array(&self, n: &Node, items: &[Value<'_>], path: &Path<'_>) -> Result<(), Violation> {
         if let Some(min) = n.min_items {
             if items.len() < min {
-                return Err(fail(ErrorKind::Occurrence, path, format_args!("minItems {min}")));
+                return Err(fail(
+                    ErrorKind::Occurrence,
+                    path,
+                    format_args!("minItems {min}"),
+                ));
             }
         }
         if let Some(max) = n.max_items {
             if items.len() > max {
-                return Err(fail(ErrorKind::Occurrence, path, format_args!("maxItems {max}")));
+                return Err(fail(
+                    ErrorKind::Occurrence,
+                    path,
+                    format_args!("maxItems {max}"),
+                ));
             }
         }
         match &n.items {
@@ -258,7 +277,11 @@ fn string(n: &Node, s: &str, path: &Path<'_>) -> Result<(), Violation> {
     }
     if let Some((re, src)) = &n.pattern {
         if !re.is_match(s) {
-            return Err(fail(ErrorKind::Property, path, format_args!("pattern {src:?}")));
+            return Err(fail(
+                ErrorKind::Property,
+                path,
+                format_args!("pattern {src:?}"),
+            ));
         }
     }
     Ok(())
@@ -274,20 +297,40 @@ fn number(n: &Node, t: &str, path: &Path<'_>) -> Result<(), Violation> {
     if let Some((b, exclusive)) = &n.minimum {
         let o = b.cmp_value(&d);
         if o == Ordering::Less || (*exclusive && o == Ordering::Equal) {
-            let rule = if *exclusive { "exclusiveMinimum" } else { "minimum" };
-            return Err(fail(ErrorKind::Property, path, format_args!("{rule} {}", b.text())));
+            let rule = if *exclusive {
+                "exclusiveMinimum"
+            } else {
+                "minimum"
+            };
+            return Err(fail(
+                ErrorKind::Property,
+                path,
+                format_args!("{rule} {}", b.text()),
+            ));
         }
     }
     if let Some((b, exclusive)) = &n.maximum {
         let o = b.cmp_value(&d);
         if o == Ordering::Greater || (*exclusive && o == Ordering::Equal) {
-            let rule = if *exclusive { "exclusiveMaximum" } else { "maximum" };
-            return Err(fail(ErrorKind::Property, path, format_args!("{rule} {}", b.text())));
+            let rule = if *exclusive {
+                "exclusiveMaximum"
+            } else {
+                "maximum"
+            };
+            return Err(fail(
+                ErrorKind::Property,
+                path,
+                format_args!("{rule} {}", b.text()),
+            ));
         }
     }
     if let Some((m, src)) = &n.multiple_of {
         if !d.is_multiple_of(m) {
-            return Err(fail(ErrorKind::Property, path, format_args!("multipleOf {src}")));
+            return Err(fail(
+                ErrorKind::Property,
+                path,
+                format_args!("multipleOf {src}"),
+            ));
         }
     }
     Ok(())

@@ -72,6 +72,7 @@ impl Way {
     }
 
     /// The other way.
+    #[must_use]
     pub fn reverse(self) -> Self {
         match self {
             Way::CpToCsms => Way::CsmsToCp,
