@@ -220,6 +220,9 @@ class _Dashboard:
             for action in total.sent
         }
         gateway_metrics = self._metrics
+        flush = getattr(gateway_metrics, "flush", None)  # hot-path counts are buffered
+        if flush is not None:
+            flush()
         rejected = _labelled_sums(getattr(gateway_metrics, "rejected", None), "error_code")
         messages = _labelled_sums(getattr(gateway_metrics, "messages", None), "direction")
         return _View(

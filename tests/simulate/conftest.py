@@ -18,7 +18,7 @@ from aiohttp import web
 from ocpp_gateway.simulate.responses import schema_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
-WAIT = 10.0  # upper bound of every wait in these tests, in seconds
+WAIT = 30.0  # upper bound of every wait in these tests, in seconds (the machine is shared)
 
 _ERROR_CODES = {
     "maxLength": "TypeConstraintViolation",

@@ -18,8 +18,8 @@ from .conftest import WAIT, SchemaCsms, load_fixtures, validator
 VERSIONS: list[SimVersion] = ["ocpp1.6", "ocpp2.0.1"]
 
 FAST = Profile(
-    heartbeat_interval=0.05,
-    status_interval=0.05,
+    heartbeat_interval=0.2,
+    status_interval=0.1,
     transaction_interval=0.05,
     transaction_duration=0.3,
     meter_interval=0.05,

@@ -155,6 +155,11 @@ class SimChargePoint:
             delay *= self._ctx.rng.random()
         self._timers[name] = now + delay
 
+    def queued(self, action: str) -> bool:
+        """Whether a CALL of `action` waits in the queue (periodic timers skip a beat then, so
+        that a slow peer does not make the queue grow without bound)."""
+        return any(queued_action == action for queued_action, _, _ in self._queue)
+
     def disarm(self, name: str) -> None:
         """Cancel timer `name` if armed."""
         self._timers.pop(name, None)

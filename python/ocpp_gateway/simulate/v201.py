@@ -124,20 +124,24 @@ class ChargePoint201(SimChargePoint):
     def on_timer(self, name: str, now: float) -> None:
         profile = self.ctx.profile
         if name == "heartbeat":
-            self.enqueue("Heartbeat", {})
+            if not self.queued("Heartbeat"):
+                self.enqueue("Heartbeat", {})
             self.arm("heartbeat", profile.heartbeat_interval, now)
         elif name == "status":
-            self._toggle_status()
+            if not self.queued("StatusNotification"):
+                self._toggle_status()
             self.arm("status", profile.status_interval, now)
         elif name == "tx":
             self._start_transaction()
         elif name == "meter":
+            self.arm("meter", profile.meter_interval, now)
+            if self.queued("TransactionEvent"):
+                return
             self._meter_wh += 250 + self.ctx.rng.randrange(100)
             self.enqueue(
                 "TransactionEvent",
                 self._transaction_event("Updated", "MeterValuePeriodic", "Sample.Periodic"),
             )
-            self.arm("meter", profile.meter_interval, now)
         elif name == "tx_stop":
             self._stop_transaction("Local", now)
 
