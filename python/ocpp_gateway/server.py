@@ -45,6 +45,7 @@ from ocpp_gateway.routing import (
     build_chain,
 )
 from ocpp_gateway.security import SecurityLayer, build_security
+from ocpp_gateway.security.outbound import bounded_sender
 from ocpp_gateway.session import default_schemas
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link, Transport, build_transports
 
@@ -133,6 +134,7 @@ class _Connection:
     call_origin: dict[str, str] = field(default_factory=dict)
     close_reason: str | None = None
     pong_waiter: asyncio.Future[None] | None = None
+    send_cp: Any = None  # bounded sender to the charge point, set in _accept (security engineer)
 
 
 class _Gateway:
@@ -249,7 +251,10 @@ class _Gateway:
         except TimeoutError:
             return self._refuse("handshake_timeout", 408, "handshake timed out")
         if not decision.ok:
-            return self._refuse(decision.reason, decision.status, "refused")
+            refusal = self._refuse(decision.reason, decision.status, "refused")
+            if decision.status == 401 and sec.credentials_file:  # RFC 7617 (security engineer)
+                refusal.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="ocpp-gateway"'
+            return refusal
         try:
             return await self._accept(request, ws, charge_point_id, version, decision.authenticated)
         finally:
@@ -325,8 +330,24 @@ class _Gateway:
         )
         conn = _Connection(charge_point_id, version, ws, session, info, link)
         conn.links[DEFAULT_TRANSPORT] = link
+        conn.send_cp = self._bounded_sender(conn, request)
         await self._run(conn)
         return ws
+
+    def _bounded_sender(self, conn: _Connection, request: web.Request) -> Any:
+        """Sends to the charge point closing a slow reader with 1008 (security engineer)."""
+
+        def slow_reader() -> None:
+            conn.close_reason = conn.close_reason or "slow_reader"
+
+        sec = self.config.security
+        return bounded_sender(
+            conn.ws,
+            request.transport,
+            sec.max_outbound_queue_bytes,
+            sec.slow_reader_grace,
+            slow_reader,
+        )
 
     # -- relay ----------------------------------------------------------------------------
 
@@ -392,7 +413,7 @@ class _Gateway:
         chain = self.chain
         models = bool(self.model_policies)
         link_send = conn.link.send
-        send_cp = ws.send_frame
+        send_cp = conn.send_cp
         while True:
             try:
                 msg = await ws.receive()
@@ -478,7 +499,7 @@ class _Gateway:
         judge = session.from_csms
         loop = asyncio.get_running_loop()
         chain = self.chain
-        send_cp = ws.send_frame
+        send_cp = conn.send_cp
         secondary = name != DEFAULT_TRANSPORT
         try:
             while True:
@@ -562,7 +583,7 @@ class _Gateway:
             frame = orjson.dumps([4, verdict.unique_id, code, "Message rate exceeded", {}])
             answer = conn.session.from_csms(frame, now)
             if answer.forward:
-                await conn.ws.send_frame(frame, _TEXT)
+                await conn.send_cp(frame, _TEXT)
         return True
 
     def _plugin_result(
@@ -613,7 +634,7 @@ class _Gateway:
                     self.metrics.observe_duration(_CP, answer.action, answer.call_duration)
                 out = frame if answer.forward else answer.substitute
                 if out is not None:
-                    await conn.ws.send_frame(out, _TEXT)
+                    await conn.send_cp(out, _TEXT)
             else:
                 answer = conn.session.from_charge_point(frame, now)
                 if answer.call_duration is not None:
@@ -776,7 +797,16 @@ async def start_gateway(
     app.router.add_get("/metrics", gateway.handle_metrics)
     app.router.add_get("/healthz", gateway.handle_healthz)
     app.router.add_get("/readyz", gateway.handle_readyz)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    # aiohttp's keep-alive timer also runs from accept until a complete request head arrives:
+    # bounding it by the handshake timeout closes slowloris sockets (security engineer).
+    handshake_timeout = config.security.handshake_timeout
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=1.0,
+        keepalive_timeout=handshake_timeout if handshake_timeout > 0 else 75.0,
+    )
     await runner.setup()
     ssl_context = gateway.security.ssl_context()
     site = web.TCPSite(
