@@ -62,9 +62,7 @@ async def run_cases(probe: Probe, cases: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_corpus(gateway: RunningGateway, version: str) -> None:
-    cases = [
-        c for c in CORPUS if c["version"] == version and c["id"] not in KNOWN_CORE_DEVIATIONS
-    ]
+    cases = [c for c in CORPUS if c["version"] == version and c["id"] not in KNOWN_CORE_DEVIATIONS]
     probe = Probe(gateway.url, version)
     # Warm up (schemas, first connection) before measuring memory.
     await run_cases(probe, cases[:20])

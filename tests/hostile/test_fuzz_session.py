@@ -1,6 +1,7 @@
 """Property test of the Python session layer: arbitrary frames from a charge point, over a live
-connection to a real gateway, never crash it, never get anything but a well-formed CALLERROR (or
-nothing) back, and never stop it from answering the next valid CALL.
+connection to a real gateway, never crash it, never get anything but a well-formed CALLERROR, the
+CALLRESULT of a CALL that happened to be valid, or nothing back, and never stop it from answering
+the next valid CALL.
 
 The Rust parser itself is fuzzed with cargo fuzz (rust/ocpp-core/fuzz); this drives the whole
 path above it: server loop, rate limiter, Verdict handling, metrics, the local responder.
@@ -91,9 +92,26 @@ frames = (
 )
 
 
-def check(version: str, seen: dict[str, Any]) -> None:
+def _call_id(frame: str) -> str | None:
+    """The UniqueId of a frame shaped like a CALL (a generated frame may well be a valid one)."""
+    try:
+        message = json.loads(frame)
+    except ValueError:
+        return None
+    if isinstance(message, list) and len(message) == 4 and message[0] == 2:
+        uid = message[1]
+        return uid if isinstance(uid, str) else None
+    return None
+
+
+def check(version: str, frame: str, seen: dict[str, Any]) -> None:
     assert seen["close"] is None, seen
     for answer in seen["answers"]:
+        if isinstance(answer, list) and len(answer) == 3 and answer[0] == 3:
+            # Only a CALL the gateway found valid is answered with a CALLRESULT, and with its id.
+            assert answer[1] == _call_id(frame), answer
+            assert isinstance(answer[2], dict), answer
+            continue
         assert isinstance(answer, list) and len(answer) == 5 and answer[0] == 4, answer
         assert isinstance(answer[1], str)
         assert answer[2] in ERROR_CODES[version], answer
@@ -114,6 +132,6 @@ async def test_any_frame_gets_a_valid_answer_or_none(
 ) -> None:
     probe = Probe(gateway.url, version)
     try:
-        check(version, await probe.exchange(frame))
+        check(version, frame, await probe.exchange(frame))
     finally:
         await probe.close()

@@ -4,19 +4,23 @@ connection counts and malformed handshakes (RFC 6455 §4, §7.4.1 close codes)."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
+import socket
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ocpp_gateway.server import RunningGateway
+from ocpp_gateway.config import UpstreamConfig
+from ocpp_gateway.server import RunningGateway, start_gateway
 
-from .conftest import RECV_TIMEOUT, Probe
+from .conftest import RECV_TIMEOUT, Probe, gateway_config
 
 Start = Callable[..., Awaitable[RunningGateway]]
 
@@ -222,3 +226,92 @@ async def test_no_supported_subprotocol_is_closed_without_backend(
             async with asyncio.timeout(RECV_TIMEOUT):
                 await ws.recv()
     assert gateway.connections == 0
+
+
+async def test_slow_http_headers_are_cut_off(start: Start) -> None:
+    """A slowloris peer (request head never finished) loses its socket after handshake_timeout."""
+    gw = await start(handshake_timeout=0.3)
+    reader, writer = await asyncio.open_connection(gw.host, gw.port)
+    try:
+        writer.write(b"GET /ocpp/SLOW HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        await writer.drain()
+        async with asyncio.timeout(RECV_TIMEOUT):
+            rest = await reader.read()  # b"" once the gateway drops the socket
+    finally:
+        writer.close()
+    assert rest == b""
+    await still_serves(gw)
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one unmasked frame (server to client, RFC 6455 §5.2). Returns (opcode, payload)."""
+    head = await reader.readexactly(2)
+    size = head[1] & 0x7F
+    if size == 126:
+        size = int.from_bytes(await reader.readexactly(2), "big")
+    elif size == 127:
+        size = int.from_bytes(await reader.readexactly(8), "big")
+    return head[0] & 0x0F, await reader.readexactly(size)
+
+
+async def test_slow_reader_is_closed_not_buffered(start: Start) -> None:
+    """A charge point that stops reading while its CSMS sends: closed with 1008 once more than
+    max_outbound_queue_bytes wait unwritten; the rest is not buffered for it."""
+    frame_bytes, frames = 256 * 1024, 48  # 12 MiB: far more than kernel buffers can hold
+    csms_done = asyncio.Event()
+
+    async def csms(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        if not ws.request.path.endswith("/SLOW-READER"):  # an ordinary CSMS for still_serves
+            async for message in ws:
+                call = json.loads(message)
+                await ws.send(json.dumps([3, call[1], {"currentTime": "2026-01-01T00:00:00Z"}]))
+            return
+        try:
+            for i in range(frames):
+                payload = {"vendorId": "v", "data": "x" * frame_bytes}
+                await ws.send(json.dumps([2, f"c{i}", "DataTransfer", payload]))
+            await ws.wait_closed()  # the gateway closes the upstream once the charge point is gone
+        except ConnectionClosed:
+            pass
+        csms_done.set()
+
+    async with serve(csms, "127.0.0.1", 0, subprotocols=["ocpp1.6"], max_size=None) as upstream:  # type: ignore[list-item]
+        port = upstream.sockets[0].getsockname()[1]
+        gw = await start_gateway(
+            dataclasses.replace(
+                gateway_config(
+                    max_outbound_queue_bytes=512 * 1024, slow_reader_grace=60.0, ping_interval=0
+                ),
+                upstream=UpstreamConfig(url=f"ws://127.0.0.1:{port}/ocpp"),
+            )
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # no autotuning
+        sock.connect((gw.host, gw.port))
+        # A raw client: asyncio stops reading the socket once its buffer holds 128 KiB.
+        reader, writer = await asyncio.open_connection(sock=sock)
+        try:
+            writer.write(
+                b"GET /ocpp/SLOW-READER HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+            )
+            async with asyncio.timeout(RECV_TIMEOUT):
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 101")
+                await csms_done.wait()
+                received = 0
+                while True:
+                    opcode, payload = await read_frame(reader)
+                    if opcode == 0x8:
+                        break
+                    received += 1
+            assert int.from_bytes(payload[:2], "big") == 1008
+            assert received < frames
+            closed = gw.metrics.connections_closed.labels("slow_reader")._value.get()
+            assert closed == 1
+            await still_serves(gw)
+        finally:
+            writer.close()
+            await gw.stop(drain_timeout=0)

@@ -196,3 +196,14 @@ async def test_secrets_never_leak(
         assert secret not in metrics_text
         assert all(secret.encode() not in body for _, body in bodies)
     assert "CP-404" not in metrics_text  # ids are never metric labels
+
+
+async def test_401_carries_a_basic_challenge(start: Start, credentials_file: Path) -> None:
+    """RFC 7235 §3.1 / RFC 7617 §2: a 401 names the scheme and realm the client must use."""
+    gw = await start(credentials_file=str(credentials_file))
+    for headers in ({}, {"Authorization": basic("CP-1", "wrong-password-123")}):
+        with pytest.raises(InvalidStatus) as info:
+            await open_cp(gw, "CP-1", additional_headers=headers)
+        response = info.value.response
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == 'Basic realm="ocpp-gateway"'

@@ -31,7 +31,9 @@ class SecurityConfig:
         auth_failures_per_minute: failed authentications allowed per charge point id and per
             source address before further attempts get 429 (0 = no throttling).
         max_outbound_queue_bytes: bytes waiting to be written to one charge point before it is
-            closed as a slow reader.
+            closed as a slow reader (1008; 0 = no limit).
+        slow_reader_grace: seconds a slow reader gets to read its close frame before its socket
+            is aborted.
         tls_allow_rsa_key_exchange: also offer the static-RSA TLS 1.2 suites of the 1.6 security
             whitepaper (no forward secrecy).
         auth_workers: threads verifying password hashes.
@@ -58,6 +60,7 @@ class SecurityConfig:
     rate_excess: Literal["callerror", "close"] = "close"
     auth_failures_per_minute: int = 10
     max_outbound_queue_bytes: int = 4 * 1024 * 1024
+    slow_reader_grace: float = 10.0
     tls_allow_rsa_key_exchange: bool = False
     auth_workers: int = 2
     auth_cache_seconds: float = 300.0
