@@ -266,8 +266,9 @@ class _Dashboard:
         header.append(f"{view.gateway_messages:.0f}")
 
         actions = Table(title="CALLs from charge points", expand=True)
-        for col in ("action", "per s", "sent", "answered", "CALLERROR", "p50 ms", "p99 ms"):
-            actions.add_column(col, justify="left" if col == "action" else "right")
+        actions.add_column("action", no_wrap=True, min_width=18)
+        for col in ("per s", "sent", "answered", "CALLERROR", "p50 ms", "p99 ms"):
+            actions.add_column(col, justify="right")
         for action in sorted(view.totals, key=lambda a: -view.totals[a]):
             p50, p99 = view.latency[action]
             actions.add_row(
@@ -289,7 +290,7 @@ class _Dashboard:
             _ms(view.p99),
         )
 
-        rejected = Table(title="Rejected by the gateway (CALLERROR sent back)")
+        rejected = Table(title="Rejected by the gateway")
         rejected.add_column("error code")
         rejected.add_column("frames", justify="right")
         for code, count in sorted(view.rejected.items(), key=lambda kv: -kv[1]):

@@ -16,13 +16,22 @@ class Profile:
         version: the OCPP-J subprotocol offered and spoken, "ocpp1.6" or "ocpp2.0.1".
         heartbeat_interval: seconds between Heartbeat calls once booted. The interval the CSMS
             gives in the BootNotification answer is ignored so that runs are reproducible.
-        status_interval: seconds between StatusNotification changes of an idle connector
-            (Available <-> Unavailable).
-        transaction_interval: idle seconds between two transactions; 0: no transactions.
+        status_interval: seconds between StatusNotification changes of one idle connector,
+            picked at random (Available <-> Unavailable): 1/status_interval calls per second
+            per charge point, whatever the number of connectors.
+        transaction_interval: idle seconds between two transactions; 0: no transactions. A
+            charge point runs one transaction at a time (on a random connector), so it starts
+            1 / (transaction_interval + transaction_duration) transactions per second. Each
+            one costs, in 1.6: Authorize, StartTransaction, StopTransaction and four
+            StatusNotifications (Preparing, Charging, Finishing, Available); in 2.0.1:
+            Authorize, TransactionEvent Started and Ended, two StatusNotifications (Occupied,
+            Available).
         transaction_duration: seconds a transaction lasts from start to stop.
-        meter_interval: seconds between periodic meter samples during a transaction.
-        meter_samples: sampled values per meter sample (MeterValues / TransactionEvent Updated).
-        connectors: connectors (1.6) or EVSEs with one connector each (2.0.1).
+        meter_interval: seconds between periodic meter samples during a transaction
+            (MeterValues in 1.6, TransactionEvent Updated in 2.0.1).
+        meter_samples: sampled values per meter sample.
+        connectors: connectors (1.6) or EVSEs with one connector each (2.0.1); each gets a
+            StatusNotification Available after every accepted boot.
         boot_retry_interval: seconds before a new BootNotification when the CSMS answered
             Pending/Rejected with interval 0, or with a CALLERROR, or not at all.
         call_timeout: seconds to wait for the answer of a CALL before giving up on it.
