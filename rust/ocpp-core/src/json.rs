@@ -223,7 +223,8 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1; // opening quote
         let start = self.pos;
-        // Fast path: no escapes.
+        // Fast path: no escapes. Skip 8 plain bytes at a time first.
+        self.pos = skip_plain(self.bytes, self.pos);
         loop {
             match self.peek() {
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
@@ -329,7 +330,7 @@ impl<'a> Parser<'a> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(4);
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
@@ -356,7 +357,7 @@ impl<'a> Parser<'a> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1;
-        let mut members = Vec::new();
+        let mut members = Vec::with_capacity(8);
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -391,6 +392,28 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+/// Index of the first byte at or after `pos` that is `"`, `\\` or a control character, checking
+/// eight bytes per step (SWAR); returns a position at most that far (the caller finishes).
+#[inline]
+fn skip_plain(bytes: &[u8], mut pos: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        // A byte is "special" when it is zero after the xor (quote/backslash) or < 0x20.
+        let zero_q = quote.wrapping_sub(ONES) & !quote;
+        let zero_b = backslash.wrapping_sub(ONES) & !backslash;
+        let control = w.wrapping_sub(ONES * 0x20) & !w;
+        if (zero_q | zero_b | control) & HIGHS != 0 {
+            break;
+        }
+        pos += 8;
+    }
+    pos
 }
 
 /// Write `s` as a JSON string literal (with quotes) into `out`.

@@ -208,7 +208,7 @@ impl PyPolicy {
 }
 
 /// What to do with one frame. Frozen.
-#[pyclass(frozen, module = "ocpp_gateway._core", name = "Verdict")]
+#[pyclass(frozen, freelist = 64, module = "ocpp_gateway._core", name = "Verdict")]
 struct PyVerdict {
     #[pyo3(get)]
     forward: bool,

@@ -11,6 +11,7 @@ mod validate;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
 pub use compile::Compiled;
@@ -47,9 +48,35 @@ pub struct SchemaSet {
     version: OcppVersion,
     /// Entries of the table's actions, by [`ActionId`].
     table: Vec<Entry>,
-    index: HashMap<&'static str, ActionId>,
+    index: HashMap<&'static str, ActionId, BuildHasherDefault<NameHasher>>,
     /// Schemas of files whose action is not in the table (vendor additions).
     others: HashMap<String, Entry>,
+}
+
+/// A fast hasher for the fixed set of action names (FNV-1a over 8-byte words). The keys are
+/// the version's own action names, not peer input, so flooding resistance is not needed; a
+/// looked-up name from a peer costs one hash and at most a few comparisons.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0 ^ 0xcbf2_9ce4_8422_2325;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            h = (h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .wrapping_mul(0x0100_0000_01b3);
+            h ^= h >> 29;
+        }
+        for &b in chunks.remainder() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 /// Which action and kind a file name stands for in a version's layout.
@@ -103,7 +130,7 @@ impl SchemaSet {
         sources: Vec<(String, Vec<u8>)>,
     ) -> Result<Self, SchemaError> {
         let actions = version.actions();
-        let index: HashMap<&'static str, ActionId> = actions
+        let index: HashMap<&'static str, ActionId, _> = actions
             .iter()
             .enumerate()
             .map(|(i, (name, _))| (*name, i as ActionId))
