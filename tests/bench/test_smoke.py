@@ -53,7 +53,10 @@ def test_every_target_ran_every_scenario(smoke: tuple[Path, dict[str, Any]]) -> 
             assert target[phase]["errors"] == 0, (name, phase)  # every canned call is valid
             assert target[phase]["latency_ms"]["p50"] > 0, (name, phase)
         assert target["storm"]["booted"] == target["storm"]["charge_points"] > 0, name
-        assert len(target["actions"]) == 9, name
+        simulated = target["simulated"]
+        assert simulated["booted"] == simulated["charge_points"], name
+        assert simulated["calls"] > 0 and simulated["errors"] == {}, name
+        assert len(target["actions"]) == (0 if name == "direct" else 9), name
     for name in ("gateway", "bare_relay", "ocpp_lib_relay"):
         assert targets[name]["throughput"]["cpu_per_rt_us"] > 0, name
         assert targets[name]["memory"]["idle_rss"] > targets[name]["memory"]["base_rss"] > 0
@@ -72,7 +75,8 @@ def test_scaling_reached_every_step(smoke: tuple[Path, dict[str, Any]]) -> None:
 def test_report_has_table_checks_and_plots(smoke: tuple[Path, dict[str, Any]]) -> None:
     out, report = smoke
     text = (out / "report.md").read_text()
-    for heading in ("## Goals", "## Capacity table", "## Reconnect storm", "CPU per round trip"):
+    headings = ("## Goals", "## Capacity table", "## Simulated fleet", "## Reconnect storm")
+    for heading in headings:
         assert heading in text
     goals = {check["goal"] for check in report["summary"]["checks"]}
     assert any("bare relay" in goal for goal in goals)

@@ -14,9 +14,10 @@ import contextlib
 import multiprocessing
 import random
 import signal
+import socket
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from typing import Any, Literal
@@ -28,6 +29,39 @@ from ocpp_gateway.bench.frames import MIX, CallTemplate, answered_unique_id
 from ocpp_gateway.bench.procs import raise_nofile_limit, self_cpu
 
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+
+#: Linux IP_BIND_ADDRESS_NO_PORT (not exported by the socket module).
+IP_BIND_ADDRESS_NO_PORT = 24
+
+
+def bound_socket_factory(local_addr: str) -> Callable[[Any], socket.socket]:
+    """A socket factory for aiohttp that binds the source address but not the port.
+
+    A plain bind((addr, 0)) reserves a port number for the whole host, whatever the address,
+    so tens of thousands of load-generator sockets would exhaust the ephemeral ports that the
+    relay under test needs for its own upstream connections. With IP_BIND_ADDRESS_NO_PORT the
+    port is chosen at connect() time, per 4-tuple, and port numbers are shared.
+
+    Args:
+        local_addr: the source address, e.g. "127.0.1.1".
+
+    Returns:
+        The factory (`aiohttp.TCPConnector(socket_factory=...)`).
+    """
+
+    def factory(addr_info: Any) -> socket.socket:
+        family, kind, proto, _, _ = addr_info
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((local_addr, 0))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    return factory
 
 
 class _Link:
@@ -119,13 +153,14 @@ class Worker:
         self.links: list[_Link] = []
         self._client: aiohttp.ClientSession | None = None
         self._templates: dict[str, dict[str, CallTemplate]] = {}
+        self._fleets: list[tuple[Any, asyncio.Event, asyncio.Task[None]]] = []
 
     def _session(self) -> aiohttp.ClientSession:
         if self._client is None:
             connector = aiohttp.TCPConnector(
                 limit=0,
-                local_addr=(self.local_addr, 0) if self.local_addr else None,
                 use_dns_cache=True,
+                socket_factory=bound_socket_factory(self.local_addr) if self.local_addr else None,
             )
             self._client = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=None)
@@ -385,6 +420,112 @@ class Worker:
             "seconds": last_boot - started,
             "refused": dict(refused),
             "cpu": self_cpu() - cpu0,
+        }
+
+    async def fleet_start(
+        self,
+        url: str,
+        charge_point_ids: Sequence[str],
+        profile: str,
+        ramp_seconds: float = 0.0,
+        limit: float = 60.0,
+    ) -> dict[str, Any]:
+        """Start the package's simulator (`simulate.run_fleet`) and wait until all have booted.
+
+        Args:
+            url: base URL the simulated charge points connect to.
+            charge_point_ids: one simulated charge point per id.
+            profile: a key of `ocpp_gateway.simulate.PROFILES`.
+            ramp_seconds: spread the first connections over this many seconds.
+            limit: seconds to wait for every charge point to boot.
+
+        Returns:
+            {"booted", "connected", "seconds"}.
+        """
+        from ocpp_gateway.simulate import PROFILES, FleetStats, run_fleet
+
+        count = len(charge_point_ids)
+        stats = FleetStats()
+        stop = asyncio.Event()
+        started = time.monotonic()
+        task = asyncio.create_task(
+            run_fleet(
+                url,
+                charge_point_ids,
+                PROFILES[profile],
+                stats=stats,
+                stop=stop,
+                ramp_seconds=ramp_seconds,
+                local_addrs=[self.local_addr] if self.local_addr else (),
+            )
+        )
+        self._fleets.append((stats, stop, task))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await stats.wait_for(lambda s: s.booted >= count)
+        return {
+            "booted": stats.booted,
+            "connected": stats.connected,
+            "seconds": time.monotonic() - started,
+        }
+
+    async def fleet_measure(self, start: float, end: float) -> dict[str, Any]:
+        """Measure the running simulated fleets between `start` and `end`, then stop them.
+
+        Args:
+            start: monotonic time of the first snapshot.
+            end: monotonic time of the second.
+
+        Returns:
+            Answered calls, errors, timeouts and CALLs received, by action, counted between the
+            two snapshots; latency percentiles (ms) of the whole run; this worker's CPU time.
+        """
+        from ocpp_gateway.simulate import quantile
+
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        first = [stats.snapshot() for stats, _, _ in self._fleets]
+        cpu0, wall0 = self_cpu(), time.monotonic()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        last = [stats.snapshot() for stats, _, _ in self._fleets]
+        cpu, wall = self_cpu() - cpu0, time.monotonic() - wall0
+        answered: Counter[str] = Counter()
+        errors: Counter[str] = Counter()
+        timeouts: Counter[str] = Counter()
+        received: Counter[str] = Counter()
+        histogram: list[int] = []
+        for before, after in zip(first, last, strict=True):
+            answered.update(after.answered)
+            answered.subtract(before.answered)
+            errors.update(after.errors)
+            errors.subtract(before.errors)
+            timeouts.update(after.timeouts)
+            timeouts.subtract(before.timeouts)
+            received.update(after.received_calls)
+            received.subtract(before.received_calls)
+            diff = [b - a for a, b in zip(before.latency, after.latency, strict=False)]
+            histogram = [x + y for x, y in zip(histogram, diff, strict=False)] or diff
+        for _, stop, _ in self._fleets:
+            stop.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30.0):
+                await asyncio.gather(*(task for _, _, task in self._fleets), return_exceptions=True)
+        self._fleets = []
+        latency = (
+            {
+                key: (quantile(histogram, q) or 0.0) * 1e3
+                for key, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))
+            }
+            if any(histogram)
+            else {}
+        )
+        return {
+            "answered": {k: v for k, v in answered.items() if v},
+            "errors": {k: v for k, v in errors.items() if v},
+            "timeouts": {k: v for k, v in timeouts.items() if v},
+            "received_calls": {k: v for k, v in received.items() if v},
+            "latency_ms": latency,
+            "cpu": cpu,
+            "wall": wall,
         }
 
     async def close(self) -> dict[str, Any]:

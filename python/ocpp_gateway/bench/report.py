@@ -95,10 +95,11 @@ def plots(report: dict[str, Any], out: Path) -> list[Path]:
     axes.set_yscale("log")
     axes.set_title("Throughput vs latency")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    written.append(out / "throughput_latency.png")
-    figure.savefig(written[-1], dpi=90)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=7, ncol=2)
+        figure.tight_layout()
+        written.append(out / "throughput_latency.png")
+        figure.savefig(written[-1], dpi=90)
     plt.close(figure)
 
     # CPU per round trip by action.
@@ -300,6 +301,28 @@ def markdown(report: dict[str, Any], images: list[Path] | None = None) -> str:
                     ratio = f"{values[relays.index('gateway')] / bare:.2f}"
             lines.append(
                 f"| {action} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {ratio} |"
+            )
+    simulated = {n: t["simulated"] for n, t in targets.items() if t.get("simulated")}
+    if simulated:
+        first = next(iter(simulated.values()))
+        lines += [
+            "",
+            f"## Simulated fleet ('{first['profile']}' profile, half 1.6, half 2.0.1)",
+            "",
+            f"The package's simulator (`ocpp_gateway.simulate.run_fleet`) drives "
+            f"{first['charge_points']:,} charge points at the profile's own pace: heartbeats, "
+            f"status changes, transactions and meter samples, for {first['seconds']} s.",
+            "",
+            "| target | booted | answered calls/s | CPU µs per round trip | p50 / p99 ms | errors "
+            "| timeouts |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, data in simulated.items():
+            cost = f"{data['cpu_per_rt_us']:.1f}" if name != "direct" else "-"
+            lines.append(
+                f"| {name} | {data['booted']:,} | {data['rate']:,.0f} | {cost} | "
+                f"{_ms(data['latency_ms'], 'p50')} / {_ms(data['latency_ms'], 'p99')} | "
+                f"{sum(data['errors'].values())} | {data['timeouts']} |"
             )
     lines += [
         "",

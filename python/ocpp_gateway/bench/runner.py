@@ -58,6 +58,9 @@ class Settings:
     action_seconds: float  # measured seconds per action
     storm_charge_points: int
     storm_timeout: float
+    profile: str  # simulator profile of the "simulated fleet" scenario (without version suffix)
+    profile_charge_points: int
+    profile_seconds: float
     scale_steps: tuple[int, ...]
     scale_targets: tuple[str, ...]
     sample_heartbeats: int
@@ -80,6 +83,9 @@ class Settings:
             action_seconds=0.15,
             storm_charge_points=16,
             storm_timeout=20.0,
+            profile="busy",
+            profile_charge_points=16,
+            profile_seconds=1.0,
             scale_steps=(8, 24),
             scale_targets=("gateway", "bare_relay"),
             sample_heartbeats=8,
@@ -101,6 +107,9 @@ class Settings:
             action_seconds=3.0,
             storm_charge_points=5_000,
             storm_timeout=120.0,
+            profile="busy",
+            profile_charge_points=2_000,
+            profile_seconds=15.0,
             scale_steps=(1_000, 5_000, 10_000, 20_000, 35_000, 50_000),
             scale_targets=("gateway", "bare_relay"),
             sample_heartbeats=1_000,
@@ -282,7 +291,8 @@ class Run:
         result["memory"]["load_per_cp"] = per(loaded.rss - base.rss, result["connect"]["connected"])
         advance()
         by_action: dict[str, Any] = {}
-        for version, actions in ACTIONS.items():
+        # The direct path has no relay whose CPU could be attributed to an action.
+        for version, actions in ACTIONS.items() if name != "direct" else ():
             # Only the connections of that version drive, so each phase is one action.
             for action in actions:
                 phase = await self._phase(
@@ -319,6 +329,72 @@ class Run:
         phase["offered_rate"] = rate
         await loadgen.all("close")
         return phase
+
+    async def simulated(
+        self, target: Target, csms: CsmsPool, loadgen: LoadGenerator
+    ) -> dict[str, Any]:
+        """The package's simulator drives a 1.6 + 2.0.1 fleet through the target at its pace.
+
+        Unlike the closed-loop phases, this is the traffic of real charge points (the profile's
+        heartbeats, status changes, transactions and meter samples, with CSMS answers flowing
+        back), so its CPU per round trip is the figure closest to production.
+        """
+        settings = self.settings
+        url = target.urls[0]
+        half = settings.profile_charge_points // 2
+        booted = 0
+        for version, count in (("1.6", half), ("2.0.1", settings.profile_charge_points - half)):
+            ids = [f"{target.name}-f{version}-{i:06d}" for i in range(count)]
+            answers = await loadgen.run(
+                "fleet_start",
+                [
+                    {
+                        "url": url,
+                        "charge_point_ids": part,
+                        "profile": f"{settings.profile}-{version}",
+                        "ramp_seconds": 0.0 if settings.mode == "smoke" else 5.0,
+                    }
+                    for part in loadgen.split(ids)
+                ],
+            )
+            booted += sum(a["booted"] for a in answers)
+        now = time.monotonic()
+        start, end = now + settings.warmup + 0.05, now + settings.warmup + 0.05
+        end += settings.profile_seconds
+        task = asyncio.create_task(loadgen.all("fleet_measure", start=start, end=end))
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        before, csms_before = target.usage(), csms.usage()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        after, csms_after = target.usage(), csms.usage()
+        answers = await task
+        by_action: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        for answer in answers:
+            for action, count in answer["answered"].items():
+                by_action[action] = by_action.get(action, 0) + count
+            for action, count in answer["errors"].items():
+                errors[action] = errors.get(action, 0) + count
+        calls = sum(by_action.values())
+        worst: dict[str, float] = {}
+        for answer in answers:
+            for key, value in answer["latency_ms"].items():
+                worst[key] = max(worst.get(key, 0.0), value)
+        return {
+            "profile": settings.profile,
+            "charge_points": settings.profile_charge_points,
+            "booted": booted,
+            "seconds": settings.profile_seconds,
+            "calls": calls,
+            "rate": per(calls, settings.profile_seconds),
+            "by_action": by_action,
+            "errors": errors,
+            "timeouts": sum(sum(a["timeouts"].values()) for a in answers),
+            "latency_ms": worst,
+            "target_cpu": after.cpu - before.cpu,
+            "cpu_per_rt_us": per((after.cpu - before.cpu) * 1e6, calls),
+            "csms_cpu": csms_after.cpu - csms_before.cpu,
+            "loadgen_cpu": sum(a["cpu"] for a in answers),
+        }
 
     async def storm(self, target: Target, loadgen: LoadGenerator) -> dict[str, Any]:
         """Every charge point drops and reconnects at once; time until all booted again."""
@@ -464,7 +540,7 @@ class Run:
         settings = self.settings
         self.out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        per_target_steps = 3 + 1 + 1
+        per_target_steps = 3 + 1 + 1 + 1
         total = len(settings.targets) * per_target_steps + sum(
             len(settings.scale_steps) for _ in settings.scale_targets
         )
@@ -520,6 +596,12 @@ class Run:
                     progress.update(task, description=f"{name}: paced latency at {rate:.0f}/s")
                     self.report["targets"][name]["paced"] = await self.paced(
                         target, csms, loadgen, rate
+                    )
+                    advance()
+                for name, target in running.items():
+                    progress.update(task, description=f"{name}: simulated fleet")
+                    self.report["targets"][name]["simulated"] = await self.simulated(
+                        target, csms, loadgen
                     )
                     advance()
                 for name, target in running.items():
