@@ -1,0 +1,66 @@
+"""Tests of `ocpp_gateway.session`: where the official schemas come from and their cache."""
+
+from pathlib import Path
+
+import pytest
+
+from ocpp_gateway import SchemaSet, Session, default_schemas
+from ocpp_gateway.session import SCHEMA_SUBDIRS, official_schema_dir
+
+VERSIONS = ["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_official_dir_is_the_ocpp_package_layout(version: str) -> None:
+    path = official_schema_dir(version)  # type: ignore[arg-type]
+    assert path.parts[-2:] == (SCHEMA_SUBDIRS[version], "schemas")
+    request = "BootNotification.json" if version == "ocpp1.6" else "BootNotificationRequest.json"
+    assert (path / request).is_file()
+
+
+def test_unknown_version_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"ocpp1\.5"):
+        official_schema_dir("ocpp1.5")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_default_schemas_compiled_once(version: str) -> None:
+    first = default_schemas(version)
+    assert isinstance(first, SchemaSet)
+    assert first.version == version
+    assert default_schemas(version) is first
+
+
+def test_session_without_schemas_uses_the_cached_set() -> None:
+    session = Session("ocpp1.6")
+    verdict = session.from_charge_point(b'[2,"1","Heartbeat",{}]', 0.0)
+    assert verdict.forward
+    assert verdict.action == "Heartbeat"
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_session_rejects_a_useless_call_timeout(timeout: float) -> None:
+    with pytest.raises(ValueError, match="call_timeout"):
+        Session("ocpp1.6", call_timeout=timeout)
+
+
+def test_session_rejects_unknown_version() -> None:
+    with pytest.raises(ValueError, match="ocpp9"):
+        Session("ocpp9")  # type: ignore[arg-type]
+
+
+def test_verdict_is_frozen() -> None:
+    verdict = Session("ocpp1.6").from_charge_point(b"[]", 0.0)
+    with pytest.raises(AttributeError):
+        verdict.forward = True  # type: ignore[misc]
+    assert verdict.reply is not None
+    assert verdict.reply.startswith(b'[4,"-1","FormationViolation"')
+
+
+def test_schema_dir_of_another_version_fails_loudly(tmp_path: Path) -> None:
+    from ocpp_gateway import SchemaError
+
+    with pytest.raises(SchemaError, match="no request schema"):
+        SchemaSet("ocpp2.1", str(official_schema_dir("ocpp2.0.1")))
+    with pytest.raises(SchemaError):
+        SchemaSet("ocpp1.6", str(tmp_path / "missing"))
