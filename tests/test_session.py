@@ -1,18 +1,20 @@
 """Tests of `ocpp_gateway.session`: where the official schemas come from and their cache."""
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from ocpp_gateway import SchemaSet, Session, default_schemas
+from ocpp_gateway._core import OcppVersionName
 from ocpp_gateway.session import SCHEMA_SUBDIRS, official_schema_dir
 
-VERSIONS = ["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]
+VERSIONS: list[OcppVersionName] = list(get_args(OcppVersionName))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_official_dir_is_the_ocpp_package_layout(version: str) -> None:
-    path = official_schema_dir(version)  # type: ignore[arg-type]
+def test_official_dir_is_the_ocpp_package_layout(version: OcppVersionName) -> None:
+    path = official_schema_dir(version)
     assert path.parts[-2:] == (SCHEMA_SUBDIRS[version], "schemas")
     request = "BootNotification.json" if version == "ocpp1.6" else "BootNotificationRequest.json"
     assert (path / request).is_file()
@@ -24,7 +26,7 @@ def test_unknown_version_is_a_value_error() -> None:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_default_schemas_compiled_once(version: str) -> None:
+def test_default_schemas_compiled_once(version: OcppVersionName) -> None:
     first = default_schemas(version)
     assert isinstance(first, SchemaSet)
     assert first.version == version

@@ -48,7 +48,6 @@ def official_schema_dir(version: OcppVersionName) -> Path:
     return path
 
 
-@functools.cache
 def default_schemas(version: OcppVersionName) -> SchemaSet:
     """The official schemas of `version`, compiled on first use and cached for the process.
 
@@ -65,4 +64,9 @@ def default_schemas(version: OcppVersionName) -> SchemaSet:
         FileNotFoundError: the `ocpp` package lacks the schemas.
         SchemaError: a schema could not be compiled.
     """
+    return _compile_official(version)
+
+
+@functools.cache
+def _compile_official(version: OcppVersionName) -> SchemaSet:
     return SchemaSet(version, str(official_schema_dir(version)))

@@ -415,6 +415,17 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CALLRESULTERROR", ocpp_core::frame::CALLRESULTERROR)?;
     m.add("SEND", ocpp_core::frame::SEND)?;
     m.add("SchemaError", py.get_type::<SchemaError>())?;
+    // The Literal aliases of the stub, also at run time so `from ... import` works anywhere.
+    let literal = py.import("typing")?.getattr("Literal")?;
+    let alias = |names: Vec<&str>| -> PyResult<Bound<'_, PyAny>> {
+        literal.get_item(pyo3::types::PyTuple::new(py, names)?)
+    };
+    m.add(
+        "OcppVersionName",
+        alias(vec!["ocpp1.6", "ocpp2.0.1", "ocpp2.1"])?,
+    )?;
+    m.add("DirectionName", alias(vec!["cp_to_csms", "csms_to_cp"])?)?;
+    m.add("ModeName", alias(vec!["enforce", "observe", "off"])?)?;
     m.add_class::<PySchemaSet>()?;
     m.add_class::<PyPolicy>()?;
     m.add_class::<PyVerdict>()?;
