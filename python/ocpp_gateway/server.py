@@ -271,14 +271,30 @@ class _Gateway:
         policy = self.config.security.takeover
         if policy != "refuse" and authenticated:
             self.metrics.takeovers.labels("replaced").inc()
-            await self._close_connection(live, CLOSE_POLICY, "replaced", "takeover")
+            await self._displace(live, CLOSE_POLICY, "replaced")
             return True
-        if policy == "ping" and not await self._answers_ping(live):
+        # After the ping, another newcomer may have taken the id already: then refuse.
+        if (
+            policy == "ping"
+            and not await self._answers_ping(live)
+            and self.live.get(charge_point_id) is live
+        ):
             self.metrics.takeovers.labels("replaced_dead").inc()
-            await self._close_connection(live, CLOSE_GOING_AWAY, "unresponsive", "takeover")
+            await self._displace(live, CLOSE_GOING_AWAY, "unresponsive")
             return True
         self.metrics.takeovers.labels("refused").inc()
         return False
+
+    async def _displace(self, live: _Connection, code: int, message: str) -> None:
+        """Close a live connection for a newcomer, keeping its id reserved while the close is
+        awaited so that a concurrent newcomer is refused (security engineer)."""
+        charge_point_id = live.charge_point_id
+        self._handshake_ids.add(charge_point_id)
+        try:
+            await self._close_connection(live, code, message, "takeover")
+        finally:
+            # _accept reserves the id again right after _takeover returns, with no await between.
+            self._handshake_ids.discard(charge_point_id)
 
     async def _answers_ping(self, conn: _Connection) -> bool:
         loop = asyncio.get_running_loop()
@@ -691,9 +707,6 @@ class _Gateway:
             for conn in list(self.connections):
                 for direction, _unique_id, action in conn.session.expire(now):
                     timed_out.labels(direction, label(action)).inc()
-            if self.metrics.multiprocess_dir:
-                # Other workers answer scrapes from the shared files: publish our batches.
-                self.metrics.flush()
 
     async def drain(self, grace: float) -> None:
         """Stop accepting, wait up to `grace` seconds for pending calls, close sockets (1001)."""

@@ -65,6 +65,7 @@ async def spawn() -> AsyncIterator[object]:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env=_env(),
+            start_new_session=True,
         )
         procs.append(proc)
         return GatewayProcess(proc)
@@ -72,8 +73,9 @@ async def spawn() -> AsyncIterator[object]:
     yield start
     for proc in procs:
         if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+            # The whole group: a supervisor's workers too.
+            os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), WAIT)
 
 
 async def test_sigterm_lets_pending_calls_finish_then_closes_with_1001(
