@@ -207,3 +207,38 @@ async def test_401_carries_a_basic_challenge(start: Start, credentials_file: Pat
         response = info.value.response
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == 'Basic realm="ocpp-gateway"'
+
+
+async def test_concurrent_newcomers_against_a_dead_connection_one_wins(start: Start) -> None:
+    """Two newcomers racing for the id of a dead socket: one takes it over, the other gets 409,
+    so the charge point never holds two relayed connections (and two upstream links)."""
+    gw = await start(takeover="ping", takeover_ping_timeout=0.3, ping_interval=0)
+    reader, writer = await asyncio.open_connection(gw.host, gw.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ocpp/CP-RACE HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    async with asyncio.timeout(TIMEOUT):
+        head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    try:
+        outcomes = await asyncio.gather(
+            open_cp(gw, "CP-RACE"), open_cp(gw, "CP-RACE"), return_exceptions=True
+        )
+        winners = [o for o in outcomes if isinstance(o, ClientConnection)]
+        refused = [o for o in outcomes if isinstance(o, InvalidStatus)]
+        try:
+            assert len(winners) == 1, outcomes
+            assert [r.response.status_code for r in refused] == [409]
+            await heartbeat(winners[0], "h1")
+            assert gw.connections == 1
+        finally:
+            for ws in winners:
+                await ws.close()
+    finally:
+        writer.close()
