@@ -184,6 +184,7 @@ def _merge(snapshots: Sequence[FleetSnapshot]) -> FleetSnapshot:
         received_calls=add([s.received_calls for s in snapshots]),
         invalid_sent=sum(s.invalid_sent for s in snapshots),
         unmatched=sum(s.unmatched for s in snapshots),
+        internal_errors=sum(s.internal_errors for s in snapshots),
         latency=latency,
         latency_by_action=by_action,
     )

@@ -77,6 +77,7 @@ class SchemaCsms:
     refuse_status: int | None = None
     calls: list[Call] = field(default_factory=list)
     remotes: list[str] = field(default_factory=list)
+    authorizations: list[str | None] = field(default_factory=list)
     handshakes: int = 0
     refused: int = 0
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
@@ -108,6 +109,7 @@ class SchemaCsms:
         version = ws.ws_protocol or ""
         self.handshakes += 1
         self.remotes.append(request.remote or "")
+        self.authorizations.append(request.headers.get("Authorization"))
         self.sockets[charge_point_id] = ws
         self.versions[charge_point_id] = version
         async with self.changed:
@@ -157,8 +159,12 @@ class SchemaCsms:
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait (bounded) until `predicate` holds after some CALL arrived."""
-        async with self.changed:
-            await asyncio.wait_for(self.changed.wait_for(predicate), WAIT)
+        try:
+            async with self.changed:
+                await asyncio.wait_for(self.changed.wait_for(predicate), WAIT)
+        except TimeoutError:
+            recent = [(c.charge_point_id, c.action, c.errors) for c in self.calls[-15:]]
+            raise AssertionError(f"condition not met; last calls: {recent}") from None
 
 
 @pytest.fixture

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
+import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
 from ocpp_gateway.simulate import FleetStats, Profile, run_fleet
+from ocpp_gateway.simulate.charge_point import FleetContext
 from ocpp_gateway.simulate.profile import SimVersion
+from ocpp_gateway.simulate.v16 import ChargePoint16
 
 from .conftest import WAIT, SchemaCsms, load_fixtures, validator
 
@@ -50,6 +54,7 @@ async def fleet(
     finally:
         stop.set()
         await asyncio.wait_for(task, WAIT)
+    assert stats.internal_errors == 0
 
 
 def ids(n: int, prefix: str = "CP") -> list[str]:
@@ -235,3 +240,30 @@ async def test_a_peer_that_drops_the_tcp_connection_is_a_connect_failure() -> No
         await server.wait_closed()
     assert stats.connects == 0
     assert stats.connect_failures >= 1
+
+
+async def test_basic_auth_password_is_sent_with_the_charge_point_id(csms: SchemaCsms) -> None:
+    async with fleet(csms.url, ["CP-AUTH"], QUIET, password="s3cret-pass"):
+        await csms.wait_until(lambda: csms.count("BootNotification") >= 1)
+    expected = "Basic " + base64.b64encode(b"CP-AUTH:s3cret-pass").decode()
+    assert csms.authorizations == [expected]
+
+
+async def test_no_password_sends_no_credentials(csms: SchemaCsms) -> None:
+    async with fleet(csms.url, ["CP-ANON"], QUIET):
+        await csms.wait_until(lambda: csms.count("BootNotification") >= 1)
+    assert csms.authorizations == [None]
+
+
+def test_a_timer_disarmed_by_an_earlier_one_in_the_same_round_does_not_fire() -> None:
+    # Regression: tx_stop and meter due together; stopping disarms meter before its turn.
+    ctx = FleetContext(FAST, FleetStats(), random.Random(1))
+    charge_point = ChargePoint16("CP-T", ctx)
+    charge_point._tx_state = "charging"
+    charge_point._tx_connector = 1
+    charge_point._tx_id = 9
+    charge_point.arm("tx_stop", 1.0, 0.0)
+    charge_point.arm("meter", 1.0, 0.0)
+    charge_point._fire_timers(5.0)
+    assert [action for action, _, _ in charge_point._queue] == ["StopTransaction"]
+    assert "meter" not in charge_point._timers

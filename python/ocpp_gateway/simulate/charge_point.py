@@ -9,7 +9,9 @@ Version-specific behaviour lives in `v16.py` and `v201.py`, which subclass `SimC
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import ssl as ssl_module
 import time
 from collections import deque
 from typing import Any, ClassVar
@@ -20,6 +22,8 @@ import orjson
 from ocpp_gateway.simulate.profile import Profile
 from ocpp_gateway.simulate.responses import JsonObject, answer_call
 from ocpp_gateway.simulate.stats import FleetStats
+
+log = logging.getLogger("ocpp_gateway.simulate")
 
 _CALL = 2
 _CALLRESULT = 3
@@ -46,15 +50,25 @@ class Clock:
 
 
 class FleetContext:
-    """What every charge point of a fleet shares: profile, counters, randomness and clock."""
+    """What every charge point of a fleet shares: profile, counters, randomness, clock, and
+    the credentials (HTTP Basic password, TLS context) used at the handshake."""
 
-    __slots__ = ("clock", "profile", "rng", "stats")
+    __slots__ = ("clock", "password", "profile", "rng", "ssl", "stats")
 
-    def __init__(self, profile: Profile, stats: FleetStats, rng: random.Random) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        stats: FleetStats,
+        rng: random.Random,
+        password: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> None:
         self.profile = profile
         self.stats = stats
         self.rng = rng
         self.clock = Clock()
+        self.password = password
+        self.ssl = ssl
 
 
 class _Pending:
@@ -209,7 +223,13 @@ class SimChargePoint:
             await asyncio.sleep(delay)
         backoff = profile.reconnect_min
         while True:
-            if await self._connect_once(session, url):
+            try:
+                booted = await self._connect_once(session, url)
+            except Exception:  # a bug here must not silently shrink the fleet
+                log.exception("simulated charge point %s failed", self.charge_point_id)
+                self._ctx.stats.internal_errors += 1
+                booted = False
+            if booted:
                 backoff = profile.reconnect_min
             await asyncio.sleep(backoff * (0.5 + 0.5 * self._ctx.rng.random()))
             backoff = min(backoff * 2.0, profile.reconnect_max)
@@ -219,9 +239,16 @@ class SimChargePoint:
         stats = self._ctx.stats
         try:
             async with asyncio.timeout(self._ctx.profile.connect_timeout):
+                password = self._ctx.password
                 ws = await session.ws_connect(
                     url,
                     protocols=(self.version,),
+                    headers=(
+                        {"Authorization": aiohttp.encode_basic_auth(self.charge_point_id, password)}
+                        if password
+                        else None
+                    ),
+                    ssl=self._ctx.ssl if self._ctx.ssl is not None else True,
                     timeout=_WS_TIMEOUT,
                     autoping=True,
                     decode_text=False,
@@ -288,9 +315,14 @@ class SimChargePoint:
                 return  # CLOSE, CLOSING, CLOSED or ERROR: the socket is gone
 
     def _fire_timers(self, now: float) -> None:
-        due = [name for name, when in self._timers.items() if when <= now]
+        timers = self._timers
+        due = [name for name, when in timers.items() if when <= now]
         for name in due:
-            del self._timers[name]
+            # An earlier timer of this round may have disarmed or re-armed this one.
+            when = timers.get(name)
+            if when is None or when > now:
+                continue
+            del timers[name]
             if name == "boot":
                 self._send_boot(first=False)
             else:

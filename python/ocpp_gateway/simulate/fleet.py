@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl as ssl_module
 from collections.abc import Sequence
 
 import aiohttp
@@ -43,6 +44,8 @@ async def run_fleet(
     ramp_seconds: float = 0.0,
     local_addrs: Sequence[str] = (),
     seed: int | None = None,
+    password: str | None = None,
+    ssl: ssl_module.SSLContext | None = None,
 ) -> None:
     """Simulate one charge point per id until `stop` is set, then close every socket.
 
@@ -60,6 +63,10 @@ async def run_fleet(
         local_addrs: 127.x.y.z source addresses to spread the connections over, round robin
             (each address has its own ephemeral port range); empty: the system's choice.
         seed: seed of the fleet's random choices, for reproducible runs.
+        password: HTTP Basic password sent by every charge point (user name: its id), for
+            OCPP security profiles 1 and 2; None sends no credentials.
+        ssl: the TLS context for wss:// URLs (e.g. trusting a test CA, with a client
+            certificate for profile 3); None uses the system defaults.
 
     Raises:
         ValueError: the profile's version has no simulator.
@@ -67,7 +74,7 @@ async def run_fleet(
     cls = CHARGE_POINT_CLASSES.get(profile.version)
     if cls is None:
         raise ValueError(f"no simulated charge point speaks {profile.version!r}")
-    ctx = FleetContext(profile, stats, random.Random(seed))
+    ctx = FleetContext(profile, stats, random.Random(seed), password, ssl)
     base = url.rstrip("/")
     sessions = [_session(addr) for addr in local_addrs] or [_session(None)]
     count = len(charge_point_ids)

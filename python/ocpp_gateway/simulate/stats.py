@@ -72,6 +72,7 @@ class FleetSnapshot:
     received_calls: dict[str, int]
     invalid_sent: int
     unmatched: int
+    internal_errors: int
     latency: list[int]
     latency_by_action: dict[str, list[int]]
 
@@ -111,6 +112,8 @@ class FleetStats:
         received_calls: CSMS-initiated CALLs received, by action.
         invalid_sent: deliberately invalid CALLs sent by misbehaving charge points.
         unmatched: CALLRESULT/CALLERROR frames that answered no pending call of ours.
+        internal_errors: unexpected exceptions inside the simulator (logged; the charge point
+            reconnects). Always 0 unless the simulator has a bug.
     """
 
     connected: int = 0
@@ -127,6 +130,7 @@ class FleetStats:
     received_calls: dict[str, int] = field(default_factory=dict)
     invalid_sent: int = 0
     unmatched: int = 0
+    internal_errors: int = 0
     latency: list[int] = field(default_factory=lambda: [0] * _BUCKETS)
     latency_by_action: dict[str, list[int]] = field(default_factory=dict)
     _changed: asyncio.Event | None = field(default=None, repr=False, compare=False)
@@ -235,6 +239,7 @@ class FleetStats:
             received_calls=dict(self.received_calls),
             invalid_sent=self.invalid_sent,
             unmatched=self.unmatched,
+            internal_errors=self.internal_errors,
             latency=list(self.latency),
             latency_by_action={k: list(v) for k, v in self.latency_by_action.items()},
         )
