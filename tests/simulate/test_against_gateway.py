@@ -16,7 +16,7 @@ from ocpp_gateway.simulate import FleetStats, run_fleet
 from ocpp_gateway.simulate.profile import SimVersion
 
 from .conftest import WAIT, SchemaCsms, load_fixtures
-from .test_fleet import FAST
+from .test_fleet import FAST, QUIET
 
 
 @contextlib.asynccontextmanager
@@ -151,3 +151,32 @@ async def test_answers_to_every_csms_call_pass_the_gateway(
     refused = {a: f for a, f in answers.items() if f[0] != 3}
     assert refused == {}
     assert set(stats.received_calls) == set(actions)
+
+
+async def test_the_fleet_reconnects_and_boots_again_after_a_gateway_restart() -> None:
+    stats = FleetStats()
+    stop = asyncio.Event()
+    async with local_gateway() as first:
+        port = first.port
+        task = asyncio.create_task(
+            run_fleet(
+                f"{first.url}/ocpp", [f"R{i}" for i in range(5)], QUIET, stats=stats, stop=stop
+            )
+        )
+        async with asyncio.timeout(WAIT):
+            await stats.wait_for(lambda s: s.booted == 5)
+    # The gateway is gone: every socket closed, the fleet keeps retrying with backoff.
+    async with asyncio.timeout(WAIT):
+        await stats.wait_for(lambda s: s.connected == 0)
+    gateway = await start_gateway(load_config(None, {}, {"host": "127.0.0.1", "port": port}))
+    try:
+        async with asyncio.timeout(WAIT):
+            await stats.wait_for(lambda s: s.booted == 5)
+        assert gateway.connections == 5
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WAIT)
+        await asyncio.wait_for(gateway.stop(drain_timeout=0.5), WAIT)
+    assert stats.connects == 10
+    assert stats.answered["BootNotification"] == 10
+    assert stats.internal_errors == 0
