@@ -54,7 +54,15 @@ class SchemaSet:
 
     def has_schema(self, action: str, response: bool) -> bool: ...
     def validate(self, action: str, response: bool, payload: bytes) -> tuple[str, str] | None:
-        """Validate a bare JSON payload; None when valid, else (error_code, detail)."""
+        """Validate a bare JSON payload against the request or response schema of `action`.
+
+        Returns:
+            None when valid, else (error_code, detail) with the version's wire spelling; a
+            payload that is not JSON gives the framework error code.
+
+        Raises:
+            ValueError: no such schema is loaded.
+        """
 
 @final
 class Policy:
