@@ -156,7 +156,7 @@ async def raw_pair(raw_csms: RawCsms) -> AsyncIterator[tuple[RawCsms, RunningGat
 
 
 def csms_cases(version: str) -> list[tuple[str, str, str]]:
-    framework, _fmt, _occ = _SPELLING[version]
+    framework, fmt, occurrence = _SPELLING[version]
     reset_bad = {"type": "Sideways"}
     if version == "ocpp1.6":
         boot: dict[str, Any] = {"chargePointVendor": "V", "chargePointModel": "M"}
@@ -171,6 +171,21 @@ def csms_cases(version: str) -> list[tuple[str, str, str]]:
             json.dumps([2, "c3", "Reset", reset_bad]),
             "PropertyConstraintViolation",
         ),
+        ("required missing", json.dumps([2, "c4", "Reset", {}]), occurrence),
+        ("wrong type", json.dumps([2, "c5", "Reset", {"type": 5}]), "TypeConstraintViolation"),
+        (
+            "additional property",
+            json.dumps(
+                [
+                    2,
+                    "c6",
+                    "Reset",
+                    {"type": "Soft" if version == "ocpp1.6" else "Immediate", "x": 1},
+                ]
+            ),
+            fmt,
+        ),
+        ("unique id too long", json.dumps([2, "c" * 37, "Reset", {"type": "Soft"}]), framework),
     ]
 
 
@@ -262,3 +277,25 @@ async def test_a_charge_point_leaving_closes_its_upstream(
     assert charge_point_id == "RAW7"
     await client.close()
     await asyncio.wait_for(csms.closed["RAW7"].wait(), WAIT)
+
+
+@pytest.mark.parametrize(
+    ("version", "code"),
+    [("ocpp1.6", None), ("ocpp2.0.1", "MessageTypeNotSupported"), ("ocpp2.1", None)],
+)
+async def test_unknown_message_type_from_csms(
+    raw_pair: tuple[RawCsms, RunningGateway], version: str, code: str | None
+) -> None:
+    csms, gateway = raw_pair
+    async with await raw_charge_point(gateway, "RAW8", version) as client:
+        _, upstream = await csms.next()
+        await upstream.send(json.dumps([9, "m1", "ClearCache", {}]))
+        if code is not None:
+            assert (await recv_json(upstream))[:3] == [4, "m1", code]
+        valid = json.dumps([2, "ok-3", "ClearCache", {}])
+        await upstream.send(valid)
+        # The bad frame never reached the charge point: the valid call is the first it sees.
+        assert await asyncio.wait_for(client.recv(), WAIT) == valid
+        # And (1.6, 2.1) the CSMS got no answer: the next frame it sees is the charge point's.
+        await client.send(json.dumps([3, "ok-3", {"status": "Accepted"}]))
+        assert (await recv_json(upstream))[:2] == [3, "ok-3"]
