@@ -267,3 +267,14 @@ def test_a_timer_disarmed_by_an_earlier_one_in_the_same_round_does_not_fire() ->
     charge_point._fire_timers(5.0)
     assert [action for action, _, _ in charge_point._queue] == ["StopTransaction"]
     assert "meter" not in charge_point._timers
+
+
+async def test_boot_retry_follows_the_interval_the_csms_gives(csms: SchemaCsms) -> None:
+    # The profile's own retry interval is far beyond the test's bound: only the CSMS's
+    # interval (1 s) can bring the second BootNotification in time.
+    csms.boot_statuses = ["Pending"]
+    csms.boot_interval = 1
+    profile = dataclasses.replace(QUIET, boot_retry_interval=3600.0)
+    async with fleet(csms.url, ["CP-I"], profile) as stats:
+        await csms.wait_until(lambda: csms.count("BootNotification") >= 2)
+    assert stats.answered["BootNotification"] == 2
