@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol, cast
 
 from aiohttp import WSMsgType, web
 
@@ -25,6 +26,16 @@ CLOSE_POLICY = 1008
 _HIGH_WATER_MARGIN = 64 * 1024
 
 SendFrame = Callable[[bytes, WSMsgType], Awaitable[None]]
+
+
+class _Buffered(Protocol):
+    """What the bound needs of a transport (uvloop's transports are not asyncio subclasses)."""
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 def bounded_sender(
@@ -48,9 +59,12 @@ def bounded_sender(
         An async `send(data, opcode)` with the signature of `ws.send_frame`. After the bound is
         exceeded it drops frames silently: the connection is already closing.
     """
-    if limit <= 0 or not isinstance(transport, asyncio.WriteTransport):
+    if limit <= 0 or not all(
+        hasattr(transport, name)
+        for name in ("get_write_buffer_size", "set_write_buffer_limits", "abort")
+    ):
         return ws.send_frame
-    write_transport: asyncio.WriteTransport = transport
+    write_transport = cast(_Buffered, transport)
     with contextlib.suppress(NotImplementedError, AttributeError):
         write_transport.set_write_buffer_limits(high=limit + _HIGH_WATER_MARGIN)
     buffered = write_transport.get_write_buffer_size
@@ -75,6 +89,6 @@ def bounded_sender(
     return send
 
 
-def _abort(transport: asyncio.WriteTransport) -> None:
+def _abort(transport: _Buffered) -> None:
     with contextlib.suppress(Exception):
         transport.abort()
