@@ -275,6 +275,7 @@ async def test_boot_retry_follows_the_interval_the_csms_gives(csms: SchemaCsms) 
     csms.boot_statuses = ["Pending"]
     csms.boot_interval = 1
     profile = dataclasses.replace(QUIET, boot_retry_interval=3600.0)
-    async with fleet(csms.url, ["CP-I"], profile) as stats:
-        await csms.wait_until(lambda: csms.count("BootNotification") >= 2)
+    async with fleet(csms.url, ["CP-I"], profile) as stats, asyncio.timeout(WAIT):
+        await stats.wait_for(lambda s: s.booted == 1)
     assert stats.answered["BootNotification"] == 2
+    assert csms.count("BootNotification") == 2
