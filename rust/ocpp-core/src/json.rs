@@ -330,12 +330,12 @@ impl<'a> Parser<'a> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1;
-        let mut items = Vec::with_capacity(4);
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
+        let mut items = Vec::with_capacity(4);
         loop {
             self.skip_ws();
             items.push(self.value(depth)?);
@@ -357,12 +357,12 @@ impl<'a> Parser<'a> {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
         self.pos += 1;
-        let mut members = Vec::with_capacity(8);
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Object(members));
+            return Ok(Value::Object(Vec::new()));
         }
+        let mut members = Vec::with_capacity(8);
         loop {
             self.skip_ws();
             match self.peek() {

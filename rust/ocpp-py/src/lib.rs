@@ -226,16 +226,53 @@ struct PyVerdict {
     drop_reason: Option<Py<PyString>>,
     #[pyo3(get)]
     message_type: u8,
-    #[pyo3(get)]
-    unique_id: Option<Py<PyString>>,
+    /// Kept in Rust and turned into a Python str only when read: most verdicts never are.
+    unique_id: Option<Uid>,
     #[pyo3(get)]
     action: Option<Py<PyString>>,
     #[pyo3(get)]
     call_duration: Option<f64>,
 }
 
+/// A UniqueId (at most 36 characters) stored without allocating when it fits in 40 bytes.
+enum Uid {
+    Inline { len: u8, buf: [u8; 40] },
+    Heap(Box<str>),
+}
+
+impl Uid {
+    fn new(s: &str) -> Self {
+        if s.len() <= 40 {
+            let mut buf = [0u8; 40];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Uid::Inline {
+                len: s.len() as u8,
+                buf,
+            }
+        } else {
+            Uid::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Uid::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).expect("copied from a str")
+            }
+            Uid::Heap(s) => s,
+        }
+    }
+}
+
 #[pymethods]
 impl PyVerdict {
+    #[getter]
+    fn unique_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyString>> {
+        self.unique_id
+            .as_ref()
+            .map(|u| PyString::new(py, u.as_str()))
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         let s = |o: &Option<Py<PyString>>| {
             o.as_ref().map_or_else(
@@ -248,7 +285,9 @@ impl PyVerdict {
              drop_reason={}, observed={}, reply={}, substitute={})",
             if self.forward { "True" } else { "False" },
             self.message_type,
-            s(&self.unique_id),
+            self.unique_id
+                .as_ref()
+                .map_or_else(|| "None".to_owned(), |u| format!("{:?}", u.as_str())),
             s(&self.action),
             s(&self.error_code),
             s(&self.drop_reason),
@@ -279,7 +318,7 @@ impl PySession {
             observed: v.observed,
             drop_reason: v.drop_reason.map(|d| set.drop_reason(py, d)),
             message_type: v.message_type,
-            unique_id: v.unique_id.map(|u| PyString::new(py, &u).unbind()),
+            unique_id: v.unique_id.map(|u| Uid::new(&u)),
             action: v.action.map(|a| set.name(py, a)),
             call_duration: v.call_duration,
         }
