@@ -118,7 +118,8 @@ pub fn parse_str(text: &str) -> Result<Value<'_>, JsonError> {
         pos: 0,
     };
     p.skip_ws();
-    let v = p.value(0)?;
+    let mut v = Value::Null;
+    p.value(0, &mut v)?;
     p.skip_ws();
     if p.pos != p.bytes.len() {
         return Err(p.err(JsonErrorKind::TrailingData));
@@ -153,25 +154,36 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
+    // The parsing methods write their result into `out` (its final place in the tree) instead
+    // of returning it: returning a freshly built enum through memory and copying it at once made
+    // the CPU stall on store forwarding, which cost more than the parsing itself.
+
+    fn value(&mut self, depth: usize, out: &mut Value<'a>) -> Result<(), JsonError> {
         match self.peek() {
             None => Err(self.err(JsonErrorKind::UnexpectedEnd)),
-            Some(b'"') => Ok(Value::String(self.string()?)),
-            Some(b'{') => self.object(depth + 1),
-            Some(b'[') => self.array(depth + 1),
-            Some(b't') => self.literal(b"true", Value::Bool(true)),
-            Some(b'f') => self.literal(b"false", Value::Bool(false)),
-            Some(b'n') => self.literal(b"null", Value::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'"') => {
+                *out = Value::String(Cow::Borrowed(""));
+                let Value::String(s) = out else {
+                    unreachable!("just set")
+                };
+                self.string(s)
+            }
+            Some(b'{') => self.object(depth + 1, out),
+            Some(b'[') => self.array(depth + 1, out),
+            Some(b't') => self.literal(b"true", Value::Bool(true), out),
+            Some(b'f') => self.literal(b"false", Value::Bool(false), out),
+            Some(b'n') => self.literal(b"null", Value::Null, out),
+            Some(b'-' | b'0'..=b'9') => self.number(out),
             Some(_) => Err(self.err(JsonErrorKind::UnexpectedByte)),
         }
     }
 
-    fn literal(&mut self, word: &[u8], v: Value<'a>) -> Result<Value<'a>, JsonError> {
+    fn literal(&mut self, word: &[u8], v: Value<'a>, out: &mut Value<'a>) -> Result<(), JsonError> {
         let end = self.pos + word.len();
         if end <= self.bytes.len() && &self.bytes[self.pos..end] == word {
             self.pos = end;
-            Ok(v)
+            *out = v;
+            Ok(())
         } else if end > self.bytes.len()
             && self.bytes[self.pos..] == word[..self.bytes.len() - self.pos]
         {
@@ -190,7 +202,7 @@ impl<'a> Parser<'a> {
         self.pos - start
     }
 
-    fn number(&mut self) -> Result<Value<'a>, JsonError> {
+    fn number(&mut self, out: &mut Value<'a>) -> Result<(), JsonError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -217,10 +229,11 @@ impl<'a> Parser<'a> {
                 return Err(self.err(JsonErrorKind::InvalidNumber));
             }
         }
-        Ok(Value::Number(&self.text[start..self.pos]))
+        *out = Value::Number(&self.text[start..self.pos]);
+        Ok(())
     }
 
-    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+    fn string(&mut self, result: &mut Cow<'a, str>) -> Result<(), JsonError> {
         self.pos += 1; // opening quote
         let start = self.pos;
         // Fast path: no escapes. Skip 8 plain bytes at a time first.
@@ -229,9 +242,9 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(b'"') => {
-                    let s = &self.text[start..self.pos];
+                    *result = Cow::Borrowed(&self.text[start..self.pos]);
                     self.pos += 1;
-                    return Ok(Cow::Borrowed(s));
+                    return Ok(());
                 }
                 Some(b'\\') => break,
                 Some(0..=0x1f) => return Err(self.err(JsonErrorKind::ControlCharacter)),
@@ -245,7 +258,8 @@ impl<'a> Parser<'a> {
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(Cow::Owned(out));
+                    *result = Cow::Owned(out);
+                    return Ok(());
                 }
                 Some(b'\\') => {
                     self.pos += 1;
@@ -325,7 +339,7 @@ impl<'a> Parser<'a> {
         Ok(v)
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
+    fn array(&mut self, depth: usize, out: &mut Value<'a>) -> Result<(), JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
@@ -333,18 +347,24 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(Vec::new()));
+            *out = Value::Array(Vec::new());
+            return Ok(());
         }
-        let mut items = Vec::with_capacity(4);
+        *out = Value::Array(Vec::with_capacity(4));
+        let Value::Array(items) = out else {
+            unreachable!("just set")
+        };
         loop {
             self.skip_ws();
-            items.push(self.value(depth)?);
+            items.push(Value::Null);
+            let last = items.len() - 1;
+            self.value(depth, &mut items[last])?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    return Ok(Value::Array(items));
+                    return Ok(());
                 }
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(_) => return Err(self.err(JsonErrorKind::UnexpectedByte)),
@@ -352,7 +372,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
+    fn object(&mut self, depth: usize, out: &mut Value<'a>) -> Result<(), JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.err(JsonErrorKind::TooDeep));
         }
@@ -360,9 +380,13 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Object(Vec::new()));
+            *out = Value::Object(Vec::new());
+            return Ok(());
         }
-        let mut members = Vec::with_capacity(8);
+        *out = Value::Object(Vec::with_capacity(8));
+        let Value::Object(members) = out else {
+            unreachable!("just set")
+        };
         loop {
             self.skip_ws();
             match self.peek() {
@@ -370,7 +394,10 @@ impl<'a> Parser<'a> {
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(_) => return Err(self.err(JsonErrorKind::UnexpectedByte)),
             }
-            let key = self.string()?;
+            members.push((Cow::Borrowed(""), Value::Null));
+            let last = members.len() - 1;
+            let (key, value) = &mut members[last];
+            self.string(key)?;
             self.skip_ws();
             match self.peek() {
                 Some(b':') => self.pos += 1,
@@ -378,14 +405,13 @@ impl<'a> Parser<'a> {
                 Some(_) => return Err(self.err(JsonErrorKind::UnexpectedByte)),
             }
             self.skip_ws();
-            let v = self.value(depth)?;
-            members.push((key, v));
+            self.value(depth, value)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    return Ok(Value::Object(members));
+                    return Ok(());
                 }
                 None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
                 Some(_) => return Err(self.err(JsonErrorKind::UnexpectedByte)),
