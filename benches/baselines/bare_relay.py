@@ -48,7 +48,11 @@ async def relay(request: web.Request) -> web.StreamResponse:
     downstream = web.WebSocketResponse(
         protocols=protocols[:1], decode_text=False, compress=False, max_msg_size=1 << 16
     )
-    await downstream.prepare(request)
+    try:
+        await downstream.prepare(request)
+    except (ConnectionError, OSError):  # the charge point left during the handshake
+        await upstream.close()
+        return downstream
     back = asyncio.create_task(pump(upstream, downstream))
     try:
         await pump(downstream, upstream)

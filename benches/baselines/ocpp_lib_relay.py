@@ -75,7 +75,11 @@ async def relay(request: web.Request) -> web.StreamResponse:
     downstream = web.WebSocketResponse(
         protocols=protocols[:1], decode_text=False, compress=False, max_msg_size=1 << 16
     )
-    await downstream.prepare(request)
+    try:
+        await downstream.prepare(request)
+    except (ConnectionError, OSError):  # the charge point left during the handshake
+        await upstream.close()
+        return downstream
     version = (downstream.ws_protocol or "ocpp1.6").removeprefix("ocpp")
     from_cp: dict[str, str] = {}
     from_csms: dict[str, str] = {}

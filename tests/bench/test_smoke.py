@@ -56,7 +56,7 @@ def test_every_target_ran_every_scenario(smoke: tuple[Path, dict[str, Any]]) -> 
         simulated = target["simulated"]
         assert simulated["booted"] == simulated["charge_points"], name
         assert simulated["calls"] > 0 and simulated["errors"] == {}, name
-        assert len(target["actions"]) == (0 if name == "direct" else 9), name
+        assert len(target["actions"]) == (0 if name == "direct" else 12), name
     for name in ("gateway", "bare_relay", "ocpp_lib_relay"):
         assert targets[name]["throughput"]["cpu_per_rt_us"] > 0, name
         assert targets[name]["memory"]["idle_rss"] > targets[name]["memory"]["base_rss"] > 0

@@ -115,6 +115,35 @@ def call_cost(report: dict[str, Any], action: str, version: str) -> tuple[float,
     return float(mix), False
 
 
+def field_factor(report: dict[str, Any]) -> float:
+    """How much more a call costs at field rates than in the closed-loop phase.
+
+    Args:
+        report: a capacity report.
+
+    Returns:
+        The gateway's simulated-fleet CPU per round trip over its closed-loop figure (at least
+        1.0; 1.0 when either is missing).
+    """
+    gateway = report.get("targets", {}).get("gateway", {})
+    simulated = gateway.get("simulated", {}).get("cpu_per_rt_us", 0.0)
+    closed = gateway.get("throughput", {}).get("cpu_per_rt_us", 0.0)
+    return max(1.0, simulated / closed) if simulated and closed else 1.0
+
+
+def idle_cost(report: dict[str, Any]) -> float:
+    """CPU µs per second that one idle connection costs the gateway (largest scaling step).
+
+    Args:
+        report: a capacity report.
+
+    Returns:
+        µs per charge point per second; 0.0 when the report has no such figure.
+    """
+    steps = report.get("scaling", {}).get("gateway", {}).get("steps", [])
+    return float(steps[-1].get("idle_cpu_us_per_cp_s", 0.0)) if steps else 0.0
+
+
 def memory_per_cp(report: dict[str, Any]) -> tuple[float, float, str]:
     """Gateway memory per idle charge point and base memory per worker process.
 
@@ -176,13 +205,24 @@ def plan(
     profile = PROFILES[profile_name]
     notes: list[str] = []
     rates = call_rates(profile)
+    factor = field_factor(report)
+    if factor > 1.0:
+        notes.append(
+            f"per-call costs scaled by {factor:.2f}: the simulated fleet's CPU per round trip "
+            "over the closed-loop figure (calls at field rates do not share event-loop wake-ups)"
+        )
     cpu_per_cp = 0.0
     for action, rate in rates.items():
         cost, measured = call_cost(report, action, profile.version)
         if not measured:
             notes.append(f"{action}: no per-action figure, used the busy mix's {cost:.1f} µs")
-        cpu_per_cp += rate * cost * 1e-6
+        cpu_per_cp += rate * cost * factor * 1e-6
     per_second = sum(rates.values())
+    calls_only = cpu_per_cp
+    idle = idle_cost(report)
+    if idle:
+        cpu_per_cp += idle * 1e-6
+        notes.append(f"holding a connection costs {idle:.2f} µs of CPU per second (pings, timers)")
     cores = charge_points * cpu_per_cp / utilisation
     per_cp, per_worker, source = memory_per_cp(report)
     per_worker_cps = (FILES_PER_WORKER - FILES_RESERVED) // 2
@@ -192,11 +232,12 @@ def plan(
     # Reconnect: how long the whole fleet takes to be admitted again after an outage.
     storm = report.get("targets", {}).get("gateway", {}).get("storm", {})
     handshake_us = float(storm.get("cpu_per_handshake_us", 0.0))
-    reconnect = charge_points * handshake_us * 1e-6 / max(1, workers) if handshake_us else 0.0
+    storm_cores = max(1, math.ceil(cores))
+    reconnect = charge_points * handshake_us * 1e-6 / storm_cores if handshake_us else 0.0
     if handshake_us:
         notes.append(
             f"a full-fleet reconnect costs {handshake_us:.0f} µs of gateway CPU per charge point "
-            f"(measured storm); with {workers} worker(s) busy it lasts about {reconnect:.0f} s"
+            f"(measured storm): about {reconnect:.0f} s on {storm_cores} core(s)"
         )
     if workers > math.ceil(cores):
         notes.append(
@@ -207,7 +248,7 @@ def plan(
         charge_points=charge_points,
         profile=profile_name,
         calls_per_second=per_second * charge_points,
-        cpu_us_per_call=(cpu_per_cp / per_second * 1e6) if per_second else 0.0,
+        cpu_us_per_call=(calls_only / per_second * 1e6) if per_second else 0.0,
         cores=cores,
         workers=workers,
         memory_bytes=memory,

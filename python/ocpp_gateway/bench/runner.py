@@ -31,8 +31,16 @@ from ocpp_gateway.bench.targets import LABELS, TARGETS, CsmsPool, Target, start_
 
 #: Actions timed one by one for "CPU per round trip by action", per version.
 ACTIONS: dict[str, tuple[str, ...]] = {
-    V16: ("Heartbeat", "StatusNotification", "MeterValues", "StartTransaction", "BootNotification"),
-    V201: ("Heartbeat", "StatusNotification", "TransactionEvent", "BootNotification"),
+    V16: (
+        "Heartbeat",
+        "StatusNotification",
+        "Authorize",
+        "StartTransaction",
+        "MeterValues",
+        "StopTransaction",
+        "BootNotification",
+    ),
+    V201: ("Heartbeat", "StatusNotification", "Authorize", "TransactionEvent", "BootNotification"),
 }
 
 #: Largest number of charge points one relay instance serves in a scaling run (ephemeral ports
@@ -486,6 +494,7 @@ class Run:
                     )
                 )
                 ramp_seconds = time.monotonic() - started
+                settled = target.usage()
                 await asyncio.sleep(settings.settle)
                 now = target.usage()
                 held = connect["total"]
@@ -504,6 +513,10 @@ class Run:
                     "connect_rate": per(connect["connected"], ramp_seconds),
                     "rss": now.rss,
                     "per_cp": per(now.rss - base.rss, held),
+                    # CPU of holding idle connections (pings, timers), per charge point-second.
+                    "idle_cpu_us_per_cp_s": per(
+                        (now.cpu - settled.cpu) * 1e6, held * max(1e-9, now.at - settled.at)
+                    ),
                     "processes": target.processes(),
                     "heartbeat_ms": percentiles(latencies),
                     "heartbeat_failed": sum(a["failed"] for a in sample),
