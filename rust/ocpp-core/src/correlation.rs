@@ -3,7 +3,9 @@
 //! A CALLRESULT or CALLERROR carries no action name; the call it answers, found here by
 //! UniqueId in the opposite direction, says which response schema applies.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use crate::schema::ActionId;
 use crate::version::Way;
@@ -29,17 +31,68 @@ pub enum AddError {
     Full,
 }
 
+/// A UniqueId as a map key, kept inline (no allocation) when it fits in 40 bytes, which every
+/// valid one of ASCII characters does. Hashes and compares as its bytes, like `[u8]`.
+#[derive(Debug, Clone)]
+enum Key {
+    Inline { len: u8, buf: [u8; 40] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    fn new(id: &str) -> Self {
+        let b = id.as_bytes();
+        if b.len() <= 40 {
+            let mut buf = [0u8; 40];
+            buf[..b.len()].copy_from_slice(b);
+            Key::Inline {
+                len: b.len() as u8,
+                buf,
+            }
+        } else {
+            Key::Heap(b.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, buf } => &buf[..usize::from(*len)],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 /// Calls awaiting answers, both directions.
 #[derive(Debug, Default, Clone)]
 pub struct Correlation {
-    pending: [HashMap<Box<str>, PendingCall>; 2],
+    pending: [HashMap<Key, PendingCall>; 2],
 }
 
 impl Correlation {
     /// Check that a call could be recorded, without recording it.
     pub fn check(&self, way: Way, unique_id: &str) -> Result<(), AddError> {
         let map = &self.pending[way as usize];
-        if map.contains_key(unique_id) {
+        if map.contains_key(unique_id.as_bytes()) {
             return Err(AddError::Duplicate);
         }
         if map.len() >= MAX_PENDING {
@@ -51,18 +104,20 @@ impl Correlation {
     /// Record a call sent in direction `way`.
     pub fn add(&mut self, way: Way, unique_id: &str, call: PendingCall) -> Result<(), AddError> {
         self.check(way, unique_id)?;
-        self.pending[way as usize].insert(unique_id.into(), call);
+        self.pending[way as usize].insert(Key::new(unique_id), call);
         Ok(())
     }
 
     /// Take the call with this UniqueId sent in direction `way`, if pending.
     pub fn take(&mut self, way: Way, unique_id: &str) -> Option<PendingCall> {
-        self.pending[way as usize].remove(unique_id)
+        self.pending[way as usize].remove(unique_id.as_bytes())
     }
 
     /// Look at a pending call without removing it.
     pub fn get(&self, way: Way, unique_id: &str) -> Option<PendingCall> {
-        self.pending[way as usize].get(unique_id).copied()
+        self.pending[way as usize]
+            .get(unique_id.as_bytes())
+            .copied()
     }
 
     /// Remove calls seen more than `timeout` seconds before `now`; returns them.
@@ -71,7 +126,7 @@ impl Correlation {
         for way in [Way::CpToCsms, Way::CsmsToCp] {
             self.pending[way as usize].retain(|id, call| {
                 if now - call.seen >= timeout {
-                    gone.push((way, id.to_string(), *call));
+                    gone.push((way, String::from_utf8_lossy(id.bytes()).into_owned(), *call));
                     false
                 } else {
                     true
@@ -114,6 +169,24 @@ mod tests {
         assert_eq!((gone[0].0, gone[0].1.as_str()), (Way::CpToCsms, "a"));
         assert_eq!(c.take(Way::CsmsToCp, "a"), Some(call(5.0)));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn long_ids_are_kept_whole() {
+        let mut c = Correlation::default();
+        let long = "é".repeat(36); // 72 bytes: stored on the heap
+        let short = "x".repeat(36);
+        let call = PendingCall {
+            action: 2,
+            seen: 1.0,
+        };
+        c.add(Way::CsmsToCp, &long, call).unwrap();
+        c.add(Way::CsmsToCp, &short, call).unwrap();
+        assert_eq!(c.add(Way::CsmsToCp, &long, call), Err(AddError::Duplicate));
+        assert_eq!(c.get(Way::CsmsToCp, &"é".repeat(35)), None);
+        let gone = c.expire(100.0, 1.0);
+        let ids: Vec<&str> = gone.iter().map(|g| g.1.as_str()).collect();
+        assert!(ids.contains(&long.as_str()) && ids.contains(&short.as_str()));
     }
 
     #[test]
