@@ -24,7 +24,7 @@ def _run_parser() -> argparse.ArgumentParser:
         description="Capacity run: the gateway against baseline relays and the direct path.",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny fleet, a few seconds")
-    parser.add_argument("--out", default="bench-results", help="directory for the report")
+    parser.add_argument("--out", default="bench-report", help="directory for the report")
     parser.add_argument("--targets", help="comma-separated subset of the targets")
     parser.add_argument("--scale-steps", help="comma-separated charge point counts")
     parser.add_argument("--scale-targets", help="targets of the scaling run ('' for none)")
