@@ -8,9 +8,11 @@ Handshake order (all before the upgrade, so a refusal is a plain HTTP status):
 1. path rules (identity at most 48 characters, no colon): 400 / 404;
 2. draining: 503;
 3. security check (authentication, limits): the status it chooses;
-4. identity takeover policy: 409 when the newcomer may not displace a live connection;
-5. plugins' on_connect: 403 on Reject;
-6. the upstream link is opened: 503 when it cannot be (the charger retries later).
+4. plugins' on_connect: 403 on Reject, 500 when a plugin fails;
+5. identity takeover policy: 409 when the newcomer may not displace a live connection (the live
+   one may be pinged first; nothing is closed yet);
+6. the upstream link is opened: 503 when it cannot be (the charger retries later);
+7. only now is a displaced live connection closed, and the upgrade completed.
 When the charge point offers no OCPP subprotocol we know, the handshake completes without a
 subprotocol and the socket is closed at once (1002); nothing reaches a backend.
 """
@@ -128,13 +130,17 @@ class _Connection:
     ws: web.WebSocketResponse
     session: _core.Session
     info: ConnectionInfo
-    link: Link
     links: dict[str, Link] = field(default_factory=dict)
     readers: list[asyncio.Task[None]] = field(default_factory=list)
     call_origin: dict[str, str] = field(default_factory=dict)
     close_reason: str | None = None
     pong_waiter: asyncio.Future[None] | None = None
+    ping_probe: asyncio.Future[bool] | None = None  # one takeover ping shared by newcomers
     send_cp: Any = None  # bounded sender to the charge point, set in _accept (security engineer)
+
+
+class _Refused(Exception):
+    """The identity-takeover policy refuses a newcomer (409)."""
 
 
 class _Gateway:
@@ -260,45 +266,43 @@ class _Gateway:
         finally:
             self.security.release(request)
 
-    async def _takeover(self, charge_point_id: str, authenticated: bool) -> bool:
-        """Apply the identity-takeover policy. Returns True when the newcomer may proceed."""
-        live = self.live.get(charge_point_id)
-        if charge_point_id in self._handshake_ids and live is None:
-            self.metrics.takeovers.labels("refused").inc()
-            return False
-        if live is None:
-            return True
-        policy = self.config.security.takeover
-        if policy != "refuse" and authenticated:
-            self.metrics.takeovers.labels("replaced").inc()
-            await self._displace(live, CLOSE_POLICY, "replaced")
-            return True
-        # After the ping, another newcomer may have taken the id already: then refuse.
-        if (
-            policy == "ping"
-            and not await self._answers_ping(live)
-            and self.live.get(charge_point_id) is live
-        ):
-            self.metrics.takeovers.labels("replaced_dead").inc()
-            await self._displace(live, CLOSE_GOING_AWAY, "unresponsive")
-            return True
-        self.metrics.takeovers.labels("refused").inc()
-        return False
+    def _takeover_decision(self, charge_point_id: str) -> _Connection | None:
+        """Raise _Refused when another handshake holds the id; return the live connection."""
+        if charge_point_id in self._handshake_ids:
+            raise _Refused
+        return self.live.get(charge_point_id)
 
-    async def _displace(self, live: _Connection, code: int, message: str) -> None:
-        """Close a live connection for a newcomer, keeping its id reserved while the close is
-        awaited so that a concurrent newcomer is refused (security engineer)."""
-        charge_point_id = live.charge_point_id
-        self._handshake_ids.add(charge_point_id)
-        try:
-            await self._close_connection(live, code, message, "takeover")
-        finally:
-            # _accept reserves the id again right after _takeover returns, with no await between.
-            self._handshake_ids.discard(charge_point_id)
+    async def _may_displace(self, live: _Connection, authenticated: bool) -> str | None:
+        """Apply the identity-takeover policy to a newcomer; nothing is closed here.
 
-    async def _answers_ping(self, conn: _Connection) -> bool:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
+        Returns:
+            "replaced" or "replaced_dead" when the newcomer may displace `live`, None when it
+            must be refused.
+        """
+        sec = self.config.security
+        if sec.takeover == "refuse":
+            return None
+        if sec.takeover == "replace" and authenticated:
+            return "replaced"
+        # Ping policy (and "replace" for a newcomer that did not authenticate): only a live
+        # connection that fails the ping may go, and only to a newcomer that authenticated or
+        # where nobody can (no authentication configured: a charger whose old TCP connection
+        # is half-open must be able to come back).
+        if not authenticated and (sec.credentials_file or sec.client_ca):
+            return None
+        if await self._answers_ping(live):
+            return None
+        return "replaced_dead"
+
+    def _answers_ping(self, conn: _Connection) -> asyncio.Future[bool]:
+        """Ping `conn` once for every newcomer that asks while the ping is out (shared)."""
+        probe = conn.ping_probe
+        if probe is None or probe.done():
+            probe = conn.ping_probe = asyncio.ensure_future(self._ping(conn))
+        return asyncio.shield(probe)
+
+    async def _ping(self, conn: _Connection) -> bool:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         conn.pong_waiter = waiter
         try:
             await conn.ws.ping(b"takeover")
@@ -317,13 +321,34 @@ class _Gateway:
         version: str,
         authenticated: bool,
     ) -> web.StreamResponse:
-        if not await self._takeover(charge_point_id, authenticated):
-            return self._refuse("takeover", 409, "charge point already connected")
         info = ConnectionInfo(charge_point_id, version, request.remote)
         if self.chain is not None:
-            verdict = self.chain.on_connect(info)
+            try:
+                verdict = self.chain.on_connect(info)
+            except Exception:
+                log.exception("plugin on_connect failed")
+                return self._refuse("plugin_error", 500, "refused")
             if isinstance(verdict, Reject):
                 return self._refuse("plugin", 403, "refused")
+        takeovers = self.metrics.takeovers
+        try:
+            victim = self._takeover_decision(charge_point_id)
+            outcome = None
+            if victim is not None:
+                outcome = await self._may_displace(victim, authenticated)
+                if outcome is None:
+                    raise _Refused
+                # While the ping was out, the live one may have left (then the id is free) or
+                # another newcomer may have taken the id (then refuse).
+                now_live = self._takeover_decision(charge_point_id)
+                if now_live is None:
+                    victim = outcome = None
+                elif now_live is not victim:
+                    raise _Refused
+        except _Refused:
+            takeovers.labels("refused").inc()
+            return self._refuse("takeover", 409, "charge point already connected")
+        # Reserved from here until _run registers the connection: concurrent newcomers get 409.
         self._handshake_ids.add(charge_point_id)
         try:
             try:
@@ -332,8 +357,18 @@ class _Gateway:
                 self.metrics.upstream_connect_failures.labels(self.default_transport.name).inc()
                 return self._refuse("upstream_unavailable", 503, "backend unavailable")
             try:
+                if victim is not None and outcome is not None:
+                    # The live connection goes only now that the newcomer can be served.
+                    takeovers.labels(outcome).inc()
+                    code = CLOSE_POLICY if outcome == "replaced" else CLOSE_GOING_AWAY
+                    await self._close_connection(
+                        victim,
+                        code,
+                        "replaced" if code == CLOSE_POLICY else "unresponsive",
+                        "takeover",
+                    )
                 await ws.prepare(request)
-            except (ConnectionError, RuntimeError):
+            except BaseException:
                 await link.close()
                 raise
         finally:
@@ -344,7 +379,7 @@ class _Gateway:
             self.policies[version],
             self.call_timeout,
         )
-        conn = _Connection(charge_point_id, version, ws, session, info, link)
+        conn = _Connection(charge_point_id, version, ws, session, info)
         conn.links[DEFAULT_TRANSPORT] = link
         conn.send_cp = self._bounded_sender(conn, request)
         await self._run(conn)
@@ -373,7 +408,9 @@ class _Gateway:
         gauge = self._gauges[conn.version]
         gauge.inc()
         conn.readers.append(
-            asyncio.create_task(self._backend_loop(conn, DEFAULT_TRANSPORT, conn.link))
+            asyncio.create_task(
+                self._backend_loop(conn, DEFAULT_TRANSPORT, conn.links[DEFAULT_TRANSPORT])
+            )
         )
         log.debug("connected", extra={"charge_point_id": conn.charge_point_id})
         try:
@@ -428,7 +465,7 @@ class _Gateway:
         allow = limiter.allow
         chain = self.chain
         models = bool(self.model_policies)
-        link_send = conn.link.send
+        link_send = conn.links[DEFAULT_TRANSPORT].send
         send_cp = conn.send_cp
         while True:
             try:

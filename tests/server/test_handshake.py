@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -168,3 +170,85 @@ async def test_draining_gateway_refuses_new_handshakes(
     await relay.stop(0.0)
     with pytest.raises(aiohttp.ClientError):
         await client.ws_connect(f"{relay.url}/ocpp/LATE", protocols=("ocpp1.6",))
+
+
+async def test_concurrent_newcomers_never_displace_a_responsive_connection(
+    relay: RunningGateway, csms: Csms, client: aiohttp.ClientSession
+) -> None:
+    """DESIGN "Rules that keep data safe": an unauthenticated newcomer never displaces a live
+    connection. Several newcomers at once share one ping, so each sees the live one's pong."""
+    async with websockets.connect(f"{relay.url}/ocpp/TWINS", subprotocols=["ocpp1.6"]) as first:
+        await csms.next_link()
+        outcomes = await asyncio.gather(
+            *(
+                client.ws_connect(f"{relay.url}/ocpp/TWINS", protocols=("ocpp1.6",))
+                for _ in range(3)
+            ),
+            return_exceptions=True,
+        )
+        statuses = [getattr(o, "status", o) for o in outcomes]
+        assert statuses == [409, 409, 409], outcomes
+        await first.send('[2,"still-2","Heartbeat",{}]')
+        assert '"still-2"' in await asyncio.wait_for(first.recv(), WAIT)
+    metrics = await scrape(client, relay)
+    assert metrics['ocpp_gateway_takeovers_total{outcome="refused"}'] == 3.0
+    assert csms.handshakes == 1  # refused newcomers never opened an upstream link
+
+
+async def test_refused_newcomer_leaves_a_dead_connection_in_place(
+    csms: Csms, gateway_factory: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    """The takeover happens only after the newcomer's upstream link is open: a newcomer the
+    CSMS refuses (503) does not cost the live connection its socket."""
+    gateway = await gateway_factory(upstream__url=csms.url, security__takeover_ping_timeout=0.2)
+    stale = await client.ws_connect(f"{gateway.url}/ocpp/KEEP", protocols=("ocpp1.6",))
+    stale_link = await csms.next_link()
+    csms.refuse_status = 503
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect(f"{gateway.url}/ocpp/KEEP", protocols=("ocpp1.6",))
+    assert info.value.status == 503
+    assert gateway.connections == 1
+    assert not stale_link.closed.is_set()
+    metrics = await scrape(client, gateway)
+    assert 'ocpp_gateway_takeovers_total{outcome="replaced_dead"}' not in metrics
+    await stale.close()
+
+
+async def test_plugin_failing_on_connect_refuses_and_keeps_the_live_one(
+    csms: Csms, gateway_factory: GatewayFactory, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    plugin = tmp_path / "flaky_connect.py"
+    plugin.write_text(
+        "from ocpp_gateway.routing import CONTINUE\n"
+        "class Flaky:\n"
+        "    calls = 0\n"
+        "    def on_connect(self, info):\n"
+        "        Flaky.calls += 1\n"
+        "        if Flaky.calls > 1:\n"
+        "            raise RuntimeError('plugin bug')\n"
+        "        return CONTINUE\n"
+        "    def on_call(self, message):\n"
+        "        return CONTINUE\n"
+        "    def on_call_result(self, message):\n"
+        "        return CONTINUE\n"
+        "    def on_disconnect(self, info):\n"
+        "        pass\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        gateway = await gateway_factory(
+            upstream__url=csms.url,
+            security__takeover_ping_timeout=0.2,
+            plugins__enabled=["flaky_connect:Flaky"],
+        )
+        stale = await client.ws_connect(f"{gateway.url}/ocpp/PLUG", protocols=("ocpp1.6",))
+        await csms.next_link()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await client.ws_connect(f"{gateway.url}/ocpp/PLUG", protocols=("ocpp1.6",))
+        assert info.value.status == 500
+        assert gateway.connections == 1
+        assert csms.handshakes == 1
+        await stale.close()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("flaky_connect", None)

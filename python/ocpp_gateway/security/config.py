@@ -18,8 +18,9 @@ class SecurityConfig:
             (profile 3) and its subject `client_identity_field` must equal the charge point id.
         pinned_profiles: charge point id -> the only security profile (1, 2 or 3) it may use.
         takeover: what a second connection with a live charge point's id does: "ping" (the live
-            socket is pinged and replaced only if it fails to answer), "replace" (authenticated
-            newcomers replace at once), "refuse".
+            socket is pinged and replaced only if it fails to answer, by a newcomer that
+            authenticated or, when no authentication is configured, by any newcomer), "replace"
+            (authenticated newcomers replace at once, others as with "ping"), "refuse".
         max_message_bytes: largest frame accepted, measured after permessage-deflate inflation
             (larger: close 1009).
         handshake_timeout, idle_timeout, ping_interval: seconds.
