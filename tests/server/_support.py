@@ -120,3 +120,57 @@ async def scrape(client: aiohttp.ClientSession, gateway: RunningGateway) -> dict
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             flat[f"{sample.name}{{{labels}}}"] = sample.value
     return flat
+
+
+class Recorder:
+    """A routing plugin that only records: lets a test await a charge point's departure
+    (`on_disconnect` runs after the connection's metrics are counted). Enable it with
+    `plugins__enabled=[RECORDER]`; the instance is `gateway._gateway.chain.plugins[i]`."""
+
+    def __init__(self) -> None:
+        self.left: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_connect(self, info: Any) -> Any:
+        from ocpp_gateway.routing import CONTINUE
+
+        return CONTINUE
+
+    def on_call(self, message: Any) -> Any:
+        from ocpp_gateway.routing import CONTINUE
+
+        return CONTINUE
+
+    def on_call_result(self, message: Any) -> Any:
+        from ocpp_gateway.routing import CONTINUE
+
+        return CONTINUE
+
+    def on_disconnect(self, info: Any) -> None:
+        self.left.put_nowait(info.charge_point_id)
+
+    async def departure(self) -> str:
+        """The id of the next charge point whose connection ended."""
+        return await asyncio.wait_for(self.left.get(), WAIT)
+
+
+class BrokenReply(Recorder):
+    """A faulty plugin: answers every CSMS call with a payload that cannot be serialised."""
+
+    def on_call(self, message: Any) -> Any:
+        from ocpp_gateway.routing import CONTINUE, Reply
+
+        if message.direction == "csms_to_cp":
+            return Reply({"status": {1, 2}})
+        return CONTINUE
+
+
+RECORDER = f"{__name__}:Recorder"
+BROKEN_REPLY = f"{__name__}:BrokenReply"
+
+
+def recorder(gateway: RunningGateway) -> Recorder:
+    """The Recorder (or subclass) plugin of a gateway."""
+    chain = gateway._gateway.chain
+    assert chain is not None
+    plugin = next(p for p in chain.plugins if isinstance(p, Recorder))
+    return plugin

@@ -15,9 +15,7 @@ from ocpp_gateway.server import RunningGateway, start_gateway
 from ._support import Csms, GatewayFactory, boot_answer, heartbeat_answer
 
 
-@pytest.fixture
-async def csms() -> AsyncIterator[Csms]:
-    """A running recording CSMS on a loopback port."""
+async def _serve_csms() -> AsyncIterator[Csms]:
     peer = Csms(answers={"Heartbeat": heartbeat_answer, "BootNotification": boot_answer})
     app = web.Application()
     app.router.add_get("/csms/{id}", peer.handler)
@@ -31,6 +29,20 @@ async def csms() -> AsyncIterator[Csms]:
     for link in list(peer.links.values()):
         await link.ws.close()
     await runner.cleanup()
+
+
+@pytest.fixture
+async def csms() -> AsyncIterator[Csms]:
+    """A running recording CSMS on a loopback port."""
+    async for peer in _serve_csms():
+        yield peer
+
+
+@pytest.fixture
+async def other_csms() -> AsyncIterator[Csms]:
+    """A second recording CSMS (the target of a plugin's Forward)."""
+    async for peer in _serve_csms():
+        yield peer
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -116,3 +117,49 @@ async def test_example_plugin_replies_locally_through_the_session(
     assert metrics[duration] >= 1.0
     await ws.close()
     sys.modules.pop("vendor_data_transfer", None)
+
+
+async def test_answers_to_a_secondary_backend_go_back_to_it(
+    csms: Csms, other_csms: Csms, gateway_factory: GatewayFactory, client: aiohttp.ClientSession
+) -> None:
+    """A call from a transport a plugin forwarded to is answered on that transport, also when
+    the answer is replaced by a CALLERROR; the origin table never outlives its calls."""
+    gateway = await gateway_factory(
+        upstream__url=csms.url,
+        call_timeout=30,
+        transports={"billing": {"type": "websocket", "url": other_csms.url}},
+        plugins__enabled=["route_by_action"],
+        plugins__options={"route_by_action": {"routes": {"Authorize": "billing"}}},
+    )
+    other_csms.answers["Authorize"] = lambda _cp, _p: {"idTagInfo": {"status": "Accepted"}}
+    ws = await client.ws_connect(f"{gateway.url}/ocpp/ORIG1", protocols=("ocpp1.6",))
+    default = await csms.next_link()
+    await ws.send_str('[2,"a-1","Authorize",{"idTag":"T"}]')  # opens the billing link
+    billing = await other_csms.next_link()
+    assert json.loads(await billing.next_frame())[:2] == [2, "a-1"]
+    assert json.loads(await receive_frame(ws))[:2] == [3, "a-1"]
+    conn = next(iter(gateway._gateway.connections))
+
+    # The same UniqueId from both backends: the second one is refused by the session.
+    await billing.send(b'[2,"dup","ClearCache",{}]')
+    assert json.loads(await receive_frame(ws)) == [2, "dup", "ClearCache", {}]
+    await default.send(b'[2,"dup","ClearCache",{}]')
+    assert json.loads(await default.next_frame())[:2] == [4, "dup"]
+    await ws.send_str('[3,"dup",{"status":"Accepted"}]')
+    assert json.loads(await billing.next_frame()) == [3, "dup", {"status": "Accepted"}]
+
+    # An invalid answer is replaced by a CALLERROR, sent to the backend that asked.
+    await billing.send(b'[2,"bad","ClearCache",{}]')
+    await receive_frame(ws)
+    await ws.send_str('[3,"bad",{"status":"Maybe"}]')
+    assert json.loads(await billing.next_frame())[:3] == [4, "bad", "PropertyConstraintViolation"]
+    assert conn.call_origin == {}
+
+    # A call never answered is forgotten by the timer, and so is its origin.
+    await billing.send(b'[2,"lost","ClearCache",{}]')
+    await receive_frame(ws)
+    assert conn.call_origin == {"lost": "billing"}
+    gateway._gateway.tick(asyncio.get_running_loop().time() + 60)
+    assert conn.call_origin == {}
+    assert default.frames.empty()  # nothing meant for billing reached the default CSMS
+    await ws.close()

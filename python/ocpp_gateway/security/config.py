@@ -27,8 +27,10 @@ class SecurityConfig:
         max_connections, max_connections_per_ip: open charge point sockets allowed (0 = no
             limit); beyond them the handshake gets 503 (total) or 429 (per address).
         message_rate, message_burst: token bucket of frames per second from one charge point
-            (0 = no limit); `rate_excess` says what an excess frame gets: "close" (1008) or
-            "callerror" (a CALL is answered with a CALLERROR; other frames are dropped).
+            (0 = no limit; results are never limited); `rate_excess` says what an excess frame
+            gets: "close" (1008) or "callerror" (a CALL is answered with a CALLERROR, an invalid
+            frame with its validation answer, other frames are dropped; a transaction message
+            closes the socket with 1008 instead, as it must never get a CALLERROR).
         auth_failures_per_minute: failed authentications allowed per charge point id and per
             source address before further attempts get 429 (0 = no throttling).
         max_outbound_queue_bytes: bytes waiting to be written to one charge point before it is
