@@ -125,10 +125,13 @@ async def scrape(client: aiohttp.ClientSession, gateway: RunningGateway) -> dict
 class Recorder:
     """A routing plugin that only records: lets a test await a charge point's departure
     (`on_disconnect` runs after the connection's metrics are counted). Enable it with
-    `plugins__enabled=[RECORDER]`; the instance is `gateway._gateway.chain.plugins[i]`."""
+    `plugins__enabled=[RECORDER]`; the instance is `gateway._gateway.chain.plugins[i]`.
+    It also queues the UniqueId of every CALL the chain is asked about, just before the gateway
+    relays it."""
 
     def __init__(self) -> None:
         self.left: asyncio.Queue[str] = asyncio.Queue()
+        self.calls: asyncio.Queue[str | None] = asyncio.Queue()
 
     def on_connect(self, info: Any) -> Any:
         from ocpp_gateway.routing import CONTINUE
@@ -138,6 +141,7 @@ class Recorder:
     def on_call(self, message: Any) -> Any:
         from ocpp_gateway.routing import CONTINUE
 
+        self.calls.put_nowait(message.unique_id)
         return CONTINUE
 
     def on_call_result(self, message: Any) -> Any:
@@ -174,3 +178,29 @@ def recorder(gateway: RunningGateway) -> Recorder:
     assert chain is not None
     plugin = next(p for p in chain.plugins if isinstance(p, Recorder))
     return plugin
+
+
+async def raw_upgrade(
+    gateway: RunningGateway, charge_point_id: str, sock: Any = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A charge point socket that completes the upgrade and then never reads nor answers pings
+    (a dead or half-open charger)."""
+    import base64
+    import os
+
+    if sock is None:
+        reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    else:
+        reader, writer = await asyncio.open_connection(sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ocpp/{charge_point_id} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer

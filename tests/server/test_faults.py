@@ -4,9 +4,8 @@ per-model validation policies, rate limits that must never hurt results or trans
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
+import socket
 from typing import Any
 
 import aiohttp
@@ -17,6 +16,7 @@ from ._support import (
     WAIT,
     Csms,
     GatewayFactory,
+    raw_upgrade,
     receive_frame,
     recorder,
     scrape,
@@ -46,18 +46,7 @@ async def test_heartbeat_without_pong_counts_as_idle_timeout(
         security__ping_interval=0.2, security__idle_timeout=0, plugins__enabled=[RECORDER]
     )
     # A raw socket that completes the upgrade and never reads: it never answers a ping.
-    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            f"GET /ocpp/MUTE HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-        ).encode()
-    )
-    await writer.drain()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-    assert head.startswith(b"HTTP/1.1 101")
+    _reader, writer = await raw_upgrade(gateway, "MUTE")
     try:
         assert await recorder(gateway).departure() == "MUTE"
     finally:
@@ -195,3 +184,47 @@ async def test_failed_send_to_the_backend_closes_with_1013(
     assert await recorder(gateway).departure() == "LOST1"
     metrics = await scrape(client, gateway)
     assert metrics['ocpp_gateway_connections_closed_total{reason="upstream_lost"}'] == 1.0
+
+
+async def test_shutdown_closes_every_socket_at_once(gateway_factory: GatewayFactory) -> None:
+    """Charge points that do not answer the close handshake do not hold up each other: every
+    one gets its close frame at once, and the drain ends within its budget (+1 s)."""
+    gateway = await gateway_factory(security__ping_interval=0)
+    peers = [await raw_upgrade(gateway, f"DEAD{i}") for i in range(3)]
+    stopping = asyncio.create_task(gateway.stop(0.0))
+    for reader, _writer in peers:
+        # Sequential closes would wait aiohttp's 10 s close timeout per socket here.
+        first = await asyncio.wait_for(reader.readexactly(2), WAIT / 2)
+        assert first[0] == 0x88  # FIN + close opcode (RFC 6455 §5.5.1)
+    await asyncio.wait_for(stopping, WAIT)
+    for _reader, writer in peers:
+        writer.close()
+
+
+async def test_shutdown_is_bounded_with_a_stuck_slow_reader(
+    csms: Csms, gateway_factory: GatewayFactory
+) -> None:
+    """A charge point that stopped reading with the gateway's send buffers full would block a
+    close forever (aiohttp waits for the drain): the drain budget bounds the shutdown."""
+    gateway = await gateway_factory(
+        upstream__url=csms.url,
+        security__ping_interval=0,
+        security__max_outbound_queue_bytes=0,  # no slow-reader bound: only the drain budget
+        security__max_message_bytes=2 << 20,
+        plugins__enabled=[RECORDER],
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((gateway.host, gateway.port))
+    _reader, writer = await raw_upgrade(gateway, "STUCK", sock=sock)
+    link = await csms.next_link()
+    conn = next(iter(gateway._gateway.connections))
+    server_socket = conn.ws._req.transport.get_extra_info("socket")  # type: ignore[union-attr]
+    server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    frame = json.dumps([2, "big", "DataTransfer", {"vendorId": "v", "data": "x" * 900_000}])
+    await link.send(frame.encode())
+    # The plugin sees the call right before it is written, in the same step: after that write
+    # the socket to STUCK is full and paused (900 kB against a few kB of buffers).
+    assert await asyncio.wait_for(recorder(gateway).calls.get(), WAIT) == "big"
+    await asyncio.wait_for(gateway.stop(0.0), WAIT)
+    writer.close()
