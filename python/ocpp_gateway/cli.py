@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,13 +126,24 @@ def _without_flag(argv: Sequence[str], flag: str) -> list[str]:
     return out
 
 
+# A crashed worker is restarted; more than this many restarts within the window means
+# something is wrong with the machine or the configuration: the supervisor stops and fails.
+_MAX_RESTARTS = 5
+_RESTART_WINDOW = 60.0
+
+
 def _supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     """Run `config.workers` serving processes on one port; forward SIGTERM/SIGINT to them.
 
     Every worker binds the port with SO_REUSEPORT, and the kernel spreads connections. Metrics
     use prometheus_client's multiprocess mode in a temporary directory, so `/metrics` on any
-    worker reports the sum over all workers.
+    worker reports the sum over all workers. A worker that exits while the supervisor is not
+    stopping has crashed: its live gauges are dropped from the metrics and it is restarted
+    (the charge points it held reconnect to the others). More than `_MAX_RESTARTS` crashes
+    within `_RESTART_WINDOW` seconds stop every worker and exit with status 1.
     """
+    from ocpp_gateway.metrics import Metrics
+
     port = config.port
     holder: socket.socket | None = None
     if port == 0:
@@ -145,27 +157,54 @@ def _supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     child_argv = _without_flag(_without_flag(argv, "--workers"), "--port")
     command = [sys.executable, "-m", "ocpp_gateway.cli", "serve", *child_argv]
     command += ["--workers", "1", "--port", str(port), "--reuse-port"]
-    workers = [subprocess.Popen(command, env=env) for _ in range(config.workers)]
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, env=env)
+
+    workers = {w.pid: w for w in (spawn() for _ in range(config.workers))}
     print(
         f"ocpp-gateway supervising {len(workers)} workers on port {port}",
         file=sys.stderr,
         flush=True,
     )
+    stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signum)
+        nonlocal stopping
+        stopping = True
+        for pid in workers:
+            # os.kill, not Popen.send_signal: that would reap the worker behind os.wait's back.
+            # A pid is not reused before os.wait reaps it, so this never hits a stranger.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     status = 0
+    crashes: list[float] = []
     try:
-        for worker in workers:
-            code = worker.wait()
-            status = status or code
+        while workers:
+            pid, wait_status = os.wait()
+            worker = workers.pop(pid, None)
+            if worker is None:
+                continue
+            code = worker.returncode = os.waitstatus_to_exitcode(wait_status)
+            Metrics.mark_process_dead(pid, metrics_dir)
+            if stopping:
+                status = status or code
+                continue
+            now = time.monotonic()
+            crashes = [t for t in crashes if now - t < _RESTART_WINDOW] + [now]
+            if len(crashes) > _MAX_RESTARTS:
+                log.error("workers keep crashing; stopping", extra={"exit_status": code})
+                forward(signal.SIGTERM, None)
+                status = 1
+                continue
+            log.warning("worker exited; restarting it", extra={"pid": pid, "exit_status": code})
+            replacement = spawn()
+            workers[replacement.pid] = replacement
     finally:
-        for worker in workers:
+        for worker in workers.values():
             if worker.poll() is None:
                 worker.terminate()
                 worker.wait()

@@ -6,9 +6,10 @@ chosen by the code. Never a charge point id or a unique id.
 
 Hot path: the per-frame metrics (messages, frame sizes, call durations) are accumulated in plain
 Python counters and added to the prometheus_client collectors in bulk by `flush()`, which runs
-before every scrape of the registry. A locked prometheus_client update costs 1-2 µs; a dict
-increment a fifth of that. In multiprocess mode another worker may answer the scrape, so
-every update goes straight to the shared files instead (no batching).
+before every scrape of the registry and from the server's once-a-second timer. A locked
+prometheus_client update costs 1-2 µs (in multiprocess mode, a locked mmap write: more); a dict
+increment a fifth of that. In multiprocess mode another worker may answer the scrape, so the
+per-frame counts of the other workers are at most about one second old.
 
 With several worker processes, `serve` sets `PROMETHEUS_MULTIPROC_DIR`; each worker then writes
 its samples to files there and `/metrics` on any worker aggregates all of them.
@@ -168,10 +169,6 @@ class Metrics:
         # key -> [count per bucket..., sum]
         self._pending_durations: dict[tuple[str, str | None], list[float]] = {}
         self._pending_sizes: dict[str, list[float]] = {}
-        if multiprocess_dir:
-            self.count_message = self._count_message_now  # type: ignore[method-assign]
-            self.observe_duration = self._observe_duration_now  # type: ignore[method-assign]
-            self.observe_size = self._observe_size_now  # type: ignore[method-assign]
 
     def action_label(self, action: str | None) -> str:
         """Args:
@@ -221,16 +218,6 @@ class Metrics:
             slots = self._pending_sizes[direction] = [0.0] * (len(self._size_bounds) + 1)
         slots[bisect_left(self._size_bounds, size)] += 1
         slots[-1] += size
-
-    def _count_message_now(self, direction: str, message_type: int, action: str | None) -> None:
-        self._pending_messages[(direction, message_type, action)] = 1
-        self.flush()
-
-    def _observe_duration_now(self, direction: str, action: str | None, seconds: float) -> None:
-        self.call_duration.labels(direction, self.action_label(action)).observe(seconds)
-
-    def _observe_size_now(self, direction: str, size: int) -> None:
-        self.frame_size.labels(direction).observe(size)
 
     def flush(self) -> None:
         """Add the batched hot-path counts to the prometheus_client collectors."""
@@ -285,13 +272,14 @@ class Metrics:
         return generate_latest(self.registry)
 
     @staticmethod
-    def mark_process_dead(pid: int) -> None:
+    def mark_process_dead(pid: int, directory: str | None = None) -> None:
         """Drop a finished worker's live gauges from the multiprocess files.
 
         Args:
             pid: the worker's process id.
+            directory: the multiprocess directory; `PROMETHEUS_MULTIPROC_DIR` when None.
         """
-        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        directory = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if directory:
             multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 

@@ -123,6 +123,23 @@ async def test_two_workers_share_the_port_and_the_metrics(
     for i, ws in enumerate(sockets):
         await ws.send_str(f'[2,"w{i}","Heartbeat",{{}}]')
         assert json.loads(await receive_frame(ws))[:2] == [3, f"w{i}"]
+    # Whichever worker answers the scrape reports the calls of both workers; each worker adds
+    # its batched counts to the shared files once a second, so a scrape may lag that much.
+    # There is no event to await across processes: re-scrape, bounded by WAIT.
+    totals: list[float] = []
+    async with asyncio.timeout(WAIT):
+        while not totals or totals[-1] < 12:
+            if totals:
+                await asyncio.sleep(0.2)
+            totals.append(await _heartbeat_calls(client, port))
+    assert totals[-1] == 12
+    for ws in sockets:
+        await ws.close()
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(gateway.proc.wait(), WAIT) == 0
+
+
+async def _heartbeat_calls(client: aiohttp.ClientSession, port: int) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
     async with client.get(f"http://127.0.0.1:{port}/metrics") as response:
@@ -136,8 +153,55 @@ async def test_two_workers_share_the_port_and_the_metrics(
                 and sample.labels.get("message_type") == "CALL"
             ):
                 total += sample.value
-    # Whichever worker answered the scrape, it reports the calls of both workers.
-    assert total == 12
+    return total
+
+
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        return {int(p) for p in fh.read().split()}
+
+
+async def test_crashed_worker_is_restarted_and_its_gauges_dropped(
+    spawn: object, client: aiohttp.ClientSession
+) -> None:
+    gateway = await spawn("--port", "0", "--workers", "2")  # type: ignore[operator]
+    port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
+    for _ in range(2):
+        await gateway.wait_for_line(r"listening on ws://")
+        gateway.lines.clear()
+    url = f"ws://127.0.0.1:{port}"
+    sockets = [
+        await client.ws_connect(f"{url}/ocpp/K{i}", protocols=("ocpp1.6",)) for i in range(12)
+    ]
+    victim = min(_children(gateway.proc.pid))
+    os.kill(victim, signal.SIGKILL)
+    # The sockets the victim held are gone; the others still answer.
+    alive = 0
+    for i, ws in enumerate(sockets):
+        try:
+            await ws.send_str(f'[2,"k{i}","Heartbeat",{{}}]')
+        except ConnectionError:
+            continue  # already seen closed
+        msg = await asyncio.wait_for(ws.receive(), WAIT)
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            alive += 1
+    assert alive < 12  # the kernel spread 12 sockets over both workers
+    await gateway.wait_for_line(r"listening on ws://")  # the replacement serves
+    assert victim not in _children(gateway.proc.pid)
+    assert len(_children(gateway.proc.pid)) == 2
+    text = ""
+    async with client.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    connected = sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "ocpp_gateway_connected_charge_points"
+    )
+    # The dead worker's live gauge was dropped: only the open sockets are counted.
+    assert connected == alive
     for ws in sockets:
         await ws.close()
     gateway.proc.send_signal(signal.SIGTERM)
