@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import decimal
 import json
-import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,7 @@ SCHEMAS = Path(ocpp.__file__).parent
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
     out = tmp_path_factory.mktemp("bench")
-    previous = os.environ.get("OCPP_BENCH_BASELINES")
-    os.environ["OCPP_BENCH_BASELINES"] = str(BASELINES)
-    try:
-        assert main(["--smoke", "--quiet", "--out", str(out)]) == 0
-    finally:
-        if previous is None:
-            os.environ.pop("OCPP_BENCH_BASELINES", None)
-        else:
-            os.environ["OCPP_BENCH_BASELINES"] = previous
+    assert main(["--smoke", "--quiet", "--out", str(out), "--baselines", str(BASELINES)]) == 0
     yield out, json.loads((out / "report.json").read_text())
 
 
@@ -85,6 +77,22 @@ def test_report_has_table_checks_and_plots(smoke: tuple[Path, dict[str, Any]]) -
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({name}.png)" in text
+
+
+def test_report_without_matplotlib_says_so(
+    smoke: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, _ = smoke
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    assert main(["report", "--from", str(out / "report.json"), "--out", str(tmp_path)]) == 0
+    assert "pip install 'ocpp-gateway[bench]'" in capsys.readouterr().err
+    text = (tmp_path / "report.md").read_text()
+    assert "No plots: matplotlib is not installed" in text
+    assert "## Capacity table" in text
+    assert not list(tmp_path.glob("*.png"))
 
 
 def test_planner_from_the_smoke_report(

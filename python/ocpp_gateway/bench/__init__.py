@@ -33,6 +33,12 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--drivers", type=int, help="connections sending in load phases")
     parser.add_argument("--storm", type=int, help="charge points in the reconnect storm")
     parser.add_argument("--gateway-config", help="gateway TOML (default: rate limit off)")
+    parser.add_argument(
+        "--baselines",
+        metavar="DIR",
+        help="directory of the baseline relays (default: benches/baselines of the repository "
+        "found from the current directory or from the package's source)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -62,8 +68,8 @@ def _run(argv: Sequence[str]) -> int:
     from rich.console import Console
 
     from ocpp_gateway.bench import report
-    from ocpp_gateway.bench.runner import Run, settings_for
-    from ocpp_gateway.bench.targets import TARGETS
+    from ocpp_gateway.bench.runner import Run, Settings, settings_for
+    from ocpp_gateway.bench.targets import BASELINE_TARGETS, TARGETS, find_baselines
 
     args = _run_parser().parse_args(list(argv))
     targets = _csv(args.targets)
@@ -72,6 +78,20 @@ def _run(argv: Sequence[str]) -> int:
         if name not in TARGETS:
             print(f"error: unknown target {name!r} (one of {', '.join(TARGETS)})", file=sys.stderr)
             return 2
+    baselines: Path | None = None
+    preset = Settings.smoke() if args.smoke else Settings.full()
+    wanted = set(preset.targets if targets is None else targets)
+    wanted |= set(preset.scale_targets if scale_targets is None else scale_targets)
+    if wanted & set(BASELINE_TARGETS):
+        # Checked before anything starts: a missing baseline used to surface minutes later.
+        try:
+            baselines = find_baselines(Path(args.baselines) if args.baselines else None)
+        except FileNotFoundError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    console = Console(stderr=True, quiet=args.quiet)
+    if not report.can_plot():
+        console.print(f"note: {report.NO_PLOTS}; the report will have no plots", markup=False)
     settings = settings_for(
         "smoke" if args.smoke else "full",
         targets=targets,
@@ -82,9 +102,9 @@ def _run(argv: Sequence[str]) -> int:
         drivers=args.drivers,
         storm_charge_points=args.storm,
         gateway_config=args.gateway_config,
+        baselines=str(baselines) if baselines else None,
     )
     out = Path(args.out)
-    console = Console(stderr=True, quiet=args.quiet)
     run = Run(settings, out, console)
     result = asyncio.run(run.run())
     path = report.write(result, out)
@@ -104,6 +124,8 @@ def _report(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     source = Path(args.source)
     data = report.load(source)
+    if not report.can_plot():
+        print(f"note: {report.NO_PLOTS}; the report will have no plots", file=sys.stderr)
     print(report.write(data, Path(args.out) if args.out else source.parent))
     return 0
 
@@ -130,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments after `bench`; `sys.argv[1:]` when None.
 
     Returns:
-        The exit status: 0 on success, 2 on bad arguments.
+        The exit status: 0 on success, 2 on bad arguments (including baseline relays that
+        cannot be found, reported before anything starts).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "plan":

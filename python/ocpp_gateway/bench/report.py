@@ -56,6 +56,23 @@ def _ms(latency: dict[str, float] | None, key: str) -> str:
     return "-" if not latency or key not in latency else f"{latency[key]:.2f}"
 
 
+#: What to tell a user who lacks the plotting extra.
+NO_PLOTS = "matplotlib is not installed (pip install 'ocpp-gateway[bench]')"
+
+
+def can_plot() -> bool:
+    """Whether matplotlib can be imported (the `bench` extra).
+
+    Returns:
+        True when the plots can be drawn.
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def plots(report: dict[str, Any], out: Path) -> list[Path]:
     """Draw the report's PNG plots.
 
@@ -406,7 +423,12 @@ def write(report: dict[str, Any], out: Path) -> Path:
         The path of report.md.
     """
     save(report, out)
-    images = plots(report, out)
+    if can_plot():
+        images = plots(report, out)
+    else:
+        images = []
+        notes = list(report.get("notes", []))
+        report = dict(report, notes=[*notes, f"No plots: {NO_PLOTS}."])
     path = out / "report.md"
     path.write_text(markdown(report, images))
     return path

@@ -77,6 +77,7 @@ class Settings:
     csms_processes: int
     targets: tuple[str, ...] = TARGETS
     gateway_config: str | None = None
+    baselines: str | None = None  # directory of the baseline relays (found when None)
 
     @classmethod
     def smoke(cls) -> Settings:
@@ -262,7 +263,11 @@ class Run:
         settings = self.settings
         config = Path(settings.gateway_config) if settings.gateway_config else None
         return await start_target(
-            name, csms, config=config if name == "gateway" else None, log=self.out / f"{name}.log"
+            name,
+            csms,
+            config=config if name == "gateway" else None,
+            log=self.out / f"{name}.log",
+            baselines=Path(settings.baselines) if settings.baselines else None,
         )
 
     async def measure_target(
@@ -473,6 +478,7 @@ class Run:
                 workers=workers,
                 config=config if name == "gateway" else None,
                 log=self.out / f"{name}-scaling.log",
+                baselines=Path(self.settings.baselines) if self.settings.baselines else None,
             )
             await asyncio.sleep(settings.settle)
             base = target.usage()

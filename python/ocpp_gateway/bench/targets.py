@@ -30,22 +30,71 @@ LABELS = {
 }
 
 
-def baselines_dir() -> Path:
-    """Where the baseline programs live.
+#: The baseline programs a run needs, by target name.
+BASELINE_TARGETS = ("bare_relay", "ocpp_lib_relay")
 
-    $OCPP_BENCH_BASELINES when set; else the repository's benches/baselines next to this source
-    tree (editable install) or under the current directory (installed package run from a clone).
+
+class BaselinesNotFound(FileNotFoundError):
+    """The directory of baseline relays (benches/baselines) could not be found."""
+
+
+def _holds_baselines(folder: Path) -> bool:
+    return all((folder / f"{name}.py").is_file() for name in BASELINE_TARGETS)
+
+
+def find_baselines(
+    explicit: Path | None = None,
+    *,
+    cwd: Path | None = None,
+    package_file: Path | None = None,
+) -> Path:
+    """Find the directory of the baseline relays (`bare_relay.py`, `ocpp_lib_relay.py`).
+
+    They ship with the repository, not with the package. Looked for, in order: `explicit`
+    (the `--baselines` option), `$OCPP_BENCH_BASELINES`, `benches/baselines` in the current
+    directory or any of its parents (a run from anywhere inside a clone), then next to the
+    package's own source tree (an editable install run from anywhere).
+
+    Args:
+        explicit: a directory given by the user; when set, it is the only place looked at.
+        cwd: where the search starts (the current directory when None).
+        package_file: a file of the installed package (this module when None).
 
     Returns:
-        The directory holding bare_relay.py and ocpp_lib_relay.py.
+        The directory.
+
+    Raises:
+        BaselinesNotFound: no candidate holds both programs; the message names the places
+            looked at and the `--baselines` option.
     """
+    if explicit is not None:
+        if _holds_baselines(explicit):
+            return explicit
+        raise BaselinesNotFound(
+            f"--baselines {explicit}: no {' and '.join(f'{n}.py' for n in BASELINE_TARGETS)} "
+            "there (they are in benches/baselines of the ocpp-gateway repository)"
+        )
     configured = os.environ.get("OCPP_BENCH_BASELINES")
     if configured:
-        return Path(configured)
-    beside = Path(__file__).resolve().parents[3] / "benches" / "baselines"
-    if (beside / "bare_relay.py").is_file():
-        return beside
-    return Path.cwd() / "benches" / "baselines"
+        if _holds_baselines(Path(configured)):
+            return Path(configured)
+        raise BaselinesNotFound(
+            f"OCPP_BENCH_BASELINES={configured}: no baseline relays there; unset it or pass "
+            "--baselines DIR (benches/baselines of the ocpp-gateway repository)"
+        )
+    start = (cwd or Path.cwd()).resolve()
+    source = (package_file or Path(__file__)).resolve()
+    candidates = [folder / "benches" / "baselines" for folder in (start, *start.parents)]
+    candidates += [folder / "benches" / "baselines" for folder in source.parents]
+    for candidate in candidates:
+        if _holds_baselines(candidate):
+            return candidate
+    raise BaselinesNotFound(
+        "the baseline relays (benches/baselines/bare_relay.py, ocpp_lib_relay.py) ship with the "
+        f"ocpp-gateway repository, not the package, and none was found above {start} or "
+        f"{source.parent}: pass --baselines DIR (a clone's benches/baselines), or leave the "
+        "baselines out with --targets gateway,direct --scale-targets gateway"
+    )
 
 
 @dataclass
@@ -139,7 +188,9 @@ class Target:
                 process.wait(5.0)
 
 
-def _command(name: str, port: int, upstream: str, workers: int, config: Path | None) -> list[str]:
+def _command(
+    name: str, port: int, upstream: str, workers: int, config: Path | None, baselines: Path | None
+) -> list[str]:
     if name == "gateway":
         command = [
             sys.executable,
@@ -158,7 +209,7 @@ def _command(name: str, port: int, upstream: str, workers: int, config: Path | N
         if config is not None:
             command += ["--config", str(config)]
         return command
-    script = baselines_dir() / f"{name}.py"
+    script = (baselines or find_baselines()) / f"{name}.py"
     return [
         sys.executable,
         str(script),
@@ -179,6 +230,7 @@ async def start_target(
     workers: int = 1,
     config: Path | None = None,
     log: Path | None = None,
+    baselines: Path | None = None,
 ) -> Target:
     """Start a system under test in front of the CSMS pool and wait until it listens.
 
@@ -191,11 +243,13 @@ async def start_target(
         workers: worker processes per instance (`--workers`).
         config: gateway TOML file (gateway only).
         log: file receiving the target's stdout and stderr.
+        baselines: directory of the baseline relays (`find_baselines()` when None).
 
     Returns:
         The running target.
 
     Raises:
+        BaselinesNotFound: a baseline target and no directory holding it.
         TimeoutError: the target did not open its port within 60 s.
         ValueError: unknown target name.
     """
@@ -208,7 +262,7 @@ async def start_target(
     try:
         for index in range(instances):
             port = free_port()
-            command = _command(name, port, csms.url(index), workers, config)
+            command = _command(name, port, csms.url(index), workers, config, baselines)
             extra = {}
             if name == "gateway" and config is None:
                 # Closed-loop phases send far more than a real charger: lift the frame rate limit.
