@@ -1,0 +1,106 @@
+"""CPU per round trip of the gateway and its baseline relays, interleaved, several repetitions.
+
+A shorter, fairer A/B than the full run: every target runs in front of the same test CSMS and load
+generator, and the repetitions alternate targets (gateway, bare relay, ocpp-lib relay, gateway,
+...) so that drift of the shared machine hits all of them alike. Prints one row per target with
+every repetition and the median.
+
+    python benches/capacity/cpu_compare.py --repeats 5 --seconds 5 [--targets gateway,bare_relay]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ocpp_gateway.bench.loadgen import LoadGenerator
+from ocpp_gateway.bench.runner import Run, fleet_ids, settings_for
+from ocpp_gateway.bench.targets import CsmsPool, Target, find_baselines, start_target
+
+
+async def _measure(args: argparse.Namespace, out: Path) -> dict[str, list[dict[str, Any]]]:
+    settings = settings_for("full", warmup=args.warmup)
+    run = Run(settings, out)
+    names = [name.strip() for name in args.targets.split(",") if name.strip()]
+    baselines = find_baselines(Path(args.baselines) if args.baselines else None)
+    csms = await CsmsPool.start(1)
+    loadgen = LoadGenerator(1, ["127.0.1.1"])
+    loadgen.start()
+    targets: dict[str, Target] = {}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    try:
+        for name in names:
+            targets[name] = await start_target(
+                name, csms, log=out / f"{name}.log", baselines=baselines
+            )
+        for repeat in range(args.repeats):
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                target = targets[name]
+                fleet = fleet_ids(f"{name}-{repeat}", args.connections, 0.3)
+                await loadgen.all("connect", fleet=[(target.urls[0], *cp) for cp in fleet])
+                phase = await run._phase(
+                    loadgen, target, csms, "closed_loop", args.seconds, drivers=args.connections
+                )
+                await loadgen.all("close")
+                results[name].append(phase)
+                print(
+                    f"{repeat + 1}/{args.repeats} {name:15} {phase['cpu_per_rt_us']:7.1f} µs/rt "
+                    f"{phase['rate']:8.0f} rt/s errors {phase['errors']}",
+                    file=sys.stderr,
+                )
+    finally:
+        for target in targets.values():
+            target.stop()
+        await loadgen.stop()
+        csms.stop()
+    return results
+
+
+def main() -> int:
+    """Run the comparison and print a Markdown table.
+
+    Returns:
+        0.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--targets", default="gateway,bare_relay,ocpp_lib_relay")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--baselines", metavar="DIR")
+    parser.add_argument("--out", default="/tmp/cpu-compare", help="logs and raw JSON")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(_measure(args, out))
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    (out / "cpu_compare.json").write_text(json.dumps({"commit": commit, "results": results}))
+    bare = (
+        statistics.median(p["cpu_per_rt_us"] for p in results.get("bare_relay", []))
+        if (results.get("bare_relay"))
+        else None
+    )
+    print(f"commit {commit}, {args.repeats} x {args.seconds:g} s, {args.connections} connections")
+    print("| target | CPU µs / round trip, each run | median | vs bare relay | round trips/s |")
+    print("|---|---|---:|---:|---:|")
+    for name, phases in results.items():
+        each = ", ".join(f"{p['cpu_per_rt_us']:.1f}" for p in phases)
+        median = statistics.median(p["cpu_per_rt_us"] for p in phases)
+        ratio = f"{median / bare:.2f}x" if bare else "-"
+        rate = statistics.median(p["rate"] for p in phases)
+        print(f"| {name} | {each} | {median:.1f} | {ratio} | {rate:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
