@@ -27,14 +27,7 @@ VERSIONS = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
 # Cases where the core disagrees with DESIGN.md's error table; reported to the core's owner and
 # kept out of the main run. Each one is still run below as a strict xfail, so the list must
 # shrink as soon as the core is fixed.
-KNOWN_CORE_DEVIATIONS: dict[str, str] = {
-    f"{v}/message-type/type-negative": (
-        "rust/ocpp-core/src/frame.rs from_value: a negative MessageTypeId (-2, a JSON integer) "
-        "is read as 'MessageTypeId is not an integer' (framework error) instead of an unknown "
-        "MessageTypeId (1.6/2.1: dropped; 2.0.1: MessageTypeNotSupported)"
-    )
-    for v in VERSIONS
-}
+KNOWN_CORE_DEVIATIONS: dict[str, str] = {}
 
 
 def test_corpus_is_large_and_covers_every_version() -> None:

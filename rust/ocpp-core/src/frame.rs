@@ -108,6 +108,16 @@ fn id_ok(s: &str) -> bool {
     s.len() <= MAX_UNIQUE_ID || s.chars().count() <= MAX_UNIQUE_ID
 }
 
+/// True for the text of a JSON number without fraction or exponent (`2`, `-2`, `300`).
+///
+/// `2.0` and `2e0` are not integers here: the MessageTypeId is an integer in every OCPP-J
+/// version, and a frame that writes it otherwise is a framework error (our choice; JSON Schema
+/// draft-06 would call `2.0` an integer, but the envelope is not a schema-validated payload).
+fn is_integer_text(t: &str) -> bool {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Read a frame of `version` from received bytes.
 pub fn parse(bytes: &[u8], version: OcppVersion) -> Result<Frame<'_>, FrameError<'_>> {
     let value = json::parse(bytes).map_err(|e| FrameError {
@@ -140,7 +150,8 @@ pub fn from_value(value: Value<'_>, version: OcppVersion) -> Result<Frame<'_>, F
         }
     };
     let mt = match items.first() {
-        Some(Value::Number(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+        Some(Value::Number(t)) if is_integer_text(t) => {
+            // A negative or huge integer is an integer all the same: an unknown MessageTypeId.
             match t.parse::<u8>() {
                 Ok(m @ (CALL | CALLRESULT | CALLERROR)) => m,
                 Ok(m @ (CALLRESULTERROR | SEND)) if version.has_send() => m,
@@ -318,6 +329,27 @@ mod tests {
             ),
             (r#"[6,"a","X",{}]"#, V16, UnknownMessageType, Some("a")),
             (r#"[300,"a",{}]"#, V21, UnknownMessageType, Some("a")),
+            (
+                r#"[-2,"a","Heartbeat",{}]"#,
+                V16,
+                UnknownMessageType,
+                Some("a"),
+            ),
+            (
+                r#"[-2,"a","Heartbeat",{}]"#,
+                V201,
+                UnknownMessageType,
+                Some("a"),
+            ),
+            (r#"[-0,"a",{}]"#, V21, UnknownMessageType, Some("a")),
+            (
+                r#"[-99999999999999999999,"a",{}]"#,
+                V21,
+                UnknownMessageType,
+                Some("a"),
+            ),
+            (r#"[2e0,"a","Heartbeat",{}]"#, V201, Framework, Some("a")),
+            (r#"[-2.0,"a","Heartbeat",{}]"#, V21, Framework, Some("a")),
         ];
         for (input, v, k, id) in cases {
             assert_eq!(
