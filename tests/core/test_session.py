@@ -79,10 +79,28 @@ def test_expire_drops_old_calls_only(new_session: SessionFactory) -> None:
 
 def test_expire_frees_the_unique_id(new_session: SessionFactory) -> None:
     session = new_session("ocpp2.1", call_timeout=5.0)
+    boot = (
+        b'[2,"hb-1","BootNotification",{"reason":"PowerUp",'
+        b'"chargingStation":{"model":"M","vendorName":"V"}}]'
+    )
     assert session.from_charge_point(HEARTBEAT, 0.0).forward
-    assert not session.from_charge_point(HEARTBEAT, 1.0).forward  # still pending: duplicate
+    other = session.from_charge_point(boot, 1.0)  # same id, another action, still pending
+    assert not other.forward and other.error_code == "RpcFrameworkError"
     assert len(session.expire(10.0)) == 1
-    assert session.from_charge_point(HEARTBEAT, 10.0).forward
+    assert session.from_charge_point(boot, 10.0).forward
+
+
+def test_retransmission_is_forwarded_and_refreshes_the_call(new_session: SessionFactory) -> None:
+    """The same UniqueId and action while pending is the sender's retry: forwarded, one call."""
+    session = new_session("ocpp1.6", call_timeout=5.0)
+    assert session.from_charge_point(HEARTBEAT, 0.0).forward
+    again = session.from_charge_point(HEARTBEAT, 4.0)
+    assert again.forward and again.reply is None and again.error_code is None
+    assert session.pending() == 1
+    assert session.expire(8.0) == []  # counted from the retransmission, not the first send
+    answer = session.from_csms(HEARTBEAT_RESULT, 8.5)
+    assert answer.forward and answer.action == "Heartbeat" and answer.call_duration == 4.5
+    assert session.from_csms(HEARTBEAT_RESULT, 8.6).drop_reason == "unmatched_result"
 
 
 def test_sessions_are_independent(new_session: SessionFactory) -> None:

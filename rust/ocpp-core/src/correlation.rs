@@ -108,6 +108,17 @@ impl Correlation {
         Ok(())
     }
 
+    /// Set the time of a pending call to `now` (a retransmission); false when none is pending.
+    pub fn refresh(&mut self, way: Way, unique_id: &str, now: f64) -> bool {
+        match self.pending[way as usize].get_mut(unique_id.as_bytes()) {
+            Some(call) => {
+                call.seen = now;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Take the call with this UniqueId sent in direction `way`, if pending.
     pub fn take(&mut self, way: Way, unique_id: &str) -> Option<PendingCall> {
         self.pending[way as usize].remove(unique_id.as_bytes())
@@ -164,10 +175,13 @@ mod tests {
         c.add(Way::CsmsToCp, "a", call(5.0)).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c.take(Way::CsmsToCp, "b"), None);
+        assert!(!c.refresh(Way::CpToCsms, "b", 9.0));
+        assert!(c.refresh(Way::CsmsToCp, "a", 6.0));
+        assert_eq!(c.get(Way::CsmsToCp, "a"), Some(call(6.0)));
         let gone = c.expire(30.0, 30.0);
         assert_eq!(gone.len(), 1);
         assert_eq!((gone[0].0, gone[0].1.as_str()), (Way::CpToCsms, "a"));
-        assert_eq!(c.take(Way::CsmsToCp, "a"), Some(call(5.0)));
+        assert_eq!(c.take(Way::CsmsToCp, "a"), Some(call(6.0)));
         assert!(c.is_empty());
     }
 

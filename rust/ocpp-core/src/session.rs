@@ -1,10 +1,16 @@
 //! The OCPP-J state of one connection and the verdict on each frame.
 //!
 //! Decisions that are ours to make (the specification leaves them open):
-//! - A CALL whose UniqueId equals that of a call from the same side still awaiting its answer is
-//!   answered with a framework error (FormationViolation / RpcFrameworkError) and not forwarded:
-//!   two pending calls with one id would make the answer ambiguous (OCPP-J requires ids to be
-//!   unique per sender). Once the first call is answered or expired, the id may be used again.
+//! - A CALL whose UniqueId and action equal those of a call from the same side still awaiting its
+//!   answer is the sender's retransmission (a charge point that timed out waiting for a slow
+//!   backend): it is validated and forwarded like any call, and the pending call's time is reset
+//!   to now, so the backend's eventual answer still matches it. Rejecting it would spend one of
+//!   the charger's retries on a transaction message because the backend is slow (DESIGN.md, rules
+//!   that keep data safe).
+//! - A CALL reusing the UniqueId of a pending call of another action is answered with a framework
+//!   error (FormationViolation / RpcFrameworkError) and not forwarded: the answer would be
+//!   ambiguous (OCPP-J requires ids to be unique per sender). Once the first call is answered or
+//!   expired, the id may be used again.
 //! - A CALLRESULT whose envelope is broken but whose UniqueId matches a pending call is treated
 //!   like a result that fails its schema: the caller gets a CALLERROR (framework error) instead,
 //!   and in 2.1 the sender gets a CALLRESULTERROR. With no matching call it is dropped.
@@ -313,10 +319,16 @@ impl Session {
                     return self.reject(v, ErrorKind::NotSupported, detail);
                 }
                 let uid = v.unique_id.as_deref().unwrap_or_default();
+                let mut retransmission = false;
                 match self.pending.check(way, uid) {
                     Ok(()) => {}
+                    Err(AddError::Duplicate)
+                        if self.pending.get(way, uid).is_some_and(|c| c.action == id) =>
+                    {
+                        retransmission = true;
+                    }
                     Err(AddError::Duplicate) => {
-                        let detail = "UniqueId of a call still pending".to_owned();
+                        let detail = "UniqueId of a pending call of another action".to_owned();
                         return self.reject(v, ErrorKind::Framework, detail);
                     }
                     Err(AddError::Full) => {
@@ -333,6 +345,10 @@ impl Session {
                     Err(violation) => return self.reject(v, violation.kind, violation.detail),
                 }
                 let uid = v.unique_id.as_deref().unwrap_or_default();
+                if retransmission {
+                    self.pending.refresh(way, uid, now);
+                    return v.forwarded();
+                }
                 // Cannot fail: checked above.
                 let _ = self.pending.add(
                     way,

@@ -171,11 +171,32 @@ fn calls_and_results() {
             },
         ),
         (
-            "duplicate UniqueId of a pending call",
+            "retransmitted call: same UniqueId and action as a pending call",
             V16,
             vec![(CP, BOOT)],
             (CP, BOOT),
+            forwarded(),
+        ),
+        (
+            "UniqueId of a pending call of another action",
+            V16,
+            vec![(CP, BOOT)],
+            (CP, r#"[2,"b1","Heartbeat",{}]"#),
             replied("b1", "FormationViolation"),
+        ),
+        (
+            "UniqueId of a pending call of another action (2.0.1)",
+            V201,
+            vec![(CP, BOOT2)],
+            (CP, r#"[2,"b1","Heartbeat",{}]"#),
+            replied("b1", "RpcFrameworkError"),
+        ),
+        (
+            "retransmitted call with an invalid payload is judged like any call",
+            V16,
+            vec![(CP, BOOT)],
+            (CP, r#"[2,"b1","BootNotification",{}]"#),
+            replied("b1", "OccurenceConstraintViolation"),
         ),
         (
             "same UniqueId in the other direction is fine",
@@ -406,4 +427,44 @@ fn long_error_descriptions_are_cut() {
         panic!()
     };
     assert!(items[3].as_str().unwrap().chars().count() <= 255);
+}
+
+#[test]
+fn retransmission_refreshes_the_pending_call() {
+    // A charge point retries a transaction message the slow backend has not answered yet.
+    let mut s = Session::new(schemas(OcppVersion::V16), Policy::default(), 30.0);
+    let stop = br#"[2,"t1","StopTransaction",{"meterStop":10,"timestamp":"2024-01-01T00:00:00Z","transactionId":7}]"#;
+    assert!(s.from_charge_point(stop, 100.0).forward);
+    let again = s.from_charge_point(stop, 125.0);
+    assert!(again.forward);
+    assert_eq!((again.reply, again.error_code), (None, None));
+    assert_eq!(s.pending(), 1);
+    // The first send would have expired at 130; the retransmission moved it to 155.
+    assert!(s.expire(140.0).is_empty());
+    let v = s.from_csms(br#"[3,"t1",{}]"#, 141.0);
+    assert!(v.forward);
+    assert_eq!(v.call_duration, Some(16.0));
+    assert_eq!(
+        v.action.map(|a| s.schemas().action(a).0),
+        Some("StopTransaction")
+    );
+    assert_eq!(s.pending(), 0);
+    // A second answer to the same id matches nothing.
+    let late = s.from_csms(br#"[3,"t1",{}]"#, 142.0);
+    assert_eq!(late.drop_reason, Some(DropReason::UnmatchedResult));
+}
+
+#[test]
+fn retransmission_is_allowed_when_the_pending_table_is_full() {
+    let mut s = session(OcppVersion::V16);
+    for i in 0..crate::correlation::MAX_PENDING {
+        let f = format!(r#"[2,"h{i}","Heartbeat",{{}}]"#);
+        assert!(s.from_charge_point(f.as_bytes(), 0.0).forward);
+    }
+    assert!(
+        s.from_charge_point(br#"[2,"h0","Heartbeat",{}]"#, 1.0)
+            .forward
+    );
+    let v = s.from_charge_point(br#"[2,"new","Heartbeat",{}]"#, 1.0);
+    assert_eq!(v.error_code, Some("FormationViolation"));
 }
