@@ -95,6 +95,9 @@ class Verdict:
       also set when the policy is "observe" and the frame is forwarded anyway.
     - drop_reason: why a frame was dropped without an answer: "unknown_message_type",
       "unmatched_result", "invalid_send", "invalid_call_error", or None.
+
+    action, error_code and drop_reason are interned strings, built once per process: reading
+    them allocates nothing, and equal values are the same object.
     """
 
     @property

@@ -251,3 +251,20 @@ def test_validate_reports_code_and_detail(schema_sets: dict[str, _core.SchemaSet
     assert outcome is not None
     code, detail = outcome
     assert code == "OccurrenceConstraintViolation" and "chargingStation" in detail
+
+
+def test_verdict_strings_are_interned(new_session: SessionFactory) -> None:
+    """action, error_code and drop_reason come from closed sets: reading them makes no new str."""
+    session = new_session("ocpp2.0.1")
+    first = session.from_charge_point(HEARTBEAT, 0.0)
+    answer = session.from_csms(HEARTBEAT_RESULT, 0.5)
+    assert first.action == "Heartbeat"
+    assert first.action is first.action is answer.action
+    bad = [session.from_charge_point(b'[2,"x%d","FlyToTheMoon",{}]' % i, 1.0) for i in range(2)]
+    assert bad[0].error_code == "NotImplemented"
+    assert bad[0].error_code is bad[1].error_code
+    unmatched = [session.from_csms(b'[3,"nobody",{}]', 2.0) for _ in range(2)]
+    assert unmatched[0].drop_reason == "unmatched_result"
+    assert unmatched[0].drop_reason is unmatched[1].drop_reason
+    other = new_session("ocpp2.0.1").from_charge_point(HEARTBEAT, 0.0)
+    assert other.action is first.action  # one string per action for the whole process
