@@ -24,12 +24,6 @@ CORPUS: list[dict[str, Any]] = json.loads((Path(__file__).parent / "corpus.json"
 VERSIONS = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
 
 
-# Cases where the core disagrees with DESIGN.md's error table; reported to the core's owner and
-# kept out of the main run. Each one is still run below as a strict xfail, so the list must
-# shrink as soon as the core is fixed.
-KNOWN_CORE_DEVIATIONS: dict[str, str] = {}
-
-
 def test_corpus_is_large_and_covers_every_version() -> None:
     assert len(CORPUS) >= 200
     for version in VERSIONS:
@@ -55,7 +49,7 @@ async def run_cases(probe: Probe, cases: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_corpus(gateway: RunningGateway, version: str) -> None:
-    cases = [c for c in CORPUS if c["version"] == version and c["id"] not in KNOWN_CORE_DEVIATIONS]
+    cases = [c for c in CORPUS if c["version"] == version]
     probe = Probe(gateway.url, version)
     # Warm up (schemas, first connection) before measuring memory.
     await run_cases(probe, cases[:20])
@@ -83,20 +77,3 @@ async def test_corpus(gateway: RunningGateway, version: str) -> None:
         http.get(f"{gateway.url.replace('ws', 'http', 1)}/healthz") as resp,
     ):
         assert resp.status == 200
-
-
-@pytest.mark.parametrize(
-    "case_id",
-    [
-        pytest.param(case_id, marks=pytest.mark.xfail(strict=True, reason=reason))
-        for case_id, reason in KNOWN_CORE_DEVIATIONS.items()
-    ],
-)
-async def test_known_core_deviations(gateway: RunningGateway, case_id: str) -> None:
-    (case,) = [c for c in CORPUS if c["id"] == case_id]
-    probe = Probe(gateway.url, case["version"])
-    try:
-        seen = await probe.exchange(frame_of(case))
-    finally:
-        await probe.close()
-    assert matches(case["expect"], seen), seen
