@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_gateway.config import GatewayConfig, check_config, load_config
-from ocpp_gateway.errors import ConfigError
+from ocpp_gateway.config import GatewayConfig, PluginsConfig, check_config, load_config
+from ocpp_gateway.errors import ConfigError, PluginError
+from ocpp_gateway.security.config import SecurityConfig
 
 TOML = """
 port = 9100
@@ -65,7 +66,7 @@ def test_toml_then_env_then_flags(tmp_path: Path) -> None:
     assert cfg.upstream.url == "ws://env.example/ocpp"
     assert cfg.upstream.username == "gw"  # untouched keys keep the file's value
     assert cfg.security.max_message_bytes == 1000
-    assert cfg.plugins.enabled == ["block_commands", "route_by_action"]
+    assert cfg.plugins.enabled == ("block_commands", "route_by_action")
 
     cfg = load_config(path, env=env, overrides={"port": 9300, "upstream.url": None})
     assert cfg.port == 9300
@@ -123,3 +124,85 @@ def test_check_config_checks_plugins(tmp_path: Path) -> None:
     assert len(errors) == 1
     assert errors[0].startswith("plugins:")
     assert check_config(write(tmp_path, TOML)) == []
+
+
+def test_config_is_deeply_immutable(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, TOML), env={})
+    with pytest.raises(TypeError):
+        cfg.validation.models["Other"] = {}  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cfg.validation.models["Wallbox X"]["default"] = "off"  # type: ignore[index]
+    # Built in code with lists and dicts, a config is frozen all the same.
+    direct = PluginsConfig(enabled=["a"], options={"a": {"x": [1]}})  # type: ignore[arg-type]
+    assert direct.enabled == ("a",)
+    assert direct.options["a"]["x"] == (1,)
+    with pytest.raises(TypeError):
+        direct.options["b"] = {}  # type: ignore[index]
+    security = SecurityConfig(pinned_profiles={"CP-1": 3})
+    with pytest.raises(TypeError):
+        security.pinned_profiles["CP-2"] = 1  # type: ignore[index]
+
+
+def test_check_config_reports_what_serve_would_refuse(tmp_path: Path) -> None:
+    """Security settings (files included) and plugin Forward targets are checked too."""
+    path = write(
+        tmp_path,
+        f"""
+[security]
+client_ca = "{tmp_path / "ca.pem"}"
+pinned_profiles = {{ "CP-1" = 7 }}
+[plugins]
+enabled = ["route_by_action"]
+[plugins.options.route_by_action]
+routes = {{ Authorize = "billing" }}
+""",
+    )
+    errors = check_config(path)
+    joined = "\n".join(errors)
+    assert "security.client_ca:" in joined
+    assert "security.pinned_profiles.CP-1:" in joined
+    # The same errors stop `serve` while it loads the configuration.
+    with pytest.raises(ConfigError):
+        load_config(path, env={})
+    # Once the settings are consistent, files that cannot be loaded are reported ...
+    missing = tmp_path / "missing-credentials.toml"
+    path = write(
+        tmp_path,
+        f"""
+[security]
+credentials_file = "{missing}"
+[plugins]
+enabled = ["route_by_action"]
+[plugins.options.route_by_action]
+routes = {{ Authorize = "billing" }}
+""",
+    )
+    errors = check_config(path)
+    assert any(e.startswith("security.credentials_file:") for e in errors), errors
+    # ... and so is a Forward to a transport that is not configured (serve refuses it too).
+    assert any(e.startswith("plugins:") and "'billing'" in e for e in errors), errors
+    with pytest.raises(PluginError):
+        build_chain_and_check(path)
+
+
+def build_chain_and_check(path: str) -> None:
+    from ocpp_gateway.server import _Gateway
+
+    cfg = load_config(path, env={}, overrides={"security.credentials_file": ""})
+    _Gateway(cfg, None)
+
+
+def test_forward_to_a_configured_transport_is_fine(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[transports.billing]
+type = "websocket"
+url = "ws://billing.internal:9100/ocpp"
+[plugins]
+enabled = ["route_by_action"]
+[plugins.options.route_by_action]
+routes = { Authorize = "billing" }
+""",
+    )
+    assert check_config(path) == []

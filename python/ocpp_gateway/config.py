@@ -10,6 +10,7 @@ Environment variables name a key path in upper case, sections joined by `_` or `
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,11 +19,12 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ocpp_gateway.errors import ConfigError
-from ocpp_gateway.security.config import SecurityConfig
+from ocpp_gateway.security.config import SecurityConfig, check_security_config
 
 __all__ = [
     "ENV_PREFIX",
@@ -32,6 +34,7 @@ __all__ = [
     "UpstreamConfig",
     "ValidationConfig",
     "check_config",
+    "frozen",
     "load_config",
 ]
 
@@ -39,6 +42,35 @@ ENV_PREFIX = "OCPP_GATEWAY_"
 _MODES = ("enforce", "observe", "off")
 _DIRECTIONS = ("cp_to_csms", "csms_to_cp")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+def frozen(value: object) -> Any:
+    """A deeply immutable copy of a configuration value: lists become tuples and tables
+    read-only mappings (`types.MappingProxyType`), recursively.
+
+    Args:
+        value: a value read from TOML, the environment or a flag, or given in code.
+
+    Returns:
+        The frozen value; scalars and dataclasses are returned as they are.
+    """
+    if isinstance(value, list | tuple):
+        return tuple(frozen(item) for item in value)
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: frozen(item) for key, item in value.items()})
+    return value
+
+
+def _freeze_fields(instance: Any) -> None:
+    """Freeze the list and table fields of a frozen dataclass built directly in code."""
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        if isinstance(value, list | dict):
+            object.__setattr__(instance, f.name, frozen(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +110,13 @@ class ValidationConfig:
     """
 
     default: Literal["enforce", "observe", "off"] = "enforce"
-    overrides: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, dict[str, str]] = field(default_factory=dict)
-    models: dict[str, dict[str, str]] = field(default_factory=dict)
-    schema_dirs: list[str] = field(default_factory=list)
+    overrides: Mapping[str, str] = field(default_factory=_empty)
+    versions: Mapping[str, Mapping[str, str]] = field(default_factory=_empty)
+    models: Mapping[str, Mapping[str, str]] = field(default_factory=_empty)
+    schema_dirs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +132,11 @@ class LocalConfig:
 
     journal: str | None = None
     accept_all: bool = True
-    allowed_id_tags: list[str] = field(default_factory=list)
+    allowed_id_tags: tuple[str, ...] = ()
     heartbeat_interval: int = 300
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +148,11 @@ class PluginsConfig:
         options: per plugin name, the table of settings given to its constructor.
     """
 
-    enabled: list[str] = field(default_factory=list)
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    enabled: tuple[str, ...] = ()
+    options: Mapping[str, Mapping[str, object]] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +180,15 @@ class GatewayConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     call_timeout: float = 60.0
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
-    transports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transports: Mapping[str, Mapping[str, object]] = field(default_factory=_empty)
     local: LocalConfig = field(default_factory=LocalConfig)
     workers: int = 1
     drain_timeout: float = 10.0
     log_level: str = "info"
     security: SecurityConfig = field(default_factory=SecurityConfig)
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,8 +203,8 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
     """Convert `value` to the type `tp`; on failure append an error and return None."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if tp is Any:
-        return value
+    if tp is Any or tp is object:
+        return frozen(value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if isinstance(value, str):
             value = _parse_json(value, key, errors)
@@ -198,40 +242,31 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
             return False
         errors.append(f"{key}: expected a boolean, got {value!r}")
         return None
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        errors.append(f"{key}: expected an integer, got {value!r}")
-        return None
-    if tp is float:
+    if tp is int or tp is float:
+        # bool is an int subclass but never a number here; an int is a valid float.
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        errors.append(f"{key}: expected a number, got {value!r}")
+            if tp is float or isinstance(value, int):
+                return tp(value)
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return tp(value.strip())
+        kind = "an integer" if tp is int else "a number"
+        errors.append(f"{key}: expected {kind}, got {value!r}")
         return None
     if tp is str:
         if isinstance(value, str):
             return value
         errors.append(f"{key}: expected a string, got {value!r}")
         return None
-    if origin is list:
+    if origin is tuple:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list | tuple):
             errors.append(f"{key}: expected a list")
             return None
-        (item_tp,) = args or (Any,)
-        return [_convert(item_tp, item, f"{key}[{i}]", errors) for i, item in enumerate(value)]
-    if origin is dict:
+        item_tp = args[0] if args else Any
+        return tuple(_convert(item_tp, item, f"{key}[{i}]", errors) for i, item in enumerate(value))
+    if origin is Mapping:
         if isinstance(value, str):
             value = _parse_json(value, key, errors)
             if value is None:
@@ -240,10 +275,12 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
             errors.append(f"{key}: expected a table")
             return None
         key_tp, val_tp = args or (str, Any)
-        return {
-            _convert(key_tp, k, f"{key}.{k}", errors): _convert(val_tp, v, f"{key}.{k}", errors)
-            for k, v in value.items()
-        }
+        return MappingProxyType(
+            {
+                _convert(key_tp, k, f"{key}.{k}", errors): _convert(val_tp, v, f"{key}.{k}", errors)
+                for k, v in value.items()
+            }
+        )
     errors.append(f"{key}: unsupported setting type {tp!r}")
     return None
 
@@ -365,19 +402,21 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
     for directory in cfg.validation.schema_dirs:
         if not os.path.isdir(directory):
             errors.append(f"validation.schema_dirs: {directory!r} is not a directory")
-    for name, table in cfg.transports.items():
-        kind = table.get("type")
-        if kind not in ("websocket", "local"):
-            errors.append(f"transports.{name}.type: expected 'websocket' or 'local', got {kind!r}")
-        if kind == "websocket" and not str(table.get("url", "")).startswith(("ws://", "wss://")):
+    from ocpp_gateway.transports import transport_types
+
+    types_known = transport_types()
+    for name, options in cfg.transports.items():
+        kind = options.get("type")
+        if kind not in types_known:
+            expected = " or ".join(repr(t) for t in sorted(types_known))
+            errors.append(f"transports.{name}.type: expected {expected}, got {kind!r}")
+        if name == "default":
+            errors.append("transports.default: the name is taken by [upstream]/the local responder")
+        if kind == "websocket" and not str(options.get("url", "")).startswith(("ws://", "wss://")):
             errors.append(f"transports.{name}.url: a ws:// or wss:// URL is required")
     if cfg.local.heartbeat_interval <= 0:
         errors.append("local.heartbeat_interval: must be positive")
-    sec = cfg.security
-    if sec.max_message_bytes <= 0:
-        errors.append("security.max_message_bytes: must be positive")
-    if (sec.tls_cert is None) != (sec.tls_key is None):
-        errors.append("security.tls_cert: tls_cert and tls_key must be set together")
+    errors.extend(check_security_config(cfg.security))
 
 
 def _check_policy_table(key: str, table: Mapping[str, str], errors: list[str]) -> None:
@@ -426,7 +465,8 @@ def load_config(
 
 
 def check_config(path: str, env: Mapping[str, str] | None = None) -> list[str]:
-    """Validate a configuration file, including the plugins it enables.
+    """Validate a configuration file as `serve` would: values, the security layer (credentials
+    and TLS files included), the plugins it enables and where they forward.
 
     Args:
         path: the TOML file.
@@ -437,12 +477,17 @@ def check_config(path: str, env: Mapping[str, str] | None = None) -> list[str]:
         Every error found, each starting with its key; empty when the file is valid.
     """
     cfg, errors = _load(path, env if env is not None else {}, None)
-    if not errors:
-        from ocpp_gateway.errors import PluginError
-        from ocpp_gateway.routing import build_chain
+    if errors:
+        return errors
+    from ocpp_gateway.errors import PluginError
+    from ocpp_gateway.routing import build_chain, check_forward_targets
+    from ocpp_gateway.security import check_security
 
-        try:
-            build_chain(cfg.plugins)
-        except PluginError as exc:
-            errors.append(f"plugins: {exc}")
+    errors.extend(e for e in check_security(cfg.security) if e not in errors)
+    try:
+        chain = build_chain(cfg.plugins)
+    except PluginError as exc:
+        errors.append(f"plugins: {exc}")
+    else:
+        errors.extend(check_forward_targets(chain, cfg.transports))
     return errors

@@ -3,6 +3,7 @@
 ```
 GatewayError
  +-- ConfigError            a configuration file, variable or flag is invalid (lists every error)
+ +-- CredentialsError       the credentials file is unreadable or malformed (also a ValueError)
  +-- TransportUnavailable   a backend link cannot be opened or was lost
  +-- PluginError            a routing plugin cannot be found, built or configured
 ```
@@ -29,6 +30,10 @@ class ConfigError(GatewayError):
     def __init__(self, errors: Sequence[str]) -> None:
         self.errors = list(errors)
         super().__init__("; ".join(self.errors) or "invalid configuration")
+
+
+class CredentialsError(GatewayError, ValueError):
+    """The credentials file is unreadable, not TOML, or holds a malformed entry."""
 
 
 class TransportUnavailable(GatewayError):

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -35,7 +35,7 @@ from multidict import CIMultiDict
 
 from ocpp_gateway import _core
 from ocpp_gateway.config import GatewayConfig
-from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.errors import PluginError, TransportUnavailable
 from ocpp_gateway.metrics import CONTENT_TYPE, Metrics
 from ocpp_gateway.routing import (
     Chain,
@@ -45,6 +45,7 @@ from ocpp_gateway.routing import (
     Reject,
     Reply,
     build_chain,
+    check_forward_targets,
 )
 from ocpp_gateway.security import SecurityLayer, build_security
 from ocpp_gateway.security.outbound import SendFrame, bounded_sender
@@ -123,7 +124,7 @@ def _schema_dir(version: str) -> str:
     return os.path.join(os.path.dirname(ocpp.__file__), _SCHEMA_PACKAGE_DIRS[version], "schemas")
 
 
-def _policy_table(default: str, table: dict[str, str]) -> tuple[str, dict[str, str]]:
+def _policy_table(default: str, table: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     overrides = dict(table)
     return overrides.pop("default", default), overrides
 
@@ -195,6 +196,12 @@ class _Gateway:
                 )
         self.chain: Chain | None = build_chain(config.plugins)
         self.transports: dict[str, Transport] = build_transports(config)
+        unknown_targets = check_forward_targets(self.chain, self.transports)
+        if unknown_targets:
+            raise PluginError("; ".join(unknown_targets))
+        # With transports besides the default one, a charge point may talk to several
+        # backends: remember which one made each call (`_Connection.call_origin`).
+        self.track_origins = self.chain is not None and len(self.transports) > 1
         self.default_transport = self.transports[DEFAULT_TRANSPORT]
         self.security: SecurityLayer = build_security(config.security, self.metrics)
         self.live: dict[str, _Connection] = {}
@@ -570,7 +577,8 @@ class _Gateway:
         loop = asyncio.get_running_loop()
         chain = self.chain
         send_cp = conn.send_cp
-        secondary = name != DEFAULT_TRANSPORT
+        call_origin = conn.call_origin
+        track = self.track_origins
         code = CLOSE_TRY_AGAIN
         try:
             while True:
@@ -587,13 +595,22 @@ class _Gateway:
                         self._count_observed(_CSMS, verdict)
                     if message_type != 2:
                         self._result_seen(conn, _CSMS, verdict, data)
-                    elif chain is not None and await self._plugin_call(
-                        conn, _CSMS, verdict, data, origin=name
-                    ):
-                        continue
-                    elif secondary and verdict.unique_id is not None:
-                        # The charge point's answer must go back to this backend.
-                        conn.call_origin[verdict.unique_id] = name
+                    else:
+                        unique_id = verdict.unique_id
+                        if track and unique_id is not None:
+                            # The charge point's answer must go back to this backend. The
+                            # session takes the same UniqueId and action again as a
+                            # retransmission; from another backend it is a collision.
+                            owner = call_origin.setdefault(unique_id, name)
+                            if owner != name:
+                                await self._refuse_collision(conn, link, verdict)
+                                continue
+                        if chain is not None and await self._plugin_call(
+                            conn, _CSMS, verdict, data, origin=name
+                        ):
+                            if track and unique_id is not None:
+                                call_origin.pop(unique_id, None)
+                            continue
                     await send_cp(data, _TEXT)
                 else:
                     reply = verdict.reply
@@ -669,6 +686,15 @@ class _Gateway:
             if answer.forward:
                 await conn.send_cp(frame, _TEXT)
         return True
+
+    async def _refuse_collision(
+        self, conn: _Connection, link: Link, verdict: _core.Verdict
+    ) -> None:
+        """Answer a backend whose CALL reuses the UniqueId of another backend's pending call."""
+        code = _core.error_code_for(conn.version, "framework")  # type: ignore[arg-type]
+        self.metrics.count_rejected(_CSMS, verdict.action, code)
+        detail = "UniqueId in use by a pending call of another backend"
+        await link.send(orjson.dumps([4, verdict.unique_id, code, detail, {}]))
 
     def _plugin_result(
         self, conn: _Connection, direction: Direction, verdict: _core.Verdict, data: bytes

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -53,6 +53,7 @@ __all__ = [
     "Reject",
     "Reply",
     "build_chain",
+    "check_forward_targets",
     "load_plugin_class",
 ]
 
@@ -237,7 +238,7 @@ class Chain:
         """Returns: the first non-Continue decision of the plugins, else CONTINUE."""
         for plugin in self.plugins:
             decision = plugin.on_connect(info)
-            if decision is not CONTINUE and not isinstance(decision, Continue):
+            if not isinstance(decision, Continue):
                 return decision
         return CONTINUE
 
@@ -264,6 +265,36 @@ class Chain:
                 log.exception(
                     "plugin on_disconnect failed", extra={"plugin": type(plugin).__name__}
                 )
+
+
+def check_forward_targets(chain: Chain | None, transports: Iterable[str]) -> list[str]:
+    """Find Forward targets that name no configured transport.
+
+    A plugin declares where it may forward with an optional `forward_targets()` method
+    returning transport names (the built-in `route_by_action` does); others are not checked.
+
+    Args:
+        chain: the built chain, or None.
+        transports: the configured transport names ("default" is always valid).
+
+    Returns:
+        One message per unknown target, starting with "plugins:".
+    """
+    if chain is None:
+        return []
+    known = {"default", *transports}
+    errors: list[str] = []
+    for plugin in chain.plugins:
+        declared = getattr(plugin, "forward_targets", None)
+        if declared is None:
+            continue
+        for target in sorted(declared()):
+            if target not in known:
+                errors.append(
+                    f"plugins: {type(plugin).__name__} forwards to transport {target!r}, "
+                    f"which is not in [transports] (known: {', '.join(sorted(known))})"
+                )
+    return errors
 
 
 def load_plugin_class(name: str) -> type[Any]:

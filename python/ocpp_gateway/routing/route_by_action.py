@@ -41,6 +41,10 @@ class RouteByAction:
                 raise ValueError(f"route {action!r} -> {transport!r} must map names to names")
         self._forwards = {action: Forward(transport) for action, transport in routes.items()}
 
+    def forward_targets(self) -> frozenset[str]:
+        """Returns: the transport names this plugin forwards to (checked at start-up)."""
+        return frozenset(forward.transport for forward in self._forwards.values())
+
     def on_connect(self, info: ConnectionInfo) -> Decision:
         """Returns: CONTINUE."""
         return CONTINUE

@@ -20,9 +20,10 @@ from ocpp_gateway.security.auth import (
     BasicAuthenticator,
     CredentialsError,
     FailureThrottle,
+    load_credentials,
     parse_basic_authorization,
 )
-from ocpp_gateway.security.config import SecurityConfig
+from ocpp_gateway.security.config import SecurityConfig, check_security_config
 from ocpp_gateway.security.tls import build_server_context, peer_identity
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ __all__ = [
     "SecurityConfig",
     "SecurityLayer",
     "build_security",
+    "check_security",
 ]
 
 
@@ -123,7 +125,9 @@ class SecurityLayer:
     """
 
     def __init__(self, cfg: SecurityConfig, metrics: Any) -> None:
-        _check_config(cfg)
+        errors = check_security_config(cfg)
+        if errors:
+            raise ValueError("; ".join(errors))
         self.config = cfg
         self._metrics = metrics
         self._tls = bool(cfg.tls_cert)
@@ -297,30 +301,36 @@ def _password_of(header: str | None, charge_point_id: str) -> bytes | None:
     return parsed[1]
 
 
-def _check_config(cfg: SecurityConfig) -> None:
-    if bool(cfg.tls_cert) != bool(cfg.tls_key):
-        raise ValueError("security.tls_cert and security.tls_key must be set together")
-    if cfg.client_ca and not cfg.tls_cert:
-        raise ValueError("security.client_ca needs security.tls_cert and security.tls_key")
-    for cp_id, profile in cfg.pinned_profiles.items():
-        if profile not in (1, 2, 3):
-            raise ValueError(f"security.pinned_profiles.{cp_id}: profile must be 1, 2 or 3")
-        if profile == 3 and not cfg.client_ca:
-            raise ValueError(f"security.pinned_profiles.{cp_id}: profile 3 needs client_ca")
-        if profile in (1, 2) and not cfg.credentials_file:
-            raise ValueError(
-                f"security.pinned_profiles.{cp_id}: profile {profile} needs credentials_file"
+def check_security(cfg: SecurityConfig) -> list[str]:
+    """Everything `build_security` would refuse, as messages: inconsistent settings, a
+    credentials file that cannot be loaded, TLS files that cannot be loaded.
+
+    Args:
+        cfg: the `[security]` settings.
+
+    Returns:
+        Every problem, each starting with its key; empty when the layer can be built.
+    """
+    errors = check_security_config(cfg)
+    if errors:
+        return errors
+    if cfg.credentials_file:
+        try:
+            load_credentials(cfg.credentials_file)
+        except CredentialsError as exc:
+            errors.append(f"security.credentials_file: {exc}")
+    if cfg.tls_cert and cfg.tls_key:
+        try:
+            build_server_context(
+                cfg.tls_cert,
+                cfg.tls_key,
+                cfg.client_ca,
+                allow_rsa_key_exchange=cfg.tls_allow_rsa_key_exchange,
+                client_cert_required=cfg.credentials_file is None,
             )
-        if profile == 1 and cfg.tls_cert:
-            raise ValueError(f"security.pinned_profiles.{cp_id}: profile 1 is plain ws, not wss")
-        if profile == 2 and not cfg.tls_cert:
-            raise ValueError(f"security.pinned_profiles.{cp_id}: profile 2 needs tls_cert")
-    if cfg.max_message_bytes <= 0:
-        raise ValueError("security.max_message_bytes must be positive")
-    if cfg.rate_excess not in ("close", "callerror"):
-        raise ValueError('security.rate_excess must be "close" or "callerror"')
-    if cfg.takeover not in ("ping", "replace", "refuse"):
-        raise ValueError('security.takeover must be "ping", "replace" or "refuse"')
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            errors.append(f"security.tls_cert: cannot load the TLS files: {exc}")
+    return errors
 
 
 def build_security(cfg: SecurityConfig, metrics: Any) -> SecurityLayer:

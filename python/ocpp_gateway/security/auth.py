@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
+from ocpp_gateway.errors import CredentialsError
 from ocpp_gateway.security.passwords import (
     PasswordFormatError,
     check_encoded,
@@ -52,10 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MAX_AUTH_HEADER = 1024  # 40-character passwords and 36-character ids fit many times over
-
-
-class CredentialsError(ValueError):
-    """The credentials file is unreadable, not TOML, or holds a malformed entry."""
 
 
 def load_credentials(path: str) -> dict[str, str]:
@@ -241,10 +238,6 @@ class BasicAuthenticator:
             log.error("credentials file not reloaded, keeping the previous one: %s", exc)
             return
         log.info("credentials file reloaded: %d charge points", len(self._creds))
-
-    def knows(self, charge_point_id: str) -> bool:
-        """Returns: True when the credentials file has an entry for `charge_point_id`."""
-        return charge_point_id in self._creds
 
     def cached(self, charge_point_id: str, password: bytes) -> bool:
         """Whether this exact id and password were verified within the cache lifetime.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 
@@ -49,7 +51,7 @@ class SecurityConfig:
     tls_key: str | None = None
     client_ca: str | None = None
     client_identity_field: str = "CN"
-    pinned_profiles: dict[str, int] = field(default_factory=dict)
+    pinned_profiles: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     takeover: Literal["ping", "replace", "refuse"] = "ping"
     takeover_ping_timeout: float = 5.0
     max_message_bytes: int = 1024 * 1024
@@ -68,3 +70,44 @@ class SecurityConfig:
     auth_workers: int = 2
     auth_cache_seconds: float = 300.0
     max_pending_auth: int = 256
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pinned_profiles, MappingProxyType):
+            object.__setattr__(
+                self, "pinned_profiles", MappingProxyType(dict(self.pinned_profiles))
+            )
+
+
+def check_security_config(cfg: SecurityConfig) -> list[str]:
+    """Find the inconsistent settings of a `[security]` table (without reading any file).
+
+    Args:
+        cfg: the settings.
+
+    Returns:
+        Every problem, each starting with its key; empty when consistent.
+    """
+    errors: list[str] = []
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        errors.append("security.tls_cert: tls_cert and tls_key must be set together")
+    if cfg.client_ca and not cfg.tls_cert:
+        errors.append("security.client_ca: needs security.tls_cert and security.tls_key")
+    for cp_id, profile in cfg.pinned_profiles.items():
+        key = f"security.pinned_profiles.{cp_id}"
+        if profile not in (1, 2, 3):
+            errors.append(f"{key}: profile must be 1, 2 or 3")
+        elif profile == 3 and not cfg.client_ca:
+            errors.append(f"{key}: profile 3 needs client_ca")
+        elif profile in (1, 2) and not cfg.credentials_file:
+            errors.append(f"{key}: profile {profile} needs credentials_file")
+        elif profile == 1 and cfg.tls_cert:
+            errors.append(f"{key}: profile 1 is plain ws, not wss")
+        elif profile == 2 and not cfg.tls_cert:
+            errors.append(f"{key}: profile 2 needs tls_cert")
+    if cfg.max_message_bytes <= 0:
+        errors.append("security.max_message_bytes: must be positive")
+    if cfg.rate_excess not in ("close", "callerror"):
+        errors.append('security.rate_excess: must be "close" or "callerror"')
+    if cfg.takeover not in ("ping", "replace", "refuse"):
+        errors.append('security.takeover: must be "ping", "replace" or "refuse"')
+    return errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ocpp_gateway.transports.base import Link, Transport, TransportUnavailable
@@ -14,11 +15,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TRANSPORT",
-    "TRANSPORT_TYPES",
     "Link",
     "Transport",
+    "TransportFactory",
     "TransportUnavailable",
     "build_transports",
+    "transport_types",
 ]
 
 DEFAULT_TRANSPORT = "default"
@@ -47,11 +49,18 @@ def _local(name: str, options: Mapping[str, Any], config: GatewayConfig) -> Tran
     )
 
 
-# type name -> factory(name, options table, whole config). A broker transport registers here.
-TRANSPORT_TYPES: dict[str, Callable[[str, Mapping[str, Any], GatewayConfig], Transport]] = {
-    "websocket": _websocket,
-    "local": _local,
-}
+TransportFactory = Callable[[str, Mapping[str, Any], "GatewayConfig"], Transport]
+
+
+def transport_types() -> Mapping[str, TransportFactory]:
+    """The registry of transport types: type name -> factory(name, options table, config).
+
+    A new backend (NATS, Redis Streams) adds its module and one line here.
+
+    Returns:
+        A read-only mapping.
+    """
+    return MappingProxyType({"websocket": _websocket, "local": _local})
 
 
 def build_transports(config: GatewayConfig) -> dict[str, Transport]:
@@ -70,6 +79,7 @@ def build_transports(config: GatewayConfig) -> dict[str, Transport]:
         KeyError: a transport table names an unknown type.
     """
     up = config.upstream
+    factories = transport_types()
     transports: dict[str, Transport] = {}
     if up.url:
         transports[DEFAULT_TRANSPORT] = WebSocketTransport(
@@ -84,5 +94,5 @@ def build_transports(config: GatewayConfig) -> dict[str, Transport]:
     else:
         transports[DEFAULT_TRANSPORT] = _local(DEFAULT_TRANSPORT, {}, config)
     for name, options in config.transports.items():
-        transports[name] = TRANSPORT_TYPES[str(options["type"])](name, options, config)
+        transports[name] = factories[str(options["type"])](name, options, config)
     return transports
