@@ -49,7 +49,7 @@ from ocpp_gateway.routing import (
 )
 from ocpp_gateway.security import SecurityLayer, build_security
 from ocpp_gateway.security.outbound import SendFrame, bounded_sender
-from ocpp_gateway.session import default_schemas
+from ocpp_gateway.session import default_schemas, official_schema_dir
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link, Transport, build_transports
 
 __all__ = ["SUBPROTOCOLS", "RunningGateway", "negotiate_subprotocol", "start_gateway"]
@@ -57,7 +57,6 @@ __all__ = ["SUBPROTOCOLS", "RunningGateway", "negotiate_subprotocol", "start_gat
 log = logging.getLogger("ocpp_gateway.server")
 
 SUBPROTOCOLS: tuple[str, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
-_SCHEMA_PACKAGE_DIRS = {"ocpp1.6": "v16", "ocpp2.0.1": "v201", "ocpp2.1": "v21"}
 MAX_ID_LENGTH = 48
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
@@ -118,12 +117,6 @@ class _OcppWebSocket(web.WebSocketResponse):
         return headers, self._chosen, compress, notakeover
 
 
-def _schema_dir(version: str) -> str:
-    import ocpp  # type: ignore[import-untyped]
-
-    return os.path.join(os.path.dirname(ocpp.__file__), _SCHEMA_PACKAGE_DIRS[version], "schemas")
-
-
 def _policy_table(default: str, table: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     overrides = dict(table)
     return overrides.pop("default", default), overrides
@@ -167,7 +160,8 @@ class _Gateway:
             ]
             try:
                 if extra:
-                    schemas = _core.SchemaSet(cast(Any, version), _schema_dir(version), extra)
+                    official = str(official_schema_dir(cast(Any, version)))
+                    schemas = _core.SchemaSet(cast(Any, version), official, extra)
                 else:
                     schemas = default_schemas(cast(Any, version))
             except (ValueError, OSError) as exc:

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jsonschema
-import ocpp
 import pytest
+
+from ocpp_gateway.session import default_schemas, official_schema_dir
 
 from ._support import GatewayFactory, receive_frame
 
-SCHEMAS = Path(os.path.dirname(ocpp.__file__))
 NOW = "2025-01-01T00:00:00Z"
 
 
 def response_validator(version: str, action: str) -> jsonschema.protocols.Validator:
-    if version == "ocpp1.6":
-        path = SCHEMAS / "v16" / "schemas" / f"{action}Response.json"
-        return jsonschema.Draft4Validator(json.loads(path.read_text()))
-    folder = "v201" if version == "ocpp2.0.1" else "v21"
-    path = SCHEMAS / folder / "schemas" / f"{action}Response.json"
-    return jsonschema.Draft6Validator(json.loads(path.read_text()))
+    path = official_schema_dir(version) / f"{action}Response.json"  # type: ignore[arg-type]
+    draft = jsonschema.Draft4Validator if version == "ocpp1.6" else jsonschema.Draft6Validator
+    return draft(json.loads(path.read_text()))
 
 
 CALLS_16: list[tuple[str, dict[str, Any]]] = [
@@ -133,4 +129,31 @@ async def test_local_responder_does_not_answer_commands_results(
     await ws.send_str('[3,"never-asked",{}]')
     await ws.send_str('[2,"h","Heartbeat",{}]')
     assert json.loads(await receive_frame(ws))[:2] == [3, "h"]
+    await ws.close()
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
+
+
+@pytest.mark.parametrize("version", ["ocpp1.6", "ocpp2.0.1", "ocpp2.1"])
+async def test_every_charge_point_action_gets_a_schema_valid_answer(
+    gateway_factory: GatewayFactory, client: aiohttp.ClientSession, version: str
+) -> None:
+    """Every CALL a charge point may send in `version` (one valid request per action from the
+    shared fixtures) is answered with a CALLRESULT that passes the core's response schema."""
+    schemas = default_schemas(version)  # type: ignore[arg-type]
+    requests = json.loads((FIXTURES / f"{version}.json").read_text())
+    actions = [
+        action
+        for action, direction in schemas.actions()
+        if direction != "csms_to_cp" and schemas.has_schema(action, True)
+    ]
+    assert len(actions) >= 10
+    gateway = await gateway_factory()
+    ws = await client.ws_connect(f"{gateway.url}/ocpp/EVERY", protocols=(version,))
+    for n, action in enumerate(actions):
+        await ws.send_str(json.dumps([2, f"a{n}", action, requests[action]["request"]]))
+        answer = json.loads(await receive_frame(ws))
+        assert answer[:2] == [3, f"a{n}"], (action, answer)
+        assert schemas.validate(action, True, json.dumps(answer[2]).encode()) is None, answer
     await ws.close()

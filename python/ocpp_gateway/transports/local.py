@@ -1,11 +1,12 @@
 """Local responder transport: answers charge points itself when no upstream CSMS is configured.
 
-It answers the charge-point-initiated actions of OCPP 1.6, 2.0.1 and 2.1 with schema-valid
-responses (BootNotification Accepted, Heartbeat with the current time, Authorize and
+It answers every charge-point-initiated action of OCPP 1.6, 2.0.1 and 2.1 with a schema-valid
+response (BootNotification Accepted, Heartbeat with the current time, Authorize and
 StartTransaction by allow list or accept-all, transaction ids, empty responses where the schema
-allows them, a refusing status where one is required). A call it cannot answer validly gets a
-NotImplemented CALLERROR. Every response still passes through the connection's Session, so a
-wrong answer would be caught there.
+allows them, a refusing status where one is required, certificates of unknown status, VAT
+numbers refused); a test holds it to that for every action the schemas define. Only a request
+it cannot make sense of (possible when validation is off) gets a NotImplemented CALLERROR. Every
+response still passes through the connection's Session, so a wrong answer would be caught there.
 
 It can keep a SQLite journal of every frame it saw. Rows are written by one background thread
 in batches, so the event loop never waits for the disk.
@@ -17,24 +18,24 @@ import asyncio
 import itertools
 import json
 import logging
-import os
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.session import SCHEMA_SUBDIRS, official_schema_dir
 
 __all__ = ["Journal", "LocalLink", "LocalTransport"]
 
 log = logging.getLogger("ocpp_gateway.transports.local")
 
-_SCHEMA_DIRS = {"ocpp1.6": "v16", "ocpp2.0.1": "v201", "ocpp2.1": "v21"}
 _REFUSING_STATUSES = ("Rejected", "Failed", "NotSupported", "UnknownVendorId", "Invalid", "Unknown")
 _STOP = object()
 
@@ -134,13 +135,10 @@ class _Responder:
         self.transport = transport
         self.v16 = version == "ocpp1.6"
         self.fallback: dict[str, dict[str, Any] | None] = {}
+        self.schema_dir: Path | None
         try:
-            import ocpp  # type: ignore[import-untyped]
-
-            self.schema_dir: str | None = os.path.join(
-                os.path.dirname(ocpp.__file__), _SCHEMA_DIRS[version], "schemas"
-            )
-        except ImportError:  # pragma: no cover - ocpp is a dependency
+            self.schema_dir = official_schema_dir(version)  # type: ignore[arg-type]
+        except (ValueError, FileNotFoundError):  # pragma: no cover - ocpp is a dependency
             self.schema_dir = None
 
     def id_status(self, payload: dict[str, Any]) -> str:
@@ -152,7 +150,7 @@ class _Responder:
         return "Accepted" if self.transport.authorizes(tag) else "Invalid"
 
     def answer(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        handler: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(
+        handler: Callable[[dict[str, Any]], dict[str, Any] | None] | None = getattr(
             self, f"on_{action}", None
         )
         if handler is not None:
@@ -190,6 +188,31 @@ class _Responder:
     def on_Get15118EVCertificate(self, payload: dict[str, Any]) -> dict[str, Any]:
         return {"status": "Failed", "exiResponse": ""}
 
+    def on_GetCertificateChainStatus(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        # No OCSP/CRL lookups here: every certificate asked about is "Unknown".
+        requests = payload.get("certificateStatusRequests")
+        if not isinstance(requests, list) or not requests:
+            return None
+        return {
+            "certificateStatus": [
+                {
+                    "certificateHashData": request.get("certificateHashData"),
+                    "source": request.get("source"),
+                    "status": "Unknown",
+                    "nextUpdate": _now(),
+                }
+                for request in requests[:4]
+                if isinstance(request, dict)
+            ]
+        }
+
+    def on_VatNumberValidation(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        # No VAT registry here: the number is echoed and refused.
+        vat_number = payload.get("vatNumber")
+        if not isinstance(vat_number, str):
+            return None
+        return {"vatNumber": vat_number, "status": "Rejected"}
+
     def generic(self, action: str) -> dict[str, Any] | None:
         """An empty response when the schema allows it, a refusing status when only a status
         is required, else None (answered with NotImplemented)."""
@@ -203,7 +226,7 @@ class _Responder:
             return None
         name = f"{action}Response.json"
         try:
-            with open(os.path.join(self.schema_dir, name), encoding="utf-8") as fh:
+            with open(self.schema_dir / name, encoding="utf-8") as fh:
                 schema = json.load(fh)
         except (OSError, ValueError):
             return None
@@ -338,7 +361,7 @@ class LocalTransport:
         """
         responder = self._responders.get(subprotocol)
         if responder is None:
-            if subprotocol not in _SCHEMA_DIRS:
+            if subprotocol not in SCHEMA_SUBDIRS:
                 raise TransportUnavailable(f"local responder does not speak {subprotocol}")
             responder = self._responders[subprotocol] = _Responder(subprotocol, self)
         return LocalLink(self, charge_point_id, responder)
