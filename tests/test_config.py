@@ -206,3 +206,12 @@ routes = { Authorize = "billing" }
 """,
     )
     assert check_config(path) == []
+
+
+def test_numbers_from_every_source() -> None:
+    cfg = load_config(env={"OCPP_GATEWAY_CALL_TIMEOUT": " 2.5 ", "OCPP_GATEWAY_PORT": "9001"})
+    assert (cfg.call_timeout, cfg.port) == (2.5, 9001)
+    assert load_config(env={}, overrides={"call_timeout": 3}).call_timeout == 3.0
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, overrides={"port": 1.5, "workers": True, "call_timeout": "soon"})
+    assert sorted(e.split(":")[0] for e in info.value.errors) == ["call_timeout", "port", "workers"]

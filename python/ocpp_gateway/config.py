@@ -206,14 +206,8 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
     if tp is Any or tp is object:
         return frozen(value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if isinstance(value, str):
-            value = _parse_json(value, key, errors)
-            if value is None:
-                return None
-        if not isinstance(value, Mapping):
-            errors.append(f"{key}: expected a table")
-            return None
-        return _build(tp, value, key, errors)
+        table = _table(value, key, errors)
+        return None if table is None else _build(tp, table, key, errors)
     if origin in (typing.Union, types.UnionType):
         if type(None) in args and (value is None or value == ""):
             return None
@@ -267,30 +261,32 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
         item_tp = args[0] if args else Any
         return tuple(_convert(item_tp, item, f"{key}[{i}]", errors) for i, item in enumerate(value))
     if origin is Mapping:
-        if isinstance(value, str):
-            value = _parse_json(value, key, errors)
-            if value is None:
-                return None
-        if not isinstance(value, Mapping):
-            errors.append(f"{key}: expected a table")
+        table = _table(value, key, errors)
+        if table is None:
             return None
         key_tp, val_tp = args or (str, Any)
         return MappingProxyType(
             {
                 _convert(key_tp, k, f"{key}.{k}", errors): _convert(val_tp, v, f"{key}.{k}", errors)
-                for k, v in value.items()
+                for k, v in table.items()
             }
         )
     errors.append(f"{key}: unsupported setting type {tp!r}")
     return None
 
 
-def _parse_json(text: str, key: str, errors: list[str]) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        errors.append(f"{key}: expected a JSON table, got {text!r}")
+def _table(value: object, key: str, errors: list[str]) -> Mapping[str, Any] | None:
+    """A table from TOML, or from JSON text (environment variables); None after an error."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            errors.append(f"{key}: expected a JSON table, got {value!r}")
+            return None
+    if not isinstance(value, Mapping):
+        errors.append(f"{key}: expected a table")
         return None
+    return value
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str, errors: list[str]) -> Any:

@@ -694,11 +694,8 @@ class _Gateway:
         self, conn: _Connection, direction: Direction, verdict: _core.Verdict, data: bytes
     ) -> None:
         assert self.chain is not None
-        view = MessageView(
-            conn.info, direction, verdict.message_type, verdict.unique_id, verdict.action, data
-        )
         try:
-            self.chain.on_call_result(view)
+            self.chain.on_call_result(_view(conn, direction, verdict, data))
         except Exception:
             log.exception("plugin on_call_result failed")
 
@@ -712,11 +709,8 @@ class _Gateway:
     ) -> bool:
         """Ask the chain about a CALL. Returns True when the plugins handled it."""
         assert self.chain is not None
-        view = MessageView(
-            conn.info, direction, verdict.message_type, verdict.unique_id, verdict.action, data
-        )
         try:
-            decision = self.chain.on_call(view)
+            decision = self.chain.on_call(_view(conn, direction, verdict, data))
         except Exception:
             log.exception("plugin on_call failed")
             return False
@@ -857,6 +851,14 @@ class _Gateway:
         for transport in self.transports.values():
             await transport.close()
         self.metrics.flush()
+
+
+def _view(
+    conn: _Connection, direction: Direction, verdict: _core.Verdict, data: bytes
+) -> MessageView:
+    return MessageView(
+        conn.info, direction, verdict.message_type, verdict.unique_id, verdict.action, data
+    )
 
 
 def _close_reason(ws: web.WebSocketResponse, data: object) -> str:
