@@ -257,8 +257,9 @@ class _Gateway:
         if chosen is None:
             # RFC 6455 / OCPP-J §3.1: finish the handshake without a subprotocol, then close.
             self.metrics.handshakes_refused.labels("subprotocol").inc()
-            await ws.prepare(request)
-            await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol")
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.prepare(request)
+                await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol")
             return ws
         version = chosen.lower()
         try:
@@ -369,6 +370,8 @@ class _Gateway:
                 self.metrics.upstream_connect_failures.labels(self.default_transport.name).inc()
                 return self._refuse("upstream_unavailable", 503, "backend unavailable")
             try:
+                if _client_gone(request):
+                    raise ConnectionResetError("charge point left during the handshake")
                 if victim is not None and outcome is not None:
                     # The live connection goes only now that the newcomer can be served.
                     takeovers.labels(outcome).inc()
@@ -380,6 +383,17 @@ class _Gateway:
                         "takeover",
                     )
                 await ws.prepare(request)
+            except (ConnectionError, RuntimeError) as exc:
+                # The charge point gave up while we waited for the backend (flaky networks,
+                # its own timeout): a normal event, counted, not an error.
+                self.metrics.handshakes_refused.labels("client_gone").inc()
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "charge point left during the handshake",
+                        extra={"charge_point_id": charge_point_id, "error": str(exc)},
+                    )
+                await link.close()
+                return web.Response(status=499)
             except BaseException:
                 await link.close()
                 raise
@@ -851,6 +865,11 @@ class _Gateway:
         for transport in self.transports.values():
             await transport.close()
         self.metrics.flush()
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _view(
