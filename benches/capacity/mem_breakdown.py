@@ -132,6 +132,7 @@ def main() -> int:
     parser.add_argument("--charge-points", type=int, default=3000)
     parser.add_argument("--frames", type=int, default=1, help="traceback depth (1: by line)")
     parser.add_argument("--top", type=int, default=30)
+
     args = parser.parse_args()
     import resource
 
