@@ -559,7 +559,7 @@ class _Gateway:
                 if origin == DEFAULT_TRANSPORT:
                     try:
                         await link_send(out)
-                    except TransportUnavailable:
+                    except (TransportUnavailable, ConnectionError):
                         conn.close_reason = "upstream_lost"
                         return
                 elif not await self._send_backend(conn, origin, out):
@@ -782,7 +782,7 @@ class _Gateway:
             conn.readers.append(asyncio.create_task(self._backend_loop(conn, name, link)))
         try:
             await link.send(data)
-        except TransportUnavailable:
+        except (TransportUnavailable, ConnectionError):
             conn.close_reason = "upstream_lost"
             await conn.ws.close(code=CLOSE_TRY_AGAIN, message=b"backend connection lost")
             return False

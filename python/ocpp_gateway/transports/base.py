@@ -13,7 +13,9 @@ Rules for implementers:
   backend's behalf.
 - `recv` returns None exactly once the link is closed or lost; the server then closes the charge
   point socket (Local Controller rule: the charge point queues its transaction messages).
-- `send` on a lost link raises `TransportUnavailable`.
+- `send` on a lost link raises `TransportUnavailable` (or `ConnectionError`, when the socket
+  breaks during the write); `send` may be a plain method returning a coroutine, which saves a
+  coroutine layer per frame.
 - `close` is idempotent and never raises.
 """
 
@@ -38,6 +40,7 @@ class Link(Protocol):
 
         Raises:
             TransportUnavailable: the link is lost.
+            ConnectionError: the link broke during the write.
         """
         ...
 
