@@ -34,6 +34,7 @@ from aiohttp.web_request import BaseRequest
 from multidict import CIMultiDict
 
 from ocpp_gateway import _core
+from ocpp_gateway._core import ModeName, OcppVersionName
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import PluginError, TransportUnavailable
 from ocpp_gateway.metrics import CONTENT_TYPE, Metrics
@@ -56,7 +57,9 @@ __all__ = ["SUBPROTOCOLS", "RunningGateway", "negotiate_subprotocol", "start_gat
 
 log = logging.getLogger("ocpp_gateway.server")
 
-SUBPROTOCOLS: tuple[str, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+SUBPROTOCOLS: tuple[OcppVersionName, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+# Lower-cased offered token -> the version name (typed, so no cast is needed later).
+_VERSIONS: dict[str, OcppVersionName] = {version: version for version in SUBPROTOCOLS}
 MAX_ID_LENGTH = 48
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
@@ -117,6 +120,13 @@ class _OcppWebSocket(web.WebSocketResponse):
         return headers, self._chosen, compress, notakeover
 
 
+def _mode(name: str) -> ModeName:
+    """A validation mode already checked by the configuration loader."""
+    if name not in ("enforce", "observe", "off"):
+        raise ValueError(f"unknown validation mode {name!r}")
+    return cast(ModeName, name)
+
+
 def _policy_table(default: str, table: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     overrides = dict(table)
     return overrides.pop("default", default), overrides
@@ -127,7 +137,7 @@ class _Connection:
     """The state of one charge point connection."""
 
     charge_point_id: str
-    version: str
+    version: OcppVersionName
     ws: web.WebSocketResponse
     session: _core.Session
     info: ConnectionInfo
@@ -160,10 +170,10 @@ class _Gateway:
             ]
             try:
                 if extra:
-                    official = str(official_schema_dir(cast(Any, version)))
-                    schemas = _core.SchemaSet(cast(Any, version), official, extra)
+                    official = str(official_schema_dir(version))
+                    schemas = _core.SchemaSet(version, official, extra)
                 else:
-                    schemas = default_schemas(cast(Any, version))
+                    schemas = default_schemas(version)
             except (ValueError, OSError) as exc:
                 # A version whose schemas cannot be compiled is not offered; the others serve.
                 log.error("schemas unavailable", extra={"version": version, "error": str(exc)})
@@ -181,11 +191,11 @@ class _Gateway:
             version_table = validation.versions.get(version, {})
             default, version_overrides = _policy_table(validation.default, version_table)
             merged = {**validation.overrides, **version_overrides}
-            self.policies[version] = _core.Policy(default, merged)  # type: ignore[arg-type]
+            self.policies[version] = _core.Policy(_mode(default), merged)
             for model, table in validation.models.items():
                 model_default, model_overrides = _policy_table(default, table)
                 self.model_policies[(version, model)] = _core.Policy(
-                    model_default,  # type: ignore[arg-type]
+                    _mode(model_default),
                     {**merged, **model_overrides},
                 )
         self.chain: Chain | None = build_chain(config.plugins)
@@ -261,7 +271,7 @@ class _Gateway:
                 await ws.prepare(request)
                 await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol")
             return ws
-        version = chosen.lower()
+        version = _VERSIONS[chosen.lower()]
         try:
             async with asyncio.timeout(
                 sec.handshake_timeout if sec.handshake_timeout > 0 else None
@@ -331,7 +341,7 @@ class _Gateway:
         request: web.Request,
         ws: web.WebSocketResponse,
         charge_point_id: str,
-        version: str,
+        version: OcppVersionName,
         authenticated: bool,
     ) -> web.StreamResponse:
         info = ConnectionInfo(charge_point_id, version, request.remote)
@@ -400,7 +410,7 @@ class _Gateway:
         finally:
             self._handshake_ids.discard(charge_point_id)
         session = _core.Session(
-            version,  # type: ignore[arg-type]
+            version,
             self.schemas[version],
             self.policies[version],
             self.call_timeout,
@@ -687,7 +697,7 @@ class _Gateway:
                 await conn.send_cp(verdict.reply, _TEXT)
             return True
         if verdict.message_type == 2 and verdict.unique_id is not None:
-            code = _core.error_code_for(conn.version, "generic")  # type: ignore[arg-type]
+            code = _core.error_code_for(conn.version, "generic")
             frame = orjson.dumps([4, verdict.unique_id, code, "Message rate exceeded", {}])
             now = asyncio.get_running_loop().time()
             answer = conn.session.from_csms(frame, now)  # clears the pending call
@@ -699,7 +709,7 @@ class _Gateway:
         self, conn: _Connection, link: Link, verdict: _core.Verdict
     ) -> None:
         """Answer a backend whose CALL reuses the UniqueId of another backend's pending call."""
-        code = _core.error_code_for(conn.version, "framework")  # type: ignore[arg-type]
+        code = _core.error_code_for(conn.version, "framework")
         self.metrics.count_rejected(_CSMS, verdict.action, code)
         detail = "UniqueId in use by a pending call of another backend"
         await link.send(orjson.dumps([4, verdict.unique_id, code, detail, {}]))
