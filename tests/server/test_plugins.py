@@ -148,6 +148,14 @@ async def test_answers_to_a_secondary_backend_go_back_to_it(
     await ws.send_str('[3,"dup",{"status":"Accepted"}]')
     assert json.loads(await billing.next_frame()) == [3, "dup", {"status": "Accepted"}]
 
+    # And the other way round: the default CSMS's pending call keeps its UniqueId.
+    await default.send(b'[2,"dup2","ClearCache",{}]')
+    assert json.loads(await receive_frame(ws)) == [2, "dup2", "ClearCache", {}]
+    await billing.send(b'[2,"dup2","ClearCache",{}]')
+    assert json.loads(await billing.next_frame())[:3] == [4, "dup2", "FormationViolation"]
+    await ws.send_str('[3,"dup2",{"status":"Rejected"}]')
+    assert json.loads(await default.next_frame()) == [3, "dup2", {"status": "Rejected"}]
+
     # An invalid answer is replaced by a CALLERROR, sent to the backend that asked.
     await billing.send(b'[2,"bad","ClearCache",{}]')
     await receive_frame(ws)
