@@ -181,10 +181,10 @@ def recorder(gateway: RunningGateway) -> Recorder:
 
 
 async def raw_upgrade(
-    gateway: RunningGateway, charge_point_id: str, sock: Any = None
+    gateway: RunningGateway, charge_point_id: str, sock: Any = None, *, answer: bool = True
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A charge point socket that completes the upgrade and then never reads nor answers pings
-    (a dead or half-open charger)."""
+    (a dead or half-open charger). With `answer=False`, only the request is sent."""
     import base64
     import os
 
@@ -201,6 +201,17 @@ async def raw_upgrade(
         ).encode()
     )
     await writer.drain()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-    assert head.startswith(b"HTTP/1.1 101"), head
+    if answer:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert head.startswith(b"HTTP/1.1 101"), head
     return reader, writer
+
+
+async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve an aiohttp application on a free loopback port; returns its runner and port."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port: int = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, port

@@ -12,18 +12,14 @@ from aiohttp import web
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
 
-from ._support import Csms, GatewayFactory, boot_answer, heartbeat_answer
+from ._support import Csms, GatewayFactory, boot_answer, heartbeat_answer, serve_app
 
 
 async def _serve_csms() -> AsyncIterator[Csms]:
     peer = Csms(answers={"Heartbeat": heartbeat_answer, "BootNotification": boot_answer})
     app = web.Application()
     app.router.add_get("/csms/{id}", peer.handler)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     peer.url = f"ws://127.0.0.1:{port}/csms"
     yield peer
     for link in list(peer.links.values()):

@@ -4,16 +4,14 @@ time) is a normal event on flaky networks: logged at debug level and counted, no
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import os
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from ._support import WAIT, GatewayFactory, scrape
+from ._support import WAIT, GatewayFactory, raw_upgrade, scrape, serve_app
 
 
 class GatedCsms:
@@ -43,11 +41,7 @@ async def gated() -> AsyncIterator[GatedCsms]:
     peer = GatedCsms()
     app = web.Application()
     app.router.add_get("/csms/{id}", peer.handler)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     peer.url = f"ws://127.0.0.1:{port}/csms"
     yield peer
     peer.release.set()
@@ -62,16 +56,7 @@ async def test_client_leaving_during_the_handshake_is_quiet(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     gateway = await gateway_factory(upstream__url=gated.url)
-    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            f"GET /ocpp/GONE HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-        ).encode()
-    )
-    await writer.drain()
+    reader, writer = await raw_upgrade(gateway, "GONE", answer=False)
     await asyncio.wait_for(gated.arrived.wait(), WAIT)
     writer.close()  # the charge point gives up while the gateway waits for the CSMS
     await writer.wait_closed()

@@ -111,15 +111,7 @@ async def test_sigterm_lets_pending_calls_finish_then_closes_with_1001(
 async def test_two_workers_share_the_port_and_the_metrics(
     spawn: object, client: aiohttp.ClientSession
 ) -> None:
-    gateway = await spawn("--port", "0", "--workers", "2")  # type: ignore[operator]
-    port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
-    for _ in range(2):
-        await gateway.wait_for_line(r"listening on ws://")
-        gateway.lines.clear()
-    url = f"ws://127.0.0.1:{port}"
-    sockets = [
-        await client.ws_connect(f"{url}/ocpp/W{i}", protocols=("ocpp1.6",)) for i in range(12)
-    ]
+    gateway, port, sockets = await _two_workers_with_sockets(spawn, client, "W")
     for i, ws in enumerate(sockets):
         await ws.send_str(f'[2,"w{i}","Heartbeat",{{}}]')
         assert json.loads(await receive_frame(ws))[:2] == [3, f"w{i}"]
@@ -156,6 +148,23 @@ async def _heartbeat_calls(client: aiohttp.ClientSession, port: int) -> float:
     return total
 
 
+async def _two_workers_with_sockets(
+    spawn: object, client: aiohttp.ClientSession, prefix: str
+) -> tuple[GatewayProcess, int, list[aiohttp.ClientWebSocketResponse]]:
+    """`serve --workers 2` on a free port, both workers listening, 12 charge points connected."""
+    gateway = await spawn("--port", "0", "--workers", "2")  # type: ignore[operator]
+    port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
+    for _ in range(2):
+        await gateway.wait_for_line(r"listening on ws://")
+        gateway.lines.clear()
+    url = f"ws://127.0.0.1:{port}"
+    sockets = [
+        await client.ws_connect(f"{url}/ocpp/{prefix}{i}", protocols=("ocpp1.6",))
+        for i in range(12)
+    ]
+    return gateway, port, sockets
+
+
 def _children(pid: int) -> set[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as fh:
         return {int(p) for p in fh.read().split()}
@@ -164,15 +173,7 @@ def _children(pid: int) -> set[int]:
 async def test_crashed_worker_is_restarted_and_its_gauges_dropped(
     spawn: object, client: aiohttp.ClientSession
 ) -> None:
-    gateway = await spawn("--port", "0", "--workers", "2")  # type: ignore[operator]
-    port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
-    for _ in range(2):
-        await gateway.wait_for_line(r"listening on ws://")
-        gateway.lines.clear()
-    url = f"ws://127.0.0.1:{port}"
-    sockets = [
-        await client.ws_connect(f"{url}/ocpp/K{i}", protocols=("ocpp1.6",)) for i in range(12)
-    ]
+    gateway, port, sockets = await _two_workers_with_sockets(spawn, client, "K")
     victim = min(_children(gateway.proc.pid))
     os.kill(victim, signal.SIGKILL)
     # The sockets the victim held are gone; the others still answer.
