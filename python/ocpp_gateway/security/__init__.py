@@ -12,7 +12,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -25,6 +25,9 @@ from ocpp_gateway.security.auth import (
 )
 from ocpp_gateway.security.config import SecurityConfig, check_security_config
 from ocpp_gateway.security.tls import build_server_context, peer_identity
+
+if TYPE_CHECKING:
+    from ocpp_gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class SecurityLayer:
 
     Args:
         cfg: the security settings.
-        metrics: the gateway's Metrics object.
+        metrics: the gateway's Metrics object, or None (nothing counted).
 
     Raises:
         ValueError: inconsistent settings.
@@ -124,7 +127,7 @@ class SecurityLayer:
         OSError, ssl.SSLError: TLS files cannot be loaded.
     """
 
-    def __init__(self, cfg: SecurityConfig, metrics: Any) -> None:
+    def __init__(self, cfg: SecurityConfig, metrics: Metrics | None) -> None:
         errors = check_security_config(cfg)
         if errors:
             raise ValueError("; ".join(errors))
@@ -333,12 +336,12 @@ def check_security(cfg: SecurityConfig) -> list[str]:
     return errors
 
 
-def build_security(cfg: SecurityConfig, metrics: Any) -> SecurityLayer:
+def build_security(cfg: SecurityConfig, metrics: Metrics | None) -> SecurityLayer:
     """Build the security layer of a gateway.
 
     Args:
         cfg: the `[security]` settings.
-        metrics: the gateway's Metrics object (counters for refusals and auth failures).
+        metrics: the gateway's Metrics (auth failures are counted there), or None.
 
     Returns:
         A SecurityLayer ready to check handshakes.
