@@ -99,7 +99,9 @@ async def _serve_async(config: GatewayConfig, reuse_port: bool, metrics_dir: str
     from ocpp_gateway.server import start_gateway
 
     gateway = await start_gateway(config, reuse_port=reuse_port, metrics_dir=metrics_dir)
-    print(f"ocpp-gateway listening on {gateway.url}", file=sys.stderr, flush=True)
+    # One write, so that the lines of several workers sharing stderr never interleave.
+    sys.stderr.write(f"ocpp-gateway listening on {gateway.url}\n")
+    sys.stderr.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

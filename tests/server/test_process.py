@@ -33,19 +33,32 @@ class GatewayProcess:
         self.proc = proc
         self.lines: list[str] = []
 
+    async def wait_for_count(self, pattern: str, count: int) -> None:
+        """Wait until `pattern` was printed `count` times in all (workers share one stderr, so
+        two of their lines may arrive glued together)."""
+        regex = re.compile(pattern)
+        while sum(len(regex.findall(line)) for line in self.lines) < count:
+            await self.read_line(pattern)
+
+    async def read_line(self, pattern: str) -> str:
+        assert self.proc.stderr is not None
+        try:
+            raw = await asyncio.wait_for(self.proc.stderr.readline(), WAIT)
+        except TimeoutError:
+            raise AssertionError(f"no {pattern!r} within {WAIT} s: {self.lines}") from None
+        if not raw:
+            raise AssertionError(f"gateway exited before {pattern!r}: {self.lines}")
+        line = raw.decode(errors="replace")
+        self.lines.append(line)
+        return line
+
     async def wait_for_line(self, pattern: str) -> re.Match[str]:
         regex = re.compile(pattern)
         for line in self.lines:
             if match := regex.search(line):
                 return match
-        assert self.proc.stderr is not None
         while True:
-            raw = await asyncio.wait_for(self.proc.stderr.readline(), WAIT)
-            if not raw:
-                raise AssertionError(f"gateway exited before {pattern!r}: {self.lines}")
-            line = raw.decode(errors="replace")
-            self.lines.append(line)
-            if match := regex.search(line):
+            if match := regex.search(await self.read_line(pattern)):
                 return match
 
 
@@ -154,9 +167,7 @@ async def _two_workers_with_sockets(
     """`serve --workers 2` on a free port, both workers listening, 12 charge points connected."""
     gateway = await spawn("--port", "0", "--workers", "2")  # type: ignore[operator]
     port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
-    for _ in range(2):
-        await gateway.wait_for_line(r"listening on ws://")
-        gateway.lines.clear()
+    await gateway.wait_for_count(r"listening on ws://", 2)
     url = f"ws://127.0.0.1:{port}"
     sockets = [
         await client.ws_connect(f"{url}/ocpp/{prefix}{i}", protocols=("ocpp1.6",))
@@ -187,7 +198,7 @@ async def test_crashed_worker_is_restarted_and_its_gauges_dropped(
         if msg.type is aiohttp.WSMsgType.TEXT:
             alive += 1
     assert alive < 12  # the kernel spread 12 sockets over both workers
-    await gateway.wait_for_line(r"listening on ws://")  # the replacement serves
+    await gateway.wait_for_count(r"listening on ws://", 3)  # the replacement serves
     assert victim not in _children(gateway.proc.pid)
     assert len(_children(gateway.proc.pid)) == 2
     text = ""
