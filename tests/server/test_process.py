@@ -14,14 +14,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ._support import WAIT, Csms, receive_frame
+import ocpp_gateway
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._support import WAIT, Csms, receive_frame
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    python_dir = str(ROOT / "python")
+    # The subprocess imports the same ocpp_gateway as this test (installed or editable).
+    python_dir = str(Path(ocpp_gateway.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (python_dir, env.get("PYTHONPATH")) if p)
     return env
 
