@@ -118,7 +118,11 @@ class WebSocketTransport:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, force_close=True)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # No total timeout: the handshake has its own deadline in open(), and aiohttp's
+            # default (300 s) would keep a timer alive per upstream socket (~1.2 KB each).
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+            )
         return self._session
 
     async def open(self, charge_point_id: str, subprotocol: str) -> WebSocketLink:
