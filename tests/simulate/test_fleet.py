@@ -260,7 +260,7 @@ def test_a_timer_disarmed_by_an_earlier_one_in_the_same_round_does_not_fire() ->
     ctx = FleetContext(FAST, FleetStats(), random.Random(1))
     charge_point = ChargePoint16("CP-T", ctx)
     charge_point._tx_state = "charging"
-    charge_point._tx_connector = 1
+    charge_point._tx_unit = 1
     charge_point._tx_id = 9
     charge_point.arm("tx_stop", 1.0, 0.0)
     charge_point.arm("meter", 1.0, 0.0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ocpp_gateway.simulate.charge_point import FleetContext, SimChargePoint
+from ocpp_gateway.simulate.charge_point import FleetContext
 from ocpp_gateway.simulate.responses import JsonObject
+from ocpp_gateway.simulate.transacting import TransactingChargePoint
 
 # (measurand, unit, phase or None, typical value) cycled through to build N sampled values.
 _SAMPLES: tuple[tuple[str, str, str | None, float], ...] = (
@@ -24,19 +25,18 @@ _SAMPLES: tuple[tuple[str, str, str | None, float], ...] = (
 )
 
 
-class ChargePoint16(SimChargePoint):
+class ChargePoint16(TransactingChargePoint):
     """A 1.6J charge point with `profile.connectors` connectors, one transaction at a time."""
 
     version: ClassVar[str] = "ocpp1.6"
-    __slots__ = ("_idle_status", "_meter_wh", "_tx_connector", "_tx_id", "_tx_state")
+    remote_start_action: ClassVar[str] = "RemoteStartTransaction"
+    remote_stop_action: ClassVar[str] = "RemoteStopTransaction"
+    meter_action: ClassVar[str] = "MeterValues"
+    __slots__ = ("_tx_id",)
 
     def __init__(self, charge_point_id: str, ctx: FleetContext) -> None:
         super().__init__(charge_point_id, ctx)
-        self._idle_status: dict[int, str] = {}
-        self._tx_connector = 0
-        self._tx_id = 0
-        self._tx_state = "idle"  # idle, authorizing, starting, charging, stopping
-        self._meter_wh = 0
+        self._tx_id = 0  # _tx_state: idle, authorizing, starting, charging, stopping
 
     # ------------------------------------------------------------------ payloads
 
@@ -76,62 +76,27 @@ class ChargePoint16(SimChargePoint):
                 item["phase"] = phase
             sampled.append(item)
         payload: JsonObject = {
-            "connectorId": self._tx_connector,
+            "connectorId": self._tx_unit,
             "meterValue": [{"timestamp": self.timestamp(), "sampledValue": sampled}],
         }
         if self._tx_id:
             payload["transactionId"] = self._tx_id
         return payload
 
+    def _transaction_id(self) -> int:
+        return self._tx_id
+
+    def _periodic_meter(self) -> JsonObject:
+        return self._meter_values("Sample.Periodic")
+
     # --------------------------------------------------------------------- hooks
-
-    def on_booted(self, now: float) -> None:
-        profile = self.ctx.profile
-        for connector in range(1, profile.connectors + 1):
-            self._idle_status[connector] = "Available"
-            self._status(connector, "Available")
-        self.arm("heartbeat", profile.heartbeat_interval, now, first=True)
-        self.arm("status", profile.status_interval, now, first=True)
-        self.arm("tx", profile.transaction_interval, now, first=True)
-
-    def on_timer(self, name: str, now: float) -> None:
-        profile = self.ctx.profile
-        if name == "heartbeat":
-            if not self.queued("Heartbeat"):
-                self.enqueue("Heartbeat", {})
-            self.arm("heartbeat", profile.heartbeat_interval, now)
-        elif name == "status":
-            if not self.queued("StatusNotification"):
-                self._toggle_status()
-            self.arm("status", profile.status_interval, now)
-        elif name == "tx":
-            self._start_transaction()
-        elif name == "meter":
-            self.arm("meter", profile.meter_interval, now)
-            if self.queued("MeterValues"):
-                return
-            self._meter_wh += 250 + self.ctx.rng.randrange(100)
-            self.enqueue("MeterValues", self._meter_values("Sample.Periodic"))
-        elif name == "tx_stop":
-            self._stop_transaction("Local")
-
-    def _toggle_status(self) -> None:
-        idle = [c for c in self._idle_status if c != self._tx_connector]
-        if not idle:
-            return
-        connector = self.ctx.rng.choice(idle)
-        status = "Unavailable" if self._idle_status[connector] == "Available" else "Available"
-        invalid = self.misbehave_now()
-        if not invalid:
-            self._idle_status[connector] = status
-        self._status(connector, status, invalid)
 
     def _start_transaction(self) -> None:
         if self._tx_state != "idle":
             return
-        self._tx_connector = self.ctx.rng.randrange(1, self.ctx.profile.connectors + 1)
+        self._tx_unit = self.ctx.rng.randrange(1, self.ctx.profile.connectors + 1)
         self._tx_state = "authorizing"
-        self._status(self._tx_connector, "Preparing")
+        self._status(self._tx_unit, "Preparing")
         self.enqueue("Authorize", {"idTag": self.ctx.profile.id_tag[:20]})
 
     def _stop_transaction(self, reason: str) -> None:
@@ -152,13 +117,13 @@ class ChargePoint16(SimChargePoint):
         )
 
     def _end_transaction(self, now: float) -> None:
-        connector = self._tx_connector
+        connector = self._tx_unit
         if self._tx_state in ("charging", "stopping"):
             self._status(connector, "Finishing")
         self._status(connector, "Available")
         self._idle_status[connector] = "Available"
         self._tx_state = "idle"
-        self._tx_connector = 0
+        self._tx_unit = 0
         self._tx_id = 0
         self.disarm("meter")
         self.disarm("tx_stop")
@@ -174,7 +139,7 @@ class ChargePoint16(SimChargePoint):
             self.enqueue(
                 "StartTransaction",
                 {
-                    "connectorId": self._tx_connector,
+                    "connectorId": self._tx_unit,
                     "idTag": self.ctx.profile.id_tag[:20],
                     "meterStart": self._meter_wh,
                     "timestamp": self.timestamp(),
@@ -186,7 +151,7 @@ class ChargePoint16(SimChargePoint):
             if payload.get("idTagInfo", {}).get("status") != "Accepted":
                 self._stop_transaction("DeAuthorized")
                 return
-            self._status(self._tx_connector, "Charging")
+            self._status(self._tx_unit, "Charging")
             profile = self.ctx.profile
             self.arm("meter", profile.meter_interval, now)
             self.arm("tx_stop", profile.transaction_duration, now)
@@ -202,16 +167,6 @@ class ChargePoint16(SimChargePoint):
             self._end_transaction(now)
 
     def on_call(self, action: str, payload: JsonObject, now: float) -> JsonObject | None:
-        if action == "RemoteStartTransaction":
-            if self._tx_state != "idle":
-                return {"status": "Rejected"}
-            self.arm("tx", 1e-6, now)
-            return {"status": "Accepted"}
-        if action == "RemoteStopTransaction":
-            if self._tx_state != "charging" or payload.get("transactionId") != self._tx_id:
-                return {"status": "Rejected"}
-            self.arm("tx_stop", 1e-6, now)
-            return {"status": "Accepted"}
         if action == "TriggerMessage":
             return {"status": self._trigger(payload.get("requestedMessage"))}
         return super().on_call(action, payload, now)
@@ -224,7 +179,7 @@ class ChargePoint16(SimChargePoint):
         elif message == "StatusNotification":
             for connector, status in self._idle_status.items():
                 self._status(connector, status)
-        elif message == "MeterValues" and self._tx_connector:
+        elif message == "MeterValues" and self._tx_unit:
             self.enqueue("MeterValues", self._meter_values("Trigger"))
         else:
             return "NotImplemented"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ocpp_gateway.simulate.charge_point import FleetContext, SimChargePoint
+from ocpp_gateway.simulate.charge_point import FleetContext
 from ocpp_gateway.simulate.responses import JsonObject
+from ocpp_gateway.simulate.transacting import TransactingChargePoint
 
 # (measurand, unit, phase or None, typical value) cycled through to build N sampled values.
 _SAMPLES: tuple[tuple[str, str, str | None, float], ...] = (
@@ -24,29 +25,20 @@ _SAMPLES: tuple[tuple[str, str, str | None, float], ...] = (
 )
 
 
-class ChargePoint201(SimChargePoint):
+class ChargePoint201(TransactingChargePoint):
     """A 2.0.1 charging station with `profile.connectors` EVSEs (one connector each)."""
 
     version: ClassVar[str] = "ocpp2.0.1"
-    __slots__ = (
-        "_idle_status",
-        "_meter_wh",
-        "_seq_no",
-        "_tx_count",
-        "_tx_evse",
-        "_tx_id",
-        "_tx_state",
-    )
+    remote_start_action: ClassVar[str] = "RequestStartTransaction"
+    remote_stop_action: ClassVar[str] = "RequestStopTransaction"
+    meter_action: ClassVar[str] = "TransactionEvent"
+    __slots__ = ("_seq_no", "_tx_count", "_tx_id")
 
     def __init__(self, charge_point_id: str, ctx: FleetContext) -> None:
         super().__init__(charge_point_id, ctx)
-        self._idle_status: dict[int, str] = {}
-        self._tx_evse = 0
-        self._tx_id = ""
+        self._tx_id = ""  # _tx_state: idle, authorizing, charging, stopping
         self._tx_count = 0
-        self._tx_state = "idle"  # idle, authorizing, charging, stopping
         self._seq_no = 0
-        self._meter_wh = 0
 
     # ------------------------------------------------------------------ payloads
 
@@ -103,73 +95,35 @@ class ChargePoint201(SimChargePoint):
         self._seq_no += 1
         if event_type == "Started":
             info["chargingState"] = "Charging"
-            payload["evse"] = {"id": self._tx_evse, "connectorId": 1}
+            payload["evse"] = {"id": self._tx_unit, "connectorId": 1}
             payload["idToken"] = {"idToken": self.ctx.profile.id_tag[:36], "type": "ISO14443"}
         elif event_type == "Ended":
             info["stoppedReason"] = extra.get("reason", "Local")
             info["chargingState"] = "Idle"
         return payload
 
+    def _transaction_id(self) -> str:
+        return self._tx_id
+
+    def _periodic_meter(self) -> JsonObject:
+        return self._transaction_event("Updated", "MeterValuePeriodic", "Sample.Periodic")
+
     # --------------------------------------------------------------------- hooks
-
-    def on_booted(self, now: float) -> None:
-        profile = self.ctx.profile
-        for evse in range(1, profile.connectors + 1):
-            self._idle_status[evse] = "Available"
-            self._status(evse, "Available")
-        self.arm("heartbeat", profile.heartbeat_interval, now, first=True)
-        self.arm("status", profile.status_interval, now, first=True)
-        self.arm("tx", profile.transaction_interval, now, first=True)
-
-    def on_timer(self, name: str, now: float) -> None:
-        profile = self.ctx.profile
-        if name == "heartbeat":
-            if not self.queued("Heartbeat"):
-                self.enqueue("Heartbeat", {})
-            self.arm("heartbeat", profile.heartbeat_interval, now)
-        elif name == "status":
-            if not self.queued("StatusNotification"):
-                self._toggle_status()
-            self.arm("status", profile.status_interval, now)
-        elif name == "tx":
-            self._start_transaction()
-        elif name == "meter":
-            self.arm("meter", profile.meter_interval, now)
-            if self.queued("TransactionEvent"):
-                return
-            self._meter_wh += 250 + self.ctx.rng.randrange(100)
-            self.enqueue(
-                "TransactionEvent",
-                self._transaction_event("Updated", "MeterValuePeriodic", "Sample.Periodic"),
-            )
-        elif name == "tx_stop":
-            self._stop_transaction("Local", now)
-
-    def _toggle_status(self) -> None:
-        idle = [e for e in self._idle_status if e != self._tx_evse]
-        if not idle:
-            return
-        evse = self.ctx.rng.choice(idle)
-        status = "Unavailable" if self._idle_status[evse] == "Available" else "Available"
-        invalid = self.misbehave_now()
-        if not invalid:
-            self._idle_status[evse] = status
-        self._status(evse, status, invalid)
 
     def _start_transaction(self) -> None:
         if self._tx_state != "idle":
             return
-        self._tx_evse = self.ctx.rng.randrange(1, self.ctx.profile.connectors + 1)
+        self._tx_unit = self.ctx.rng.randrange(1, self.ctx.profile.connectors + 1)
         self._tx_count += 1
         self._tx_id = f"{self.charge_point_id[-24:]}-{self._tx_count}"
         self._seq_no = 0
         self._tx_state = "authorizing"
-        self._status(self._tx_evse, "Occupied")
+        self._status(self._tx_unit, "Occupied")
         self.enqueue(
             "Authorize", {"idToken": {"idToken": self.ctx.profile.id_tag[:36], "type": "ISO14443"}}
         )
 
-    def _stop_transaction(self, reason: str, now: float) -> None:
+    def _stop_transaction(self, reason: str) -> None:
         if self._tx_state != "charging":
             return
         self._tx_state = "stopping"
@@ -181,11 +135,11 @@ class ChargePoint201(SimChargePoint):
         )
 
     def _end_transaction(self, now: float) -> None:
-        evse = self._tx_evse
+        evse = self._tx_unit
         self._status(evse, "Available")
         self._idle_status[evse] = "Available"
         self._tx_state = "idle"
-        self._tx_evse = 0
+        self._tx_unit = 0
         self.disarm("meter")
         self.disarm("tx_stop")
         self.arm("tx", self.ctx.profile.transaction_interval, now)
@@ -213,16 +167,6 @@ class ChargePoint201(SimChargePoint):
             self._end_transaction(now)
 
     def on_call(self, action: str, payload: JsonObject, now: float) -> JsonObject | None:
-        if action == "RequestStartTransaction":
-            if self._tx_state != "idle":
-                return {"status": "Rejected"}
-            self.arm("tx", 1e-6, now)
-            return {"status": "Accepted"}
-        if action == "RequestStopTransaction":
-            if self._tx_state != "charging" or payload.get("transactionId") != self._tx_id:
-                return {"status": "Rejected"}
-            self.arm("tx_stop", 1e-6, now)
-            return {"status": "Accepted"}
         if action == "TriggerMessage":
             return {"status": self._trigger(payload.get("requestedMessage"))}
         return super().on_call(action, payload, now)
@@ -238,7 +182,7 @@ class ChargePoint201(SimChargePoint):
         elif message == "MeterValues":
             self.enqueue(
                 "MeterValues",
-                {"evseId": self._tx_evse, "meterValue": self._meter_value("Trigger")},
+                {"evseId": self._tx_unit, "meterValue": self._meter_value("Trigger")},
             )
         else:
             return "NotImplemented"
