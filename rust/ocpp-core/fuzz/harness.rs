@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use ocpp_core::frame::{self, Frame};
-use ocpp_core::{json, OcppVersion, Policy, SchemaSet, Session, Way};
+use ocpp_core::{json, OcppVersion, Policy, SchemaSet, Session, Direction};
 
 /// The official schema sets, loaded once per process.
 pub fn schema_sets() -> &'static [Arc<SchemaSet>; 3] {
@@ -68,13 +68,13 @@ pub fn run_frames(data: &[u8]) {
             continue;
         };
         check_json(bytes);
-        let way = if dir & 1 == 0 {
-            Way::CpToCsms
+        let direction = if dir & 1 == 0 {
+            Direction::CpToCsms
         } else {
-            Way::CsmsToCp
+            Direction::CsmsToCp
         };
         let now = i as f64;
-        let v = session.judge(way, bytes, now);
+        let v = session.judge(direction, bytes, now);
         if v.forward {
             assert!(v.reply.is_none() && v.substitute.is_none(), "{v:?}");
         }

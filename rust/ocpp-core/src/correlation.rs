@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use crate::schema::ActionId;
-use crate::version::Way;
+use crate::version::Direction;
 
 /// Most calls awaiting an answer in one direction. OCPP-J allows one outstanding CALL per
 /// direction; this bound only keeps memory finite when a peer never answers.
@@ -90,8 +90,8 @@ pub struct Correlation {
 
 impl Correlation {
     /// Check that a call could be recorded, without recording it.
-    pub fn check(&self, way: Way, unique_id: &str) -> Result<(), AddError> {
-        let map = &self.pending[way as usize];
+    pub fn check(&self, direction: Direction, unique_id: &str) -> Result<(), AddError> {
+        let map = &self.pending[direction as usize];
         if map.contains_key(unique_id.as_bytes()) {
             return Err(AddError::Duplicate);
         }
@@ -101,16 +101,21 @@ impl Correlation {
         Ok(())
     }
 
-    /// Record a call sent in direction `way`.
-    pub fn add(&mut self, way: Way, unique_id: &str, call: PendingCall) -> Result<(), AddError> {
-        self.check(way, unique_id)?;
-        self.pending[way as usize].insert(Key::new(unique_id), call);
+    /// Record a call sent in direction `direction`.
+    pub fn add(
+        &mut self,
+        direction: Direction,
+        unique_id: &str,
+        call: PendingCall,
+    ) -> Result<(), AddError> {
+        self.check(direction, unique_id)?;
+        self.pending[direction as usize].insert(Key::new(unique_id), call);
         Ok(())
     }
 
     /// Set the time of a pending call to `now` (a retransmission); false when none is pending.
-    pub fn refresh(&mut self, way: Way, unique_id: &str, now: f64) -> bool {
-        match self.pending[way as usize].get_mut(unique_id.as_bytes()) {
+    pub fn refresh(&mut self, direction: Direction, unique_id: &str, now: f64) -> bool {
+        match self.pending[direction as usize].get_mut(unique_id.as_bytes()) {
             Some(call) => {
                 call.seen = now;
                 true
@@ -119,25 +124,29 @@ impl Correlation {
         }
     }
 
-    /// Take the call with this UniqueId sent in direction `way`, if pending.
-    pub fn take(&mut self, way: Way, unique_id: &str) -> Option<PendingCall> {
-        self.pending[way as usize].remove(unique_id.as_bytes())
+    /// Take the call with this UniqueId sent in direction `direction`, if pending.
+    pub fn take(&mut self, direction: Direction, unique_id: &str) -> Option<PendingCall> {
+        self.pending[direction as usize].remove(unique_id.as_bytes())
     }
 
     /// Look at a pending call without removing it.
-    pub fn get(&self, way: Way, unique_id: &str) -> Option<PendingCall> {
-        self.pending[way as usize]
+    pub fn get(&self, direction: Direction, unique_id: &str) -> Option<PendingCall> {
+        self.pending[direction as usize]
             .get(unique_id.as_bytes())
             .copied()
     }
 
     /// Remove calls seen more than `timeout` seconds before `now`; returns them.
-    pub fn expire(&mut self, now: f64, timeout: f64) -> Vec<(Way, String, PendingCall)> {
+    pub fn expire(&mut self, now: f64, timeout: f64) -> Vec<(Direction, String, PendingCall)> {
         let mut gone = Vec::new();
-        for way in [Way::CpToCsms, Way::CsmsToCp] {
-            self.pending[way as usize].retain(|id, call| {
+        for direction in [Direction::CpToCsms, Direction::CsmsToCp] {
+            self.pending[direction as usize].retain(|id, call| {
                 if now - call.seen >= timeout {
-                    gone.push((way, String::from_utf8_lossy(id.bytes()).into_owned(), *call));
+                    gone.push((
+                        direction,
+                        String::from_utf8_lossy(id.bytes()).into_owned(),
+                        *call,
+                    ));
                     false
                 } else {
                     true
@@ -167,21 +176,21 @@ mod tests {
     fn add_take_expire() {
         let mut c = Correlation::default();
         let call = |seen| PendingCall { action: 1, seen };
-        c.add(Way::CpToCsms, "a", call(0.0)).unwrap();
+        c.add(Direction::CpToCsms, "a", call(0.0)).unwrap();
         assert_eq!(
-            c.add(Way::CpToCsms, "a", call(1.0)),
+            c.add(Direction::CpToCsms, "a", call(1.0)),
             Err(AddError::Duplicate)
         );
-        c.add(Way::CsmsToCp, "a", call(5.0)).unwrap();
+        c.add(Direction::CsmsToCp, "a", call(5.0)).unwrap();
         assert_eq!(c.len(), 2);
-        assert_eq!(c.take(Way::CsmsToCp, "b"), None);
-        assert!(!c.refresh(Way::CpToCsms, "b", 9.0));
-        assert!(c.refresh(Way::CsmsToCp, "a", 6.0));
-        assert_eq!(c.get(Way::CsmsToCp, "a"), Some(call(6.0)));
+        assert_eq!(c.take(Direction::CsmsToCp, "b"), None);
+        assert!(!c.refresh(Direction::CpToCsms, "b", 9.0));
+        assert!(c.refresh(Direction::CsmsToCp, "a", 6.0));
+        assert_eq!(c.get(Direction::CsmsToCp, "a"), Some(call(6.0)));
         let gone = c.expire(30.0, 30.0);
         assert_eq!(gone.len(), 1);
-        assert_eq!((gone[0].0, gone[0].1.as_str()), (Way::CpToCsms, "a"));
-        assert_eq!(c.take(Way::CsmsToCp, "a"), Some(call(6.0)));
+        assert_eq!((gone[0].0, gone[0].1.as_str()), (Direction::CpToCsms, "a"));
+        assert_eq!(c.take(Direction::CsmsToCp, "a"), Some(call(6.0)));
         assert!(c.is_empty());
     }
 
@@ -194,10 +203,13 @@ mod tests {
             action: 2,
             seen: 1.0,
         };
-        c.add(Way::CsmsToCp, &long, call).unwrap();
-        c.add(Way::CsmsToCp, &short, call).unwrap();
-        assert_eq!(c.add(Way::CsmsToCp, &long, call), Err(AddError::Duplicate));
-        assert_eq!(c.get(Way::CsmsToCp, &"é".repeat(35)), None);
+        c.add(Direction::CsmsToCp, &long, call).unwrap();
+        c.add(Direction::CsmsToCp, &short, call).unwrap();
+        assert_eq!(
+            c.add(Direction::CsmsToCp, &long, call),
+            Err(AddError::Duplicate)
+        );
+        assert_eq!(c.get(Direction::CsmsToCp, &"é".repeat(35)), None);
         let gone = c.expire(100.0, 1.0);
         let ids: Vec<&str> = gone.iter().map(|g| g.1.as_str()).collect();
         assert!(ids.contains(&long.as_str()) && ids.contains(&short.as_str()));
@@ -208,7 +220,7 @@ mod tests {
         let mut c = Correlation::default();
         for i in 0..MAX_PENDING {
             c.add(
-                Way::CpToCsms,
+                Direction::CpToCsms,
                 &i.to_string(),
                 PendingCall {
                     action: 0,
@@ -218,7 +230,7 @@ mod tests {
             .unwrap();
         }
         let r = c.add(
-            Way::CpToCsms,
+            Direction::CpToCsms,
             "x",
             PendingCall {
                 action: 0,

@@ -17,7 +17,7 @@ pub use error::ErrorKind;
 pub use policy::{Mode, Policy};
 pub use schema::{SchemaError, SchemaSet};
 pub use session::{DropReason, Session, Verdict};
-pub use version::{Direction, OcppVersion, Way};
+pub use version::{Direction, OcppVersion, Sender};
 
 /// Test helpers shared by unit tests: where the official schemas are.
 #[cfg(test)]

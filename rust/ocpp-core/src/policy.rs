@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::version::{OcppVersion, Way};
+use crate::version::{Direction, OcppVersion};
 
 /// How strictly payloads are validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,7 +43,7 @@ pub struct Policy {
     default: Mode,
     by_way: [Option<Mode>; 2],
     by_action: HashMap<String, Mode>,
-    by_action_way: HashMap<(String, Way), Mode>,
+    by_action_way: HashMap<(String, Direction), Mode>,
 }
 
 impl Default for Policy {
@@ -72,15 +72,15 @@ impl Policy {
         let mut p = Policy::new(mode(default)?);
         for (key, m) in overrides {
             let m = mode(m)?;
-            if let Some(way) = Way::from_name(key) {
-                p.by_way[way as usize] = Some(m);
+            if let Some(direction) = Direction::from_name(key) {
+                p.by_way[direction as usize] = Some(m);
             } else if let Some((action, dir)) = key.split_once(':') {
-                let way =
-                    Way::from_name(dir).ok_or_else(|| format!("unknown direction {dir:?}"))?;
+                let direction = Direction::from_name(dir)
+                    .ok_or_else(|| format!("unknown direction {dir:?}"))?;
                 if action.is_empty() {
                     return Err(format!("empty action in {key:?}"));
                 }
-                p.by_action_way.insert((action.to_owned(), way), m);
+                p.by_action_way.insert((action.to_owned(), direction), m);
             } else if key.is_empty() {
                 return Err("empty override key".into());
             } else {
@@ -98,9 +98,9 @@ impl Policy {
     /// The overrides as (key, mode) pairs, sorted by key.
     pub fn overrides(&self) -> Vec<(String, Mode)> {
         let mut out: Vec<(String, Mode)> = Vec::new();
-        for way in [Way::CpToCsms, Way::CsmsToCp] {
-            if let Some(m) = self.by_way[way as usize] {
-                out.push((way.name().to_owned(), m));
+        for direction in [Direction::CpToCsms, Direction::CsmsToCp] {
+            if let Some(m) = self.by_way[direction as usize] {
+                out.push((direction.name().to_owned(), m));
             }
         }
         out.extend(self.by_action.iter().map(|(k, m)| (k.clone(), *m)));
@@ -113,17 +113,17 @@ impl Policy {
         out
     }
 
-    /// The mode for a frame of `action` travelling `way`.
-    pub fn mode(&self, action: &str, way: Way) -> Mode {
+    /// The mode for a frame of `action` travelling `direction`.
+    pub fn mode(&self, action: &str, direction: Direction) -> Mode {
         if !self.by_action_way.is_empty() {
-            if let Some(m) = self.by_action_way.get(&(action.to_owned(), way)) {
+            if let Some(m) = self.by_action_way.get(&(action.to_owned(), direction)) {
                 return *m;
             }
         }
         if let Some(m) = self.by_action.get(action) {
             return *m;
         }
-        self.by_way[way as usize].unwrap_or(self.default)
+        self.by_way[direction as usize].unwrap_or(self.default)
     }
 
     /// Precompute the mode of every action of `version` in both directions, by action index.
@@ -131,7 +131,12 @@ impl Policy {
         version
             .actions()
             .iter()
-            .map(|(a, _)| [self.mode(a, Way::CpToCsms), self.mode(a, Way::CsmsToCp)])
+            .map(|(a, _)| {
+                [
+                    self.mode(a, Direction::CpToCsms),
+                    self.mode(a, Direction::CsmsToCp),
+                ]
+            })
             .collect()
     }
 }
@@ -151,10 +156,10 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(p.mode("Heartbeat", Way::CsmsToCp), Mode::Enforce);
-        assert_eq!(p.mode("Heartbeat", Way::CpToCsms), Mode::Observe);
-        assert_eq!(p.mode("MeterValues", Way::CpToCsms), Mode::Off);
-        assert_eq!(p.mode("MeterValues", Way::CsmsToCp), Mode::Enforce);
+        assert_eq!(p.mode("Heartbeat", Direction::CsmsToCp), Mode::Enforce);
+        assert_eq!(p.mode("Heartbeat", Direction::CpToCsms), Mode::Observe);
+        assert_eq!(p.mode("MeterValues", Direction::CpToCsms), Mode::Off);
+        assert_eq!(p.mode("MeterValues", Direction::CsmsToCp), Mode::Enforce);
     }
 
     #[test]

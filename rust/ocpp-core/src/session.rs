@@ -19,7 +19,7 @@
 //! - A CALL of a SEND-only action, or a SEND of an action that is not SEND-only, gets
 //!   NotSupported (CALL) or is dropped as "invalid_send" (SEND).
 //! - The policy is looked up with the direction the frame travels: a CALLRESULT from the charge
-//!   point is "cp_to_csms", even though it answers a call that went the other way.
+//!   point is "cp_to_csms", even though it answers a call that went the other direction.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::error::ErrorKind;
 use crate::frame::{self, Frame, FrameErrorKind};
 use crate::policy::{Mode, Policy};
 use crate::schema::{ActionId, SchemaSet, Violation};
-use crate::version::{OcppVersion, Way};
+use crate::version::{Direction, OcppVersion};
 
 /// UniqueId used in a reply when the frame's own cannot be read.
 pub const UNREADABLE_ID: &str = "-1";
@@ -171,29 +171,29 @@ impl Session {
     }
 
     /// Forget calls pending for `call_timeout` or longer: (direction, UniqueId, action).
-    pub fn expire(&mut self, now: f64) -> Vec<(Way, String, &'static str)> {
+    pub fn expire(&mut self, now: f64) -> Vec<(Direction, String, &'static str)> {
         self.pending
             .expire(now, self.call_timeout)
             .into_iter()
-            .map(|(way, id, call)| (way, id, self.schemas.action(call.action).0))
+            .map(|(direction, id, call)| (direction, id, self.schemas.action(call.action).0))
             .collect()
     }
 
     /// Judge a frame from the charge point.
     pub fn from_charge_point<'a>(&mut self, bytes: &'a [u8], now: f64) -> Verdict<'a> {
-        self.judge(Way::CpToCsms, bytes, now)
+        self.judge(Direction::CpToCsms, bytes, now)
     }
 
     /// Judge a frame from the CSMS.
     pub fn from_csms<'a>(&mut self, bytes: &'a [u8], now: f64) -> Verdict<'a> {
-        self.judge(Way::CsmsToCp, bytes, now)
+        self.judge(Direction::CsmsToCp, bytes, now)
     }
 
-    /// Judge a frame travelling `way`.
-    pub fn judge<'a>(&mut self, way: Way, bytes: &'a [u8], now: f64) -> Verdict<'a> {
+    /// Judge a frame travelling `direction`.
+    pub fn judge<'a>(&mut self, direction: Direction, bytes: &'a [u8], now: f64) -> Verdict<'a> {
         match frame::parse(bytes, self.version) {
-            Ok(f) => self.judge_frame(way, f, now),
-            Err(e) => self.judge_broken(way, e, now),
+            Ok(f) => self.judge_frame(direction, f, now),
+            Err(e) => self.judge_broken(direction, e, now),
         }
     }
 
@@ -221,7 +221,12 @@ impl Session {
         v
     }
 
-    fn judge_broken<'a>(&mut self, way: Way, e: frame::FrameError<'a>, now: f64) -> Verdict<'a> {
+    fn judge_broken<'a>(
+        &mut self,
+        direction: Direction,
+        e: frame::FrameError<'a>,
+        now: f64,
+    ) -> Verdict<'a> {
         let mut v = Verdict::new(e.message_type, e.unique_id);
         if e.kind == FrameErrorKind::UnknownMessageType {
             if self.version == OcppVersion::V201 {
@@ -245,7 +250,7 @@ impl Session {
                 let call = v
                     .unique_id
                     .as_deref()
-                    .and_then(|id| self.pending.take(way.reverse(), id));
+                    .and_then(|id| self.pending.take(direction.reverse(), id));
                 if let Some(call) = call {
                     self.bad_result(v, call, now, ErrorKind::Framework, e.detail)
                 } else {
@@ -285,11 +290,11 @@ impl Session {
     fn check_payload(
         &self,
         id: ActionId,
-        way: Way,
+        direction: Direction,
         response: bool,
         payload: &crate::json::Value<'_>,
     ) -> Result<Option<Violation>, Violation> {
-        let mode = self.modes[id as usize][way as usize];
+        let mode = self.modes[id as usize][direction as usize];
         if mode == Mode::Off {
             return Ok(None);
         }
@@ -301,7 +306,7 @@ impl Session {
     }
 
     #[allow(clippy::too_many_lines)]
-    fn judge_frame<'a>(&mut self, way: Way, f: Frame<'a>, now: f64) -> Verdict<'a> {
+    fn judge_frame<'a>(&mut self, direction: Direction, f: Frame<'a>, now: f64) -> Verdict<'a> {
         match f {
             Frame::Call {
                 unique_id,
@@ -314,16 +319,19 @@ impl Session {
                 };
                 v.action = Some(id);
                 let (name, dir) = self.schemas.action(id);
-                if !dir.allows(way) || self.version.send_only().contains(&name) {
-                    let detail = format!("{name} is not sent {}", way.name());
+                if !dir.allows(direction) || self.version.send_only().contains(&name) {
+                    let detail = format!("{name} is not sent {}", direction.name());
                     return self.reject(v, ErrorKind::NotSupported, detail);
                 }
                 let uid = v.unique_id.as_deref().unwrap_or_default();
                 let mut retransmission = false;
-                match self.pending.check(way, uid) {
+                match self.pending.check(direction, uid) {
                     Ok(()) => {}
                     Err(AddError::Duplicate)
-                        if self.pending.get(way, uid).is_some_and(|c| c.action == id) =>
+                        if self
+                            .pending
+                            .get(direction, uid)
+                            .is_some_and(|c| c.action == id) =>
                     {
                         retransmission = true;
                     }
@@ -336,7 +344,7 @@ impl Session {
                         return self.reject(v, ErrorKind::Framework, detail);
                     }
                 }
-                match self.check_payload(id, way, false, &payload) {
+                match self.check_payload(id, direction, false, &payload) {
                     Ok(None) => {}
                     Ok(Some(violation)) => {
                         v.observed = true;
@@ -346,12 +354,12 @@ impl Session {
                 }
                 let uid = v.unique_id.as_deref().unwrap_or_default();
                 if retransmission {
-                    self.pending.refresh(way, uid, now);
+                    self.pending.refresh(direction, uid, now);
                     return v.forwarded();
                 }
                 // Cannot fail: checked above.
                 let _ = self.pending.add(
-                    way,
+                    direction,
                     uid,
                     PendingCall {
                         action: id,
@@ -363,11 +371,11 @@ impl Session {
             Frame::CallResult { unique_id, payload } => {
                 let mut v = Verdict::new(frame::CALLRESULT, Some(unique_id));
                 let uid = v.unique_id.as_deref().unwrap_or_default();
-                let Some(call) = self.pending.take(way.reverse(), uid) else {
+                let Some(call) = self.pending.take(direction.reverse(), uid) else {
                     v.drop_reason = Some(DropReason::UnmatchedResult);
                     return v;
                 };
-                match self.check_payload(call.action, way, true, &payload) {
+                match self.check_payload(call.action, direction, true, &payload) {
                     Ok(None) => {}
                     Ok(Some(violation)) => {
                         v.observed = true;
@@ -384,7 +392,7 @@ impl Session {
             Frame::CallError { unique_id, .. } => {
                 let mut v = Verdict::new(frame::CALLERROR, Some(unique_id));
                 let uid = v.unique_id.as_deref().unwrap_or_default();
-                let Some(call) = self.pending.take(way.reverse(), uid) else {
+                let Some(call) = self.pending.take(direction.reverse(), uid) else {
                     v.drop_reason = Some(DropReason::UnmatchedResult);
                     return v;
                 };
@@ -408,12 +416,12 @@ impl Session {
                 };
                 v.action = Some(id);
                 let (name, dir) = self.schemas.action(id);
-                if !dir.allows(way) || !self.version.send_only().contains(&name) {
-                    let detail = format!("{name} is not sent as SEND {}", way.name());
+                if !dir.allows(direction) || !self.version.send_only().contains(&name) {
+                    let detail = format!("{name} is not sent as SEND {}", direction.name());
                     self.flag(&mut v, ErrorKind::NotSupported, detail);
                     return v;
                 }
-                match self.check_payload(id, way, false, &payload) {
+                match self.check_payload(id, direction, false, &payload) {
                     Ok(None) => {}
                     Ok(Some(violation)) => {
                         v.observed = true;

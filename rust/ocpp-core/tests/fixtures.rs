@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ocpp_core::{json, OcppVersion, Policy, SchemaSet, Session, Way};
+use ocpp_core::{json, Direction, OcppVersion, Policy, SchemaSet, Session};
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
@@ -82,21 +82,21 @@ fn shared_frame_fixtures() {
         let version = OcppVersion::from_name(case["version"].as_str().unwrap()).unwrap();
         let set = sets.iter().find(|(v, _)| *v == version).unwrap().1.clone();
         let mut session = Session::new(set.clone(), policy(case), 60.0);
-        let way = |v: &Value| match v.as_str().unwrap() {
-            "charge_point" => Way::CpToCsms,
-            "csms" => Way::CsmsToCp,
+        let direction = |v: &Value| match v.as_str().unwrap() {
+            "charge_point" => Direction::CpToCsms,
+            "csms" => Direction::CsmsToCp,
             other => panic!("{name}: unknown side {other}"),
         };
         for (i, step) in case["setup"].as_array().unwrap().iter().enumerate() {
             let bytes = step["frame"].as_str().unwrap().as_bytes();
-            let v = session.judge(way(&step["from"]), bytes, i as f64);
+            let v = session.judge(direction(&step["from"]), bytes, i as f64);
             assert!(v.forward, "{name}: setup frame {i} not forwarded: {v:?}");
         }
         let bytes = match case.get("frame_hex") {
             Some(h) => hex(h.as_str().unwrap()),
             None => case["frame"].as_str().unwrap().as_bytes().to_vec(),
         };
-        let v = session.judge(way(&case["from"]), &bytes, 100.0);
+        let v = session.judge(direction(&case["from"]), &bytes, 100.0);
         let (reply_code, reply_id) = code_and_id(v.reply.as_ref());
         let (substitute_code, _) = code_and_id(v.substitute.as_ref());
         let str_or_null = |s: Option<&str>| s.map_or(Value::Null, Value::from);

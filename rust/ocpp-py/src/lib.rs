@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ocpp_core::schema::ActionId;
-use ocpp_core::{json, DropReason, ErrorKind, OcppVersion, Way};
+use ocpp_core::{json, Direction, DropReason, ErrorKind, OcppVersion};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -22,8 +22,9 @@ fn version_from(name: &str) -> PyResult<OcppVersion> {
         .ok_or_else(|| PyValueError::new_err(format!("unknown OCPP version {name:?}")))
 }
 
-fn way_from(name: &str) -> PyResult<Way> {
-    Way::from_name(name).ok_or_else(|| PyValueError::new_err(format!("unknown direction {name:?}")))
+fn direction_from(name: &str) -> PyResult<Direction> {
+    Direction::from_name(name)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown direction {name:?}")))
 }
 
 const DROP_REASONS: [DropReason; 4] = [
@@ -183,7 +184,7 @@ impl PyPolicy {
     }
 
     fn mode(&self, action: &str, direction: &str) -> PyResult<&'static str> {
-        Ok(self.inner.mode(action, way_from(direction)?).name())
+        Ok(self.inner.mode(action, direction_from(direction)?).name())
     }
 
     fn __repr__(&self) -> String {
@@ -411,12 +412,12 @@ impl PySession {
         self.inner
             .expire(now)
             .into_iter()
-            .map(|(way, id, action)| {
+            .map(|(direction, id, action)| {
                 let name = set.inner.action_id(action).map_or_else(
                     || PyString::intern(py, action).unbind(),
                     |a| set.name(py, a),
                 );
-                (way.name(), id, name)
+                (direction.name(), id, name)
             })
             .collect()
     }

@@ -18,7 +18,7 @@ pub use compile::Compiled;
 pub use validate::Violation;
 
 use crate::json::{self, Value};
-use crate::version::{Direction, OcppVersion};
+use crate::version::{OcppVersion, Sender};
 
 /// Index of an action in its version's table ([`OcppVersion::actions`]).
 pub type ActionId = u16;
@@ -188,7 +188,7 @@ impl SchemaSet {
     }
 
     /// Name and direction of a table action.
-    pub fn action(&self, id: ActionId) -> (&'static str, Direction) {
+    pub fn action(&self, id: ActionId) -> (&'static str, Sender) {
         self.version.actions()[id as usize]
     }
 

@@ -4,8 +4,8 @@
 use super::*;
 use crate::testing::schemas;
 
-const CP: Way = Way::CpToCsms;
-const CSMS: Way = Way::CsmsToCp;
+const CP: Direction = Direction::CpToCsms;
+const CSMS: Direction = Direction::CsmsToCp;
 
 fn session(v: OcppVersion) -> Session {
     Session::new(schemas(v), Policy::default(), 60.0)
@@ -93,7 +93,7 @@ const BOOT2: &str = r#"[2,"b1","BootNotification",{"chargingStation":{"model":"M
 #[allow(clippy::too_many_lines)]
 fn calls_and_results() {
     use OcppVersion::{V16, V201, V21};
-    type Step = (Way, &'static str);
+    type Step = (Direction, &'static str);
     let cases: Vec<(&str, OcppVersion, Vec<Step>, Step, Seen)> = vec![
         ("call forwarded", V16, vec![], (CP, BOOT), forwarded()),
         (
@@ -303,13 +303,13 @@ fn calls_and_results() {
             replied("-1", "RpcFrameworkError"),
         ),
     ];
-    for (name, version, setup, (way, frame), want) in cases {
+    for (name, version, setup, (direction, frame), want) in cases {
         let mut s = session(version);
         for (i, (w, f)) in setup.iter().enumerate() {
             let v = s.judge(*w, f.as_bytes(), i as f64);
             assert!(v.forward, "{name}: setup {i}: {v:?}");
         }
-        let v = s.judge(way, frame.as_bytes(), 10.0);
+        let v = s.judge(direction, frame.as_bytes(), 10.0);
         assert_eq!(seen(&v), want, "{name}");
     }
 }
@@ -394,7 +394,7 @@ fn durations_and_expiry() {
     let gone = s.expire(130.0);
     assert_eq!(
         gone,
-        vec![(Way::CpToCsms, "b1".to_owned(), "BootNotification")]
+        vec![(Direction::CpToCsms, "b1".to_owned(), "BootNotification")]
     );
     // The expired call's late answer is unmatched.
     let v = s.from_csms(BOOT_OK.as_bytes(), 131.0);

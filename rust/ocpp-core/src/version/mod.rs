@@ -6,22 +6,59 @@ mod v21;
 
 /// Which side may send a CALL of an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Charge point to CSMS only (e.g. BootNotification).
-    CpToCsms,
-    /// CSMS to charge point only (e.g. Reset).
-    CsmsToCp,
+pub enum Sender {
+    /// The charge point only (e.g. BootNotification).
+    ChargePoint,
+    /// The CSMS only (e.g. Reset).
+    Csms,
     /// Either side (e.g. DataTransfer).
-    Both,
+    Either,
+}
+
+impl Sender {
+    /// "cp_to_csms", "csms_to_cp" or "both".
+    pub fn name(self) -> &'static str {
+        match self {
+            Sender::ChargePoint => "cp_to_csms",
+            Sender::Csms => "csms_to_cp",
+            Sender::Either => "both",
+        }
+    }
+
+    /// Inverse of [`Sender::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "cp_to_csms" => Some(Sender::ChargePoint),
+            "csms_to_cp" => Some(Sender::Csms),
+            "both" => Some(Sender::Either),
+            _ => None,
+        }
+    }
+
+    /// True when a CALL of an action with this sender may travel in `direction`.
+    pub fn allows(self, direction: Direction) -> bool {
+        matches!(
+            (self, direction),
+            (Sender::Either, _)
+                | (Sender::ChargePoint, Direction::CpToCsms)
+                | (Sender::Csms, Direction::CsmsToCp)
+        )
+    }
+}
+
+/// The direction one frame travels: from the charge point or from the CSMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    CpToCsms = 0,
+    CsmsToCp = 1,
 }
 
 impl Direction {
-    /// "cp_to_csms", "csms_to_cp" or "both".
+    /// "cp_to_csms" or "csms_to_cp".
     pub fn name(self) -> &'static str {
         match self {
             Direction::CpToCsms => "cp_to_csms",
             Direction::CsmsToCp => "csms_to_cp",
-            Direction::Both => "both",
         }
     }
 
@@ -30,53 +67,16 @@ impl Direction {
         match name {
             "cp_to_csms" => Some(Direction::CpToCsms),
             "csms_to_cp" => Some(Direction::CsmsToCp),
-            "both" => Some(Direction::Both),
             _ => None,
         }
     }
 
-    /// True when a CALL of an action with this direction may travel `way`.
-    pub fn allows(self, way: Way) -> bool {
-        matches!(
-            (self, way),
-            (Direction::Both, _)
-                | (Direction::CpToCsms, Way::CpToCsms)
-                | (Direction::CsmsToCp, Way::CsmsToCp)
-        )
-    }
-}
-
-/// The way one frame travels: from the charge point or from the CSMS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Way {
-    CpToCsms = 0,
-    CsmsToCp = 1,
-}
-
-impl Way {
-    /// "cp_to_csms" or "csms_to_cp".
-    pub fn name(self) -> &'static str {
-        match self {
-            Way::CpToCsms => "cp_to_csms",
-            Way::CsmsToCp => "csms_to_cp",
-        }
-    }
-
-    /// Inverse of [`Way::name`].
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "cp_to_csms" => Some(Way::CpToCsms),
-            "csms_to_cp" => Some(Way::CsmsToCp),
-            _ => None,
-        }
-    }
-
-    /// The other way.
+    /// The other direction.
     #[must_use]
     pub fn reverse(self) -> Self {
         match self {
-            Way::CpToCsms => Way::CsmsToCp,
-            Way::CsmsToCp => Way::CpToCsms,
+            Direction::CpToCsms => Direction::CsmsToCp,
+            Direction::CsmsToCp => Direction::CpToCsms,
         }
     }
 }
@@ -91,7 +91,7 @@ pub enum OcppVersion {
 
 impl OcppVersion {
     /// Every action of this version with the side that may send its CALL.
-    pub fn actions(self) -> &'static [(&'static str, Direction)] {
+    pub fn actions(self) -> &'static [(&'static str, Sender)] {
         match self {
             OcppVersion::V16 => v16::ACTIONS,
             OcppVersion::V201 => v201::ACTIONS,

@@ -1,102 +1,102 @@
 //! OCPP 2.1: every action of 2.0.1 plus those added by 2.1 (schemas in `ocpp/v21/schemas`).
 
-use super::Direction::{Both, CpToCsms, CsmsToCp};
+use super::Sender::{ChargePoint, Csms, Either};
 
 /// Every action with the side that sends its CALL, sorted by name (byte order).
 ///
 /// The trailing comment names the feature profile or functional block of each action:
 /// the 2.0.1 functional block letter, or the 2.1 feature that added the action. DataTransfer
 /// may be sent by either side. NotifyPeriodicEventStream is only ever sent as a SEND (type 6).
-pub const ACTIONS: &[(&str, super::Direction)] = &[
-    ("AFRRSignal", CsmsToCp),                 // Bidirectional power (new in 2.1)
-    ("AdjustPeriodicEventStream", CsmsToCp),  // Event streams (new in 2.1)
-    ("Authorize", CpToCsms),                  // C Authorization
-    ("BatterySwap", CpToCsms),                // Battery swapping (new in 2.1)
-    ("BootNotification", CpToCsms),           // B Provisioning
-    ("CancelReservation", CsmsToCp),          // H Reservation
-    ("CertificateSigned", CsmsToCp),          // A Security
-    ("ChangeAvailability", CsmsToCp),         // G Availability
-    ("ChangeTransactionTariff", CsmsToCp),    // Tariffs (new in 2.1)
-    ("ClearCache", CsmsToCp),                 // C Authorization
-    ("ClearChargingProfile", CsmsToCp),       // K Smart Charging
-    ("ClearDERControl", CsmsToCp),            // DER control (new in 2.1)
-    ("ClearDisplayMessage", CsmsToCp),        // O Display Message
-    ("ClearTariffs", CsmsToCp),               // Tariffs (new in 2.1)
-    ("ClearVariableMonitoring", CsmsToCp),    // N Diagnostics
-    ("ClearedChargingLimit", CpToCsms),       // K Smart Charging
-    ("ClosePeriodicEventStream", CpToCsms),   // Event streams (new in 2.1)
-    ("CostUpdated", CsmsToCp),                // I Tariff and Cost
-    ("CustomerInformation", CsmsToCp),        // N Diagnostics
-    ("DataTransfer", Both),                   // P Data Transfer
-    ("DeleteCertificate", CsmsToCp),          // M ISO 15118 Certificate Management
-    ("FirmwareStatusNotification", CpToCsms), // L Firmware Management
-    ("Get15118EVCertificate", CpToCsms),      // M ISO 15118 Certificate Management
-    ("GetBaseReport", CsmsToCp),              // B Provisioning
-    ("GetCertificateChainStatus", CpToCsms),  // Certificates (new in 2.1)
-    ("GetCertificateStatus", CpToCsms),       // M ISO 15118 Certificate Management
-    ("GetChargingProfiles", CsmsToCp),        // K Smart Charging
-    ("GetCompositeSchedule", CsmsToCp),       // K Smart Charging
-    ("GetDERControl", CsmsToCp),              // DER control (new in 2.1)
-    ("GetDisplayMessages", CsmsToCp),         // O Display Message
-    ("GetInstalledCertificateIds", CsmsToCp), // M ISO 15118 Certificate Management
-    ("GetLocalListVersion", CsmsToCp),        // D Local Authorization List Management
-    ("GetLog", CsmsToCp),                     // N Diagnostics
-    ("GetMonitoringReport", CsmsToCp),        // N Diagnostics
-    ("GetPeriodicEventStream", CsmsToCp),     // Event streams (new in 2.1)
-    ("GetReport", CsmsToCp),                  // B Provisioning
-    ("GetTariffs", CsmsToCp),                 // Tariffs (new in 2.1)
-    ("GetTransactionStatus", CsmsToCp),       // E Transactions
-    ("GetVariables", CsmsToCp),               // B Provisioning
-    ("Heartbeat", CpToCsms),                  // G Availability
-    ("InstallCertificate", CsmsToCp),         // M ISO 15118 Certificate Management
-    ("LogStatusNotification", CpToCsms),      // N Diagnostics
-    ("MeterValues", CpToCsms),                // J Meter Values
-    ("NotifyAllowedEnergyTransfer", CsmsToCp), // Bidirectional power (new in 2.1)
-    ("NotifyChargingLimit", CpToCsms),        // K Smart Charging
-    ("NotifyCustomerInformation", CpToCsms),  // N Diagnostics
-    ("NotifyDERAlarm", CpToCsms),             // DER control (new in 2.1)
-    ("NotifyDERStartStop", CpToCsms),         // DER control (new in 2.1)
-    ("NotifyDisplayMessages", CpToCsms),      // O Display Message
-    ("NotifyEVChargingNeeds", CpToCsms),      // K Smart Charging
-    ("NotifyEVChargingSchedule", CpToCsms),   // K Smart Charging
-    ("NotifyEvent", CpToCsms),                // N Diagnostics
-    ("NotifyMonitoringReport", CpToCsms),     // N Diagnostics
-    ("NotifyPeriodicEventStream", CpToCsms),  // Event streams (new in 2.1)
-    ("NotifyPriorityCharging", CpToCsms),     // Smart charging (new in 2.1)
-    ("NotifyReport", CpToCsms),               // B Provisioning
-    ("NotifySettlement", CpToCsms),           // Payment (new in 2.1)
-    ("NotifyWebPaymentStarted", CsmsToCp),    // Payment (new in 2.1)
-    ("OpenPeriodicEventStream", CpToCsms),    // Event streams (new in 2.1)
-    ("PublishFirmware", CsmsToCp),            // L Firmware Management
-    ("PublishFirmwareStatusNotification", CpToCsms), // L Firmware Management
-    ("PullDynamicScheduleUpdate", CpToCsms),  // Smart charging (new in 2.1)
-    ("ReportChargingProfiles", CpToCsms),     // K Smart Charging
-    ("ReportDERControl", CpToCsms),           // DER control (new in 2.1)
-    ("RequestBatterySwap", CsmsToCp),         // Battery swapping (new in 2.1)
-    ("RequestStartTransaction", CsmsToCp),    // F Remote Control
-    ("RequestStopTransaction", CsmsToCp),     // F Remote Control
-    ("ReservationStatusUpdate", CpToCsms),    // H Reservation
-    ("ReserveNow", CsmsToCp),                 // H Reservation
-    ("Reset", CsmsToCp),                      // B Provisioning
-    ("SecurityEventNotification", CpToCsms),  // A Security
-    ("SendLocalList", CsmsToCp),              // D Local Authorization List Management
-    ("SetChargingProfile", CsmsToCp),         // K Smart Charging
-    ("SetDERControl", CsmsToCp),              // DER control (new in 2.1)
-    ("SetDefaultTariff", CsmsToCp),           // Tariffs (new in 2.1)
-    ("SetDisplayMessage", CsmsToCp),          // O Display Message
-    ("SetMonitoringBase", CsmsToCp),          // N Diagnostics
-    ("SetMonitoringLevel", CsmsToCp),         // N Diagnostics
-    ("SetNetworkProfile", CsmsToCp),          // B Provisioning
-    ("SetVariableMonitoring", CsmsToCp),      // N Diagnostics
-    ("SetVariables", CsmsToCp),               // B Provisioning
-    ("SignCertificate", CpToCsms),            // A Security
-    ("StatusNotification", CpToCsms),         // G Availability
-    ("TransactionEvent", CpToCsms),           // E Transactions
-    ("TriggerMessage", CsmsToCp),             // F Remote Control
-    ("UnlockConnector", CsmsToCp),            // F Remote Control
-    ("UnpublishFirmware", CsmsToCp),          // L Firmware Management
-    ("UpdateDynamicSchedule", CsmsToCp),      // Smart charging (new in 2.1)
-    ("UpdateFirmware", CsmsToCp),             // L Firmware Management
-    ("UsePriorityCharging", CsmsToCp),        // Smart charging (new in 2.1)
-    ("VatNumberValidation", CpToCsms),        // VAT number (new in 2.1)
+pub const ACTIONS: &[(&str, super::Sender)] = &[
+    ("AFRRSignal", Csms),                        // Bidirectional power (new in 2.1)
+    ("AdjustPeriodicEventStream", Csms),         // Event streams (new in 2.1)
+    ("Authorize", ChargePoint),                  // C Authorization
+    ("BatterySwap", ChargePoint),                // Battery swapping (new in 2.1)
+    ("BootNotification", ChargePoint),           // B Provisioning
+    ("CancelReservation", Csms),                 // H Reservation
+    ("CertificateSigned", Csms),                 // A Security
+    ("ChangeAvailability", Csms),                // G Availability
+    ("ChangeTransactionTariff", Csms),           // Tariffs (new in 2.1)
+    ("ClearCache", Csms),                        // C Authorization
+    ("ClearChargingProfile", Csms),              // K Smart Charging
+    ("ClearDERControl", Csms),                   // DER control (new in 2.1)
+    ("ClearDisplayMessage", Csms),               // O Display Message
+    ("ClearTariffs", Csms),                      // Tariffs (new in 2.1)
+    ("ClearVariableMonitoring", Csms),           // N Diagnostics
+    ("ClearedChargingLimit", ChargePoint),       // K Smart Charging
+    ("ClosePeriodicEventStream", ChargePoint),   // Event streams (new in 2.1)
+    ("CostUpdated", Csms),                       // I Tariff and Cost
+    ("CustomerInformation", Csms),               // N Diagnostics
+    ("DataTransfer", Either),                    // P Data Transfer
+    ("DeleteCertificate", Csms),                 // M ISO 15118 Certificate Management
+    ("FirmwareStatusNotification", ChargePoint), // L Firmware Management
+    ("Get15118EVCertificate", ChargePoint),      // M ISO 15118 Certificate Management
+    ("GetBaseReport", Csms),                     // B Provisioning
+    ("GetCertificateChainStatus", ChargePoint),  // Certificates (new in 2.1)
+    ("GetCertificateStatus", ChargePoint),       // M ISO 15118 Certificate Management
+    ("GetChargingProfiles", Csms),               // K Smart Charging
+    ("GetCompositeSchedule", Csms),              // K Smart Charging
+    ("GetDERControl", Csms),                     // DER control (new in 2.1)
+    ("GetDisplayMessages", Csms),                // O Display Message
+    ("GetInstalledCertificateIds", Csms),        // M ISO 15118 Certificate Management
+    ("GetLocalListVersion", Csms),               // D Local Authorization List Management
+    ("GetLog", Csms),                            // N Diagnostics
+    ("GetMonitoringReport", Csms),               // N Diagnostics
+    ("GetPeriodicEventStream", Csms),            // Event streams (new in 2.1)
+    ("GetReport", Csms),                         // B Provisioning
+    ("GetTariffs", Csms),                        // Tariffs (new in 2.1)
+    ("GetTransactionStatus", Csms),              // E Transactions
+    ("GetVariables", Csms),                      // B Provisioning
+    ("Heartbeat", ChargePoint),                  // G Availability
+    ("InstallCertificate", Csms),                // M ISO 15118 Certificate Management
+    ("LogStatusNotification", ChargePoint),      // N Diagnostics
+    ("MeterValues", ChargePoint),                // J Meter Values
+    ("NotifyAllowedEnergyTransfer", Csms),       // Bidirectional power (new in 2.1)
+    ("NotifyChargingLimit", ChargePoint),        // K Smart Charging
+    ("NotifyCustomerInformation", ChargePoint),  // N Diagnostics
+    ("NotifyDERAlarm", ChargePoint),             // DER control (new in 2.1)
+    ("NotifyDERStartStop", ChargePoint),         // DER control (new in 2.1)
+    ("NotifyDisplayMessages", ChargePoint),      // O Display Message
+    ("NotifyEVChargingNeeds", ChargePoint),      // K Smart Charging
+    ("NotifyEVChargingSchedule", ChargePoint),   // K Smart Charging
+    ("NotifyEvent", ChargePoint),                // N Diagnostics
+    ("NotifyMonitoringReport", ChargePoint),     // N Diagnostics
+    ("NotifyPeriodicEventStream", ChargePoint),  // Event streams (new in 2.1)
+    ("NotifyPriorityCharging", ChargePoint),     // Smart charging (new in 2.1)
+    ("NotifyReport", ChargePoint),               // B Provisioning
+    ("NotifySettlement", ChargePoint),           // Payment (new in 2.1)
+    ("NotifyWebPaymentStarted", Csms),           // Payment (new in 2.1)
+    ("OpenPeriodicEventStream", ChargePoint),    // Event streams (new in 2.1)
+    ("PublishFirmware", Csms),                   // L Firmware Management
+    ("PublishFirmwareStatusNotification", ChargePoint), // L Firmware Management
+    ("PullDynamicScheduleUpdate", ChargePoint),  // Smart charging (new in 2.1)
+    ("ReportChargingProfiles", ChargePoint),     // K Smart Charging
+    ("ReportDERControl", ChargePoint),           // DER control (new in 2.1)
+    ("RequestBatterySwap", Csms),                // Battery swapping (new in 2.1)
+    ("RequestStartTransaction", Csms),           // F Remote Control
+    ("RequestStopTransaction", Csms),            // F Remote Control
+    ("ReservationStatusUpdate", ChargePoint),    // H Reservation
+    ("ReserveNow", Csms),                        // H Reservation
+    ("Reset", Csms),                             // B Provisioning
+    ("SecurityEventNotification", ChargePoint),  // A Security
+    ("SendLocalList", Csms),                     // D Local Authorization List Management
+    ("SetChargingProfile", Csms),                // K Smart Charging
+    ("SetDERControl", Csms),                     // DER control (new in 2.1)
+    ("SetDefaultTariff", Csms),                  // Tariffs (new in 2.1)
+    ("SetDisplayMessage", Csms),                 // O Display Message
+    ("SetMonitoringBase", Csms),                 // N Diagnostics
+    ("SetMonitoringLevel", Csms),                // N Diagnostics
+    ("SetNetworkProfile", Csms),                 // B Provisioning
+    ("SetVariableMonitoring", Csms),             // N Diagnostics
+    ("SetVariables", Csms),                      // B Provisioning
+    ("SignCertificate", ChargePoint),            // A Security
+    ("StatusNotification", ChargePoint),         // G Availability
+    ("TransactionEvent", ChargePoint),           // E Transactions
+    ("TriggerMessage", Csms),                    // F Remote Control
+    ("UnlockConnector", Csms),                   // F Remote Control
+    ("UnpublishFirmware", Csms),                 // L Firmware Management
+    ("UpdateDynamicSchedule", Csms),             // Smart charging (new in 2.1)
+    ("UpdateFirmware", Csms),                    // L Firmware Management
+    ("UsePriorityCharging", Csms),               // Smart charging (new in 2.1)
+    ("VatNumberValidation", ChargePoint),        // VAT number (new in 2.1)
 ];
