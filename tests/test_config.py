@@ -186,10 +186,10 @@ routes = {{ Authorize = "billing" }}
 
 
 def build_chain_and_check(path: str) -> None:
-    from ocpp_gateway.server import _Gateway
+    from ocpp_gateway.runtime import Runtime
 
     cfg = load_config(path, env={}, overrides={"security.credentials_file": ""})
-    _Gateway(cfg, None)
+    Runtime(cfg)
 
 
 def test_forward_to_a_configured_transport_is_fine(tmp_path: Path) -> None:

@@ -6,6 +6,10 @@ generator, and the repetitions alternate targets (gateway, bare relay, ocpp-lib 
 every repetition and the median.
 
     python benches/capacity/cpu_compare.py --repeats 5 --seconds 5 [--targets gateway,bare_relay]
+
+`--before DIR` adds the target `gateway_before`: the gateway run from another source tree
+(`DIR/python`, with its extension built or copied in), e.g. a checkout of an older commit, so
+that a change is measured before and after in the same run.
 """
 
 from __future__ import annotations
@@ -36,8 +40,13 @@ async def _measure(args: argparse.Namespace, out: Path) -> dict[str, list[dict[s
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     try:
         for name in names:
+            before = name == "gateway_before"
             targets[name] = await start_target(
-                name, csms, log=out / f"{name}.log", baselines=baselines
+                "gateway" if before else name,
+                csms,
+                log=out / f"{name}.log",
+                baselines=baselines,
+                source=Path(args.before) if before else None,
             )
         for repeat in range(args.repeats):
             order = names[repeat % len(names) :] + names[: repeat % len(names)]
@@ -76,8 +85,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--baselines", metavar="DIR")
+    parser.add_argument("--before", metavar="DIR", help="source tree of target gateway_before")
     parser.add_argument("--out", default="/tmp/cpu-compare", help="logs and raw JSON")
     args = parser.parse_args()
+    if args.before and "gateway_before" not in args.targets.split(","):
+        args.targets = f"gateway_before,{args.targets}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(_measure(args, out))

@@ -1,4 +1,14 @@
-"""ocpp-gateway: an edge gateway for OCPP-J that validates every frame in Rust and relays it."""
+"""ocpp-gateway: an edge gateway for OCPP-J that validates every frame in Rust and relays it.
+
+The names below are the public API; everything else is internal and may change:
+- the core: `Session`, `Verdict`, `Policy`, `SchemaSet`, `default_schemas`, `error_code_for` and
+  the MessageTypeIds;
+- running a gateway in-process: `load_config`, `GatewayConfig`, `start_gateway`,
+  `RunningGateway`;
+- routing plugins: `Plugin`, `ConnectionInfo`, `MessageView` and the decisions `Continue`
+  (`CONTINUE`), `Forward`, `Reply`, `Reject`;
+- backends: the `Transport` and `Link` protocols and `TransportUnavailable`.
+"""
 
 from ocpp_gateway._core import (
     CALL,
@@ -14,20 +24,54 @@ from ocpp_gateway._core import (
     __version__,
     error_code_for,
 )
+from ocpp_gateway.config import GatewayConfig, load_config
+from ocpp_gateway.errors import ConfigError, GatewayError, PluginError, TransportUnavailable
+from ocpp_gateway.routing import (
+    CONTINUE,
+    ConnectionInfo,
+    Continue,
+    Decision,
+    Forward,
+    MessageView,
+    Plugin,
+    Reject,
+    Reply,
+)
+from ocpp_gateway.server import RunningGateway, start_gateway
 from ocpp_gateway.session import default_schemas
+from ocpp_gateway.transports import Link, Transport
 
 __all__ = [
     "CALL",
     "CALLERROR",
     "CALLRESULT",
     "CALLRESULTERROR",
+    "CONTINUE",
     "SEND",
+    "ConfigError",
+    "ConnectionInfo",
+    "Continue",
+    "Decision",
+    "Forward",
+    "GatewayConfig",
+    "GatewayError",
+    "Link",
+    "MessageView",
+    "Plugin",
+    "PluginError",
     "Policy",
+    "Reject",
+    "Reply",
+    "RunningGateway",
     "SchemaError",
     "SchemaSet",
     "Session",
+    "Transport",
+    "TransportUnavailable",
     "Verdict",
     "__version__",
     "default_schemas",
     "error_code_for",
+    "load_config",
+    "start_gateway",
 ]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+__all__ = ["ConfigError", "CredentialsError", "GatewayError", "PluginError", "TransportUnavailable"]
+
 
 class GatewayError(Exception):
     """Base of every error the gateway's Python layer raises on purpose."""

@@ -10,6 +10,9 @@ from typing import Any, TextIO
 
 import orjson
 
+__all__ = ["JsonFormatter", "redact_url", "setup_logging"]
+
+
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "authorization")
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
 _STANDARD_ATTRS = frozenset(

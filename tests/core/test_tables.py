@@ -8,14 +8,14 @@ import pytest
 
 from . import _support as s
 
-ROW = re.compile(r'^\s*\("(?P<action>\w+)", (?P<direction>CpToCsms|CsmsToCp|Both)\),', re.M)
-WIRE = {"CpToCsms": "cp_to_csms", "CsmsToCp": "csms_to_cp", "Both": "both"}
+ROW = re.compile(r'^\s*\("(?P<action>\w+)", (?P<sender>ChargePoint|Csms|Either)\),', re.M)
+WIRE = {"ChargePoint": "cp_to_csms", "Csms": "csms_to_cp", "Either": "both"}
 
 
 def rust_table(version: str) -> list[tuple[str, str]]:
-    """The (action, direction) rows of a version's Rust table, in file order."""
+    """The (action, sender) rows of a version's Rust table, in file order."""
     text = s.RUST_TABLES[version].read_text(encoding="utf-8")
-    return [(m["action"], WIRE[m["direction"]]) for m in ROW.finditer(text)]
+    return [(m["action"], WIRE[m["sender"]]) for m in ROW.finditer(text)]
 
 
 @pytest.mark.parametrize("version", s.VERSIONS)

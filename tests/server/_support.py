@@ -125,7 +125,7 @@ async def scrape(client: aiohttp.ClientSession, gateway: RunningGateway) -> dict
 class Recorder:
     """A routing plugin that only records: lets a test await a charge point's departure
     (`on_disconnect` runs after the connection's metrics are counted). Enable it with
-    `plugins__enabled=[RECORDER]`; the instance is `gateway._gateway.chain.plugins[i]`.
+    `plugins__enabled=[RECORDER]`; the instance is `gateway.runtime.chain.plugins[i]`.
     It also queues the UniqueId of every CALL the chain is asked about, just before the gateway
     relays it."""
 
@@ -174,7 +174,7 @@ BROKEN_REPLY = f"{__name__}:BrokenReply"
 
 def recorder(gateway: RunningGateway) -> Recorder:
     """The Recorder (or subclass) plugin of a gateway."""
-    chain = gateway._gateway.chain
+    chain = gateway.runtime.chain
     assert chain is not None
     plugin = next(p for p in chain.plugins if isinstance(p, Recorder))
     return plugin
@@ -215,3 +215,61 @@ async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
     await site.start()
     port: int = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, port
+
+
+class QueueLink:
+    """An in-memory backend link a test drives: what the gateway sends lands in `sent`, what
+    the test puts in `incoming` the gateway receives; None there means the backend is gone."""
+
+    def __init__(self, charge_point_id: str, version: str) -> None:
+        self.charge_point_id = charge_point_id
+        self.version = version
+        self.sent: asyncio.Queue[bytes] = asyncio.Queue()
+        self.incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.closed = False
+
+    async def send(self, frame: bytes) -> None:
+        from ocpp_gateway.errors import TransportUnavailable
+
+        if self.closed:
+            raise TransportUnavailable("link closed")
+        self.sent.put_nowait(frame)
+
+    async def recv(self) -> bytes | None:
+        if self.closed:
+            return None
+        return await self.incoming.get()
+
+    async def close(self) -> None:
+        self.closed = True
+        self.incoming.put_nowait(None)
+
+    async def next_sent(self) -> bytes:
+        """The next frame the gateway sent to this backend."""
+        return await asyncio.wait_for(self.sent.get(), WAIT)
+
+
+class QueueTransport:
+    """A transport of `QueueLink`s, given to `start_gateway(transports=...)`."""
+
+    def __init__(self, name: str = "default") -> None:
+        self.name = name
+        self.links: dict[str, QueueLink] = {}
+        self.opened: asyncio.Queue[QueueLink] = asyncio.Queue()
+        self.refuse = False
+
+    async def open(self, charge_point_id: str, version: str) -> QueueLink:
+        from ocpp_gateway.errors import TransportUnavailable
+
+        if self.refuse:
+            raise TransportUnavailable("refused by the test")
+        link = self.links[charge_point_id] = QueueLink(charge_point_id, version)
+        self.opened.put_nowait(link)
+        return link
+
+    async def next_link(self) -> QueueLink:
+        """The next link the gateway opened."""
+        return await asyncio.wait_for(self.opened.get(), WAIT)
+
+    async def close(self) -> None:
+        return None

@@ -46,10 +46,13 @@ async def gateway_factory() -> AsyncIterator[GatewayFactory]:
     """Start gateways on loopback with config overrides (dotted keys); all stopped at the end."""
     started: list[RunningGateway] = []
 
-    async def start(path: str | None = None, **overrides: Any) -> RunningGateway:
+    async def start(
+        path: str | None = None, backends: Any = None, **overrides: Any
+    ) -> RunningGateway:
         values = {"host": "127.0.0.1", "port": 0, "drain_timeout": 0.0}
         values.update({key.replace("__", "."): value for key, value in overrides.items()})
-        gateway = await start_gateway(load_config(path, env={}, overrides=values))
+        config = load_config(path, env={}, overrides=values)
+        gateway = await start_gateway(config, transports=backends)
         started.append(gateway)
         return gateway
 

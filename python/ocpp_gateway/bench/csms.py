@@ -17,6 +17,9 @@ from aiohttp import WSMsgType, web
 from ocpp_gateway.bench.frames import call_result
 from ocpp_gateway.bench.procs import raise_nofile_limit
 
+__all__ = ["build_app", "serve", "start_csms"]
+
+
 SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
 
 

@@ -6,6 +6,9 @@ from typing import Final
 
 import orjson
 
+__all__ = ["CallTemplate", "answered_unique_id", "call_result"]
+
+
 V16: Final = "ocpp1.6"
 V201: Final = "ocpp2.0.1"
 

@@ -28,6 +28,9 @@ from aiohttp import WSMsgType
 from ocpp_gateway.bench.frames import MIX, CallTemplate, answered_unique_id
 from ocpp_gateway.bench.procs import raise_nofile_limit, self_cpu
 
+__all__ = ["LoadGenerator", "LoadGeneratorError", "Worker", "bound_socket_factory"]
+
+
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 

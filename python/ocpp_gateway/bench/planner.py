@@ -15,6 +15,18 @@ from typing import Any
 from ocpp_gateway.simulate import PROFILES, Profile
 
 #: Charge points one worker may hold: two sockets each, under a 20,000 open-files limit.
+__all__ = [
+    "Plan",
+    "call_cost",
+    "call_rates",
+    "field_factor",
+    "idle_cost",
+    "memory_per_cp",
+    "plan",
+    "render",
+]
+
+
 FILES_PER_WORKER = 20_000
 FILES_RESERVED = 200
 

@@ -12,6 +12,19 @@ from dataclasses import dataclass
 
 import aiohttp
 
+__all__ = [
+    "ProcessGroup",
+    "Usage",
+    "children_of",
+    "free_port",
+    "raise_nofile_limit",
+    "self_cpu",
+    "usage",
+    "wait_http_ok",
+    "wait_tcp_open",
+]
+
+
 _TICKS: float = float(os.sysconf("SC_CLK_TCK"))
 _PAGE: int = os.sysconf("SC_PAGE_SIZE")
 

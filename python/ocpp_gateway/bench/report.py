@@ -8,6 +8,9 @@ from typing import Any
 
 from ocpp_gateway.bench.targets import LABELS
 
+__all__ = ["can_plot", "load", "markdown", "plots", "save", "write"]
+
+
 _COLORS = {
     "gateway": "#1f77b4",
     "bare_relay": "#7f7f7f",

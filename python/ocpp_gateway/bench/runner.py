@@ -30,6 +30,20 @@ from ocpp_gateway.bench.procs import Usage, usage
 from ocpp_gateway.bench.targets import LABELS, TARGETS, CsmsPool, Target, start_target
 
 #: Actions timed one by one for "CPU per round trip by action", per version.
+__all__ = [
+    "Run",
+    "Settings",
+    "fleet_ids",
+    "machine",
+    "merge_connect",
+    "per",
+    "percentiles",
+    "settings_for",
+    "summarize",
+    "summarize_phase",
+]
+
+
 ACTIONS: dict[str, tuple[str, ...]] = {
     V16: (
         "Heartbeat",

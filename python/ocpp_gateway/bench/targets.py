@@ -20,6 +20,9 @@ from ocpp_gateway.bench.csms import start_csms
 from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait_tcp_open
 
 #: Targets in the order they are reported; "direct" is the fleet talking to the CSMS itself.
+__all__ = ["BaselinesNotFound", "CsmsPool", "Target", "find_baselines", "start_target"]
+
+
 TARGETS = ("gateway", "bare_relay", "ocpp_lib_relay", "direct")
 
 LABELS = {
@@ -231,6 +234,7 @@ async def start_target(
     config: Path | None = None,
     log: Path | None = None,
     baselines: Path | None = None,
+    source: Path | None = None,
 ) -> Target:
     """Start a system under test in front of the CSMS pool and wait until it listens.
 
@@ -244,6 +248,8 @@ async def start_target(
         config: gateway TOML file (gateway only).
         log: file receiving the target's stdout and stderr.
         baselines: directory of the baseline relays (`find_baselines()` when None).
+        source: run the gateway from this source tree's `python/` directory (with its built
+            extension) instead of the installed package, e.g. an older commit to compare with.
 
     Returns:
         The running target.
@@ -267,6 +273,8 @@ async def start_target(
             if name == "gateway" and config is None:
                 # Closed-loop phases send far more than a real charger: lift the frame rate limit.
                 extra["OCPP_GATEWAY_SECURITY__MESSAGE_RATE"] = "0"
+            if name == "gateway" and source is not None:
+                extra["PYTHONPATH"] = str(source / "python")
             popen.append(_spawn(command, log, extra))
             urls.append(f"ws://127.0.0.1:{port}/ocpp")
         for url, process in zip(urls, popen, strict=True):

@@ -31,10 +31,11 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 
+from ocpp_gateway._core import DirectionName, OcppVersionName
 from ocpp_gateway.errors import PluginError
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ _BUILTINS = {
     "block_commands": "ocpp_gateway.routing.block_commands:BlockCommands",
 }
 
-Direction = Literal["cp_to_csms", "csms_to_cp"]
+Direction = DirectionName
+"""The way a frame travels: "cp_to_csms" or "csms_to_cp" (the metrics' direction label)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +122,12 @@ class ConnectionInfo:
 
     Attributes:
         charge_point_id: the decoded identity.
-        ocpp_version: the negotiated subprotocol.
+        version: the negotiated OCPP version ("ocpp1.6", "ocpp2.0.1", "ocpp2.1").
         remote: the peer address, if known.
     """
 
     charge_point_id: str
-    ocpp_version: str
+    version: OcppVersionName
     remote: str | None
 
 

@@ -13,6 +13,9 @@ from ocpp_gateway.routing import (
     Reject,
 )
 
+__all__ = ["BlockCommands"]
+
+
 _VALID_CODES = frozenset(
     {"NotSupported", "SecurityError", "GenericError", "InternalError", "NotImplemented"}
 )

@@ -12,6 +12,8 @@ from ocpp_gateway.routing import (
     MessageView,
 )
 
+__all__ = ["RouteByAction"]
+
 
 class RouteByAction:
     """Forward charge-point-initiated CALLs to a named transport by action.

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+__all__ = ["SecurityConfig", "check_security_config"]
+
 
 @dataclass(frozen=True, slots=True)
 class SecurityConfig:

@@ -1,11 +1,11 @@
 """Bounded outbound queue: a charge point that does not read is closed, not buffered without end.
 
-The server sends every frame to a charge point through the function `bounded_sender` returns.
-Before each write it compares what the socket still holds unwritten (the transport's write
-buffer) plus the new frame with `max_outbound_queue_bytes`; over it, the charge point is a slow
-reader: the connection is closed with 1008 (the close frame queues behind the unread data), and
-the socket is aborted `grace` seconds later if the peer still has not read it. The transport's
-high-water mark is raised just above the bound, so a send never waits on flow control: memory per
+Every frame to a charge point goes through its connection's `BoundedSender`. Before each write
+it compares what the socket still holds unwritten (the transport's write buffer) plus the new
+frame with `max_outbound_queue_bytes`; over it, the charge point is a slow reader: the
+connection is closed with 1008 (the close frame queues behind the unread data), and the socket
+is aborted `grace` seconds later if the peer still has not read it. The transport's high-water
+mark is raised just above the bound, so a send never waits on flow control: memory per
 connection stays bounded and no task is ever parked on a peer that stopped reading.
 """
 
@@ -14,18 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol, cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, cast
 
 from aiohttp import WSMsgType, web
+
+__all__ = ["CLOSE_POLICY", "BoundedSender"]
 
 log = logging.getLogger(__name__)
 
 CLOSE_POLICY = 1008
 # Room above the bound for what is written unchecked (control frames, framing, deflate overhead).
 _HIGH_WATER_MARGIN = 64 * 1024
-
-SendFrame = Callable[[bytes, WSMsgType], Awaitable[None]]
+_TEXT = WSMsgType.TEXT
 
 
 class _Buffered(Protocol):
@@ -38,57 +39,82 @@ class _Buffered(Protocol):
     def abort(self) -> None: ...
 
 
-def bounded_sender(
-    ws: web.WebSocketResponse,
-    transport: asyncio.BaseTransport | None,
-    limit: int,
-    grace: float,
-    on_slow_reader: Callable[[], None],
-) -> SendFrame:
-    """Wrap `ws.send_frame` with the outbound bound of one connection.
+class BoundedSender:
+    """Sends text frames to one charge point within the outbound bound.
 
     Args:
         ws: the prepared WebSocket of the charge point.
         transport: its transport (`request.transport`); None disables the bound.
         limit: bytes allowed to wait unwritten; 0 or less disables the bound.
         grace: seconds the slow reader gets to read its close frame before the socket is aborted.
-        on_slow_reader: called once, before closing, when the bound is exceeded (the server
-            records the close reason there).
-
-    Returns:
-        An async `send(data, opcode)` with the signature of `ws.send_frame`. After the bound is
-        exceeded it drops frames silently: the connection is already closing.
+        on_slow_reader: called once, before closing, when the bound is exceeded (the connection
+            records its close reason there).
     """
-    if limit <= 0 or not all(
-        hasattr(transport, name)
-        for name in ("get_write_buffer_size", "set_write_buffer_limits", "abort")
-    ):
-        return ws.send_frame
-    write_transport = cast(_Buffered, transport)
-    with contextlib.suppress(NotImplementedError, AttributeError):
-        write_transport.set_write_buffer_limits(high=limit + _HIGH_WATER_MARGIN)
-    buffered = write_transport.get_write_buffer_size
-    send_frame = ws.send_frame
-    slow = False
 
-    async def send(data: bytes, opcode: WSMsgType) -> None:
-        nonlocal slow
-        if slow:
-            return
-        if buffered() + len(data) <= limit:
-            await send_frame(data, opcode)
-            return
-        slow = True
-        on_slow_reader()
-        log.info("charge point closed as a slow reader", extra={"limit_bytes": limit})
+    __slots__ = ("_buffered", "_grace", "_limit", "_on_slow", "_send_frame", "_transport", "_ws")
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
+        limit: int,
+        grace: float,
+        on_slow_reader: Callable[[], None],
+    ) -> None:
+        self._ws = ws
+        self._send_frame: Callable[..., Coroutine[Any, Any, None]] = ws.send_frame
+        self._grace = grace
+        self._on_slow = on_slow_reader
+        self._transport: _Buffered | None = None
+        self._buffered: Callable[[], int] | None = None
+        self._limit = limit
+        if limit > 0 and all(
+            hasattr(transport, name)
+            for name in ("get_write_buffer_size", "set_write_buffer_limits", "abort")
+        ):
+            write_transport = self._transport = cast(_Buffered, transport)
+            with contextlib.suppress(NotImplementedError, AttributeError):
+                write_transport.set_write_buffer_limits(high=limit + _HIGH_WATER_MARGIN)
+            self._buffered = write_transport.get_write_buffer_size
+
+    def send(self, frame: bytes) -> Awaitable[None]:
+        """Send one text frame (hot path: returns aiohttp's own coroutine, no extra layer).
+
+        Args:
+            frame: UTF-8 JSON bytes.
+
+        Returns:
+            The awaitable of the write. Once the bound was exceeded, frames are dropped: the
+            connection is already closing.
+        """
+        buffered = self._buffered
+        if buffered is None or buffered() + len(frame) <= self._limit:
+            return self._send_frame(frame, _TEXT)
+        return self._slow_reader()
+
+    async def _slow_reader(self) -> None:
+        transport = self._transport
+        self._buffered = None
+        self._send_frame = _dropped
+        self._on_slow()
+        log.info("charge point closed as a slow reader", extra={"limit_bytes": self._limit})
         loop = asyncio.get_running_loop()
-        loop.call_later(max(grace, 0.0), _abort, write_transport)
+        loop.call_later(max(self._grace, 0.0), _abort, transport)
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.close(code=CLOSE_POLICY, message=b"slow reader")
-
-    return send
+            await self._ws.close(code=CLOSE_POLICY, message=b"slow reader")
 
 
-def _abort(transport: _Buffered) -> None:
-    with contextlib.suppress(Exception):
-        transport.abort()
+def _dropped(
+    frame: bytes, opcode: WSMsgType, compress: int | None = None
+) -> Coroutine[Any, Any, None]:
+    return _nothing()
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _abort(transport: _Buffered | None) -> None:
+    if transport is not None:
+        with contextlib.suppress(Exception):
+            transport.abort()

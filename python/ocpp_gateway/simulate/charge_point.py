@@ -23,6 +23,9 @@ from ocpp_gateway.simulate.profile import Profile
 from ocpp_gateway.simulate.responses import JsonObject, answer_call
 from ocpp_gateway.simulate.stats import FleetStats
 
+__all__ = ["Clock", "FleetContext", "SimChargePoint"]
+
+
 log = logging.getLogger("ocpp_gateway.simulate")
 
 _CALL = 2

@@ -17,6 +17,9 @@ from ocpp_gateway.simulate.v16 import ChargePoint16
 from ocpp_gateway.simulate.v201 import ChargePoint201
 
 # One class per OCPP version; the only place that maps a version to its behaviour.
+__all__ = ["run_fleet"]
+
+
 CHARGE_POINT_CLASSES: dict[str, type[SimChargePoint]] = {
     ChargePoint16.version: ChargePoint16,
     ChargePoint201.version: ChargePoint201,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+__all__ = ["Profile"]
+
+
 SimVersion = Literal["ocpp1.6", "ocpp2.0.1"]
 
 

@@ -11,6 +11,9 @@ from typing import Any
 
 import orjson
 
+__all__ = ["answer_call", "minimal_response", "schema_path"]
+
+
 JsonObject = dict[str, Any]
 
 _SCHEMA_DIRS = {"ocpp1.6": "v16", "ocpp2.0.1": "v201", "ocpp2.1": "v21"}

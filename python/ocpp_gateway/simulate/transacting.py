@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 from ocpp_gateway.simulate.charge_point import FleetContext, SimChargePoint
 from ocpp_gateway.simulate.responses import JsonObject
 
+__all__ = ["TransactingChargePoint"]
+
 
 class TransactingChargePoint(SimChargePoint):
     """A charge point with `profile.connectors` units (1.6 connectors, 2.x EVSEs) that runs one

@@ -9,6 +9,9 @@ from ocpp_gateway.simulate.responses import JsonObject
 from ocpp_gateway.simulate.transacting import TransactingChargePoint
 
 # (measurand, unit, phase or None, typical value) cycled through to build N sampled values.
+__all__ = ["ChargePoint16"]
+
+
 _SAMPLES: tuple[tuple[str, str, str | None, float], ...] = (
     ("Energy.Active.Import.Register", "Wh", None, 0.0),
     ("Power.Active.Import", "W", None, 11000.0),

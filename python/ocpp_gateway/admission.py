@@ -1,0 +1,330 @@
+"""Admission: path, subprotocol, authentication, limits, takeover; a connection or a refusal.
+
+Also the plugins' on_connect and the opening of the default backend link.
+
+Order (all before the upgrade, so that a refusal is a plain HTTP status):
+1. path rules (identity at most 48 characters, no colon): 400 / 404;
+2. draining: 503;
+3. security check (authentication, limits): the status it chooses;
+4. plugins' on_connect: 403 on Reject, 500 when a plugin fails;
+5. identity takeover policy: 409 when the newcomer may not displace a live connection (the
+   live one may be pinged first; nothing is closed yet);
+6. the default backend link is opened: 503 when it cannot be (the charger retries later);
+7. only now is a displaced live connection closed, and the upgrade completed.
+When the charge point offers no OCPP subprotocol we know, the handshake completes without a
+subprotocol and the socket is closed at once (1002); nothing reaches a backend.
+
+The rules themselves (`check_path`, `negotiate_subprotocol`, `takeover_rule`) are plain
+functions of their inputs, testable without sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+from aiohttp import hdrs, web
+from aiohttp.web_request import BaseRequest
+from multidict import CIMultiDict
+
+from ocpp_gateway._core import OcppVersionName
+from ocpp_gateway.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, Connection
+from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.routing import ConnectionInfo, Reject
+from ocpp_gateway.runtime import VERSIONS
+
+if TYPE_CHECKING:
+    from ocpp_gateway.runtime import Runtime
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "Admission",
+    "Refusal",
+    "TakeoverRule",
+    "check_path",
+    "negotiate_subprotocol",
+    "takeover_rule",
+]
+
+log = logging.getLogger("ocpp_gateway.admission")
+
+MAX_ID_LENGTH = 48
+# Lower-cased offered token -> the version name.
+_VERSIONS: dict[str, OcppVersionName] = {version: version for version in VERSIONS}
+
+TakeoverRule = Literal["replace", "ping", "refuse"]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A handshake refused before the upgrade.
+
+    Attributes:
+        reason: the handshakes_refused_total reason (a closed set).
+        status: the HTTP status.
+        text: the response body.
+        headers: extra response headers.
+    """
+
+    reason: str
+    status: int
+    text: str
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def check_path(charge_point_id: str) -> Refusal | None:
+    """The path rules of the charge point identity.
+
+    Args:
+        charge_point_id: the percent-decoded last path segment.
+
+    Returns:
+        None when the identity is acceptable, else the refusal (404 empty, 400 invalid).
+    """
+    if not charge_point_id:
+        return Refusal("bad_path", 404, "missing charge point id")
+    if len(charge_point_id) > MAX_ID_LENGTH or ":" in charge_point_id:
+        return Refusal("bad_path", 400, "invalid charge point id")
+    return None
+
+
+def negotiate_subprotocol(
+    header_values: Iterable[str], supported: Iterable[str] = VERSIONS
+) -> str | None:
+    """Pick the OCPP subprotocol from Sec-WebSocket-Protocol header values.
+
+    Tolerant of odd clients: several header lines, empty items (leading or doubled commas),
+    spaces and letter case. The client's order of preference wins (RFC 6455 §4.1).
+
+    Args:
+        header_values: every Sec-WebSocket-Protocol header value of the request.
+        supported: the versions the gateway serves (lower case).
+
+    Returns:
+        The offered token exactly as the client spelled it, or None when none is an OCPP version.
+    """
+    known = frozenset(supported)
+    for value in header_values:
+        for token in value.split(","):
+            name = token.strip()
+            if name.lower() in known:
+                return name
+    return None
+
+
+def takeover_rule(
+    policy: str, authenticated: bool, authentication_configured: bool
+) -> TakeoverRule:
+    """What a newcomer may do to the live connection of its identity (DESIGN: a second
+    connection never displaces the first unless it has authenticated).
+
+    Args:
+        policy: the `security.takeover` setting: "ping", "replace" or "refuse".
+        authenticated: the newcomer proved its identity.
+        authentication_configured: credentials or client certificates are configured.
+
+    Returns:
+        "replace": displace the live one at once; "ping": displace it only if it fails a ping
+        (a charger whose old TCP connection is half-open must be able to come back);
+        "refuse": never.
+    """
+    if policy == "refuse":
+        return "refuse"
+    if policy == "replace" and authenticated:
+        return "replace"
+    if not authenticated and authentication_configured:
+        return "refuse"
+    return "ping"
+
+
+class _OcppWebSocket(web.WebSocketResponse):
+    """A WebSocketResponse that answers with the subprotocol we negotiated ourselves."""
+
+    def __init__(self, chosen: str | None, **kwargs: Any) -> None:
+        super().__init__(protocols=(chosen,) if chosen else (), **kwargs)
+        self._chosen = chosen
+
+    def _handshake(self, request: BaseRequest) -> tuple[CIMultiDict[str], str | None, int, bool]:
+        headers, _, compress, notakeover = super()._handshake(request)
+        if self._chosen is not None:
+            headers[hdrs.SEC_WEBSOCKET_PROTOCOL] = self._chosen
+        else:
+            headers.popall(hdrs.SEC_WEBSOCKET_PROTOCOL, None)
+        return headers, self._chosen, compress, notakeover
+
+
+class _Refused(Exception):
+    """The identity-takeover policy refuses a newcomer (409)."""
+
+
+class Admission:
+    """Admits charge points into a runtime.
+
+    Args:
+        runtime: the process state.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def _refuse(self, refusal: Refusal) -> web.Response:
+        self._runtime.metrics.handshakes_refused.labels(refusal.reason).inc()
+        return web.Response(status=refusal.status, text=refusal.text, headers=refusal.headers)
+
+    async def admit(self, request: web.Request) -> Connection | web.StreamResponse:
+        """Run the admission steps for one upgrade request.
+
+        Args:
+            request: the HTTP request on `/ocpp/{charge_point_id}`.
+
+        Returns:
+            The accepted connection (socket prepared, default link open, not yet registered),
+            or the response that ends the request (a refusal, or a socket closed at once).
+        """
+        runtime = self._runtime
+        charge_point_id = request.match_info["charge_point_id"]
+        refusal = check_path(charge_point_id)
+        if refusal is None and not runtime.accepting:
+            refusal = Refusal("draining", 503, "gateway is shutting down")
+        if refusal is not None:
+            return self._refuse(refusal)
+        chosen = negotiate_subprotocol(
+            request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ()), runtime.versions
+        )
+        sec = runtime.config.security
+        ws = _OcppWebSocket(
+            chosen,
+            autoping=False,
+            # Keep-alive pings come from the process timer (Connection.tick), and idle sockets
+            # are closed there too: no per-socket heartbeat or receive timeout.
+            heartbeat=None,
+            receive_timeout=None,
+            max_msg_size=sec.max_message_bytes,
+            compress=True,
+            decode_text=False,
+        )
+        if not ws.can_prepare(request).ok:
+            return self._refuse(Refusal("not_websocket", 400, "expected a WebSocket upgrade"))
+        if chosen is None:
+            # RFC 6455 / OCPP-J §3.1: finish the handshake without a subprotocol, then close.
+            runtime.metrics.handshakes_refused.labels("subprotocol").inc()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.prepare(request)
+                await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol")
+            return ws
+        version = _VERSIONS[chosen.lower()]
+        try:
+            async with asyncio.timeout(
+                sec.handshake_timeout if sec.handshake_timeout > 0 else None
+            ):
+                decision = await runtime.security.check_handshake(request, charge_point_id)
+        except TimeoutError:
+            return self._refuse(Refusal("handshake_timeout", 408, "handshake timed out"))
+        if not decision.ok:
+            headers: dict[str, str] = {}
+            if decision.status == 401 and sec.credentials_file:  # RFC 7617
+                headers[str(hdrs.WWW_AUTHENTICATE)] = 'Basic realm="ocpp-gateway"'
+            return self._refuse(Refusal(decision.reason, decision.status, "refused", headers))
+        info = ConnectionInfo(charge_point_id, version, request.remote)
+        if runtime.chain is not None:
+            try:
+                verdict = runtime.chain.on_connect(info)
+            except Exception:
+                log.exception("plugin on_connect failed")
+                return self._refuse(Refusal("plugin_error", 500, "refused"))
+            if isinstance(verdict, Reject):
+                return self._refuse(Refusal("plugin", 403, "refused"))
+        return await self._take_over(request, ws, info, decision.authenticated)
+
+    def _holder(self, charge_point_id: str) -> Connection | None:
+        """Raise _Refused when another handshake holds the id; return the live connection."""
+        if charge_point_id in self._runtime.reserved:
+            raise _Refused
+        return self._runtime.live.get(charge_point_id)
+
+    async def _may_displace(self, live: Connection, authenticated: bool) -> str | None:
+        """Apply the takeover policy to a newcomer; nothing is closed here.
+
+        Returns:
+            "replaced" or "replaced_dead" when the newcomer may displace `live`, None when it
+            must be refused.
+        """
+        sec = self._runtime.config.security
+        rule = takeover_rule(
+            sec.takeover, authenticated, bool(sec.credentials_file or sec.client_ca)
+        )
+        if rule == "replace":
+            return "replaced"
+        if rule == "refuse" or await live.answers_ping():
+            return None
+        return "replaced_dead"
+
+    async def _take_over(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        info: ConnectionInfo,
+        authenticated: bool,
+    ) -> Connection | web.StreamResponse:
+        runtime = self._runtime
+        charge_point_id = info.charge_point_id
+        takeovers = runtime.metrics.takeovers
+        try:
+            victim = self._holder(charge_point_id)
+            outcome = None
+            if victim is not None:
+                outcome = await self._may_displace(victim, authenticated)
+                if outcome is None:
+                    raise _Refused
+                # While the ping was out, the live one may have left (then the id is free) or
+                # another newcomer may have taken the id (then refuse).
+                now_live = self._holder(charge_point_id)
+                if now_live is None:
+                    victim = outcome = None
+                elif now_live is not victim:
+                    raise _Refused
+        except _Refused:
+            takeovers.labels("refused").inc()
+            return self._refuse(Refusal("takeover", 409, "charge point already connected"))
+        # Reserved until the relay registers the connection: concurrent newcomers get 409.
+        runtime.reserved.add(charge_point_id)
+        try:
+            transport = runtime.default_transport
+            try:
+                link = await transport.open(charge_point_id, info.version)
+            except TransportUnavailable:
+                runtime.metrics.upstream_connect_failures.labels(transport.name).inc()
+                return self._refuse(Refusal("upstream_unavailable", 503, "backend unavailable"))
+            try:
+                if request.transport is None or request.transport.is_closing():
+                    raise ConnectionResetError("charge point left during the handshake")
+                if victim is not None and outcome is not None:
+                    # The live connection goes only now that the newcomer can be served.
+                    takeovers.labels(outcome).inc()
+                    if outcome == "replaced":
+                        await victim.close(CLOSE_POLICY, "replaced", "takeover")
+                    else:
+                        await victim.close(CLOSE_GOING_AWAY, "unresponsive", "takeover")
+                await ws.prepare(request)
+            except (ConnectionError, RuntimeError) as exc:
+                # The charge point gave up while we waited for the backend (flaky networks,
+                # its own timeout): a normal event, counted, not an error.
+                runtime.metrics.handshakes_refused.labels("client_gone").inc()
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "charge point left during the handshake",
+                        extra={"charge_point_id": charge_point_id, "error": str(exc)},
+                    )
+                await link.close()
+                return web.Response(status=499)
+            except BaseException:
+                await link.close()
+                raise
+        finally:
+            runtime.reserved.discard(charge_point_id)
+        return Connection(runtime, request, ws, info, link)

@@ -1,0 +1,256 @@
+"""One charge point connection: its socket, Session, backend links, sender, timers and close.
+
+A `Connection` is built by admission once the upgrade is done and driven by the relay. Its
+timers do not run on their own: the process timer (`Runtime.tick`) calls `tick` about once a
+second, which expires pending calls, closes an idle socket and sends the keep-alive pings. The
+gateway pings from that one timer rather than with aiohttp's per-socket heartbeat: a socket
+the gateway closed itself could re-arm aiohttp's heartbeat through the peer's close reply and
+stay referenced for 1.5 ping intervals (aiohttp 3.14), and one timer per process is cheaper
+than one per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ocpp_gateway import _core
+from ocpp_gateway._core import OcppVersionName
+from ocpp_gateway.routing import ConnectionInfo
+from ocpp_gateway.security.outbound import BoundedSender
+from ocpp_gateway.transports import Link
+
+if TYPE_CHECKING:
+    from ocpp_gateway.runtime import Runtime
+
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_INTERNAL_ERROR",
+    "CLOSE_POLICY",
+    "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_TRY_AGAIN",
+    "Connection",
+]
+
+log = logging.getLogger("ocpp_gateway.connection")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN = 1013
+# Close code of the charge point socket by close reason, when the relay ends (others: 1001).
+_CLOSE_CODES = {"upstream_lost": CLOSE_TRY_AGAIN, "internal_error": CLOSE_INTERNAL_ERROR}
+
+
+class Connection:
+    """The state of one charge point connection.
+
+    Args:
+        runtime: the process it belongs to.
+        request: the upgrade request (its transport carries the socket).
+        ws: the prepared WebSocket of the charge point.
+        info: who the charge point is (given to plugins).
+        link: the open link to the default backend.
+
+    Attributes:
+        charge_point_id, version, ws, session, info: as given (session built for `version`).
+        links: open backend links by transport name ("default" first).
+        call_origin: UniqueId of a pending backend CALL -> the transport that sent it (only when
+            several backends may call: `Runtime.track_origins`).
+        close_reason: why the connection ends, once known (a connections_closed_total reason).
+        last_seen: loop time of the last frame received from the charge point.
+        sender: the bounded sender to the charge point.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_closing",
+        "_ping_probe",
+        "_ping_sent",
+        "_pong_waiter",
+        "_request",
+        "_runtime",
+        "call_origin",
+        "charge_point_id",
+        "close_reason",
+        "info",
+        "last_seen",
+        "links",
+        "readers",
+        "sender",
+        "session",
+        "version",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        info: ConnectionInfo,
+        link: Link,
+    ) -> None:
+        self._runtime = runtime
+        self._request = request
+        self.charge_point_id = info.charge_point_id
+        self.version: OcppVersionName = info.version
+        self.ws = ws
+        self.info = info
+        self.session: _core.Session = runtime.new_session(info.version)
+        self.links: dict[str, Link] = {"default": link}
+        self.readers: list[asyncio.Task[None]] = []
+        self.call_origin: dict[str, str] = {}
+        self.close_reason: str | None = None
+        self.last_seen = asyncio.get_running_loop().time()
+        sec = runtime.config.security
+        self.sender = BoundedSender(
+            ws,
+            request.transport,
+            sec.max_outbound_queue_bytes,
+            sec.slow_reader_grace,
+            self._slow_reader,
+        )
+        self._closing: asyncio.Future[None] | None = None  # a close started by a timer
+        self._ping_sent: float | None = None  # loop time of an unanswered keep-alive ping
+        self._pong_waiter: asyncio.Future[None] | None = None
+        self._ping_probe: asyncio.Future[bool] | None = None  # one takeover ping for newcomers
+
+    def _slow_reader(self) -> None:
+        self.close_reason = self.close_reason or "slow_reader"
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """The connection's timers, run by the process timer.
+
+        - pending calls older than call_timeout are forgotten (counted, origins dropped);
+        - a socket silent for idle_timeout is closed (1001);
+        - a socket silent for ping_interval is pinged; one that sends nothing (no pong, no
+          frame) for half an interval after that is dead: its transport is aborted.
+
+        Args:
+            now: the event loop's time.
+        """
+        runtime = self._runtime
+        metrics = runtime.metrics
+        for direction, unique_id, action in self.session.expire(now):
+            metrics.pending_timed_out.labels(direction, metrics.action_label(action)).inc()
+            if direction == "csms_to_cp" and self.call_origin:
+                self.call_origin.pop(unique_id, None)
+        sec = runtime.config.security
+        silent = now - self.last_seen
+        if sec.idle_timeout > 0 and silent > sec.idle_timeout:
+            self.close_reason = self.close_reason or "idle_timeout"
+            self.close_soon(CLOSE_GOING_AWAY, "idle timeout")
+            return
+        interval = sec.ping_interval
+        if interval <= 0 or self.ws.closed:
+            return
+        sent = self._ping_sent
+        if sent is not None and self.last_seen < sent:
+            if now - sent >= interval / 2:
+                self._dead()
+            return
+        if silent >= interval:
+            self._ping_sent = now
+            _fire(self.ws.ping())
+
+    def _dead(self) -> None:
+        """No pong and no frame to a keep-alive ping: abort the socket (no close handshake)."""
+        self.close_reason = self.close_reason or "idle_timeout"
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
+
+    def pong(self) -> None:
+        """A pong arrived (the relay calls this)."""
+        self._ping_sent = None
+        waiter = self._pong_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def answers_ping(self) -> Awaitable[bool]:
+        """Ping for the takeover policy; every newcomer asking while it is out shares it.
+
+        Returns:
+            An awaitable: True when the charge point answered within takeover_ping_timeout.
+        """
+        probe = self._ping_probe
+        if probe is None or probe.done():
+            probe = self._ping_probe = asyncio.ensure_future(self._ping())
+        return asyncio.shield(probe)
+
+    async def _ping(self) -> bool:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pong_waiter = waiter
+        try:
+            await self.ws.ping(b"takeover")
+            await asyncio.wait_for(waiter, self._runtime.config.security.takeover_ping_timeout)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            return False
+        finally:
+            self._pong_waiter = None
+        return True
+
+    # -- close -----------------------------------------------------------------------------
+
+    async def close(self, code: int, message: str, reason: str) -> None:
+        """Close the charge point socket; the relay then ends and cleans up.
+
+        Args:
+            code: WebSocket close code.
+            message: close reason text sent to the charge point.
+            reason: the connections_closed_total reason (kept if one is already set).
+        """
+        self.close_reason = self.close_reason or reason
+        runtime = self._runtime
+        if runtime.live.get(self.charge_point_id) is self:
+            del runtime.live[self.charge_point_id]
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.close(code=code, message=message.encode())
+
+    def close_soon(self, code: int, message: str) -> None:
+        """Start a close without waiting for the close handshake (timers, backends)."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(
+                self.close(code, message, self.close_reason or "shutdown")
+            )
+
+    async def finish(self) -> None:
+        """Release everything once the charge point pump has ended: backend pumps and links,
+        the socket (closed with the code of the close reason), the registry entry, metrics and
+        the plugins' on_disconnect."""
+        runtime = self._runtime
+        runtime.unregister(self)
+        for task in self.readers:
+            task.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+        self.readers.clear()
+        for link in self.links.values():
+            await link.close()
+        if not self.ws.closed:
+            code = _CLOSE_CODES.get(self.close_reason or "", CLOSE_GOING_AWAY)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.close(code=code)
+        runtime.metrics.connections_closed.labels(self.close_reason or "charge_point_closed").inc()
+        if runtime.drain_progress is not None:
+            runtime.drain_progress.set()
+        if runtime.chain is not None:
+            runtime.chain.on_disconnect(self.info)
+
+
+def _fire(coro: Any) -> None:
+    """Run a write in the background; a socket that broke meanwhile is the relay's to notice."""
+    asyncio.ensure_future(coro).add_done_callback(_ignore_result)
+
+
+def _ignore_result(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()

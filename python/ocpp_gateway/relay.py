@@ -1,0 +1,445 @@
+"""The relay: a connection's two pumps, frame -> Session verdict -> routing decision -> link.
+
+`run` is the charge point pump: it reads the charge point socket, has the connection's Session
+judge each frame, asks the plugin chain about valid CALLs, and sends the original bytes to the
+backend link (or the core's answer back to the charge point). `backend_pump` does the same for
+one backend link, towards the charge point. Both end the connection when their side goes away:
+a lost backend closes the charge point socket (1013) so that the charge point queues its
+transaction messages itself; the gateway never answers on a backend's behalf.
+
+The loops keep what they use per frame in locals (bound methods, the sender) and hold no frame
+or verdict across the wait for the next frame, so an idle connection keeps nothing alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from ocpp_gateway import _core
+from ocpp_gateway._core import DirectionName
+from ocpp_gateway.connection import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    Connection,
+)
+from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
+from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link
+
+if TYPE_CHECKING:
+    from ocpp_gateway.runtime import Runtime
+
+__all__ = ["backend_pump", "is_transaction_message", "run", "send_backend"]
+
+log = logging.getLogger("ocpp_gateway.relay")
+
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_PING = WSMsgType.PING
+_PONG = WSMsgType.PONG
+_CP: Literal["cp_to_csms"] = "cp_to_csms"
+_CSMS: Literal["csms_to_cp"] = "csms_to_cp"
+_TRANSACTION_ACTIONS = frozenset(
+    {"StartTransaction", "StopTransaction", "TransactionEvent", "SecurityEventNotification"}
+)
+
+
+async def run(runtime: Runtime, conn: Connection) -> None:
+    """Relay an accepted connection until it ends, then release it.
+
+    Args:
+        runtime: the process.
+        conn: the connection, with its default link open and its socket prepared.
+    """
+    ws = conn.ws
+    receive = ws.receive
+    judge = conn.session.from_charge_point
+    metrics = runtime.metrics
+    count = metrics.count_message
+    size = metrics.observe_size
+    clock = asyncio.get_running_loop().time
+    limiter = runtime.security.new_rate_limiter()
+    allow = limiter.allow if runtime.config.security.message_rate > 0 else None
+    chain = runtime.chain
+    models = bool(runtime.model_policies)
+    link = conn.links[DEFAULT_TRANSPORT]
+    link_send = link.send
+    send_cp = conn.sender.send
+    call_origin = conn.call_origin
+    runtime.register(conn)
+    conn.readers.append(asyncio.create_task(backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)))
+    del link
+    try:
+        while True:
+            msg = data = verdict = out = None  # nothing of the last frame stays alive idle
+            msg = await receive()
+            now = conn.last_seen = clock()
+            kind = msg.type
+            if kind is _TEXT or kind is _BINARY:
+                data = msg.data
+                del msg
+                size(_CP, len(data))
+                verdict = judge(data, now)
+                message_type = verdict.message_type
+                # Results are never rate-limited: they answer calls the backend made.
+                if allow is not None and (message_type < 3 or message_type > 5) and not allow(now):
+                    if not await _rate_limited(runtime, conn, verdict, data):
+                        return
+                    continue
+                origin = DEFAULT_TRANSPORT
+                if call_origin and 3 <= message_type <= 5:
+                    # Popped before branching: a result that is replaced still goes home.
+                    origin = call_origin.pop(verdict.unique_id or "", DEFAULT_TRANSPORT)
+                if verdict.forward:
+                    action = verdict.action
+                    count(_CP, message_type, action)
+                    if verdict.observed:
+                        _count_observed(runtime, _CP, verdict)
+                    if message_type != 2:
+                        _result_seen(runtime, conn, _CP, verdict, data)
+                    else:
+                        if models and action == "BootNotification":
+                            _switch_model_policy(runtime, conn, data)
+                        if chain is not None and await _plugin_call(
+                            runtime, conn, _CP, verdict, data
+                        ):
+                            continue
+                    out = data
+                else:
+                    out = verdict.substitute
+                    reply = verdict.reply
+                    if reply is not None or out is not None:
+                        metrics.count_rejected(_CP, verdict.action, verdict.error_code or "unknown")
+                        if reply is not None:
+                            await send_cp(reply)
+                    else:
+                        _count_drop(runtime, _CP, verdict)
+                if out is None:
+                    continue
+                if origin == DEFAULT_TRANSPORT:
+                    try:
+                        await link_send(out)
+                    except (TransportUnavailable, ConnectionError):
+                        conn.close_reason = conn.close_reason or "upstream_lost"
+                        return
+                elif not await send_backend(conn, runtime, origin, out):
+                    return
+            elif kind is _PING:
+                await ws.pong(msg.data)
+            elif kind is _PONG:
+                conn.pong()
+            else:
+                if conn.close_reason is None:
+                    conn.close_reason = _close_reason(ws, msg.data)
+                return
+    except Exception:
+        log.exception("connection failed", extra={"charge_point_id": conn.charge_point_id})
+        conn.close_reason = conn.close_reason or "internal_error"
+    finally:
+        await conn.finish()
+
+
+async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link) -> None:
+    """Relay what one backend link sends towards the charge point, until the link ends.
+
+    Args:
+        runtime: the process.
+        conn: the charge point's connection.
+        name: the transport's name.
+        link: its open link.
+    """
+    ws = conn.ws
+    recv = link.recv
+    judge = conn.session.from_csms
+    metrics = runtime.metrics
+    count = metrics.count_message
+    size = metrics.observe_size
+    clock = asyncio.get_running_loop().time
+    chain = runtime.chain
+    send_cp = conn.sender.send
+    call_origin = conn.call_origin
+    track = runtime.track_origins
+    code = CLOSE_TRY_AGAIN
+    try:
+        while True:
+            verdict = None
+            data = await recv()
+            if data is None:
+                break
+            size(_CSMS, len(data))
+            verdict = judge(data, clock())
+            if verdict.forward:
+                message_type = verdict.message_type
+                count(_CSMS, message_type, verdict.action)
+                if verdict.observed:
+                    _count_observed(runtime, _CSMS, verdict)
+                if message_type != 2:
+                    _result_seen(runtime, conn, _CSMS, verdict, data)
+                else:
+                    unique_id = verdict.unique_id
+                    if track and unique_id is not None:
+                        # The charge point's answer must go back to this backend. The session
+                        # takes the same UniqueId and action again as a retransmission; from
+                        # another backend it is a collision.
+                        owner = call_origin.setdefault(unique_id, name)
+                        if owner != name:
+                            await _refuse_collision(runtime, conn, link, verdict)
+                            continue
+                    if chain is not None and await _plugin_call(
+                        runtime, conn, _CSMS, verdict, data, origin=name
+                    ):
+                        if track and unique_id is not None:
+                            call_origin.pop(unique_id, None)
+                        continue
+                await send_cp(data)
+            else:
+                reply = verdict.reply
+                substitute = verdict.substitute
+                if reply is not None or substitute is not None:
+                    metrics.count_rejected(_CSMS, verdict.action, verdict.error_code or "unknown")
+                    if reply is not None:
+                        await link.send(reply)
+                    if substitute is not None:
+                        await send_cp(substitute)
+                else:
+                    _count_drop(runtime, _CSMS, verdict)
+    except (TransportUnavailable, ConnectionError):
+        pass
+    except asyncio.CancelledError:
+        return
+    except Exception:
+        log.exception("backend relay failed", extra={"transport": name})
+        conn.close_reason = conn.close_reason or "internal_error"
+        code = CLOSE_INTERNAL_ERROR
+    # The backend is gone: close the charge point socket so that it queues its transaction
+    # messages itself (Local Controller rule); never answer on its behalf.
+    if conn.close_reason is None:
+        conn.close_reason = "upstream_lost"
+    if not ws.closed:
+        message = b"backend connection lost" if code == CLOSE_TRY_AGAIN else b"internal error"
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.close(code=code, message=message)
+
+
+async def send_backend(conn: Connection, runtime: Runtime, name: str, frame: bytes) -> bool:
+    """Send a frame to the named backend, opening its link (and its pump) on first use.
+
+    Returns:
+        False when the charge point's connection is being closed (link lost or unknown).
+    """
+    link = conn.links.get(name)
+    if link is None:
+        transport = runtime.transports.get(name)
+        if transport is None:
+            log.error("plugin forwarded to an unknown transport", extra={"transport": name})
+            await conn.close(CLOSE_INTERNAL_ERROR, "routing error", "internal_error")
+            return False
+        try:
+            link = await transport.open(conn.charge_point_id, conn.version)
+        except TransportUnavailable:
+            runtime.metrics.upstream_connect_failures.labels(name).inc()
+            await conn.close(CLOSE_TRY_AGAIN, "backend unavailable", "upstream_lost")
+            return False
+        conn.links[name] = link
+        conn.readers.append(asyncio.create_task(backend_pump(runtime, conn, name, link)))
+    try:
+        await link.send(frame)
+    except (TransportUnavailable, ConnectionError):
+        await conn.close(CLOSE_TRY_AGAIN, "backend connection lost", "upstream_lost")
+        return False
+    return True
+
+
+# -- slow paths: off the common frame's way ------------------------------------------------
+
+
+def _result_seen(
+    runtime: Runtime,
+    conn: Connection,
+    direction: DirectionName,
+    verdict: _core.Verdict,
+    data: bytes,
+) -> None:
+    """Bookkeeping of a forwarded result (or SEND), the same in both directions."""
+    duration = verdict.call_duration
+    if duration is not None:
+        # A result travelling one way answers a call that travelled the other way.
+        runtime.metrics.observe_duration(
+            _CSMS if direction == _CP else _CP, verdict.action, duration
+        )
+    if runtime.drain_progress is not None:
+        runtime.drain_progress.set()
+    if runtime.chain is not None:
+        try:
+            runtime.chain.on_call_result(_view(conn, direction, verdict, data))
+        except Exception:
+            log.exception("plugin on_call_result failed")
+
+
+def _switch_model_policy(runtime: Runtime, conn: Connection, frame: bytes) -> None:
+    """After a BootNotification was forwarded, switch to the policy of its model."""
+    try:
+        payload = orjson.loads(frame)[3]
+        if conn.version == "ocpp1.6":
+            model = payload.get("chargePointModel")
+        else:
+            model = payload.get("chargingStation", {}).get("model")
+    except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, AttributeError):
+        return
+    if isinstance(model, str):
+        policy = runtime.model_policies.get((conn.version, model))
+        if policy is not None:
+            conn.session.policy = policy
+
+
+async def _plugin_call(
+    runtime: Runtime,
+    conn: Connection,
+    direction: DirectionName,
+    verdict: _core.Verdict,
+    data: bytes,
+    origin: str = DEFAULT_TRANSPORT,
+) -> bool:
+    """Ask the chain about a valid CALL. Returns True when the plugins handled it."""
+    chain = runtime.chain
+    assert chain is not None
+    try:
+        decision = chain.on_call(_view(conn, direction, verdict, data))
+    except Exception:
+        log.exception("plugin on_call failed")
+        return False
+    if isinstance(decision, Forward):
+        if direction != _CP or decision.transport == DEFAULT_TRANSPORT:
+            return False
+        await send_backend(conn, runtime, decision.transport, data)
+        return True
+    if not isinstance(decision, Reply | Reject):
+        return False
+    unique_id = verdict.unique_id
+    if isinstance(decision, Reply):
+        frame = orjson.dumps([3, unique_id, dict(decision.payload)])
+    else:
+        frame = orjson.dumps([4, unique_id, decision.error_code, decision.description, {}])
+    now = asyncio.get_running_loop().time()
+    metrics = runtime.metrics
+    if direction == _CP:
+        answer = conn.session.from_csms(frame, now)
+        if answer.call_duration is not None:
+            metrics.observe_duration(_CP, answer.action, answer.call_duration)
+        out = frame if answer.forward else answer.substitute
+        if out is not None:
+            await conn.sender.send(out)
+    else:
+        answer = conn.session.from_charge_point(frame, now)
+        if answer.call_duration is not None:
+            metrics.observe_duration(_CSMS, answer.action, answer.call_duration)
+        out = frame if answer.forward else answer.substitute
+        if out is not None:
+            await send_backend(conn, runtime, origin, out)
+    return True
+
+
+async def _rate_limited(
+    runtime: Runtime, conn: Connection, verdict: _core.Verdict, data: bytes
+) -> bool:
+    """Handle a CALL (or unreadable frame) over the rate, already judged by the session.
+
+    With rate_excess "callerror", a valid CALL is answered with a CALLERROR, except a
+    transaction message (DESIGN: never answer those with a CALLERROR; the connection is closed
+    instead, so the charger keeps the message); an invalid frame gets the session's own
+    answer; anything else is dropped.
+
+    Returns:
+        False when the connection must end.
+    """
+    runtime.metrics.rate_limited.labels(runtime.metrics.action_label(verdict.action)).inc()
+    if runtime.config.security.rate_excess == "close" or (
+        verdict.forward and verdict.message_type == 2 and is_transaction_message(verdict, data)
+    ):
+        conn.close_reason = "rate_limited"
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await conn.ws.close(code=CLOSE_POLICY, message=b"message rate exceeded")
+        return False
+    if not verdict.forward:
+        if verdict.reply is not None:
+            await conn.sender.send(verdict.reply)
+        return True
+    if verdict.message_type == 2 and verdict.unique_id is not None:
+        code = _core.error_code_for(conn.version, "generic")
+        frame = orjson.dumps([4, verdict.unique_id, code, "Message rate exceeded", {}])
+        now = asyncio.get_running_loop().time()
+        answer = conn.session.from_csms(frame, now)  # clears the pending call
+        if answer.forward:
+            await conn.sender.send(frame)
+    return True
+
+
+async def _refuse_collision(
+    runtime: Runtime, conn: Connection, link: Link, verdict: _core.Verdict
+) -> None:
+    """Answer a backend whose CALL reuses the UniqueId of another backend's pending call."""
+    code = _core.error_code_for(conn.version, "framework")
+    runtime.metrics.count_rejected(_CSMS, verdict.action, code)
+    detail = "UniqueId in use by a pending call of another backend"
+    await link.send(orjson.dumps([4, verdict.unique_id, code, detail, {}]))
+
+
+def _count_observed(runtime: Runtime, direction: str, verdict: _core.Verdict) -> None:
+    metrics = runtime.metrics
+    metrics.observed_violations.labels(
+        direction, metrics.action_label(verdict.action), verdict.error_code or "unknown"
+    ).inc()
+
+
+def _count_drop(runtime: Runtime, direction: str, verdict: _core.Verdict) -> None:
+    reason = verdict.drop_reason or "unknown"
+    if reason == "unmatched_result":
+        runtime.metrics.unmatched_results.labels(direction).inc()
+    runtime.metrics.dropped.labels(direction, reason).inc()
+
+
+def _view(
+    conn: Connection, direction: DirectionName, verdict: _core.Verdict, data: bytes
+) -> MessageView:
+    return MessageView(
+        conn.info, direction, verdict.message_type, verdict.unique_id, verdict.action, data
+    )
+
+
+def _close_reason(ws: web.WebSocketResponse, data: object) -> str:
+    """Why the charge point's receive loop ended, as a connections_closed_total reason."""
+    # After aiohttp's own close handshake ws.close_code is the peer's echo (or 1006), so read
+    # the 1009 from the error message itself.
+    if getattr(data, "code", None) == 1009 or ws.close_code == 1009:
+        return "message_too_big"
+    return "charge_point_closed"
+
+
+def is_transaction_message(verdict: _core.Verdict, data: bytes) -> bool:
+    """DESIGN "Rules that keep data safe": messages a charger must not lose to a CALLERROR.
+
+    Args:
+        verdict: the Session's verdict on a CALL.
+        data: the CALL's bytes.
+
+    Returns:
+        True for StartTransaction, StopTransaction, TransactionEvent,
+        SecurityEventNotification, and MeterValues carrying a transactionId.
+    """
+    action = verdict.action
+    if action in _TRANSACTION_ACTIONS:
+        return True
+    if action != "MeterValues":
+        return False
+    try:
+        payload = orjson.loads(data)[3]
+    except (orjson.JSONDecodeError, IndexError, TypeError):
+        return False
+    return isinstance(payload, dict) and payload.get("transactionId") is not None

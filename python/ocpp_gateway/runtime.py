@@ -1,0 +1,180 @@
+"""What one gateway process holds, built once from its configuration and shared by all connections.
+
+The `Runtime` owns the compiled schemas and policies, the metrics, the plugin chain, the
+transports, the security layer and the registry of connections (live ones by identity, every
+open one, identities reserved by a handshake in progress). The modules along a frame's path
+(admission, connection, relay, drain) read it; none of them keeps process state of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from ocpp_gateway import _core
+from ocpp_gateway._core import ModeName, OcppVersionName
+from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.errors import PluginError
+from ocpp_gateway.metrics import Metrics
+from ocpp_gateway.routing import Chain, build_chain, check_forward_targets
+from ocpp_gateway.security import SecurityLayer, build_security
+from ocpp_gateway.session import default_schemas, official_schema_dir
+from ocpp_gateway.transports import DEFAULT_TRANSPORT, Transport, build_transports
+
+if TYPE_CHECKING:
+    from ocpp_gateway.connection import Connection
+
+__all__ = ["VERSIONS", "Runtime"]
+
+log = logging.getLogger("ocpp_gateway.runtime")
+
+# The OCPP versions the gateway serves, as subprotocol names.
+VERSIONS: tuple[OcppVersionName, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+
+
+def _mode(name: str) -> ModeName:
+    """A validation mode already checked by the configuration loader."""
+    if name not in ("enforce", "observe", "off"):
+        raise ValueError(f"unknown validation mode {name!r}")
+    return cast(ModeName, name)
+
+
+def _policy_table(default: str, table: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    overrides = dict(table)
+    return overrides.pop("default", default), overrides
+
+
+def _compile_schemas(config: GatewayConfig) -> dict[OcppVersionName, _core.SchemaSet]:
+    schemas: dict[OcppVersionName, _core.SchemaSet] = {}
+    for version in VERSIONS:
+        extra = [
+            os.path.join(d, version)
+            for d in config.validation.schema_dirs
+            if os.path.isdir(os.path.join(d, version))
+        ]
+        try:
+            if extra:
+                schemas[version] = _core.SchemaSet(
+                    version, str(official_schema_dir(version)), extra
+                )
+            else:
+                schemas[version] = default_schemas(version)
+        except (ValueError, OSError) as exc:
+            # A version whose schemas cannot be compiled is not offered; the others serve.
+            log.error("schemas unavailable", extra={"version": version, "error": str(exc)})
+    if not schemas:
+        raise _core.SchemaError("no OCPP version has usable schemas")
+    return schemas
+
+
+class Runtime:
+    """Everything one gateway process holds.
+
+    Args:
+        config: the configuration.
+        metrics_dir: prometheus_client multiprocess directory, when running several workers.
+        transports: transports built in code, by name, added to (or replacing) those of the
+            configuration; "default" replaces the default backend.
+
+    Raises:
+        ocpp_gateway._core.SchemaError: no OCPP version has usable schemas.
+        ocpp_gateway.errors.PluginError: a plugin cannot be loaded or forwards to an unknown
+            transport.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        metrics_dir: str | None = None,
+        transports: Mapping[str, Transport] | None = None,
+    ) -> None:
+        self.config = config
+        self.schemas = _compile_schemas(config)
+        self.versions: tuple[OcppVersionName, ...] = tuple(self.schemas)
+        known = {action for s in self.schemas.values() for action, _ in s.actions()}
+        self.metrics = Metrics(known, multiprocess_dir=metrics_dir)
+        self.policies: dict[str, _core.Policy] = {}
+        self.model_policies: dict[tuple[str, str], _core.Policy] = {}
+        validation = config.validation
+        for version in VERSIONS:
+            version_table = validation.versions.get(version, {})
+            default, version_overrides = _policy_table(validation.default, version_table)
+            merged = {**validation.overrides, **version_overrides}
+            self.policies[version] = _core.Policy(_mode(default), merged)
+            for model, table in validation.models.items():
+                model_default, model_overrides = _policy_table(default, table)
+                self.model_policies[(version, model)] = _core.Policy(
+                    _mode(model_default), {**merged, **model_overrides}
+                )
+        self.chain: Chain | None = build_chain(config.plugins)
+        self.transports: dict[str, Transport] = build_transports(config)
+        self.transports.update(transports or {})
+        unknown_targets = check_forward_targets(self.chain, self.transports)
+        if unknown_targets:
+            raise PluginError("; ".join(unknown_targets))
+        self.default_transport = self.transports[DEFAULT_TRANSPORT]
+        # With transports besides the default one, a charge point may talk to several
+        # backends: each connection then remembers which backend made each call.
+        self.track_origins = self.chain is not None and len(self.transports) > 1
+        self.security: SecurityLayer = build_security(config.security, self.metrics)
+        self.live: dict[str, Connection] = {}
+        self.connections: set[Connection] = set()
+        # Identities between the takeover decision and registration: newcomers get 409.
+        self.reserved: set[str] = set()
+        self.accepting = True
+        # Set while draining; the relay pokes it whenever a result went by or a socket closed.
+        self.drain_progress: asyncio.Event | None = None
+        self.gauges: dict[str, Any] = {v: self.metrics.connected.labels(v) for v in self.versions}
+
+    def new_session(self, version: OcppVersionName) -> _core.Session:
+        """Returns: a Session of `version` with the configured schemas, policy and timeout."""
+        return _core.Session(
+            version, self.schemas[version], self.policies[version], self.config.call_timeout
+        )
+
+    def register(self, conn: Connection) -> None:
+        """Make an accepted connection the live one of its identity."""
+        self.live[conn.charge_point_id] = conn
+        self.connections.add(conn)
+        self.gauges[conn.version].inc()
+
+    def unregister(self, conn: Connection) -> None:
+        """Forget a connection that ended; idempotent."""
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.gauges[conn.version].dec()
+        if self.live.get(conn.charge_point_id) is conn:
+            del self.live[conn.charge_point_id]
+        if self.drain_progress is not None:
+            self.drain_progress.set()
+
+    def tick_interval(self) -> float:
+        """Seconds between two runs of `tick`: at most 1 s, finer for short timeouts."""
+        sec = self.config.security
+        interval = min(1.0, max(0.05, self.config.call_timeout / 4))
+        for timeout in (sec.idle_timeout, sec.ping_interval):
+            if timeout > 0:
+                interval = min(interval, max(0.05, timeout / 4))
+        return interval
+
+    async def run_timer(self) -> None:
+        """One timer per process: runs `tick` every `tick_interval` seconds, forever."""
+        interval = self.tick_interval()
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            self.tick(loop.time())
+
+    def tick(self, now: float) -> None:
+        """Run every connection's timers (call expiry, idle close, keep-alive pings), then flush
+        the batched metrics.
+
+        Args:
+            now: the event loop's time.
+        """
+        for conn in list(self.connections):
+            conn.tick(now)
+        self.metrics.flush()
