@@ -83,7 +83,9 @@ class UpstreamConfig:
         username, password: HTTP Basic credentials sent to the CSMS (never logged). When
             `username` is empty, the charge point id is used as the user name.
         connect_timeout: seconds allowed to open the upstream link during the handshake.
-        compress: offer permessage-deflate to the CSMS.
+        compress: offer permessage-deflate to the CSMS (the link then uses aiohttp's client).
+        client: the WebSocket client of the upstream links: "picows" (leaner per frame) or
+            "aiohttp".
     """
 
     url: str | None = None
@@ -91,6 +93,7 @@ class UpstreamConfig:
     password: str | None = None
     connect_timeout: float = 10.0
     compress: bool = False
+    client: Literal["picows", "aiohttp"] = "picows"
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,7 @@ def build_transports(config: GatewayConfig) -> dict[str, Transport]:
             connect_timeout=up.connect_timeout,
             compress=up.compress,
             max_msg_size=config.security.max_message_bytes,
+            client=up.client,
         )
     else:
         transports[DEFAULT_TRANSPORT] = _local(DEFAULT_TRANSPORT, {}, config)

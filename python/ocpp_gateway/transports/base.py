@@ -14,13 +14,15 @@ Rules for implementers:
 - `recv` returns None exactly once the link is closed or lost; the server then closes the charge
   point socket (Local Controller rule: the charge point queues its transaction messages).
 - `send` on a lost link raises `TransportUnavailable` (or `ConnectionError`, when the socket
-  breaks during the write); `send` may be a plain method returning a coroutine, which saves a
-  coroutine layer per frame.
+  breaks during the write). `send` and `recv` may be `async def` methods or plain methods
+  returning an awaitable (a future, another library's coroutine), which saves a coroutine layer
+  per frame on the hot path.
 - `close` is idempotent and never raises.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Protocol, runtime_checkable
 
 from ocpp_gateway.errors import TransportUnavailable
@@ -32,8 +34,8 @@ __all__ = ["Link", "Transport", "TransportUnavailable"]
 class Link(Protocol):
     """One charge point's connection to a backend."""
 
-    async def send(self, frame: bytes) -> None:
-        """Send one frame to the backend.
+    def send(self, frame: bytes) -> Awaitable[None]:
+        """Send one frame to the backend; the frame is handed over when the awaitable is done.
 
         Args:
             frame: the OCPP-J frame, exactly as the charge point sent it (or built by the core).
@@ -44,11 +46,11 @@ class Link(Protocol):
         """
         ...
 
-    async def recv(self) -> bytes | None:
+    def recv(self) -> Awaitable[bytes | None]:
         """Wait for the next frame from the backend.
 
         Returns:
-            The frame's bytes, or None when the link is closed.
+            An awaitable of the frame's bytes, or of None when the link is closed.
         """
         ...
 
