@@ -5,7 +5,8 @@
 //! answers it, the same frames as benches/bench_core.py in compact JSON. Three implementations
 //! judge the same bytes, and every timed iteration asserts that both frames were found valid:
 //! - `ocpp-core`: `Session::from_charge_point(call)` then `Session::from_csms(result)`: frame
-//!   parsing, UniqueId correlation and validation of both payloads (enforce policy);
+//!   parsing, direction check, UniqueId correlation and validation of both payloads (enforce
+//!   policy);
 //! - `serde_json + jsonschema`: `serde_json::from_slice` into a `Value` (arbitrary_precision, so
 //!   numbers keep their text as ours do), the envelope checked by hand (array, length, types,
 //!   MessageTypeId, UniqueId of at most 36 characters, unique among pending calls), a
@@ -15,9 +16,10 @@
 //! - `serde_json parse`: `serde_json::from_slice` of both frames into a `Value`: the floor of
 //!   the pair. The core's own `json::parse` of both frames is timed too, to show its split.
 //!
-//! Before timing, both validators judge each scenario and mutations of it (missing required
-//! member, wrong type, bad enum, over-long string, additional property), which must agree, and a
-//! few edge cases where the two differ on purpose, whose outcomes are asserted as documented.
+//! Before timing, both sides judge each scenario and mutations of it (missing required member,
+//! wrong type, bad enum, over-long string, additional property), which must agree, and edge cases
+//! (exact decimals, integers by draft, code points, duplicate keys, envelope limits) whose
+//! verdicts on each side are asserted as documented, differences included.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ use jsonschema::{Draft, Validator};
 use ocpp_core::{json, OcppVersion, Policy, SchemaSet, Session};
 use serde_json::Value;
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 const NOW: f64 = 1.0;
@@ -125,7 +128,7 @@ const SCENARIOS: [Scenario; 5] = [
     },
 ];
 
-/// The schema folder of a version inside the `ocpp` package, and the file suffix of a request.
+/// A version's schema folder in the `ocpp` package, the file suffix of a request, the draft.
 fn layout(version: OcppVersion) -> (&'static str, &'static str, Draft) {
     match version {
         OcppVersion::V16 => ("v16", "", Draft::Draft4),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use ocpp_core::{json, OcppVersion, Policy, SchemaSet, Session};
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 const BOOT: &str = r#"[2,"ID","BootNotification",{"chargePointVendor":"VendorX","chargePointModel":"ModelY","chargePointSerialNumber":"SN-0001","firmwareVersion":"1.2.3","iccid":"8988","imsi":"2620","meterType":"ABB","meterSerialNumber":"M-1"}]"#;

@@ -1,4 +1,4 @@
-//! Where the benches find the official schemas: `OCPP_SCHEMAS_DIR`, or the installed `ocpp` package.
+//! Where tests and benches find the official schemas: `OCPP_SCHEMAS_DIR`, or the `ocpp` package.
 
 use std::path::PathBuf;
 
