@@ -6,22 +6,13 @@
 //! (forwarded) while timing. Needs python3 with the `ocpp` package, or `OCPP_SCHEMAS_DIR`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocpp_core::{json, OcppVersion, Policy, SchemaSet, Session};
 
-fn ocpp_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("OCPP_SCHEMAS_DIR") {
-        return PathBuf::from(d);
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import ocpp,os;print(os.path.dirname(ocpp.__file__))"])
-        .output()
-        .expect("python3 with the ocpp package");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const BOOT: &str = r#"[2,"ID","BootNotification",{"chargePointVendor":"VendorX","chargePointModel":"ModelY","chargePointSerialNumber":"SN-0001","firmwareVersion":"1.2.3","iccid":"8988","imsi":"2620","meterType":"ABB","meterSerialNumber":"M-1"}]"#;
 const BOOT_RESULT: &str =
@@ -34,7 +25,7 @@ fn per_item(d: Duration, n: u32) -> f64 {
 }
 
 fn main() {
-    let dir = ocpp_dir().join("v16").join("schemas");
+    let dir = common::ocpp_dir().join("v16").join("schemas");
     let set = Arc::new(SchemaSet::load(OcppVersion::V16, &dir, &[]).unwrap());
     let n: u32 = 50_000;
     for (name, call, result) in [

@@ -19,26 +19,19 @@ pub use schema::{SchemaError, SchemaSet};
 pub use session::{DropReason, Session, Verdict};
 pub use version::{Direction, OcppVersion, Sender};
 
+/// The schema lookup that the integration tests and benches use too.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod schemas_dir;
+
 /// Test helpers shared by unit tests: where the official schemas are.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::path::PathBuf;
     use std::sync::{Arc, OnceLock};
 
     use crate::{OcppVersion, SchemaSet};
 
-    /// Directory holding `v16/`, `v201/`, `v21/` schema folders of the `ocpp` package.
-    pub fn ocpp_dir() -> PathBuf {
-        if let Ok(d) = std::env::var("OCPP_SCHEMAS_DIR") {
-            return PathBuf::from(d);
-        }
-        let out = std::process::Command::new("python3")
-            .args(["-c", "import ocpp,os;print(os.path.dirname(ocpp.__file__))"])
-            .output()
-            .expect("python3 with the ocpp package, or OCPP_SCHEMAS_DIR");
-        assert!(out.status.success(), "python3 -c 'import ocpp' failed");
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    }
+    pub use crate::schemas_dir::ocpp_dir;
 
     /// The official schemas of a version, compiled once per test process.
     pub fn schemas(version: OcppVersion) -> Arc<SchemaSet> {

@@ -7,20 +7,10 @@ use std::sync::Arc;
 use ocpp_core::{json, Direction, OcppVersion, Policy, SchemaSet, Session};
 use serde_json::Value;
 
+mod common;
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ocpp_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("OCPP_SCHEMAS_DIR") {
-        return PathBuf::from(d);
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import ocpp,os;print(os.path.dirname(ocpp.__file__))"])
-        .output()
-        .expect("python3 with the ocpp package, or OCPP_SCHEMAS_DIR");
-    assert!(out.status.success(), "python3 -c 'import ocpp' failed");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -64,7 +54,7 @@ fn shared_frame_fixtures() {
     let text = std::fs::read_to_string(&path).expect("tests/fixtures/frames.json");
     let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
     assert!(!cases.is_empty());
-    let dir = ocpp_dir();
+    let dir = common::ocpp_dir();
     let sets: Vec<(OcppVersion, Arc<SchemaSet>)> = [
         (OcppVersion::V16, "v16"),
         (OcppVersion::V201, "v201"),
