@@ -9,7 +9,9 @@ every repetition and the median.
 
 `--before DIR` adds the target `gateway_before`: the gateway run from another source tree
 (`DIR/python`, with its extension built or copied in), e.g. a checkout of an older commit, so
-that a change is measured before and after in the same run.
+that a change is measured before and after in the same run. `--variant NAME:KEY=VALUE,...`
+adds a target NAME: the gateway with those environment variables (e.g.
+`aiohttp_up:OCPP_GATEWAY_UPSTREAM_CLIENT=aiohttp`), for A/B runs of a setting.
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ async def _measure(args: argparse.Namespace, out: Path) -> dict[str, list[dict[s
     targets: dict[str, Target] = {}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     try:
+        variants = dict(_variant(text) for text in args.variant)
         for name in names:
             before = name == "gateway_before"
+            gateway = before or name in variants
             targets[name] = await start_target(
-                "gateway" if before else name,
+                "gateway" if gateway else name,
                 csms,
                 log=out / f"{name}.log",
                 baselines=baselines,
                 source=Path(args.before) if before else None,
+                env=variants.get(name),
             )
         for repeat in range(args.repeats):
             order = names[repeat % len(names) :] + names[: repeat % len(names)]
@@ -72,6 +77,12 @@ async def _measure(args: argparse.Namespace, out: Path) -> dict[str, list[dict[s
     return results
 
 
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    name, _, assignments = text.partition(":")
+    env = dict(item.split("=", 1) for item in assignments.split(",") if "=" in item)
+    return name, env
+
+
 def main() -> int:
     """Run the comparison and print a Markdown table.
 
@@ -86,10 +97,19 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--baselines", metavar="DIR")
     parser.add_argument("--before", metavar="DIR", help="source tree of target gateway_before")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="a gateway target with extra environment variables (repeatable)",
+    )
     parser.add_argument("--out", default="/tmp/cpu-compare", help="logs and raw JSON")
     args = parser.parse_args()
     if args.before and "gateway_before" not in args.targets.split(","):
         args.targets = f"gateway_before,{args.targets}"
+    for text in args.variant:
+        args.targets = f"{_variant(text)[0]},{args.targets}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(_measure(args, out))

@@ -7,6 +7,8 @@ the traced Python allocations grouped by source line, and the new objects by typ
 
     python benches/capacity/mem_breakdown.py gateway --charge-points 3000
     python benches/capacity/mem_breakdown.py bare_relay --charge-points 3000
+
+The gateway reads `OCPP_GATEWAY_*` variables as `serve` does, so a setting can be compared.
 """
 
 from __future__ import annotations
@@ -35,9 +37,8 @@ async def _gateway(upstream: str) -> tuple[str, Any]:
     from ocpp_gateway.config import load_config
     from ocpp_gateway.server import start_gateway
 
-    config = load_config(
-        env={}, overrides={"host": "127.0.0.1", "port": 0, "upstream.url": upstream}
-    )
+    # OCPP_GATEWAY_* variables apply (e.g. OCPP_GATEWAY_UPSTREAM_CLIENT=aiohttp for an A/B).
+    config = load_config(overrides={"host": "127.0.0.1", "port": 0, "upstream.url": upstream})
     running = await start_gateway(config)
     return f"ws://127.0.0.1:{running.port}/ocpp", running.stop
 

@@ -64,6 +64,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     metrics = runtime.metrics
     count = metrics.count_message
     size = metrics.observe_size
+    observe = metrics.observe_duration
     clock = asyncio.get_running_loop().time
     limiter = runtime.security.new_rate_limiter()
     allow = limiter.allow if runtime.config.security.message_rate > 0 else None
@@ -103,7 +104,11 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                     if verdict.observed:
                         _count_observed(runtime, _CP, verdict)
                     if message_type != 2:
-                        _result_seen(runtime, conn, _CP, verdict, data)
+                        duration = verdict.call_duration
+                        if duration is not None:  # it answers a call that went to the charge point
+                            observe(_CSMS, action, duration)
+                        if chain is not None or runtime.drain_progress is not None:
+                            _result_seen(runtime, conn, _CP, verdict, data)
                     else:
                         if models and action == "BootNotification":
                             _switch_model_policy(runtime, conn, data)
@@ -161,6 +166,7 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
     metrics = runtime.metrics
     count = metrics.count_message
     size = metrics.observe_size
+    observe = metrics.observe_duration
     clock = asyncio.get_running_loop().time
     chain = runtime.chain
     send_cp = conn.sender.send
@@ -177,11 +183,16 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
             verdict = judge(data, clock())
             if verdict.forward:
                 message_type = verdict.message_type
-                count(_CSMS, message_type, verdict.action)
+                action = verdict.action
+                count(_CSMS, message_type, action)
                 if verdict.observed:
                     _count_observed(runtime, _CSMS, verdict)
                 if message_type != 2:
-                    _result_seen(runtime, conn, _CSMS, verdict, data)
+                    duration = verdict.call_duration
+                    if duration is not None:  # it answers a call the charge point made
+                        observe(_CP, action, duration)
+                    if chain is not None or runtime.drain_progress is not None:
+                        _result_seen(runtime, conn, _CSMS, verdict, data)
                 else:
                     unique_id = verdict.unique_id
                     if track and unique_id is not None:
@@ -267,13 +278,8 @@ def _result_seen(
     verdict: _core.Verdict,
     data: bytes,
 ) -> None:
-    """Bookkeeping of a forwarded result (or SEND), the same in both directions."""
-    duration = verdict.call_duration
-    if duration is not None:
-        # A result travelling one way answers a call that travelled the other way.
-        runtime.metrics.observe_duration(
-            _CSMS if direction == _CP else _CP, verdict.action, duration
-        )
+    """A forwarded result (or SEND) while draining or with plugins: wake the drain, tell the
+    plugins (the call's duration is recorded by the pump)."""
     if runtime.drain_progress is not None:
         runtime.drain_progress.set()
     if runtime.chain is not None:

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
@@ -235,6 +235,7 @@ async def start_target(
     log: Path | None = None,
     baselines: Path | None = None,
     source: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Target:
     """Start a system under test in front of the CSMS pool and wait until it listens.
 
@@ -250,6 +251,8 @@ async def start_target(
         baselines: directory of the baseline relays (`find_baselines()` when None).
         source: run the gateway from this source tree's `python/` directory (with its built
             extension) instead of the installed package, e.g. an older commit to compare with.
+        env: extra environment of the target's processes (gateway settings as
+            `OCPP_GATEWAY_*` variables, for A/B runs of a setting).
 
     Returns:
         The running target.
@@ -275,6 +278,7 @@ async def start_target(
                 extra["OCPP_GATEWAY_SECURITY__MESSAGE_RATE"] = "0"
             if name == "gateway" and source is not None:
                 extra["PYTHONPATH"] = str(source / "python")
+            extra.update(env or {})
             popen.append(_spawn(command, log, extra))
             urls.append(f"ws://127.0.0.1:{port}/ocpp")
         for url, process in zip(urls, popen, strict=True):

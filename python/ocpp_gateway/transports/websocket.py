@@ -323,9 +323,7 @@ class WebSocketTransport:
             raise TransportUnavailable("upstream did not accept the subprotocol")
         return WebSocketLink(ws)
 
-    async def _open_picows(
-        self, url: str, subprotocol: str, headers: dict[str, str]
-    ) -> PicowsLink:
+    async def _open_picows(self, url: str, subprotocol: str, headers: dict[str, str]) -> PicowsLink:
         headers["Sec-WebSocket-Protocol"] = subprotocol
         max_msg_size = self._max_msg_size
         try:
