@@ -215,3 +215,85 @@ def test_numbers_from_every_source() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env={}, overrides={"port": 1.5, "workers": True, "call_timeout": "soon"})
     assert sorted(e.split(":")[0] for e in info.value.errors) == ["call_timeout", "port", "workers"]
+
+
+def test_transport_tables_become_their_typed_options(tmp_path: Path) -> None:
+    from ocpp_gateway.transports import LocalOptions, WebSocketOptions
+
+    path = write(
+        tmp_path,
+        """
+[transports.billing]
+type = "websocket"
+url = "ws://127.0.0.1:9/csms"
+compress = "false"
+connect_timeout = "2.5"
+
+[transports.lab]
+type = "local"
+allowed_id_tags = ["T1", "T2"]
+accept_all = false
+""",
+    )
+    cfg = load_config(path, env={})
+    # A string "false" is False, as in an environment variable (it used to be bool("false")).
+    assert cfg.transports["billing"] == WebSocketOptions(
+        "ws://127.0.0.1:9/csms", compress=False, connect_timeout=2.5
+    )
+    assert cfg.transports["lab"] == LocalOptions(accept_all=False, allowed_id_tags=("T1", "T2"))
+    assert set(cfg.backends()) == {"default", "billing", "lab"}
+    assert isinstance(cfg.backends()["default"], LocalOptions)
+
+
+def test_transport_tables_are_checked_by_their_type(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[transports.a]
+type = "websocket"
+url = "ws://127.0.0.1:9/csms"
+compress = "maybe"
+
+[transports.b]
+type = "websocket"
+
+[transports.c]
+type = "websocket"
+url = "http://127.0.0.1:9/csms"
+connect_timeout = -1
+
+[transports.d]
+type = "pigeon"
+
+[transports.e]
+type = "local"
+heartbeat_interval = 0
+colour = "blue"
+""",
+    )
+    errors = check_config(path)
+    expected = [
+        "transports.a.compress: expected a boolean, got 'maybe'",
+        "transports.b.url: required",
+        "transports.c.url: expected ws://host[:port]/path or wss://..., got http",
+        "transports.c.connect_timeout: must be positive",
+        "transports.d.type: expected 'local' or 'websocket', got 'pigeon'",
+        "transports.e.colour: unknown setting",
+    ]
+    for error in expected:
+        assert error in errors, (error, errors)
+
+
+def test_transports_and_routing_do_not_import_the_configuration() -> None:
+    """The loader depends on the transports and the plugin API, never the reverse."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "python" / "ocpp_gateway"
+    for directory in ("transports", "routing"):
+        for source in (package / directory).glob("*.py"):
+            tree = ast.parse(source.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    assert node.module != "ocpp_gateway.config", source
+                elif isinstance(node, ast.Import):
+                    assert all(a.name != "ocpp_gateway.config" for a in node.names), source

@@ -23,8 +23,13 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ocpp_gateway.errors import ConfigError
+from ocpp_gateway.errors import ConfigError, PluginError
+from ocpp_gateway.routing import build_chain, check_forward_targets
+from ocpp_gateway.security import check_security
 from ocpp_gateway.security.config import SecurityConfig, check_security_config
+from ocpp_gateway.transports import DEFAULT_TRANSPORT, transport_types
+from ocpp_gateway.transports.local import LocalOptions
+from ocpp_gateway.transports.websocket import WebSocketOptions
 
 __all__ = [
     "ENV_PREFIX",
@@ -122,24 +127,9 @@ class ValidationConfig:
         _freeze_fields(self)
 
 
-@dataclass(frozen=True, slots=True)
-class LocalConfig:
-    """The `[local]` table: the embedded responder used when no upstream is configured.
-
-    Attributes:
-        journal: SQLite file recording every frame the responder saw; None keeps no journal.
-        accept_all: accept every idTag / idToken when True; else only `allowed_id_tags`.
-        allowed_id_tags: the id tags accepted when `accept_all` is False.
-        heartbeat_interval: seconds, sent in BootNotification responses.
-    """
-
-    journal: str | None = None
-    accept_all: bool = True
-    allowed_id_tags: tuple[str, ...] = ()
-    heartbeat_interval: int = 300
-
-    def __post_init__(self) -> None:
-        _freeze_fields(self)
+LocalConfig = LocalOptions
+"""The `[local]` table: the embedded responder used when no upstream is configured (the local
+transport's own options class, `transports.local.LocalOptions`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +158,9 @@ class GatewayConfig:
         validation: the validation policy.
         call_timeout: seconds a CALL may wait for its answer before it is forgotten and counted.
         plugins: routing plugins.
-        transports: extra named transports a plugin may forward to: name -> table with a
-            "type" ("websocket" or "local") and that transport's settings ("url", ...).
+        transports: extra named transports a plugin may forward to: name -> the typed options
+            of its transport type (a `[transports.<name>]` table with a "type", "websocket"
+            or "local", and that type's settings, is converted by the loader).
         local: the embedded local responder.
         workers: processes sharing the port (SO_REUSEPORT).
         drain_timeout: seconds a SIGTERM waits for pending calls before closing sockets.
@@ -183,7 +174,7 @@ class GatewayConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     call_timeout: float = 60.0
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
-    transports: Mapping[str, Mapping[str, object]] = field(default_factory=_empty)
+    transports: Mapping[str, Any] = field(default_factory=_empty)
     local: LocalConfig = field(default_factory=LocalConfig)
     workers: int = 1
     drain_timeout: float = 10.0
@@ -192,6 +183,33 @@ class GatewayConfig:
 
     def __post_init__(self) -> None:
         _freeze_fields(self)
+
+    def backends(self) -> Mapping[str, Any]:
+        """The typed options of every transport: "default" (the `[upstream]` CSMS when
+        `upstream.url` is set, else the `[local]` responder), then the named ones.
+
+        Raises:
+            ConfigError: a named transport given in code as a table that does not convert.
+        """
+        up = self.upstream
+        default: Any = self.local
+        if up.url:
+            default = WebSocketOptions(
+                up.url,
+                username=up.username,
+                password=up.password,
+                connect_timeout=up.connect_timeout,
+                compress=up.compress,
+                client=up.client,
+            )
+        errors: list[str] = []
+        named = {
+            name: _transport_options(name, value, errors) if isinstance(value, Mapping) else value
+            for name, value in self.transports.items()
+        }
+        if errors:
+            raise ConfigError(errors)
+        return MappingProxyType({DEFAULT_TRANSPORT: default, **named})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +332,34 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, errors: list[str]) -
         return cls()
 
 
+def _transport_options(name: str, table: Mapping[str, Any], errors: list[str]) -> Any:
+    """Convert a `[transports.<name>]` table into its type's options (None on errors)."""
+    key = f"transports.{name}"
+    kinds = transport_types()
+    kind = kinds.get(str(table.get("type")))
+    if kind is None:
+        expected = " or ".join(repr(t) for t in sorted(kinds))
+        errors.append(f"{key}.type: expected {expected}, got {table.get('type')!r}")
+        return None
+    settings = {k: v for k, v in table.items() if k != "type"}
+    required = [
+        f.name
+        for f in dataclasses.fields(kind.options)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [f for f in required if f not in settings]
+    for f in missing:
+        errors.append(f"{key}.{f}: required")
+    if missing:
+        return None
+    before = len(errors)
+    options = _build(kind.options, settings, key, errors)
+    if len(errors) > before:
+        return None
+    errors.extend(options.check(key))
+    return options
+
+
 def _merge(base: dict[str, Any], path: list[str], value: Any) -> None:
     node = base
     for part in path[:-1]:
@@ -401,20 +447,9 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
     for directory in cfg.validation.schema_dirs:
         if not os.path.isdir(directory):
             errors.append(f"validation.schema_dirs: {directory!r} is not a directory")
-    from ocpp_gateway.transports import transport_types
-
-    types_known = transport_types()
-    for name, options in cfg.transports.items():
-        kind = options.get("type")
-        if kind not in types_known:
-            expected = " or ".join(repr(t) for t in sorted(types_known))
-            errors.append(f"transports.{name}.type: expected {expected}, got {kind!r}")
-        if name == "default":
-            errors.append("transports.default: the name is taken by [upstream]/the local responder")
-        if kind == "websocket" and not str(options.get("url", "")).startswith(("ws://", "wss://")):
-            errors.append(f"transports.{name}.url: a ws:// or wss:// URL is required")
-    if cfg.local.heartbeat_interval <= 0:
-        errors.append("local.heartbeat_interval: must be positive")
+    if "default" in cfg.transports:
+        errors.append("transports.default: the name is taken by [upstream]/the local responder")
+    errors.extend(cfg.local.check("local"))
     errors.extend(check_security_config(cfg.security))
 
 
@@ -434,6 +469,10 @@ def _load(
     errors: list[str] = []
     raw = _raw_layers(path, env, overrides, errors)
     cfg: GatewayConfig = _build(GatewayConfig, raw, "", errors)
+    typed = {
+        name: _transport_options(name, table, errors) for name, table in cfg.transports.items()
+    }
+    cfg = dataclasses.replace(cfg, transports={k: v for k, v in typed.items() if v is not None})
     _check_values(cfg, errors)
     return cfg, errors
 
@@ -478,10 +517,6 @@ def check_config(path: str, env: Mapping[str, str] | None = None) -> list[str]:
     cfg, errors = _load(path, env if env is not None else {}, None)
     if errors:
         return errors
-    from ocpp_gateway.errors import PluginError
-    from ocpp_gateway.routing import build_chain, check_forward_targets
-    from ocpp_gateway.security import check_security
-
     errors.extend(e for e in check_security(cfg.security) if e not in errors)
     try:
         chain = build_chain(cfg.plugins)

@@ -110,7 +110,9 @@ class Runtime:
                     _mode(model_default), {**merged, **model_overrides}
                 )
         self.chain: Chain | None = build_chain(config.plugins)
-        self.transports: dict[str, Transport] = build_transports(config)
+        self.transports: dict[str, Transport] = build_transports(
+            config.backends(), config.security.max_message_bytes
+        )
         self.transports.update(transports or {})
         unknown_targets = check_forward_targets(self.chain, self.transports)
         if unknown_targets:

@@ -31,15 +31,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
 from ocpp_gateway._core import DirectionName, OcppVersionName
 from ocpp_gateway.errors import PluginError
-
-if TYPE_CHECKING:
-    from ocpp_gateway.config import PluginsConfig
 
 __all__ = [
     "CONTINUE",
@@ -51,6 +48,7 @@ __all__ = [
     "Forward",
     "MessageView",
     "Plugin",
+    "PluginSettings",
     "Reject",
     "Reply",
     "build_chain",
@@ -333,7 +331,17 @@ def load_plugin_class(name: str) -> type[Any]:
     return obj
 
 
-def build_chain(config: PluginsConfig) -> Chain | None:
+class PluginSettings(Protocol):
+    """What `build_chain` reads of the `[plugins]` table (`config.PluginsConfig`)."""
+
+    @property
+    def enabled(self) -> Sequence[str]: ...
+
+    @property
+    def options(self) -> Mapping[str, Mapping[str, object]]: ...
+
+
+def build_chain(config: PluginSettings) -> Chain | None:
     """Build the plugin chain from the `[plugins]` table.
 
     Args:

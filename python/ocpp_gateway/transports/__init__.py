@@ -1,24 +1,31 @@
-"""The transport registry: one module per backend, registered here by type name."""
+"""The transport registry: one module per backend, registered here by type name.
+
+Each transport module owns a frozen, typed options class (its settings) and a transport class
+built from it. The configuration loader turns a `[transports.<name>]` table into the options
+class of its `type` (so a setting of the wrong type is an error with its key, in `serve` and
+`check-config` alike); `build_transports` turns options into running transports. This package
+does not know the configuration: the loader depends on it, never the other way round.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ocpp_gateway.transports.base import Link, Transport, TransportUnavailable
-from ocpp_gateway.transports.local import LocalTransport
-from ocpp_gateway.transports.websocket import WebSocketTransport
-
-if TYPE_CHECKING:
-    from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.transports.local import LocalOptions, LocalTransport
+from ocpp_gateway.transports.websocket import WebSocketOptions, WebSocketTransport
 
 __all__ = [
     "DEFAULT_TRANSPORT",
     "Link",
+    "LocalOptions",
     "Transport",
-    "TransportFactory",
+    "TransportType",
     "TransportUnavailable",
+    "WebSocketOptions",
     "build_transports",
     "transport_types",
 ]
@@ -26,74 +33,66 @@ __all__ = [
 DEFAULT_TRANSPORT = "default"
 
 
-def _websocket(name: str, options: Mapping[str, Any], config: GatewayConfig) -> Transport:
-    return WebSocketTransport(
-        name,
-        str(options["url"]),
-        username=options.get("username"),
-        password=options.get("password"),
-        connect_timeout=float(options.get("connect_timeout", config.upstream.connect_timeout)),
-        compress=bool(options.get("compress", False)),
-        max_msg_size=config.security.max_message_bytes,
-    )
+@dataclass(frozen=True, slots=True)
+class TransportType:
+    """One kind of backend.
+
+    Attributes:
+        options: its frozen options dataclass; instances have a `check(key) -> list[str]`
+            method for the checks a type cannot express.
+        build: `build(name, options, max_message_bytes)` -> the transport.
+    """
+
+    options: type
+    build: Callable[[str, Any, int], Transport]
 
 
-def _local(name: str, options: Mapping[str, Any], config: GatewayConfig) -> Transport:
-    local = config.local
-    return LocalTransport(
-        name,
-        journal=options.get("journal", local.journal),
-        accept_all=bool(options.get("accept_all", local.accept_all)),
-        allowed_id_tags=options.get("allowed_id_tags", local.allowed_id_tags),
-        heartbeat_interval=int(options.get("heartbeat_interval", local.heartbeat_interval)),
-    )
+def _websocket(name: str, options: WebSocketOptions, max_message_bytes: int) -> Transport:
+    return WebSocketTransport.from_options(name, options, max_message_bytes)
 
 
-TransportFactory = Callable[[str, Mapping[str, Any], "GatewayConfig"], Transport]
+def _local(name: str, options: LocalOptions, max_message_bytes: int) -> Transport:
+    return LocalTransport.from_options(name, options)
 
 
-def transport_types() -> Mapping[str, TransportFactory]:
-    """The registry of transport types: type name -> factory(name, options table, config).
+_TYPES = MappingProxyType(
+    {
+        "websocket": TransportType(WebSocketOptions, _websocket),
+        "local": TransportType(LocalOptions, _local),
+    }
+)
 
-    A new backend (NATS, Redis Streams) adds its module and one line here.
+
+def transport_types() -> Mapping[str, TransportType]:
+    """The registry of transport types by name ("websocket", "local").
+
+    A new backend adds its module (options class + transport) and one line here.
 
     Returns:
         A read-only mapping.
     """
-    return MappingProxyType({"websocket": _websocket, "local": _local})
+    return _TYPES
 
 
-def build_transports(config: GatewayConfig) -> dict[str, Transport]:
-    """Build every transport of a configuration.
-
-    The default transport (named "default") is the `[upstream]` CSMS when `upstream.url` is set,
-    else the local responder. `[transports.<name>]` tables add named ones for routing plugins.
+def build_transports(options: Mapping[str, Any], max_message_bytes: int) -> dict[str, Transport]:
+    """Build transports from typed options.
 
     Args:
-        config: the gateway configuration.
+        options: transport name -> an instance of a registered options class; "default" is
+            the default backend.
+        max_message_bytes: the largest frame a backend may send.
 
     Returns:
-        Transports by name; always contains "default".
+        Transports by name.
 
     Raises:
-        KeyError: a transport table names an unknown type.
+        TypeError: an options object of no registered type.
     """
-    up = config.upstream
-    factories = transport_types()
+    by_class = {kind.options: kind for kind in _TYPES.values()}
     transports: dict[str, Transport] = {}
-    if up.url:
-        transports[DEFAULT_TRANSPORT] = WebSocketTransport(
-            DEFAULT_TRANSPORT,
-            up.url,
-            username=up.username,
-            password=up.password,
-            connect_timeout=up.connect_timeout,
-            compress=up.compress,
-            max_msg_size=config.security.max_message_bytes,
-            client=up.client,
-        )
-    else:
-        transports[DEFAULT_TRANSPORT] = _local(DEFAULT_TRANSPORT, {}, config)
-    for name, options in config.transports.items():
-        transports[name] = factories[str(options["type"])](name, options, config)
+    for name, settings in options.items():
+        kind = by_class.get(type(settings))
+        if kind is None:
+            raise TypeError(f"transport {name!r}: no transport type takes {type(settings)!r}")
+        transports[name] = kind.build(name, settings, max_message_bytes)
     return transports

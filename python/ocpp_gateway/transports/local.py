@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import orjson
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.session import SCHEMA_SUBDIRS, official_schema_dir
 
-__all__ = ["Journal", "LocalLink", "LocalTransport"]
+__all__ = ["Journal", "LocalLink", "LocalOptions", "LocalTransport"]
 
 log = logging.getLogger("ocpp_gateway.transports.local")
 
@@ -305,6 +306,34 @@ class LocalLink:
             self._queue.put_nowait(None)
 
 
+@dataclass(frozen=True, slots=True)
+class LocalOptions:
+    """Settings of a local responder: the `[local]` table (the default backend without an
+    upstream) or a `[transports.<name>]` table of type "local".
+
+    Attributes:
+        journal: SQLite file recording every frame the responder saw; None keeps no journal.
+        accept_all: accept every idTag / idToken when True; else only `allowed_id_tags`.
+        allowed_id_tags: the id tags accepted when `accept_all` is False.
+        heartbeat_interval: seconds, sent in BootNotification responses.
+    """
+
+    journal: str | None = None
+    accept_all: bool = True
+    allowed_id_tags: tuple[str, ...] = ()
+    heartbeat_interval: int = 300
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.allowed_id_tags, tuple):
+            object.__setattr__(self, "allowed_id_tags", tuple(self.allowed_id_tags))
+
+    def check(self, key: str) -> list[str]:
+        """Returns: the errors of these settings, each starting with `key`."""
+        if self.heartbeat_interval <= 0:
+            return [f"{key}.heartbeat_interval: must be positive"]
+        return []
+
+
 class LocalTransport:
     """The embedded local responder.
 
@@ -332,6 +361,17 @@ class LocalTransport:
         self.journal = Journal(journal) if journal else None
         self._transaction_ids = itertools.count(1)
         self._responders: dict[str, _Responder] = {}
+
+    @classmethod
+    def from_options(cls, name: str, options: LocalOptions) -> LocalTransport:
+        """Build a responder from its typed settings."""
+        return cls(
+            name,
+            journal=options.journal,
+            accept_all=options.accept_all,
+            allowed_id_tags=options.allowed_id_tags,
+            heartbeat_interval=options.heartbeat_interval,
+        )
 
     def authorizes(self, id_tag: object) -> bool:
         """Args:
