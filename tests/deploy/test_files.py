@@ -107,6 +107,11 @@ def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] in ports, probe
+    # The pod runs as the image's user, so runAsNonRoot holds and file ownership matches.
+    (user,) = [rest for keyword, rest in final_stage() if keyword == "USER"]
+    uid, _, gid = user.partition(":")
+    assert str(pod["securityContext"]["runAsUser"]) == uid
+    assert str(pod["securityContext"].get("runAsGroup", gid)) == (gid or uid)
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) in ports.values()
     shipped = tmp_path / "gateway.toml"
