@@ -59,20 +59,6 @@ def _serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_settings(
-    path: str | None, args: argparse.Namespace
-) -> tuple[GatewayConfig | None, list[str]]:
-    """Load the configuration as serve runs it: the file, OCPP_GATEWAY_* variables, flags.
-
-    Returns the configuration (None when invalid) and every error found. check-config also
-    runs the checks serve makes at start-up (files, plugins) on top of these.
-    """
-    try:
-        return load_config(path, os.environ, _overrides(args)), []
-    except ConfigError as exc:
-        return None, list(exc.errors)
-
-
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "host": args.host,
@@ -91,9 +77,10 @@ def _serve(argv: Sequence[str]) -> int:
     from ocpp_gateway.logs import setup_logging
 
     args = _serve_parser().parse_args(list(argv))
-    config, errors = _load_settings(args.config, args)
-    if config is None:
-        for error in errors:
+    try:
+        config = load_config(args.config, overrides=_overrides(args))
+    except ConfigError as exc:
+        for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
@@ -247,9 +234,9 @@ def _check_config(argv: Sequence[str]) -> int:
         parser.error("give the file once: as an argument or with --config")
     path = args.file or args.config
     name = path or "configuration"
-    config, errors = _load_settings(path, args)
-    if config is not None:
-        errors = check_config(path, os.environ, _overrides(args))
+    # The loader of serve (load_config) with the same file, environment and flags, then the
+    # checks serve makes at start-up (security files, plugins).
+    errors = check_config(path, os.environ, _overrides(args))
     for error in errors:
         print(f"error: {error}")
     if errors:
