@@ -306,6 +306,7 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(tmp_path: Path) ->
             rate = sum(panel("Messages per second"))
             assert 2 * FLEET_SIZE * 0.5 < rate < 10_000, rate
             assert sum(panel("Top actions")) <= rate
+            assert sum(panel("Rejected messages")) <= 0.05 * rate  # a healthy fleet
             assert 0 < max(panel("Frame size p95")) < 64 * 1024
             # Latency: the gateway's CALL-to-answer interval lies inside the charge point's
             # round trip, so its quantiles cannot exceed the fleet's own (beyond the buckets'
