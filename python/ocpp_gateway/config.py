@@ -6,6 +6,8 @@ any section (for example `SecurityConfig`) is read from every source without a l
 Environment variables name a key path in upper case, sections joined by `_` or `__`:
 `OCPP_GATEWAY_PORT=9000`, `OCPP_GATEWAY_UPSTREAM_URL=ws://csms:9000/ocpp`,
 `OCPP_GATEWAY_SECURITY__MAX_MESSAGE_BYTES=65536`. Lists are comma-separated; tables are JSON.
+A variable with the prefix that names no setting is an error (with the closest real name).
+`settings_reference()` lists every setting for the README's table (`settings_table`).
 """
 
 from __future__ import annotations
@@ -362,9 +364,10 @@ def _raw_layers(
             continue
         field_path = _env_path(GatewayConfig, name[len(ENV_PREFIX) :])
         if field_path is None:
-            known = [setting.env for setting in settings_reference()]
+            # Compared with single underscores, as _env_path reads both spellings.
+            known = {s.env.replace("__", "_"): s.env for s in settings_reference()}
             close = difflib.get_close_matches(name.replace("__", "_"), known, n=1, cutoff=0.8)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            hint = f" (did you mean {known[close[0]]}?)" if close else ""
             errors.append(f"{name}: unknown setting{hint}")
             continue
         _merge(raw, field_path, value)
