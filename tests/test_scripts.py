@@ -54,9 +54,23 @@ def test_test_refuses_an_installed_copy_of_the_package(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _tool(bin_dir, "python3", f'PYTHONPATH={copy} exec {sys.executable} "$@"')
-    _tool(bin_dir, "cargo", "echo cargo must not run >&2; exit 3")
+    for tool in ("cargo", "ruff", "mypy", "promtool"):
+        _tool(bin_dir, tool, f"echo {tool} must not run >&2; exit 3")
     result = _run("test", f"{bin_dir}:/usr/bin:/bin")
     assert result.returncode == 1, result.stderr
     assert f"imports ocpp_gateway from {copy / 'ocpp_gateway'}" in result.stderr
     assert "pip install -e" in result.stderr
-    assert "cargo must not run" not in result.stderr
+    assert "must not run" not in result.stderr
+
+
+def test_test_names_missing_tools_before_running_anything(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # A python3 without pytest and without the package: what `pip install .` alone leaves
+    # out (the test extra), seen from a bare interpreter.
+    _tool(bin_dir, "python3", f'exec {sys.executable} -I -S "$@"')
+    result = _run("test", f"{bin_dir}:/usr/bin:/bin")
+    assert result.returncode == 1
+    assert "import pytest" in result.stderr and "import ocpp_gateway._core" in result.stderr
+    assert "pip install -e" in result.stderr
+    assert result.stdout == ""
