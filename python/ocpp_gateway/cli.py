@@ -27,11 +27,8 @@ _DELEGATES = {
 }
 
 
-def _serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ocpp-gateway serve",
-        description="Serve charge points on ws://HOST:PORT/ocpp/{id} and relay them.",
-    )
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings flags, shared by serve and check-config so that the two never drift."""
     parser.add_argument("--config", help="TOML configuration file")
     parser.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, help="port to listen on (default 9000; 0 = any)")
@@ -40,12 +37,20 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     # Security profiles (README "Security"); same names as the [security] table.
     parser.add_argument("--credentials", help="TOML file of charge point id -> password hash")
     parser.add_argument("--tls-cert", help="PEM server certificate: serve wss (profile 2/3)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--client-ca", help="PEM CA of client certificates (profile 3)")
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocpp-gateway serve",
+        description="Serve charge points on ws://HOST:PORT/ocpp/{id} and relay them.",
+    )
+    _add_config_arguments(parser)
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -111,17 +116,36 @@ async def _serve_async(config: GatewayConfig, reuse_port: bool, metrics_dir: str
 
 def _check_config(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="ocpp-gateway check-config", description="Validate a configuration file."
+        prog="ocpp-gateway check-config",
+        description="Validate the configuration serve would run with: the TOML file, then the "
+        "OCPP_GATEWAY_* environment variables, then these flags (the same as serve's).",
     )
-    parser.add_argument("file", help="TOML configuration file")
+    parser.add_argument("file", nargs="?", help="TOML configuration file (or --config FILE)")
+    _add_config_arguments(parser)
     args = parser.parse_args(list(argv))
-    errors = check_config(args.file)
+    if args.file and args.config and args.file != args.config:
+        parser.error("give the file once: as an argument or with --config")
+    path = args.file or args.config
+    name = path or "configuration"
+    # The loader of serve (load_config) with the same file, environment and flags, then the
+    # checks serve makes at start-up (security files, plugins).
+    errors = check_config(path, os.environ, _overrides(args))
     for error in errors:
         print(f"error: {error}")
     if errors:
-        print(f"{args.file}: {len(errors)} error(s)", file=sys.stderr)
+        print(f"{name}: {len(errors)} error(s)", file=sys.stderr)
         return 1
-    print(f"{args.file}: ok")
+    print(f"{name}: ok")
+    return 0
+
+
+def _print_version() -> int:
+    from ocpp_gateway.about import versions
+
+    found = versions()
+    print(f"ocpp-gateway {found['ocpp-gateway']}")
+    print(f"core (Rust) {found['core']}")
+    print(f"ocpp schemas {found['ocpp']}")
     return 0
 
 
@@ -136,10 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     commands = ("serve", "check-config", *_DELEGATES)
+    if args and args[0] in ("-V", "--version"):
+        return _print_version()
     if not args or args[0] in ("-h", "--help"):
-        print("usage: ocpp-gateway {" + ",".join(commands) + "} [options]")
+        print("usage: ocpp-gateway {" + ",".join(commands) + "} [options] | --version")
         print("  serve         relay charge points to a CSMS (or the local responder)")
-        print("  check-config  validate a configuration file, listing every error")
+        print("  check-config  validate a configuration (file, environment, flags), every error")
         print("  demo          run a simulated fleet against a gateway")
         print("  bench         run the benchmark suite")
         print("  hash-password hash a charge point password for the credentials file")

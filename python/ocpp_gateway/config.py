@@ -6,14 +6,19 @@ any section (for example `SecurityConfig`) is read from every source without a l
 Environment variables name a key path in upper case, sections joined by `_` or `__`:
 `OCPP_GATEWAY_PORT=9000`, `OCPP_GATEWAY_UPSTREAM_URL=ws://csms:9000/ocpp`,
 `OCPP_GATEWAY_SECURITY__MAX_MESSAGE_BYTES=65536`. Lists are comma-separated; tables are JSON.
+A variable with the prefix that names no setting is an error (with the closest real name).
+`settings_reference()` lists every setting for the README's table (`settings_table`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
+import inspect
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -36,11 +41,13 @@ __all__ = [
     "GatewayConfig",
     "LocalConfig",
     "PluginsConfig",
+    "Setting",
     "UpstreamConfig",
     "ValidationConfig",
     "check_config",
     "frozen",
     "load_config",
+    "settings_reference",
 ]
 
 ENV_PREFIX = "OCPP_GATEWAY_"
@@ -406,7 +413,11 @@ def _raw_layers(
             continue
         field_path = _env_path(GatewayConfig, name[len(ENV_PREFIX) :])
         if field_path is None:
-            errors.append(f"{name}: unknown setting")
+            # Compared with single underscores, as _env_path reads both spellings.
+            known = {s.env.replace("__", "_"): s.env for s in settings_reference()}
+            close = difflib.get_close_matches(name.replace("__", "_"), known, n=1, cutoff=0.8)
+            hint = f" (did you mean {known[close[0]]}?)" if close else ""
+            errors.append(f"{name}: unknown setting{hint}")
             continue
         _merge(raw, field_path, value)
     for key, value in (overrides or {}).items():
@@ -502,19 +513,25 @@ def load_config(
     return cfg
 
 
-def check_config(path: str, env: Mapping[str, str] | None = None) -> list[str]:
-    """Validate a configuration file as `serve` would: values, the security layer (credentials
-    and TLS files included), the plugins it enables and where they forward.
+def check_config(
+    path: str | None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Validate a configuration as `serve` would: loaded by the same function as
+    `load_config` (file, environment, flags), then the security layer (credentials and TLS
+    files included), the plugins it enables and where they forward.
 
     Args:
-        path: the TOML file.
-        env: the environment to read too; an empty environment when None, so that the file is
-            judged on its own.
+        path: the TOML file, or None for defaults, environment and flags only.
+        env: the environment to read too (unknown `OCPP_GATEWAY_*` names are errors); an empty
+            environment when None, so that the file is judged on its own.
+        overrides: values from flags, as for `load_config`.
 
     Returns:
-        Every error found, each starting with its key; empty when the file is valid.
+        Every error found, each starting with its key; empty when the configuration is valid.
     """
-    cfg, errors = _load(path, env if env is not None else {}, None)
+    cfg, errors = _load(path, env if env is not None else {}, overrides)
     if errors:
         return errors
     errors.extend(e for e in check_security(cfg.security) if e not in errors)
@@ -525,3 +542,119 @@ def check_config(path: str, env: Mapping[str, str] | None = None) -> list[str]:
     else:
         errors.extend(check_forward_targets(chain, cfg.transports))
     return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# The settings reference (README table), from the dataclasses and their docstrings.
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting as the reference table shows it.
+
+    Attributes:
+        key: the dotted TOML key ("port", "security.max_message_bytes").
+        env: its environment variable (sections joined by `__`).
+        type: the value's type in words.
+        default: the default, as TOML would spell it ("" for none).
+        doc: the meaning, from the `Attributes:` section of the dataclass docstring.
+    """
+
+    key: str
+    env: str
+    type: str
+    default: str
+    doc: str
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Field name -> description, from the `Attributes:` section of a class docstring.
+
+    An entry is `name: text` (or `a, b: text`, shared) indented under `Attributes:`, with
+    continuation lines indented deeper.
+    """
+    doc = inspect.getdoc(cls) or ""
+    lines = doc.split("Attributes:", 1)[1].splitlines() if "Attributes:" in doc else []
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    entry = re.compile(r"^    ([a-z_][a-z0-9_]*(?:, [a-z_][a-z0-9_]*)*): (.*)$")
+    for line in lines:
+        match = entry.match(line)
+        if match:
+            names = match.group(1).split(", ")
+            for name in names:
+                docs[name] = match.group(2).strip()
+        elif line.startswith("        ") and names:
+            for name in names:
+                docs[name] += " " + line.strip()
+        elif line.strip():
+            break
+    return docs
+
+
+def _type_words(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        arms = [_type_words(a) for a in args if a is not type(None)]
+        optional = " (optional)" if type(None) in args else ""
+        return " or ".join(arms) + optional
+    if origin is Literal:
+        return "one of " + ", ".join(f'"{a}"' for a in args)
+    if origin is tuple:
+        return f"list of {_type_words(args[0])}s" if args else "list"
+    if origin is Mapping:
+        return "table"
+    names = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _default_words(f: dataclasses.Field[Any]) -> str:
+    if f.default is not dataclasses.MISSING:
+        value: Any = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:  # pragma: no cover - every setting has a default
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return "[]" if not value else json.dumps(list(value))
+    if isinstance(value, Mapping):
+        return "{}" if not value else json.dumps(dict(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def settings_reference(cls: type = GatewayConfig, prefix: str = "") -> list[Setting]:
+    """Every setting of the configuration, in declaration order, nested tables flattened.
+
+    Args:
+        cls: the dataclass to describe (the root `GatewayConfig` by default).
+        prefix: the dotted key of `cls` inside the root ("" for the root).
+
+    Returns:
+        One `Setting` per leaf field.
+
+    Raises:
+        ValueError: a field has no description in its class's `Attributes:` section.
+    """
+    docs = _attribute_docs(cls)
+    hints = _hints(cls)
+    rows: list[Setting] = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            rows.extend(settings_reference(tp, key))
+            continue
+        if f.name not in docs:
+            raise ValueError(f"{cls.__name__}.{f.name}: not described under Attributes:")
+        env = ENV_PREFIX + key.upper().replace(".", "__")
+        rows.append(Setting(key, env, _type_words(tp), _default_words(f), docs[f.name]))
+    return rows

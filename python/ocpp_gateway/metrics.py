@@ -31,6 +31,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ocpp_gateway.about import versions
+
 __all__ = ["CONTENT_TYPE", "MESSAGE_TYPE_NAMES", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,7 +44,29 @@ MESSAGE_TYPE_NAMES = {
     6: "SEND",
 }
 UNKNOWN = "unknown"
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Call durations: log-spaced (1, 2.5, 5 per decade) from 0.1 ms, since a loopback or LAN round
+# trip takes well under a millisecond, up to 60 s, the default call_timeout. Between two bounds
+# histogram_quantile interpolates linearly, so a quantile is off by at most the 2.5x step.
+_DURATION_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 _SIZE_BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096, 16384, 65536, 262144, 1048576)
 
 
@@ -74,6 +98,18 @@ class Metrics:
             registry=reg,
             multiprocess_mode=gauge_mode,
         )
+        # Always present (value 1), so that a target is known as a gateway even before any
+        # charge point connects: the OcppGatewayDown alert finds gateways by it, whatever the
+        # scrape job is called.
+        self.build_info = Gauge(
+            "ocpp_gateway_build_info",
+            "Versions of this gateway (value 1): package, Rust core, ocpp schema package.",
+            ["version", "core_version", "ocpp_package"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        built = versions()
+        self.build_info.labels(built["ocpp-gateway"], built["core"], built["ocpp"]).set(1)
         self.messages = Counter(
             "ocpp_gateway_messages",
             "Frames relayed, by direction, message type and action (results: the call's action).",

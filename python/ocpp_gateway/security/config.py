@@ -20,21 +20,28 @@ class SecurityConfig:
         tls_cert, tls_key: PEM files; when both are set, the port serves wss (profile 2/3).
         client_ca: PEM bundle; when set, a client certificate chaining to it is required
             (profile 3) and its subject `client_identity_field` must equal the charge point id.
+        client_identity_field: the certificate subject attribute holding the charge point id
+            ("CN", or e.g. "serialNumber").
         pinned_profiles: charge point id -> the only security profile (1, 2 or 3) it may use.
         takeover: what a second connection with a live charge point's id does: "ping" (the live
             socket is pinged and replaced only if it fails to answer, by a newcomer that
             authenticated or, when no authentication is configured, by any newcomer), "replace"
             (authenticated newcomers replace at once, others as with "ping"), "refuse".
+        takeover_ping_timeout: seconds the live socket has to answer the takeover ping.
         max_message_bytes: largest frame accepted, measured after permessage-deflate inflation
             (larger: close 1009).
-        handshake_timeout, idle_timeout, ping_interval: seconds.
+        handshake_timeout: seconds from accept to a complete request head, and again for
+            authentication.
+        idle_timeout: seconds without any frame from a charge point before it is closed (1001).
+        ping_interval: seconds between WebSocket pings to each charge point.
         max_connections, max_connections_per_ip: open charge point sockets allowed (0 = no
             limit); beyond them the handshake gets 503 (total) or 429 (per address).
         message_rate, message_burst: token bucket of frames per second from one charge point
-            (0 = no limit; results are never limited); `rate_excess` says what an excess frame
-            gets: "close" (1008) or "callerror" (a CALL is answered with a CALLERROR, an invalid
-            frame with its validation answer, other frames are dropped; a transaction message
-            closes the socket with 1008 instead, as it must never get a CALLERROR).
+            (0 = no limit; results are never limited).
+        rate_excess: what a frame over the rate limit gets: "close" (1008) or "callerror" (a
+            CALL is answered with a CALLERROR, an invalid frame with its validation answer,
+            other frames are dropped; a transaction message closes the socket with 1008
+            instead, as it must never get a CALLERROR).
         auth_failures_per_minute: failed authentications allowed per charge point id and per
             source address before further attempts get 429 (0 = no throttling).
         max_outbound_queue_bytes: bytes waiting to be written to one charge point before it is

@@ -1,0 +1,319 @@
+"""The deploy/ files: they parse, use only metrics the gateway exports, pass promtool, and set
+no trap (flags that override the configuration, root, no health check, a bloated context)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ocpp_gateway.metrics import Metrics
+from ocpp_gateway.settings_table import flags
+
+from .test_prometheus import gateway_env, process, read_listening_url
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+METRIC = re.compile(r"\bocpp_gateway_[a-z_]+")
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None and not os.environ.get("REQUIRE_TEST_TOOLS"),
+    reason="needs promtool (apt-get install prometheus); required when REQUIRE_TEST_TOOLS is set",
+)
+# Flags that set a setting: in an image or a manifest they would override TOML and environment.
+SETTING_FLAGS = frozenset(flags().values())
+
+
+def exported_names() -> set[str]:
+    metrics = Metrics(["Heartbeat"])
+    names: set[str] = set()
+    for family in metrics.registry.collect():
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        if family.type == "histogram":
+            names.update(family.name + s for s in ("_bucket", "_sum", "_count"))
+    return names
+
+
+def test_alert_rules_are_well_formed_and_use_real_metrics() -> None:
+    rules_file = DEPLOY / "prometheus" / "alerts.yaml"
+    doc = yaml.safe_load(rules_file.read_text())
+    known = exported_names()
+    rules = [rule for group in doc["groups"] for rule in group["rules"]]
+    assert len(rules) >= 5
+    for rule in rules:
+        assert set(rule) >= {"alert", "expr", "for", "labels", "annotations"}, rule
+        assert rule["labels"]["severity"] in ("critical", "warning")
+        assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
+        for name in METRIC.findall(rule["expr"]):
+            assert name in known, (rule["alert"], name)
+
+
+def test_grafana_dashboard_queries_real_metrics() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
+    known = exported_names()
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert len(exprs) >= 10
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
+    used = {name for expr in exprs for name in METRIC.findall(expr)}
+    assert used <= known, used - known
+    # The DESIGN.md contract metrics are all on the dashboard.
+    for name in (
+        "ocpp_gateway_connected_charge_points",
+        "ocpp_gateway_messages_total",
+        "ocpp_gateway_rejected_messages_total",
+        "ocpp_gateway_call_duration_seconds_bucket",
+    ):
+        assert name in used
+
+
+def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
+    docs = [
+        doc
+        for path in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+    ]
+    kinds = {doc["kind"] for doc in docs}
+    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= kinds
+    deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    configmap = next(doc for doc in docs if doc["kind"] == "ConfigMap")
+    # The shipped configuration must pass the gateway's own checker.
+    import tomllib
+
+    from ocpp_gateway.config import check_config
+
+    toml_text = configmap["data"]["gateway.toml"]
+    drain = tomllib.loads(toml_text)["drain_timeout"]
+    assert pod["terminationGracePeriodSeconds"] > drain
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert "gateway" in compose["services"]
+    assert not SETTING_FLAGS & set(container.get("args", []) + container.get("command", []))
+    assert not SETTING_FLAGS & set(_words(compose["services"]["gateway"].get("command", [])))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] in ports, probe
+    # The pod runs as the image's user, so runAsNonRoot holds and file ownership matches.
+    (user,) = [rest for keyword, rest in final_stage() if keyword == "USER"]
+    uid, _, gid = user.partition(":")
+    assert str(pod["securityContext"]["runAsUser"]) == uid
+    assert str(pod["securityContext"].get("runAsGroup", gid)) == (gid or uid)
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) in ports.values()
+    shipped = tmp_path / "gateway.toml"
+    shipped.write_text(toml_text)
+    assert check_config(str(shipped)) == []
+
+
+def _words(command: object) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else list(command or [])  # type: ignore[call-overload]
+
+
+@needs_promtool
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "config", "prometheus.yml"),
+        ("check", "rules", "alerts.yaml"),
+        ("test", "rules", "rules.test.yml"),
+    ],
+    ids=" ".join,
+)
+def test_promtool(args: tuple[str, ...]) -> None:
+    if PROMTOOL is None:
+        pytest.fail("REQUIRE_TEST_TOOLS is set but promtool is missing")
+    result = subprocess.run(
+        [PROMTOOL, *args], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_every_alert_has_a_promtool_unit_test() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    names = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "rules.test.yml").read_text())
+    firing = {
+        case["alertname"]
+        for test in tests["tests"]
+        for case in test["alert_rule_test"]
+        if case.get("exp_alerts")
+    }
+    assert firing == names
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    text = re.sub(r"\\\n\s*", " ", text)
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def test_the_image_runs_unprivileged_with_a_health_check_and_no_setting_flags() -> None:
+    stage = final_stage()
+    keywords = [keyword for keyword, _ in stage]
+    users = [rest for keyword, rest in stage if keyword == "USER"]
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    assert keywords.count("HEALTHCHECK") == 1
+    entrypoint = [json.loads(rest) for keyword, rest in stage if keyword == "ENTRYPOINT"]
+    assert entrypoint == [["ocpp-gateway", "serve"]]
+    for keyword, rest in stage:
+        if keyword in ("ENTRYPOINT", "CMD"):
+            words = json.loads(rest) if rest.startswith("[") else shlex.split(rest)
+            assert not SETTING_FLAGS & set(words), (keyword, words)
+    # No setting baked in with ENV either: it would hide the gateway's documented defaults.
+    assert not [rest for keyword, rest in stage if keyword == "ENV" and "OCPP_GATEWAY_" in rest]
+
+
+async def test_the_health_check_command_probes_the_configured_port() -> None:
+    (check,) = [rest for keyword, rest in final_stage() if keyword == "HEALTHCHECK"]
+    command = check.split(" CMD ", 1)[1]
+    # The image's `python` is the interpreter the package is installed in: here, this one.
+    assert command.startswith("python ")
+    command = shlex.quote(sys.executable) + command[len("python") :]
+    async with process(
+        sys.executable,
+        "-m",
+        "ocpp_gateway.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=gateway_env(),
+    ) as gateway:
+        port = (await read_listening_url(gateway)).rsplit(":", 1)[1]
+
+        async def run_check(env_port: str) -> int:
+            env = dict(os.environ, OCPP_GATEWAY_PORT=env_port)
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh", "-c", command, env=env, stderr=asyncio.subprocess.DEVNULL
+            )
+            return await asyncio.wait_for(proc.wait(), 30)
+
+        assert await run_check(port) == 0
+        with __import__("socket").socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            assert await run_check(str(unused.getsockname()[1])) != 0
+
+
+def _dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    rules = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((negate, re.compile(regex)))
+    return rules
+
+
+def docker_context() -> list[str]:
+    """The files `docker build` would send, by Docker's rules: a path is left out when the last
+    pattern matching it, or one of its parent directories, excludes it."""
+    rules = _dockerignore_rules()
+
+    def ignored(path: str) -> bool:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        result = False
+        for negate, regex in rules:
+            if any(regex.fullmatch(prefix) for prefix in prefixes):
+                result = not negate
+        return result
+
+    found = []
+    for directory, dirs, files in os.walk(ROOT):
+        rel = Path(directory).relative_to(ROOT).as_posix()
+        rel = "" if rel == "." else rel + "/"
+        dirs[:] = [d for d in dirs if not ignored(rel + d)]
+        found += [rel + f for f in files if not ignored(rel + f)]
+    return sorted(found)
+
+
+def test_the_build_context_holds_the_sources_and_nothing_else(tmp_path: Path) -> None:
+    context = docker_context()
+    for needed in (
+        "Cargo.toml",
+        "Cargo.lock",
+        "pyproject.toml",
+        "README.md",
+        "python/ocpp_gateway/cli.py",
+        "python/ocpp_gateway/py.typed",
+        "rust/ocpp-core/src/lib.rs",
+        "rust/ocpp-py/src/lib.rs",
+    ):
+        assert needed in context, needed
+    for path in context:
+        parts = path.split("/")
+        assert parts[0] in (
+            "Cargo.toml",
+            "Cargo.lock",
+            "pyproject.toml",
+            "README.md",
+            "python",
+            "rust",
+        ), path
+        assert not {"target", ".git", "__pycache__", ".venv", ".mypy_cache"} & set(parts), path
+        assert not path.endswith((".so", ".pyc")), path
+    # The wheel's build reads only the context: maturin packs it into a source distribution.
+    maturin = shutil.which("maturin")
+    if maturin is None:
+        pytest.skip("maturin is not installed")
+    copy = tmp_path / "context"
+    for path in context:
+        (copy / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / path, copy / path)
+    result = subprocess.run(
+        [maturin, "sdist", "--out", str(tmp_path / "dist")],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, CARGO_NET_OFFLINE="true"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "dist").glob("ocpp_gateway-*.tar.gz"))
