@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -64,7 +65,7 @@ class Connection:
         call_origin: UniqueId of a pending backend CALL -> the transport that sent it (only when
             several backends may call: `Runtime.track_origins`).
         close_reason: why the connection ends, once known (a connections_closed_total reason).
-        last_seen: loop time of the last frame received from the charge point.
+        last_seen: `time.monotonic()` of the last frame received from the charge point.
         sender: the bounded sender to the charge point.
     """
 
@@ -108,7 +109,7 @@ class Connection:
         self.readers: list[asyncio.Task[None]] = []
         self.call_origin: dict[str, str] = {}
         self.close_reason: str | None = None
-        self.last_seen = asyncio.get_running_loop().time()
+        self.last_seen = monotonic()
         sec = runtime.config.security
         self.sender = BoundedSender(
             ws,
@@ -118,7 +119,7 @@ class Connection:
             self._slow_reader,
         )
         self._closing: asyncio.Future[None] | None = None  # a close started by a timer
-        self._ping_sent: float | None = None  # loop time of an unanswered keep-alive ping
+        self._ping_sent: float | None = None  # time of an unanswered keep-alive ping
         self._pong_waiter: asyncio.Future[None] | None = None
         self._ping_probe: asyncio.Future[bool] | None = None  # one takeover ping for newcomers
 
@@ -136,7 +137,7 @@ class Connection:
           frame) for half an interval after that is dead: its transport is aborted.
 
         Args:
-            now: the event loop's time.
+            now: `time.monotonic()`.
         """
         runtime = self._runtime
         metrics = runtime.metrics

@@ -7,6 +7,9 @@ one backend link, towards the charge point. Both end the connection when their s
 a lost backend closes the charge point socket (1013) so that the charge point queues its
 transaction messages itself; the gateway never answers on a backend's behalf.
 
+Times given to the Session are `time.monotonic()`: uvloop's `loop.time()` advances in whole
+milliseconds, which would round every sub-millisecond round trip down to 0.
+
 The loops keep what they use per frame in locals (bound methods, the sender) and hold no frame
 or verdict across the wait for the next frame, so an idle connection keeps nothing alive.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from time import monotonic
 from typing import TYPE_CHECKING, Literal
 
 import orjson
@@ -65,7 +69,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     count = metrics.count_message
     size = metrics.observe_size
     observe = metrics.observe_duration
-    clock = asyncio.get_running_loop().time
+    clock = monotonic
     limiter = runtime.security.new_rate_limiter()
     allow = limiter.allow if runtime.config.security.message_rate > 0 else None
     chain = runtime.chain
@@ -167,7 +171,7 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
     count = metrics.count_message
     size = metrics.observe_size
     observe = metrics.observe_duration
-    clock = asyncio.get_running_loop().time
+    clock = monotonic
     chain = runtime.chain
     send_cp = conn.sender.send
     call_origin = conn.call_origin
@@ -333,7 +337,7 @@ async def _plugin_call(
         frame = orjson.dumps([3, unique_id, dict(decision.payload)])
     else:
         frame = orjson.dumps([4, unique_id, decision.error_code, decision.description, {}])
-    now = asyncio.get_running_loop().time()
+    now = monotonic()
     metrics = runtime.metrics
     if direction == _CP:
         answer = conn.session.from_csms(frame, now)
@@ -380,7 +384,7 @@ async def _rate_limited(
     if verdict.message_type == 2 and verdict.unique_id is not None:
         code = _core.error_code_for(conn.version, "generic")
         frame = orjson.dumps([4, verdict.unique_id, code, "Message rate exceeded", {}])
-        now = asyncio.get_running_loop().time()
+        now = monotonic()
         answer = conn.session.from_csms(frame, now)  # clears the pending call
         if answer.forward:
             await conn.sender.send(frame)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
+from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
 
 from ocpp_gateway import _core
@@ -165,17 +166,16 @@ class Runtime:
     async def run_timer(self) -> None:
         """One timer per process: runs `tick` every `tick_interval` seconds, forever."""
         interval = self.tick_interval()
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
-            self.tick(loop.time())
+            self.tick(monotonic())
 
     def tick(self, now: float) -> None:
         """Run every connection's timers (call expiry, idle close, keep-alive pings), then flush
         the batched metrics.
 
         Args:
-            now: the event loop's time.
+            now: `time.monotonic()` (the clock of the relay and the Sessions).
         """
         for conn in list(self.connections):
             conn.tick(now)

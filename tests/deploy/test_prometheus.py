@@ -348,13 +348,6 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(tmp_path: Path) ->
         assert [(s["metric"]["job"], s["metric"]["instance"]) for s in result] == [(JOB, target)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the relay times calls with loop.time(), which uvloop keeps in whole milliseconds "
-    "(libuv's uv_now): every sub-millisecond answer is recorded as 0 s. Fix in the relay "
-    "(a high-resolution clock such as time.monotonic() for the session's `now`), then drop "
-    "this marker.",
-)
 async def test_call_durations_resolve_below_a_millisecond() -> None:
     async with process(
         sys.executable,
