@@ -66,3 +66,36 @@ def test_schema_dir_of_another_version_fails_loudly(tmp_path: Path) -> None:
         SchemaSet("ocpp2.1", str(official_schema_dir("ocpp2.0.1")))
     with pytest.raises(SchemaError):
         SchemaSet("ocpp1.6", str(tmp_path / "missing"))
+
+
+def test_stats_count_what_the_sessions_judged() -> None:
+    """The per-frame metrics are counted in Rust: sizes of every frame, forwarded messages by
+    (direction, type, action), and each answered call's duration under the call's direction."""
+    from ocpp_gateway import _core
+    from ocpp_gateway.session import default_schemas
+
+    schemas = default_schemas("ocpp1.6")
+    stats = _core.Stats(schemas, [0.001, 0.01], [16.0, 64.0])
+    session = _core.Session("ocpp1.6", schemas, None, 60.0, stats)
+    call = b'[2,"1","Heartbeat",{}]'
+    session.from_charge_point(call, 1.0)
+    result = b'[3,"1",{"currentTime":"2025-01-01T00:00:00Z"}]'
+    session.from_csms(result, 1.002)
+    session.from_charge_point(b"not json", 1.0)
+    messages, durations, sizes = stats.take()
+    assert messages == [("cp_to_csms", 2, "Heartbeat", 1), ("csms_to_cp", 3, "Heartbeat", 1)]
+    [(direction, action, counts, total)] = durations
+    assert (direction, action, counts) == ("cp_to_csms", "Heartbeat", [0, 1, 0])
+    assert abs(total - 0.002) < 1e-9
+    assert sizes == [
+        ("cp_to_csms", [1, 1, 0], float(len(call) + len(b"not json"))),
+        ("csms_to_cp", [0, 1, 0], float(len(result))),
+    ]
+    assert stats.take() == ([], [], [])
+    other = _core.Stats(default_schemas("ocpp2.0.1"), [], [])
+    try:
+        _core.Session("ocpp1.6", schemas, None, 60.0, other)
+    except ValueError as exc:
+        assert "another version" in str(exc)
+    else:
+        raise AssertionError("stats of another version must be refused")

@@ -133,6 +133,42 @@ class Verdict:
         """For a result that matched a pending call: now minus the time the call was seen."""
 
 @final
+class Stats:
+    """Frame counters of one OCPP version, shared by its Sessions (given as `stats=`).
+
+    Each frame a Session judges adds its size to a histogram per direction; a forwarded frame
+    counts one message per (direction, message type, action); a result that matched a pending
+    call adds its duration to a histogram per (direction of the call, action). The relay thus
+    counts nothing itself; the metrics drain the counters with `take` about once a second.
+    """
+
+    def __new__(
+        cls, schemas: SchemaSet, duration_bounds: list[float], size_bounds: list[float]
+    ) -> Self:
+        """Args:
+        schemas: the version's schemas (action names come from them).
+        duration_bounds: upper bounds of the duration histogram buckets, in seconds,
+            ascending, without +Inf (added).
+        size_bounds: upper bounds of the frame size buckets, in bytes, likewise.
+        """
+
+    def take(
+        self,
+    ) -> tuple[
+        list[tuple[DirectionName, int, str | None, int]],
+        list[tuple[DirectionName, str | None, list[int], float]],
+        list[tuple[DirectionName, list[int], float]],
+    ]:
+        """Drain the counters: everything since the last call, then zero.
+
+        Returns:
+            (messages, durations, sizes): (direction, message type, action, count) of
+            forwarded frames; (direction of the call, action, count per bucket, sum of
+            seconds); (direction, count per bucket, sum of bytes). Only non-zero rows; the
+            last bucket is +Inf.
+        """
+
+@final
 class Session:
     """The OCPP-J state of one charge point connection: pending calls in both directions.
 
@@ -145,6 +181,7 @@ class Session:
         schemas: SchemaSet | None = None,
         policy: Policy | None = None,
         call_timeout: float = 60.0,
+        stats: Stats | None = None,
     ) -> Self:
         """Args:
         version: the negotiated subprotocol.
@@ -153,9 +190,10 @@ class Session:
             `ocpp_gateway.session.default_schemas`.
         policy: validation policy; None means enforce everywhere.
         call_timeout: seconds after which a pending call is reported by `expire`.
+        stats: counters that every judged frame is recorded in (see `Stats`).
 
         Raises:
-            ValueError: unknown version, or schemas of another version.
+            ValueError: unknown version, or schemas or stats of another version.
         """
 
     @property

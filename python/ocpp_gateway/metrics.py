@@ -4,11 +4,12 @@ Every label value comes from a closed set: directions, message types, the action
 schemas know (anything else is counted as "unknown"), error codes of the OCPP-J tables, reasons
 chosen by the code. Never a charge point id or a unique id.
 
-Hot path: the per-frame metrics (messages, frame sizes, call durations) are accumulated in plain
-Python counters and added to the prometheus_client collectors in bulk by `flush()`, which runs
-before every scrape of the registry and from the server's once-a-second timer. A locked
-prometheus_client update costs 1-2 µs (in multiprocess mode, a locked mmap write: more); a dict
-increment a fifth of that. In multiprocess mode another worker may answer the scrape, so the
+Hot path: the per-frame metrics (messages, frame sizes, call durations) are counted by the
+Rust Sessions themselves, in one `_core.Stats` per version (`new_stats`), so the relay makes no
+metric call per frame. `flush()` drains those counters and adds them to the prometheus_client
+collectors in bulk; it runs before every scrape of the registry and from the server's
+once-a-second timer. (A locked prometheus_client update costs 1-2 µs, in multiprocess mode a
+locked mmap write: more.) In multiprocess mode another worker may answer the scrape, so the
 per-frame counts of the other workers are at most about one second old.
 
 With several worker processes, `serve` sets `PROMETHEUS_MULTIPROC_DIR`; each worker then writes
@@ -18,7 +19,6 @@ its samples to files there and `/metrics` on any worker aggregates all of them.
 from __future__ import annotations
 
 import os
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ocpp_gateway import _core
 from ocpp_gateway.about import versions
 
 __all__ = ["CONTENT_TYPE", "MESSAGE_TYPE_NAMES", "Metrics"]
@@ -78,7 +79,8 @@ class Metrics:
             "unknown" so that a peer cannot grow the label sets.
         multiprocess_dir: when set, collect from prometheus_client's multiprocess files there.
 
-    The `count_*` methods are the hot path: they look label children up in plain dicts.
+    `count_rejected` and the other counters are the slow path; per-frame counts come from the
+    Sessions (`new_stats`) and are drained by `flush`.
     """
 
     def __init__(
@@ -200,11 +202,10 @@ class Metrics:
         self._duration_children: dict[tuple[str, str | None], Any] = {}
         self._size_children: dict[str, Any] = {}
         self._pending_messages: dict[tuple[str, int, str | None], int] = {}
-        self._duration_bounds = [*_DURATION_BUCKETS, float("inf")]
-        self._size_bounds = [*_SIZE_BUCKETS, float("inf")]
         # key -> [count per bucket..., sum]
         self._pending_durations: dict[tuple[str, str | None], list[float]] = {}
         self._pending_sizes: dict[str, list[float]] = {}
+        self._stats: list[_core.Stats] = []
 
     def action_label(self, action: str | None) -> str:
         """Args:
@@ -215,48 +216,37 @@ class Metrics:
         """
         return action if action is not None and action in self.known_actions else UNKNOWN
 
-    def count_message(self, direction: str, message_type: int, action: str | None) -> None:
-        """Count one relayed frame (hot path; added to the counter at the next flush).
+    def new_stats(self, schemas: _core.SchemaSet) -> _core.Stats:
+        """Frame counters for the Sessions of one version, drained by every `flush`.
 
         Args:
-            direction: "cp_to_csms" or "csms_to_cp".
-            message_type: the MessageTypeId.
-            action: the action, or for a result the action of its call.
+            schemas: the version's schemas.
+
+        Returns:
+            The counters to give to each `Session` of that version (`stats=`).
         """
-        key = (direction, message_type, action)
-        pending = self._pending_messages
-        pending[key] = pending.get(key, 0) + 1
+        stats = _core.Stats(schemas, list(_DURATION_BUCKETS), [float(b) for b in _SIZE_BUCKETS])
+        self._stats.append(stats)
+        return stats
 
-    def observe_duration(self, direction: str, action: str | None, seconds: float) -> None:
-        """Record the time a call took to be answered (hot path).
-
-        Args:
-            direction: the direction of the call.
-            action: the call's action.
-            seconds: the duration.
-        """
-        key = (direction, action)
-        slots = self._pending_durations.get(key)
-        if slots is None:
-            slots = self._pending_durations[key] = [0.0] * (len(self._duration_bounds) + 1)
-        slots[bisect_left(self._duration_bounds, seconds)] += 1
-        slots[-1] += seconds
-
-    def observe_size(self, direction: str, size: int) -> None:
-        """Record the size of a received frame (hot path).
-
-        Args:
-            direction: where the frame goes.
-            size: its length in bytes.
-        """
-        slots = self._pending_sizes.get(direction)
-        if slots is None:
-            slots = self._pending_sizes[direction] = [0.0] * (len(self._size_bounds) + 1)
-        slots[bisect_left(self._size_bounds, size)] += 1
-        slots[-1] += size
+    def _drain_stats(self) -> None:
+        messages = self._pending_messages
+        durations = self._pending_durations
+        sizes = self._pending_sizes
+        for stats in self._stats:
+            taken_messages, taken_durations, taken_sizes = stats.take()
+            for direction, message_type, action, n in taken_messages:
+                key = (direction, message_type, action)
+                messages[key] = messages.get(key, 0) + n
+            for direction, action, counts, total in taken_durations:
+                _merge_slots(durations, (direction, action), counts, total)
+            for direction, counts, total in taken_sizes:
+                _merge_slots(sizes, direction, counts, total)
 
     def flush(self) -> None:
         """Add the batched hot-path counts to the prometheus_client collectors."""
+        if self._stats:
+            self._drain_stats()
         if self._pending_messages:
             pending, self._pending_messages = self._pending_messages, {}
             for key, count in pending.items():
@@ -318,6 +308,18 @@ class Metrics:
         directory = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if directory:
             multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+def _merge_slots(
+    pending: dict[Any, list[float]], key: Any, counts: list[int], total: float
+) -> None:
+    """Add drained bucket counts (last bucket +Inf) and their sum to a pending slot list."""
+    slots = pending.get(key)
+    if slots is None:
+        slots = pending[key] = [0.0] * (len(counts) + 1)
+    for i, n in enumerate(counts):
+        slots[i] += n
+    slots[-1] += total
 
 
 def _add_to_histogram(child: Any, slots: list[float]) -> None:

@@ -66,9 +66,6 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     receive = ws.receive
     judge = conn.session.from_charge_point
     metrics = runtime.metrics
-    count = metrics.count_message
-    size = metrics.observe_size
-    observe = metrics.observe_duration
     clock = monotonic
     limiter = runtime.security.new_rate_limiter()
     allow = limiter.allow if runtime.config.security.message_rate > 0 else None
@@ -90,8 +87,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
             if kind is _TEXT or kind is _BINARY:
                 data = msg.data
                 del msg
-                size(_CP, len(data))
-                verdict = judge(data, now)
+                verdict = judge(data, now)  # also counts the frame (Runtime.stats)
                 message_type = verdict.message_type
                 # Results are never rate-limited: they answer calls the backend made.
                 if allow is not None and (message_type < 3 or message_type > 5) and not allow(now):
@@ -103,18 +99,13 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                     # Popped before branching: a result that is replaced still goes home.
                     origin = call_origin.pop(verdict.unique_id or "", DEFAULT_TRANSPORT)
                 if verdict.forward:
-                    action = verdict.action
-                    count(_CP, message_type, action)
                     if verdict.observed:
                         _count_observed(runtime, _CP, verdict)
                     if message_type != 2:
-                        duration = verdict.call_duration
-                        if duration is not None:  # it answers a call that went to the charge point
-                            observe(_CSMS, action, duration)
                         if chain is not None or runtime.drain_progress is not None:
                             _result_seen(runtime, conn, _CP, verdict, data)
                     else:
-                        if models and action == "BootNotification":
+                        if models and verdict.action == "BootNotification":
                             _switch_model_policy(runtime, conn, data)
                         if chain is not None and await _plugin_call(
                             runtime, conn, _CP, verdict, data
@@ -168,9 +159,6 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
     recv = link.recv
     judge = conn.session.from_csms
     metrics = runtime.metrics
-    count = metrics.count_message
-    size = metrics.observe_size
-    observe = metrics.observe_duration
     clock = monotonic
     chain = runtime.chain
     send_cp = conn.sender.send
@@ -183,18 +171,11 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
             data = await recv()
             if data is None:
                 break
-            size(_CSMS, len(data))
-            verdict = judge(data, clock())
+            verdict = judge(data, clock())  # also counts the frame (Runtime.stats)
             if verdict.forward:
-                message_type = verdict.message_type
-                action = verdict.action
-                count(_CSMS, message_type, action)
                 if verdict.observed:
                     _count_observed(runtime, _CSMS, verdict)
-                if message_type != 2:
-                    duration = verdict.call_duration
-                    if duration is not None:  # it answers a call the charge point made
-                        observe(_CP, action, duration)
+                if verdict.message_type != 2:
                     if chain is not None or runtime.drain_progress is not None:
                         _result_seen(runtime, conn, _CSMS, verdict, data)
                 else:
@@ -338,18 +319,14 @@ async def _plugin_call(
     else:
         frame = orjson.dumps([4, unique_id, decision.error_code, decision.description, {}])
     now = monotonic()
-    metrics = runtime.metrics
+    # The answer passes the Session like any frame (validated, counted, its call timed).
     if direction == _CP:
         answer = conn.session.from_csms(frame, now)
-        if answer.call_duration is not None:
-            metrics.observe_duration(_CP, answer.action, answer.call_duration)
         out = frame if answer.forward else answer.substitute
         if out is not None:
             await conn.sender.send(out)
     else:
         answer = conn.session.from_charge_point(frame, now)
-        if answer.call_duration is not None:
-            metrics.observe_duration(_CSMS, answer.action, answer.call_duration)
         out = frame if answer.forward else answer.substitute
         if out is not None:
             await send_backend(conn, runtime, origin, out)

@@ -97,6 +97,8 @@ class Runtime:
         self.versions: tuple[OcppVersionName, ...] = tuple(self.schemas)
         known = {action for s in self.schemas.values() for action, _ in s.actions()}
         self.metrics = Metrics(known, multiprocess_dir=metrics_dir)
+        # Frame counters kept by the Sessions themselves, drained by every metrics flush.
+        self.stats = {v: self.metrics.new_stats(s) for v, s in self.schemas.items()}
         self.policies: dict[str, _core.Policy] = {}
         self.model_policies: dict[tuple[str, str], _core.Policy] = {}
         validation = config.validation
@@ -135,7 +137,11 @@ class Runtime:
     def new_session(self, version: OcppVersionName) -> _core.Session:
         """Returns: a Session of `version` with the configured schemas, policy and timeout."""
         return _core.Session(
-            version, self.schemas[version], self.policies[version], self.config.call_timeout
+            version,
+            self.schemas[version],
+            self.policies[version],
+            self.config.call_timeout,
+            self.stats[version],
         )
 
     def register(self, conn: Connection) -> None:

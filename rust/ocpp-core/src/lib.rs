@@ -11,12 +11,14 @@ pub mod number;
 pub mod policy;
 pub mod schema;
 pub mod session;
+pub mod stats;
 pub mod version;
 
 pub use error::ErrorKind;
 pub use policy::{Mode, Policy};
 pub use schema::{SchemaError, SchemaSet};
 pub use session::{DropReason, Session, Verdict};
+pub use stats::{Snapshot, Stats};
 pub use version::{Direction, OcppVersion, Sender};
 
 /// The schema lookup that the integration tests and benches use too.

@@ -300,11 +300,56 @@ impl PyVerdict {
 }
 
 /// The OCPP-J state of one charge point connection: pending calls in both directions.
+/// Frame counters shared by the Sessions of one version.
+#[pyclass(module = "ocpp_gateway._core", name = "Stats")]
+struct PyStats {
+    inner: ocpp_core::Stats,
+    schemas: Py<PySchemaSet>,
+}
+
+type MessageRow = (&'static str, u8, Option<Py<PyString>>, u64);
+type DurationRow = (&'static str, Option<Py<PyString>>, Vec<u64>, f64);
+type SizeRow = (&'static str, Vec<u64>, f64);
+
+#[pymethods]
+impl PyStats {
+    #[new]
+    fn new(schemas: Py<PySchemaSet>, duration_bounds: Vec<f64>, size_bounds: Vec<f64>) -> Self {
+        let actions = schemas.get().inner.version().actions().len();
+        PyStats {
+            inner: ocpp_core::Stats::new(actions, duration_bounds, size_bounds),
+            schemas,
+        }
+    }
+
+    /// Drain the counters: (messages, durations, sizes) since the last call.
+    fn take(&mut self, py: Python<'_>) -> (Vec<MessageRow>, Vec<DurationRow>, Vec<SizeRow>) {
+        let snap = self.inner.take();
+        let set = self.schemas.get();
+        let name = |a: Option<u16>| a.map(|id| set.name(py, id));
+        (
+            snap.messages
+                .into_iter()
+                .map(|(d, t, a, n)| (d.name(), t, name(a), n))
+                .collect(),
+            snap.durations
+                .into_iter()
+                .map(|(d, a, counts, sum)| (d.name(), name(a), counts, sum))
+                .collect(),
+            snap.sizes
+                .into_iter()
+                .map(|(d, counts, sum)| (d.name(), counts, sum))
+                .collect(),
+        )
+    }
+}
+
 #[pyclass(module = "ocpp_gateway._core", name = "Session")]
 struct PySession {
     inner: ocpp_core::Session,
     schemas: Py<PySchemaSet>,
     policy: Py<PyPolicy>,
+    stats: Option<Py<PyStats>>,
 }
 
 impl PySession {
@@ -329,13 +374,14 @@ impl PySession {
 #[pymethods]
 impl PySession {
     #[new]
-    #[pyo3(signature = (version, schemas = None, policy = None, call_timeout = 60.0))]
+    #[pyo3(signature = (version, schemas = None, policy = None, call_timeout = 60.0, stats = None))]
     fn new(
         py: Python<'_>,
         version: &str,
         schemas: Option<Py<PySchemaSet>>,
         policy: Option<Py<PyPolicy>>,
         call_timeout: f64,
+        stats: Option<Py<PyStats>>,
     ) -> PyResult<Self> {
         let v = version_from(version)?;
         let schemas = match schemas {
@@ -369,10 +415,16 @@ impl PySession {
             policy.get().inner.clone(),
             call_timeout,
         );
+        if let Some(st) = &stats {
+            if st.borrow(py).schemas.get().inner.version() != v {
+                return Err(PyValueError::new_err("stats are of another version"));
+            }
+        }
         Ok(PySession {
             inner,
             schemas,
             policy,
+            stats,
         })
     }
 
@@ -396,6 +448,12 @@ impl PySession {
     #[allow(clippy::wrong_self_convention)]
     fn from_charge_point(&mut self, py: Python<'_>, frame: &[u8], now: f64) -> PyVerdict {
         let v = self.inner.from_charge_point(frame, now);
+        if let Some(stats) = &self.stats {
+            stats
+                .borrow_mut(py)
+                .inner
+                .record(Direction::CpToCsms, frame.len(), &v);
+        }
         self.convert(py, v)
     }
 
@@ -403,6 +461,12 @@ impl PySession {
     #[allow(clippy::wrong_self_convention)]
     fn from_csms(&mut self, py: Python<'_>, frame: &[u8], now: f64) -> PyVerdict {
         let v = self.inner.from_csms(frame, now);
+        if let Some(stats) = &self.stats {
+            stats
+                .borrow_mut(py)
+                .inner
+                .record(Direction::CsmsToCp, frame.len(), &v);
+        }
         self.convert(py, v)
     }
 
@@ -470,6 +534,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPolicy>()?;
     m.add_class::<PyVerdict>()?;
     m.add_class::<PySession>()?;
+    m.add_class::<PyStats>()?;
     m.add_function(wrap_pyfunction!(error_code_for, m)?)?;
     Ok(())
 }
