@@ -148,11 +148,17 @@ _SENT = _Sent()
 
 
 class _UpstreamListener(picows.WSListener):
-    """Receives the CSMS's frames for one link (picows calls it from its protocol)."""
+    """Receives the CSMS's frames for one link (picows calls it from its protocol).
+
+    Frames arriving while nobody waits are queued in `frames`, created on first use: a link
+    mostly has its pump waiting, and an idle link then holds no queue at all.
+    """
+
+    __slots__ = ("_max", "_parts", "close_code", "ended", "frames", "paused", "waiter")
 
     def __init__(self, max_msg_size: int) -> None:
         super().__init__()
-        self.frames: deque[bytes | None] = deque()
+        self.frames: deque[bytes | None] | None = None
         self.waiter: asyncio.Future[bytes | None] | None = None
         self.ended = False
         self.close_code: int | None = None
@@ -167,6 +173,8 @@ class _UpstreamListener(picows.WSListener):
             if not waiter.done():
                 waiter.set_result(item)
                 return
+        if self.frames is None:
+            self.frames = deque()
         self.frames.append(item)
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
@@ -256,8 +264,9 @@ class PicowsLink:
         """Returns: an awaitable of the next frame's bytes, or of None once the socket closed."""
         listener = self._listener
         future: asyncio.Future[bytes | None] = self._loop.create_future()
-        if listener.frames:
-            future.set_result(listener.frames.popleft())
+        frames = listener.frames
+        if frames:
+            future.set_result(frames.popleft())
         elif listener.ended:
             future.set_result(None)
         else:
