@@ -84,11 +84,93 @@ def test_core_agrees_with_the_oracle(new_session: SessionFactory, entry: dict[st
     if expected["valid"]:
         assert verdict.forward, verdict
         assert verdict.error_code is None
+        assert (verdict.error_path, verdict.error_keyword) == (None, None)
         return
     assert not verdict.forward, verdict
     assert verdict.error_code == expected["error_code"], verdict.error_detail
     # The core stops at its first violation; the oracle lists every one.
     assert (expected["error_path"], expected["error_keyword"]) in found
+    assert (verdict.error_path, verdict.error_keyword) == (
+        expected["error_path"],
+        expected["error_keyword"],
+    )
     answer = verdict.substitute if entry["result"] else verdict.reply
     assert answer is not None
     assert json.loads(answer)[2] == expected["error_code"]
+
+
+QUIRKY = [e for e in corpus() if e["relax"]]
+BOOT_MODEL = "Field Test Model"
+
+
+def rules_for(
+    schema_sets: dict[str, _core.SchemaSet], entry: dict[str, Any], model: str
+) -> _core.ModelRules:
+    """Model rules giving `model` the entry's relaxations, enforcing everything else."""
+    schemas = schema_sets[entry["version"]]
+    return _core.ModelRules(schemas, {model: (_core.Policy("enforce"), entry["relax"])})
+
+
+def model_of(entry: dict[str, Any]) -> str:
+    """The model a BootNotification entry names, or the one a test boot names."""
+    if entry["action"] == "BootNotification":
+        return str(json.loads(entry["frame"])[3]["chargePointModel"])
+    return BOOT_MODEL
+
+
+def test_there_are_quirky_frames_with_relaxations() -> None:
+    assert len(QUIRKY) >= 5
+
+
+@pytest.mark.parametrize("entry", QUIRKY, ids=[e["id"] for e in QUIRKY])
+def test_quirky_frames_pass_under_their_models_relaxations(
+    schema_sets: dict[str, _core.SchemaSet], new_session: SessionFactory, entry: dict[str, Any]
+) -> None:
+    model = model_of(entry)
+    rules = rules_for(schema_sets, entry, model)
+    session = _core.Session(entry["version"], model_rules=rules)
+    if entry["action"] != "BootNotification":
+        boot = '[2,"boot-1","BootNotification",{"chargePointModel":"%s","chargePointVendor":"x"}]'
+        assert session.from_charge_point((boot % model).encode(), 0.5).forward
+    verdict = session.from_charge_point(entry["frame"].encode(), 1.0)
+    assert session.model == model
+    assert verdict.forward, verdict
+    assert verdict.error_code is None
+    assert verdict.relaxed in entry["relax"]
+    # The rule named is the one forgiving the official schema's first violation.
+    key = f"{entry['action']}.{entry['expected']['error_path']}"
+    assert verdict.relaxed == key
+    # Without the model's rules the same frame is refused, with the same path and keyword.
+    plain = judge(new_session, entry)
+    assert not plain.forward
+    assert plain.relaxed is None
+    assert plain.error_path == entry["expected"]["error_path"]
+    assert plain.error_keyword == entry["expected"]["error_keyword"]
+
+
+@pytest.mark.parametrize("entry", QUIRKY, ids=[e["id"] for e in QUIRKY])
+def test_relaxations_of_another_model_do_not_apply(
+    schema_sets: dict[str, _core.SchemaSet], entry: dict[str, Any]
+) -> None:
+    rules = rules_for(schema_sets, entry, "Some Other Model")
+    session = _core.Session(entry["version"], model_rules=rules)
+    verdict = session.from_charge_point(entry["frame"].encode(), 1.0)
+    assert not verdict.forward
+    assert verdict.error_code == entry["expected"]["error_code"]
+    assert session.model is None
+
+
+def test_an_invalid_boot_notification_names_its_model_and_is_observed(
+    schema_sets: dict[str, _core.SchemaSet],
+) -> None:
+    entry = next(e for e in corpus() if e["id"] == "schneider-evlink-boot-serials")
+    model = model_of(entry)
+    rules = _core.ModelRules(schema_sets["ocpp1.6"], {model: (_core.Policy("observe"), {})})
+    session = _core.Session("ocpp1.6", model_rules=rules)
+    verdict = session.from_charge_point(entry["frame"].encode(), 1.0)
+    assert verdict.forward
+    assert verdict.observed
+    assert verdict.error_code == "TypeConstraintViolation"
+    assert (verdict.error_path, verdict.error_keyword) == ("chargeBoxSerialNumber", "maxLength")
+    assert session.model == model
+    assert session.boot_info == ("Schneider Electric", model, "3.4.0.9")

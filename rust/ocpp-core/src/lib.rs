@@ -9,14 +9,16 @@ pub mod frame;
 pub mod json;
 pub mod number;
 pub mod policy;
+pub mod rules;
 pub mod schema;
 pub mod session;
 pub mod version;
 
 pub use error::ErrorKind;
 pub use policy::{Mode, Policy};
+pub use rules::{ModelRule, ModelRules, RelaxError, RelaxErrorKind, Relaxation};
 pub use schema::{SchemaError, SchemaSet};
-pub use session::{DropReason, Session, Verdict};
+pub use session::{BootInfo, DropReason, Session, Verdict};
 pub use version::{Direction, OcppVersion, Sender};
 
 /// Test helpers shared by unit tests: where the official schemas are.

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ocpp_core::schema::ActionId;
-use ocpp_core::{json, Direction, DropReason, ErrorKind, OcppVersion};
+use ocpp_core::{json, Direction, DropReason, ErrorKind, OcppVersion, Relaxation};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 create_exception!(
     _core,
@@ -153,8 +153,124 @@ impl PySchemaSet {
         }
     }
 
+    /// Check one relaxation key and its table; None when it compiles, else (reason, message).
+    fn check_relaxation(
+        &self,
+        key: &str,
+        relax: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(&'static str, String)>> {
+        let list = relaxations_from(key, relax)?;
+        Ok(ocpp_core::ModelRules::check(&self.inner, key, &list)
+            .err()
+            .map(|e| (e.kind.name(), e.message)))
+    }
+
     fn __repr__(&self) -> String {
         format!("SchemaSet({:?})", self.inner.version().name())
+    }
+}
+
+/// Convert a relaxation table ({"max_length": 50, ...}) into relaxations.
+fn relaxations_from(key: &str, table: &Bound<'_, PyAny>) -> PyResult<Vec<Relaxation>> {
+    let table = table
+        .downcast::<PyDict>()
+        .map_err(|_| PyValueError::new_err(format!("{key}: expected a table of relaxations")))?;
+    let mut out = Vec::with_capacity(table.len());
+    for (kind, value) in table.iter() {
+        let kind: String = kind.extract()?;
+        let wrong = |what: &str| PyValueError::new_err(format!("{key}.{kind}: expected {what}"));
+        let r = match kind.as_str() {
+            "max_length" => Relaxation::MaxLength(
+                value
+                    .extract()
+                    .map_err(|_| wrong("a non-negative integer"))?,
+            ),
+            "min_items" => Relaxation::MinItems(
+                value
+                    .extract()
+                    .map_err(|_| wrong("a non-negative integer"))?,
+            ),
+            "extra_enum" => {
+                Relaxation::ExtraEnum(value.extract().map_err(|_| wrong("a list of strings"))?)
+            }
+            "extra_types" => Relaxation::ExtraTypes(
+                value
+                    .extract()
+                    .map_err(|_| wrong("a list of JSON type names"))?,
+            ),
+            "allow_property" => match value.extract::<bool>() {
+                Ok(true) => Relaxation::AllowProperty,
+                _ => return Err(wrong("true")),
+            },
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "{key}.{kind}: unknown relaxation (one of max_length, extra_enum, \
+                     min_items, allow_property, extra_types)"
+                )))
+            }
+        };
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// The rules of every configured charge point model of one version. Immutable and shared.
+#[pyclass(frozen, module = "ocpp_gateway._core", name = "ModelRules")]
+struct PyModelRules {
+    inner: Arc<ocpp_core::ModelRules>,
+    schemas: Py<PySchemaSet>,
+}
+
+#[pymethods]
+impl PyModelRules {
+    #[new]
+    fn new(schemas: Py<PySchemaSet>, models: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let mut inner = ocpp_core::ModelRules::new(schemas.get().inner.clone());
+        for item in models.call_method0("items")?.try_iter()? {
+            let item = item?;
+            let model: String = item.get_item(0)?.extract()?;
+            let entry = item.get_item(1)?;
+            let policy: Py<PyPolicy> = entry.get_item(0)?.extract()?;
+            let mut list: Vec<(String, Vec<Relaxation>)> = Vec::new();
+            for pair in entry.get_item(1)?.call_method0("items")?.try_iter()? {
+                let pair = pair?;
+                let key: String = pair.get_item(0)?.extract()?;
+                let relax = relaxations_from(&key, &pair.get_item(1)?)?;
+                list.push((key, relax));
+            }
+            inner
+                .insert(&model, policy.get().inner.clone(), &list)
+                .map_err(|e| PyValueError::new_err(format!("{model}: {e}")))?;
+        }
+        Ok(PyModelRules {
+            inner: Arc::new(inner),
+            schemas,
+        })
+    }
+
+    #[getter]
+    fn version(&self) -> &'static str {
+        self.inner.version().name()
+    }
+
+    /// The configured model names, sorted.
+    fn models(&self) -> Vec<String> {
+        self.inner.models().into_iter().map(str::to_owned).collect()
+    }
+
+    /// The relaxation rule names of a model (its relax keys), sorted; empty for an unknown model.
+    fn rules(&self, model: &str) -> Vec<String> {
+        self.inner.get(model).map_or_else(Vec::new, |m| {
+            m.rule_names().into_iter().map(str::to_owned).collect()
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ModelRules({:?}, models={:?})",
+            self.inner.version().name(),
+            self.inner.models()
+        )
     }
 }
 
@@ -222,6 +338,12 @@ struct PyVerdict {
     #[pyo3(get)]
     error_detail: Option<String>,
     #[pyo3(get)]
+    error_path: Option<String>,
+    #[pyo3(get)]
+    error_keyword: Option<Py<PyString>>,
+    #[pyo3(get)]
+    relaxed: Option<Py<PyString>>,
+    #[pyo3(get)]
     observed: bool,
     #[pyo3(get)]
     drop_reason: Option<Py<PyString>>,
@@ -283,7 +405,7 @@ impl PyVerdict {
         };
         format!(
             "Verdict(forward={}, message_type={}, unique_id={}, action={}, error_code={}, \
-             drop_reason={}, observed={}, reply={}, substitute={})",
+             drop_reason={}, observed={}, relaxed={}, reply={}, substitute={})",
             if self.forward { "True" } else { "False" },
             self.message_type,
             self.unique_id
@@ -293,6 +415,7 @@ impl PyVerdict {
             s(&self.error_code),
             s(&self.drop_reason),
             if self.observed { "True" } else { "False" },
+            s(&self.relaxed),
             self.reply.is_some(),
             self.substitute.is_some(),
         )
@@ -305,6 +428,7 @@ struct PySession {
     inner: ocpp_core::Session,
     schemas: Py<PySchemaSet>,
     policy: Py<PyPolicy>,
+    model_rules: Option<Py<PyModelRules>>,
 }
 
 impl PySession {
@@ -316,6 +440,9 @@ impl PySession {
             substitute: v.substitute.map(|b| PyBytes::new(py, &b).unbind()),
             error_code: v.error.map(|k| set.code(py, k)),
             error_detail: v.error_detail,
+            error_path: v.error_path,
+            error_keyword: v.error_keyword.map(|k| PyString::intern(py, k).unbind()),
+            relaxed: v.relaxed.map(|r| PyString::new(py, &r).unbind()),
             observed: v.observed,
             drop_reason: v.drop_reason.map(|d| set.drop_reason(py, d)),
             message_type: v.message_type,
@@ -329,18 +456,20 @@ impl PySession {
 #[pymethods]
 impl PySession {
     #[new]
-    #[pyo3(signature = (version, schemas = None, policy = None, call_timeout = 60.0))]
+    #[pyo3(signature = (version, schemas = None, policy = None, call_timeout = 60.0, model_rules = None))]
     fn new(
         py: Python<'_>,
         version: &str,
         schemas: Option<Py<PySchemaSet>>,
         policy: Option<Py<PyPolicy>>,
         call_timeout: f64,
+        model_rules: Option<Py<PyModelRules>>,
     ) -> PyResult<Self> {
         let v = version_from(version)?;
-        let schemas = match schemas {
-            Some(s) => s,
-            None => py
+        let schemas = match (schemas, &model_rules) {
+            (Some(s), _) => s,
+            (None, Some(r)) => r.get().schemas.clone_ref(py),
+            (None, None) => py
                 .import("ocpp_gateway.session")?
                 .getattr("default_schemas")?
                 .call1((version,))?
@@ -364,16 +493,41 @@ impl PySession {
                 },
             )?,
         };
-        let inner = ocpp_core::Session::new(
+        let mut inner = ocpp_core::Session::new(
             schemas.get().inner.clone(),
             policy.get().inner.clone(),
             call_timeout,
         );
+        if let Some(r) = &model_rules {
+            inner = inner
+                .with_model_rules(r.get().inner.clone())
+                .map_err(PyValueError::new_err)?;
+        }
         Ok(PySession {
             inner,
             schemas,
             policy,
+            model_rules,
         })
+    }
+
+    /// (vendor, model, firmware) of the last BootNotification from the charge point.
+    #[getter]
+    fn boot_info(&self) -> Option<(Option<String>, Option<String>, Option<String>)> {
+        self.inner
+            .boot_info()
+            .map(|b| (b.vendor.clone(), b.model.clone(), b.firmware.clone()))
+    }
+
+    /// The model whose rules are in force, if any.
+    #[getter]
+    fn model(&self) -> Option<&str> {
+        self.inner.model()
+    }
+
+    #[getter]
+    fn model_rules(&self, py: Python<'_>) -> Option<Py<PyModelRules>> {
+        self.model_rules.as_ref().map(|r| r.clone_ref(py))
     }
 
     #[getter]
@@ -466,8 +620,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("DirectionName", alias(vec!["cp_to_csms", "csms_to_cp"])?)?;
     m.add("ModeName", alias(vec!["enforce", "observe", "off"])?)?;
+    m.add(
+        "RelaxErrorReason",
+        alias(vec!["unknown_action", "unknown_path", "invalid"])?,
+    )?;
     m.add_class::<PySchemaSet>()?;
     m.add_class::<PyPolicy>()?;
+    m.add_class::<PyModelRules>()?;
     m.add_class::<PyVerdict>()?;
     m.add_class::<PySession>()?;
     m.add_function(wrap_pyfunction!(error_code_for, m)?)?;
