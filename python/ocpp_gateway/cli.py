@@ -1,4 +1,4 @@
-"""The `ocpp-gateway` command: serve, check-config, demo, bench, hash-password."""
+"""The `ocpp-gateway` command: serve, check-config, demo, bench, hash-password, violations."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ _DELEGATES = {
     "demo": "ocpp_gateway.demo",
     "bench": "ocpp_gateway.bench",
     "hash-password": "ocpp_gateway.security.passwords",
+    "violations": "ocpp_gateway.violations",
 }
 
 
@@ -45,6 +46,12 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="forward and count payload violations instead of refusing them "
+        "(validation.default = observe)",
+    )
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     # Security profiles (README "Security"); same names as the [security] table.
     parser.add_argument("--credentials", help="TOML file of charge point id -> password hash")
@@ -61,6 +68,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "upstream.url": args.upstream,
         "workers": args.workers,
         "log_level": args.log_level,
+        "validation.default": "observe" if args.observe else None,
         "security.credentials_file": args.credentials,
         "security.tls_cert": args.tls_cert,
         "security.tls_key": args.tls_key,
@@ -250,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  demo          run a simulated fleet against a gateway")
         print("  bench         run the benchmark suite")
         print("  hash-password hash a charge point password for the credentials file")
+        print("  violations    show logged payload violations, or model tables (--toml)")
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "serve":

@@ -35,7 +35,8 @@ pub enum Relaxation {
     /// The last member of the path may be present although the schema does not name it.
     AllowProperty,
     /// These JSON types ("string", "number", "integer", "boolean", "object", "array", "null")
-    /// are accepted besides the schema's.
+    /// are accepted besides the schema's, at the node at the path itself (an array's node,
+    /// not its items). A value of an extra type meets no other rule of that node.
     ExtraTypes(Vec<String>),
 }
 
@@ -235,7 +236,9 @@ fn relax(
     };
     let mut leaf = private(nodes, nodes[cur as usize].properties[pos].1);
     nodes[cur as usize].properties[pos].1 = leaf;
-    if !matches!(r, Relaxation::MinItems(_)) {
+    // maxLength and enum apply to the items of an array of strings (`GetConfiguration.key`);
+    // minItems and types to the node at the path itself (an object sent for an array).
+    if !matches!(r, Relaxation::MinItems(_) | Relaxation::ExtraTypes(_)) {
         leaf = into_items(nodes, leaf);
     }
     apply(&mut nodes[leaf as usize], schema.draft, key, r)

@@ -8,7 +8,7 @@ use ocpp_core::{json, Direction, DropReason, ErrorKind, OcppVersion, Relaxation}
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyString};
 
 create_exception!(
     _core,
@@ -172,12 +172,12 @@ impl PySchemaSet {
 
 /// Convert a relaxation table ({"max_length": 50, ...}) into relaxations.
 fn relaxations_from(key: &str, table: &Bound<'_, PyAny>) -> PyResult<Vec<Relaxation>> {
-    let table = table
-        .downcast::<PyDict>()
+    let items = table
+        .call_method0("items")
         .map_err(|_| PyValueError::new_err(format!("{key}: expected a table of relaxations")))?;
-    let mut out = Vec::with_capacity(table.len());
-    for (kind, value) in table.iter() {
-        let kind: String = kind.extract()?;
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let (kind, value): (String, Bound<'_, PyAny>) = item?.extract()?;
         let wrong = |what: &str| PyValueError::new_err(format!("{key}.{kind}: expected {what}"));
         let r = match kind.as_str() {
             "max_length" => Relaxation::MaxLength(

@@ -155,7 +155,8 @@ fn every_kind_of_relaxation() {
     let ctx = r#"[2,"m2","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2020-09-19T15:14:23Z","sampledValue":[{"value":"16.000","context":"CurrentMax","unit":"A"}]}]}]"#;
     let num = r#"[2,"m3","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2021-11-22T20:38:32.000Z","sampledValue":[{"value":604.213}]}]}]"#;
     let extra = r#"[2,"s1","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available","evseId":"x"}]"#;
-    let cases: [(&str, Relaxation, &str, &str); 4] = [
+    let object = r#"[2,"m4","MeterValues",{"connectorId":1,"transactionId":1,"meterValue":{"timestamp":"2024-04-16T17:28:55.000Z","sampledValue":[{"value":"0.00"}]}}]"#;
+    let cases: [(&str, Relaxation, &str, &str); 5] = [
         (
             "MeterValues.meterValue.sampledValue",
             Relaxation::MinItems(0),
@@ -179,6 +180,12 @@ fn every_kind_of_relaxation() {
             Relaxation::AllowProperty,
             extra,
             "additionalProperties",
+        ),
+        (
+            "MeterValues.meterValue",
+            Relaxation::ExtraTypes(vec!["object".into()]),
+            object,
+            "type",
         ),
     ];
     for (key, relaxation, frame, keyword) in cases {
