@@ -346,3 +346,36 @@ fn rules_over_another_schema_set_are_refused() {
             .is_err()
     );
 }
+
+#[test]
+fn boot_info_is_cut_and_ignores_non_strings() {
+    let long = "M".repeat(150);
+    let frame = format!(
+        r#"[2,"b1","BootNotification",{{"chargePointModel":"{long}","chargePointVendor":7}}]"#
+    );
+    let r = rules(OcppVersion::V16, &long, Policy::new(Mode::Observe), &[]);
+    let mut s = session(&r);
+    let v = s.from_charge_point(frame.as_bytes(), 1.0);
+    // The full name matched the rules (observed, not refused); the kept copy is cut.
+    assert!(v.forward && v.observed, "{v:?}");
+    let info = s.boot_info().unwrap();
+    assert_eq!(
+        info.model.as_deref().map(str::len),
+        Some(crate::session::MAX_BOOT_FIELD)
+    );
+    assert_eq!(info.vendor, None);
+    assert_eq!(info.firmware, None);
+}
+
+#[test]
+fn a_missing_required_member_is_named() {
+    let mut s = Session::new(schemas(OcppVersion::V16), Policy::default(), 60.0);
+    let frame = r#"[2,"b1","BootNotification",{"chargePointModel":"M"}]"#;
+    let v = s.from_charge_point(frame.as_bytes(), 1.0);
+    assert_eq!(v.error_path.as_deref(), Some("chargePointVendor"));
+    assert_eq!(v.error_keyword, Some("required"));
+    assert_eq!(s.boot_info().unwrap().model.as_deref(), Some("M"));
+    // Frame errors have no payload path.
+    let v = s.from_charge_point(b"[2,\"b2\"]", 1.0);
+    assert_eq!((v.error_path, v.error_keyword), (None, None));
+}
