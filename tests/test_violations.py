@@ -225,6 +225,17 @@ def test_violations_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     config.write_text(f"[validation]\nviolation_log = {json.dumps(str(path))}\n")
     assert main(["violations", "--config", str(config), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == 1
+    # Several workers' files beside it are merged.
+    log.dump(str(path) + ".1")
+    assert main(["violations", "--config", str(config), "--json"]) == 0
+    merged = json.loads(capsys.readouterr().out)
+    assert sum(e["count"] for e in merged["entries"]) == 2 * sum(
+        e.count for e in log.entries.values()
+    )
+    os.unlink(path)
+    os.unlink(str(path) + ".1")
+    assert main(["violations", "--config", str(config)]) == 2
+    assert "no violation log written yet" in capsys.readouterr().err
     assert main(["violations"]) == 2
     assert main(["violations", str(tmp_path / "missing.json")]) == 2
     (tmp_path / "other.json").write_text("{}")

@@ -17,6 +17,7 @@ the suggested relaxation (string lengths, up to 16 distinct enum values, JSON ty
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -758,7 +759,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if validation.violation_log is None:
                 print(f"error: {args.config}: validation.violation_log is not set", file=sys.stderr)
                 return 2
-            files.append(validation.violation_log)
+            # With several workers, each writes `<violation_log>.<n>` beside it.
+            log_path = validation.violation_log
+            files.extend(p for p in [log_path] if os.path.exists(p))
+            files.extend(sorted(glob.glob(glob.escape(log_path) + ".*[0-9]")))
+            if not files:
+                print(f"error: {log_path}: no violation log written yet", file=sys.stderr)
+                return 2
     if not files:
         parser.print_usage(sys.stderr)
         print("error: name a log file or --config", file=sys.stderr)
