@@ -116,6 +116,15 @@ impl DropReason {
     }
 }
 
+/// Where a payload violation is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Member names from the payload root joined by dots, array indices left out.
+    pub path: String,
+    /// The JSON Schema keyword that failed.
+    pub keyword: &'static str,
+}
+
 /// What to do with one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict<'a> {
@@ -131,10 +140,8 @@ pub struct Verdict<'a> {
     pub error_code: Option<&'static str>,
     /// JSON pointer and rule of the violation; never payload values.
     pub error_detail: Option<String>,
-    /// Of a payload violation: member names from the root joined by dots, no indices.
-    pub error_path: Option<String>,
-    /// Of a payload violation: the JSON Schema keyword that failed.
-    pub error_keyword: Option<&'static str>,
+    /// Where a payload violation is; boxed, so verdicts of valid frames stay small.
+    pub error_location: Option<Box<Location>>,
     /// The relaxation (its configuration key) of the model in force that made a payload pass
     /// the official schema rejects.
     pub relaxed: Option<Arc<str>>,
@@ -151,6 +158,16 @@ pub struct Verdict<'a> {
 }
 
 impl<'a> Verdict<'a> {
+    /// The dotted path of a payload violation.
+    pub fn error_path(&self) -> Option<&str> {
+        self.error_location.as_deref().map(|l| l.path.as_str())
+    }
+
+    /// The JSON Schema keyword of a payload violation.
+    pub fn error_keyword(&self) -> Option<&'static str> {
+        self.error_location.as_deref().map(|l| l.keyword)
+    }
+
     fn new(message_type: u8, unique_id: Option<Cow<'a, str>>) -> Self {
         Verdict {
             forward: false,
@@ -159,8 +176,7 @@ impl<'a> Verdict<'a> {
             error: None,
             error_code: None,
             error_detail: None,
-            error_path: None,
-            error_keyword: None,
+            error_location: None,
             relaxed: None,
             observed: false,
             drop_reason: None,
@@ -178,8 +194,7 @@ impl<'a> Verdict<'a> {
 
     /// Record where a payload violation is.
     fn located(mut self, path: String, keyword: &'static str) -> Self {
-        self.error_path = Some(path);
-        self.error_keyword = Some(keyword);
+        self.error_location = Some(Box::new(Location { path, keyword }));
         self
     }
 }
@@ -466,8 +481,10 @@ impl Session {
             Checked::Observed(violation) => {
                 v.observed = true;
                 self.flag(v, violation.kind, violation.detail);
-                v.error_path = Some(violation.path);
-                v.error_keyword = Some(violation.keyword);
+                v.error_location = Some(Box::new(Location {
+                    path: violation.path,
+                    keyword: violation.keyword,
+                }));
             }
         }
     }

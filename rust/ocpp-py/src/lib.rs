@@ -337,10 +337,8 @@ struct PyVerdict {
     error_code: Option<Py<PyString>>,
     #[pyo3(get)]
     error_detail: Option<String>,
-    #[pyo3(get)]
-    error_path: Option<String>,
-    #[pyo3(get)]
-    error_keyword: Option<Py<PyString>>,
+    /// (error_path, error_keyword) of a payload violation; boxed, as most verdicts have none.
+    location: Option<Box<(String, Py<PyString>)>>,
     #[pyo3(get)]
     relaxed: Option<Py<PyString>>,
     #[pyo3(get)]
@@ -389,6 +387,16 @@ impl Uid {
 
 #[pymethods]
 impl PyVerdict {
+    #[getter]
+    fn error_path(&self) -> Option<&str> {
+        self.location.as_deref().map(|(p, _)| p.as_str())
+    }
+
+    #[getter]
+    fn error_keyword(&self, py: Python<'_>) -> Option<Py<PyString>> {
+        self.location.as_deref().map(|(_, k)| k.clone_ref(py))
+    }
+
     #[getter]
     fn unique_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyString>> {
         self.unique_id
@@ -440,8 +448,10 @@ impl PySession {
             substitute: v.substitute.map(|b| PyBytes::new(py, &b).unbind()),
             error_code: v.error.map(|k| set.code(py, k)),
             error_detail: v.error_detail,
-            error_path: v.error_path,
-            error_keyword: v.error_keyword.map(|k| PyString::intern(py, k).unbind()),
+            location: v.error_location.map(|l| {
+                let keyword = PyString::intern(py, l.keyword).unbind();
+                Box::new((l.path, keyword))
+            }),
             relaxed: v.relaxed.map(|r| PyString::new(py, &r).unbind()),
             observed: v.observed,
             drop_reason: v.drop_reason.map(|d| set.drop_reason(py, d)),

@@ -69,8 +69,8 @@ fn a_relaxed_boot_notification_passes_from_the_first_frame() {
     let v = other.from_charge_point(frame.as_bytes(), 1.0);
     assert!(!v.forward);
     assert_eq!(v.error_code, Some("TypeConstraintViolation"));
-    assert_eq!(v.error_path.as_deref(), Some("chargePointSerialNumber"));
-    assert_eq!(v.error_keyword, Some("maxLength"));
+    assert_eq!(v.error_path(), Some("chargePointSerialNumber"));
+    assert_eq!(v.error_keyword(), Some("maxLength"));
     assert_eq!(other.model(), None);
     assert_eq!(other.boot_info().unwrap().model.as_deref(), Some("Other"));
 }
@@ -90,7 +90,7 @@ fn a_relaxation_only_forgives_its_rule() {
     let frame = boot16(EVLINK, &"3".repeat(28));
     let v = s.from_charge_point(frame.as_bytes(), 1.0);
     assert!(!v.forward);
-    assert_eq!(v.error_keyword, Some("maxLength"));
+    assert_eq!(v.error_keyword(), Some("maxLength"));
     assert_eq!(v.relaxed, None);
     // A frame the official schema accepts never meets the overlay.
     let frame = boot16(EVLINK, "3N1").replace("b1", "b2");
@@ -109,7 +109,7 @@ fn an_invalid_boot_notification_is_judged_under_its_models_policy() {
     assert!(v.forward, "{v:?}");
     assert!(v.observed);
     assert_eq!(v.error_code, Some("TypeConstraintViolation"));
-    assert_eq!(v.error_path.as_deref(), Some("chargePointModel"));
+    assert_eq!(v.error_path(), Some("chargePointModel"));
     assert_eq!(s.model(), Some(CHARX));
     // Without rules for it, the same frame is refused.
     let mut plain = Session::new(schemas(OcppVersion::V16), Policy::default(), 60.0);
@@ -138,7 +138,7 @@ fn a_later_boot_of_another_model_puts_the_session_policy_back() {
     let frame = bad.replace("s1", "s2");
     let v = s.from_charge_point(frame.as_bytes(), 1.0);
     assert!(!v.forward);
-    assert_eq!(v.error_keyword, Some("enum"));
+    assert_eq!(v.error_keyword(), Some("enum"));
     // The session's own policy may change while a model's rules are in force; it applies later.
     let mut s = session(&r);
     assert!(
@@ -192,7 +192,7 @@ fn every_kind_of_relaxation() {
         let mut plain = Session::new(schemas(OcppVersion::V16), Policy::default(), 60.0);
         let v = plain.from_charge_point(frame.as_bytes(), 1.0);
         assert!(!v.forward, "{key}");
-        assert_eq!(v.error_keyword, Some(keyword), "{key}");
+        assert_eq!(v.error_keyword(), Some(keyword), "{key}");
         let r = rules(
             OcppVersion::V16,
             "M",
@@ -264,7 +264,7 @@ fn version_2_paths_go_through_definitions() {
     // The official schema set is untouched by the overlay.
     let mut plain = Session::new(schemas(OcppVersion::V201), Policy::default(), 60.0);
     let v = plain.from_charge_point(boot.as_bytes(), 1.0);
-    assert_eq!(v.error_path.as_deref(), Some("chargingStation.model"));
+    assert_eq!(v.error_path(), Some("chargingStation.model"));
 }
 
 #[test]
@@ -372,10 +372,10 @@ fn a_missing_required_member_is_named() {
     let mut s = Session::new(schemas(OcppVersion::V16), Policy::default(), 60.0);
     let frame = r#"[2,"b1","BootNotification",{"chargePointModel":"M"}]"#;
     let v = s.from_charge_point(frame.as_bytes(), 1.0);
-    assert_eq!(v.error_path.as_deref(), Some("chargePointVendor"));
-    assert_eq!(v.error_keyword, Some("required"));
+    assert_eq!(v.error_path(), Some("chargePointVendor"));
+    assert_eq!(v.error_keyword(), Some("required"));
     assert_eq!(s.boot_info().unwrap().model.as_deref(), Some("M"));
     // Frame errors have no payload path.
     let v = s.from_charge_point(b"[2,\"b2\"]", 1.0);
-    assert_eq!((v.error_path, v.error_keyword), (None, None));
+    assert_eq!((v.error_path(), v.error_keyword()), (None, None));
 }

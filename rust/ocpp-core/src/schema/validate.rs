@@ -79,6 +79,10 @@ impl Path<'_> {
     }
 }
 
+// Out of line and cold: building a violation is for invalid payloads only, so the checks of
+// valid ones stay small enough to inline.
+#[cold]
+#[inline(never)]
 fn fail(
     kind: ErrorKind,
     path: &Path<'_>,
