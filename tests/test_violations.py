@@ -117,6 +117,16 @@ def test_model_tables_make_the_corpus_pass(tmp_path: Path) -> None:
     assert models["Vestel EVC04"]["relax"]["MeterValues.meterValue.sampledValue"] == {
         "min_items": 0
     }
+    # Only what the official schema does not accept already.
+    assert models["Alfen Eve Pro"]["relax"]["MeterValues.meterValue.sampledValue.context"] == {
+        "extra_enum": ["CurrentMax"]
+    }
+    assert models["OpenEVSE"]["relax"]["MeterValues.meterValue.sampledValue.value"] == {
+        "extra_types": ["integer", "number"]
+    }
+    assert models["Huawei SCharger"]["relax"]["MeterValues.meterValue"] == {
+        "extra_types": ["object"]
+    }
     # Round two: with those tables in force (still observing), a frame that broke two rules
     # shows its second one; generating again extends the configured tables.
     cfg, rules = rules_from(tmp_path, text, "observe")

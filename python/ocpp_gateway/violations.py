@@ -668,21 +668,66 @@ def _describe(e: ViolationEntry) -> str:
 
 
 def _relaxation(e: ViolationEntry) -> tuple[str, str, Any] | None:
-    """(relax key, kind, value) that forgives an entry's violation, or None."""
+    """(relax key, kind, value) that forgives an entry's violation, or None. Values and types
+    the official schema already accepts at the path are left out."""
     if not e.path:
         return None
     rkey = f"{e.action}{'Response' if e.response else ''}.{e.path}"
+    # Like the core: enum values of an array of strings are its items'; types are the node's.
+    node = _schema_node(e.version, e.action, e.response, e.path, items=e.keyword == "enum")
     if e.keyword == "maxLength" and e.lengths:
         return rkey, "max_length", e.lengths[1]
     if e.keyword == "enum" and e.values:
-        return rkey, "extra_enum", sorted(e.values)
+        known = set(node.get("enum", ())) if node else set()
+        values = sorted(set(e.values) - known)
+        return (rkey, "extra_enum", values) if values else None
     if e.keyword == "minItems" and e.lengths:
         return rkey, "min_items", e.lengths[0]
     if e.keyword == "additionalProperties":
         return rkey, "allow_property", True
     if e.keyword == "type" and e.types:
-        return rkey, "extra_types", sorted(e.types)
+        allowed = node.get("type", ()) if node else ()
+        allowed = {allowed} if isinstance(allowed, str) else set(allowed)
+        if "number" in allowed:
+            allowed.add("integer")
+        types = sorted(set(e.types) - allowed)
+        return (rkey, "extra_types", types) if types else None
     return None
+
+
+def _schema_node(
+    version: str, action: str, response: bool, path: str, items: bool
+) -> dict[str, Any] | None:
+    """The official schema at a dotted path (definitions resolved, arrays stepped through; with
+    `items`, also an array at the end of the path), or None when the `ocpp` package's schemas
+    are not at hand."""
+    from ocpp_gateway.session import official_schema_dir
+
+    suffix = "Response" if response else ("" if version == "ocpp1.6" else "Request")
+    try:
+        directory = official_schema_dir(version)  # type: ignore[arg-type]
+        with open(directory / f"{action}{suffix}.json", "rb") as fh:
+            root: dict[str, Any] = orjson.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/definitions/"):
+            return resolve(root.get("definitions", {}).get(ref.rsplit("/", 1)[1], {}))
+        return node
+
+    node = resolve(root)
+    for name in path.split("."):
+        while isinstance(node.get("items"), dict):
+            node = resolve(node["items"])
+        child = node.get("properties", {}).get(name)
+        if not isinstance(child, dict):
+            return None
+        node = resolve(child)
+    while items and node.get("type") == "array" and isinstance(node.get("items"), dict):
+        node = resolve(node["items"])
+    return node
 
 
 def _join(old: Any, new: Any) -> Any:
