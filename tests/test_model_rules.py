@@ -156,3 +156,19 @@ def test_observe_flag_sets_the_default(tmp_path: Path) -> None:
     args = _serve_parser().parse_args([])
     cfg = load_config(None, env={}, overrides=_overrides(args))
     assert cfg.validation.default == "enforce"
+
+
+def test_the_readme_configuration_example_checks(tmp_path: Path) -> None:
+    """The TOML example of the README's configuration section, model tables included."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in readme.split("```toml")[1:]]
+    block = next(b for b in blocks if "[validation.models." in b)
+    assert block.lstrip().startswith("host = ")
+    text = block.replace("/var/lib/ocpp-gateway/violations.json", str(tmp_path / "v.json"))
+    text = text.replace('journal = "frames.sqlite3"', f'journal = "{tmp_path / "j.sqlite3"}"')
+    errors = check_config(write(tmp_path, text))
+    assert errors == []
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.validation.violation_log == str(tmp_path / "v.json")
+    rules = build_model_rules(cfg.validation, schema_sets(cfg.validation))
+    assert "StatusNotification.errorCode" in rules["ocpp1.6"].rules("EVlink Smart Wallbox")
