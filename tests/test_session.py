@@ -76,7 +76,7 @@ def test_stats_count_what_the_sessions_judged() -> None:
 
     schemas = default_schemas("ocpp1.6")
     stats = _core.Stats(schemas, [0.001, 0.01], [16.0, 64.0])
-    session = _core.Session("ocpp1.6", schemas, None, 60.0, stats)
+    session = _core.Session("ocpp1.6", schemas, None, 60.0, stats=stats)
     call = b'[2,"1","Heartbeat",{}]'
     session.from_charge_point(call, 1.0)
     result = b'[3,"1",{"currentTime":"2025-01-01T00:00:00Z"}]'
@@ -94,7 +94,7 @@ def test_stats_count_what_the_sessions_judged() -> None:
     assert stats.take() == ([], [], [])
     other = _core.Stats(default_schemas("ocpp2.0.1"), [], [])
     try:
-        _core.Session("ocpp1.6", schemas, None, 60.0, other)
+        _core.Session("ocpp1.6", schemas, None, 60.0, stats=other)
     except ValueError as exc:
         assert "another version" in str(exc)
     else:

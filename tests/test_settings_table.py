@@ -63,6 +63,7 @@ def test_the_flags_column_names_the_serve_flags() -> None:
         "upstream.url": "--upstream",
         "workers": "--workers",
         "log_level": "--log-level",
+        "validation.default": "--observe",
         "security.credentials_file": "--credentials",
         "security.tls_cert": "--tls-cert",
         "security.tls_key": "--tls-key",

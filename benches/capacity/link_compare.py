@@ -51,7 +51,7 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 
 async def _one(client: str, url: str, links: int, round_trips: int) -> float:
     transport = WebSocketTransport("bench", url, client=client)  # type: ignore[arg-type]
-    opened = [await transport.open(f"L{i}", "ocpp1.6") for i in range(links)]
+    opened = [await transport.open(f"L{i}", ("ocpp1.6",)) for i in range(links)]
     per_link = round_trips // links
 
     async def drive(link: object) -> None:

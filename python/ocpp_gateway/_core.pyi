@@ -12,6 +12,7 @@ __version__: Final[str]
 OcppVersionName = Literal["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]
 DirectionName = Literal["cp_to_csms", "csms_to_cp"]
 ModeName = Literal["enforce", "observe", "off"]
+RelaxErrorReason = Literal["unknown_action", "unknown_path", "invalid"]
 
 CALL: Final[int]  # 2
 CALLRESULT: Final[int]  # 3
@@ -53,6 +54,29 @@ class SchemaSet:
         """Every known action with its direction: "cp_to_csms", "csms_to_cp" or "both"."""
 
     def has_schema(self, action: str, response: bool) -> bool: ...
+    def check_relaxation(
+        self, key: str, relax: Mapping[str, object]
+    ) -> tuple[RelaxErrorReason, str] | None:
+        """Check one relaxation of a model table against these schemas, keeping nothing.
+
+        Args:
+            key: "Action.member.member" (a request) or "ActionResponse.member" (a response),
+                member names from the payload root, arrays stepped through.
+            relax: the relaxations at that key: {"max_length": int} (larger than the schema's),
+                {"extra_enum": [str, ...]}, {"min_items": int} (smaller than the schema's),
+                {"allow_property": True} (the last member is not in the schema),
+                {"extra_types": ["number", ...]}; several kinds may share one key.
+
+        Returns:
+            None when it compiles, else (reason, message): "unknown_action" or "unknown_path"
+            (the version has no such action or member: it may exist in another version) or
+            "invalid" (the relaxation does not fit the rule there); the message starts with
+            the key.
+
+        Raises:
+            ValueError: `relax` is not a table, names an unknown kind, or a value of the wrong type.
+        """
+
     def validate(self, action: str, response: bool, payload: bytes) -> tuple[str, str] | None:
         """Validate a bare JSON payload against the request or response schema of `action`.
 
@@ -83,6 +107,42 @@ class Policy:
     def mode(self, action: str, direction: DirectionName) -> ModeName: ...
 
 @final
+class ModelRules:
+    """The rules of every configured charge point model of one version. Immutable and shared.
+
+    Compile it once at start-up and pass it to every `Session` of that version: when a
+    BootNotification from the charge point names one of these models (1.6 `chargePointModel`,
+    2.x `chargingStation.model`, read even when the payload breaks its schema), the Session puts
+    that model's policy and relaxed schemas in force itself, and already judges that
+    BootNotification under them.
+    """
+
+    def __new__(
+        cls,
+        schemas: SchemaSet,
+        models: Mapping[str, tuple[Policy, Mapping[str, Mapping[str, object]]]],
+    ) -> Self:
+        """Compile each model's policy and relaxations.
+
+        Args:
+            schemas: the schema set every Session using these rules is built with.
+            models: model name -> (its full policy, its relaxations: key -> table, as in
+                `SchemaSet.check_relaxation`). The key is also the rule's name in
+                `Verdict.relaxed`.
+
+        Raises:
+            ValueError: a relaxation does not compile (the message names the model and key).
+        """
+
+    @property
+    def version(self) -> OcppVersionName: ...
+    def models(self) -> list[str]:
+        """The configured model names, sorted."""
+
+    def rules(self, model: str) -> list[str]:
+        """The relaxation keys of `model`, sorted (empty for a model without rules)."""
+
+@final
 class Verdict:
     """What to do with one frame. Frozen.
 
@@ -111,6 +171,25 @@ class Verdict:
     @property
     def error_detail(self) -> str | None:
         """Human-readable cause of the violation (JSON path and rule), never payload values."""
+
+    @property
+    def error_path(self) -> str | None:
+        """Of a payload violation: member names from the payload root joined by dots, array
+        indices left out ("meterValue.sampledValue.context"; "" for the root); for a missing
+        required property, that property. None for frame errors. Set only when there is a
+        violation, like `error_keyword`. A member the schema does not know is cut to 40
+        characters."""
+
+    @property
+    def error_keyword(self) -> str | None:
+        """Of a payload violation: the JSON Schema keyword that failed ("maxLength", "enum",
+        "type", "required", "minItems", "additionalProperties", "pattern", ...)."""
+
+    @property
+    def relaxed(self) -> str | None:
+        """The relaxation key of the model in force (e.g.
+        "BootNotification.chargePointSerialNumber") that made a payload pass which the official
+        schema rejects; None otherwise. A bounded set: the configured keys."""
 
     @property
     def observed(self) -> bool:
@@ -181,19 +260,23 @@ class Session:
         schemas: SchemaSet | None = None,
         policy: Policy | None = None,
         call_timeout: float = 60.0,
+        model_rules: ModelRules | None = None,
         stats: Stats | None = None,
     ) -> Self:
         """Args:
         version: the negotiated subprotocol.
-        schemas: compiled schemas of that version; None loads (once per process, then
-            cached) the official ones from the `ocpp` package via
-            `ocpp_gateway.session.default_schemas`.
+        schemas: compiled schemas of that version; None takes those of `model_rules`, or
+            loads (once per process, then cached) the official ones from the `ocpp`
+            package via `ocpp_gateway.session.default_schemas`.
         policy: validation policy; None means enforce everywhere.
         call_timeout: seconds after which a pending call is reported by `expire`.
+        model_rules: per-model rules, put in force by the BootNotification naming a model;
+            a model without rules (or no model) leaves `policy` in force.
         stats: counters that every judged frame is recorded in (see `Stats`).
 
         Raises:
-            ValueError: unknown version, or schemas or stats of another version.
+            ValueError: unknown version, schemas or stats of another version, or model rules
+                built over another schema set.
         """
 
     @property
@@ -201,7 +284,21 @@ class Session:
     @property
     def policy(self) -> Policy: ...
     @policy.setter
-    def policy(self, policy: Policy) -> None: ...
+    def policy(self, policy: Policy) -> None:
+        """Replace the session's own policy; while a model's rules are in force they decide."""
+
+    @property
+    def boot_info(self) -> tuple[str | None, str | None, str | None] | None:
+        """(vendor, model, firmware) of the last BootNotification CALL from the charge point,
+        read before validation (also from an invalid one); a field absent or not a string is
+        None, strings are cut to 100 characters. None before any BootNotification."""
+
+    @property
+    def model(self) -> str | None:
+        """The model whose rules are in force, or None."""
+
+    @property
+    def model_rules(self) -> ModelRules | None: ...
     def from_charge_point(self, frame: bytes, now: float) -> Verdict:
         """Judge a frame received from the charge point (to be sent to the CSMS)."""
 

@@ -9,7 +9,9 @@ Order (all before the upgrade, so that a refusal is a plain HTTP status):
 4. plugins' on_connect: 403 on Reject, 500 when a plugin fails;
 5. identity takeover policy: 409 when the newcomer may not displace a live connection (the
    live one may be pinged first; nothing is closed yet);
-6. the default backend link is opened: 503 when it cannot be (the charger retries later);
+6. the default backend link is opened, offering every OCPP version the charge point offered,
+   in its order: 503 when it cannot be (the charger retries later); the version the backend
+   chose is the connection's (a station preferring 2.1 reaches a CSMS that speaks 2.0.1);
 7. only now is a displaced live connection closed, and the upgrade completed.
 When the charge point offers no OCPP subprotocol we know, the handshake completes without a
 subprotocol and the socket is closed at once (1002); nothing reaches a backend.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +51,7 @@ __all__ = [
     "TakeoverRule",
     "check_path",
     "negotiate_subprotocol",
+    "offered_versions",
     "takeover_rule",
 ]
 
@@ -93,28 +97,42 @@ def check_path(charge_point_id: str) -> Refusal | None:
     return None
 
 
-def negotiate_subprotocol(
+def offered_versions(
     header_values: Iterable[str], supported: Iterable[str] = VERSIONS
-) -> str | None:
-    """Pick the OCPP subprotocol from Sec-WebSocket-Protocol header values.
+) -> dict[OcppVersionName, str]:
+    """The OCPP versions a client offers in its Sec-WebSocket-Protocol header values.
 
     Tolerant of odd clients: several header lines, empty items (leading or doubled commas),
-    spaces and letter case. The client's order of preference wins (RFC 6455 §4.1).
+    spaces and letter case.
 
     Args:
         header_values: every Sec-WebSocket-Protocol header value of the request.
         supported: the versions the gateway serves (lower case).
 
     Returns:
-        The offered token exactly as the client spelled it, or None when none is an OCPP version.
+        Version -> the token exactly as the client spelled it, in the client's order of
+        preference (RFC 6455 §4.1), each version once; empty when none is an OCPP version.
     """
     known = frozenset(supported)
+    offered: dict[OcppVersionName, str] = {}
     for value in header_values:
         for token in value.split(","):
             name = token.strip()
-            if name.lower() in known:
-                return name
-    return None
+            version = _VERSIONS.get(name.lower())
+            if version is not None and version in known and version not in offered:
+                offered[version] = name
+    return offered
+
+
+def negotiate_subprotocol(
+    header_values: Iterable[str], supported: Iterable[str] = VERSIONS
+) -> str | None:
+    """The client's preferred OCPP subprotocol (see `offered_versions`).
+
+    Returns:
+        The offered token exactly as the client spelled it, or None when none is an OCPP version.
+    """
+    return next(iter(offered_versions(header_values, supported).values()), None)
 
 
 def takeover_rule(
@@ -148,6 +166,11 @@ class _OcppWebSocket(web.WebSocketResponse):
     def __init__(self, chosen: str | None, **kwargs: Any) -> None:
         super().__init__(protocols=(chosen,) if chosen else (), **kwargs)
         self._chosen = chosen
+
+    def choose(self, token: str) -> None:
+        """Answer with `token` (the backend's choice among the offered versions)."""
+        self._chosen = token
+        self._protocols = (token,)
 
     def _handshake(self, request: BaseRequest) -> tuple[CIMultiDict[str], str | None, int, bool]:
         headers, _, compress, notakeover = super()._handshake(request)
@@ -193,9 +216,10 @@ class Admission:
             refusal = Refusal("draining", 503, "gateway is shutting down")
         if refusal is not None:
             return self._refuse(refusal)
-        chosen = negotiate_subprotocol(
+        offered = offered_versions(
             request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ()), runtime.versions
         )
+        chosen = next(iter(offered.values()), None)
         sec = runtime.config.security
         ws = _OcppWebSocket(
             chosen,
@@ -217,7 +241,7 @@ class Admission:
                 await ws.prepare(request)
                 await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol")
             return ws
-        version = _VERSIONS[chosen.lower()]
+        version = next(iter(offered))
         try:
             async with asyncio.timeout(
                 sec.handshake_timeout if sec.handshake_timeout > 0 else None
@@ -239,7 +263,7 @@ class Admission:
                 return self._refuse(Refusal("plugin_error", 500, "refused"))
             if isinstance(verdict, Reject):
                 return self._refuse(Refusal("plugin", 403, "refused"))
-        return await self._take_over(request, ws, info, decision.authenticated)
+        return await self._take_over(request, ws, info, offered, decision.authenticated)
 
     def _holder(self, charge_point_id: str) -> Connection | None:
         """Raise _Refused when another handshake holds the id; return the live connection."""
@@ -267,8 +291,9 @@ class Admission:
     async def _take_over(
         self,
         request: web.Request,
-        ws: web.WebSocketResponse,
+        ws: _OcppWebSocket,
         info: ConnectionInfo,
+        offered: dict[OcppVersionName, str],
         authenticated: bool,
     ) -> Connection | web.StreamResponse:
         runtime = self._runtime
@@ -296,10 +321,15 @@ class Admission:
         try:
             transport = runtime.default_transport
             try:
-                link = await transport.open(charge_point_id, info.version)
+                link = await transport.open(charge_point_id, tuple(offered))
             except TransportUnavailable:
                 runtime.metrics.upstream_connect_failures.labels(transport.name).inc()
                 return self._refuse(Refusal("upstream_unavailable", 503, "backend unavailable"))
+            # The backend chose among the charge point's versions: accept it with that one.
+            if link.version != info.version:
+                version = _VERSIONS[link.version]
+                info = dataclasses.replace(info, version=version)
+                ws.choose(offered[version])
             try:
                 if request.transport is None or request.transport.is_closing():
                     raise ConnectionResetError("charge point left during the handshake")

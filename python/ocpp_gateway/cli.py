@@ -1,4 +1,4 @@
-"""The `ocpp-gateway` command: serve, check-config, demo, bench, hash-password."""
+"""The `ocpp-gateway` command: serve, check-config, demo, bench, hash-password, violations."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ _DELEGATES = {
     "demo": "ocpp_gateway.demo",
     "bench": "ocpp_gateway.bench",
     "hash-password": "ocpp_gateway.security.passwords",
+    "violations": "ocpp_gateway.violations",
 }
 
 
@@ -37,6 +38,12 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="forward and count payload violations instead of refusing them "
+        "(validation.default = observe)",
+    )
     # Security profiles (README "Security"); same names as the [security] table.
     parser.add_argument("--credentials", help="TOML file of charge point id -> password hash")
     parser.add_argument("--tls-cert", help="PEM server certificate: serve wss (profile 2/3)")
@@ -61,6 +68,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "upstream.url": args.upstream,
         "workers": args.workers,
         "log_level": args.log_level,
+        "validation.default": "observe" if args.observe else None,
         "security.credentials_file": args.credentials,
         "security.tls_cert": args.tls_cert,
         "security.tls_key": args.tls_key,
@@ -169,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  demo          run a simulated fleet against a gateway")
         print("  bench         run the benchmark suite")
         print("  hash-password hash a charge point password for the credentials file")
+        print("  violations    show logged payload violations, or model tables (--toml)")
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "serve":

@@ -34,6 +34,7 @@ from ocpp_gateway.security import check_security
 from ocpp_gateway.security.config import SecurityConfig, check_security_config
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, transport_types
 from ocpp_gateway.transports.local import LocalOptions
+from ocpp_gateway.transports.websocket import PLACEHOLDER as UPSTREAM_PLACEHOLDER
 from ocpp_gateway.transports.websocket import WebSocketOptions
 
 __all__ = [
@@ -90,8 +91,10 @@ class UpstreamConfig:
     """The `[upstream]` table: the CSMS every charge point is relayed to over WebSocket.
 
     Attributes:
-        url: base URL (ws:// or wss://); the gateway opens `url/{charge_point_id}`. None means
-            no upstream: the embedded local responder answers the charge points.
+        url: the CSMS URL (ws:// or wss://). The gateway opens `url/{charge_point_id}`, or,
+            where the URL contains the placeholder `{charge_point_id}`, the URL with the id in
+            its place (`ws://csms/ocpp/{charge_point_id}/`). None means no upstream: the
+            embedded local responder answers the charge points.
         username, password: HTTP Basic credentials sent to the CSMS (never logged). When
             `username` is empty, the charge point id is used as the user name.
         connect_timeout: seconds allowed to open the upstream link during the handshake.
@@ -118,17 +121,28 @@ class ValidationConfig:
         versions: per OCPP version ("ocpp1.6", ...), a table with an optional "default" and
             overrides; it replaces the global default and adds to the global overrides.
         models: per charge point model (BootNotification chargePointModel /
-            chargingStation.model), a table with an optional "default" and overrides, applied
-            on top of the version policy once the model is known.
+            chargingStation.model), a table with an optional "default", overrides, and an
+            optional "relax" table, applied on top of the version policy from the first
+            BootNotification that names the model (that BootNotification included, valid or
+            not). `relax` maps "Action.member.member" (or "ActionResponse.member") to a table
+            of relaxations: `max_length = N`, `extra_enum = [..]`, `min_items = N`,
+            `allow_property = true`, `extra_types = [..]` (see `ocpp_gateway.model_rules`).
         schema_dirs: extra directories of schemas (vendor DataTransfer payloads, errata), one
             subdirectory per version: `<dir>/ocpp1.6/`, `<dir>/ocpp2.0.1/`, `<dir>/ocpp2.1/`.
+        violation_log: a JSON file the gateway rewrites (about once a second, when it changed)
+            with the bounded log of payload violations, for `ocpp-gateway violations`; None
+            keeps no log.
+        violation_log_entries: the most distinct (model, firmware, version, action, path,
+            keyword) entries the log keeps; further ones are dropped and counted.
     """
 
     default: Literal["enforce", "observe", "off"] = "enforce"
     overrides: Mapping[str, str] = field(default_factory=_empty)
     versions: Mapping[str, Mapping[str, str]] = field(default_factory=_empty)
-    models: Mapping[str, Mapping[str, str]] = field(default_factory=_empty)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=_empty)
     schema_dirs: tuple[str, ...] = ()
+    violation_log: str | None = None
+    violation_log_entries: int = 1000
 
     def __post_init__(self) -> None:
         _freeze_fields(self)
@@ -438,7 +452,10 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
     if cfg.log_level.lower() not in _LOG_LEVELS:
         errors.append(f"log_level: {cfg.log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
     if cfg.upstream.url is not None:
-        parts = urlsplit(cfg.upstream.url)
+        leftover = cfg.upstream.url.replace(UPSTREAM_PLACEHOLDER, "")
+        if "{" in leftover or "}" in leftover:
+            errors.append(f"upstream.url: the only placeholder is {UPSTREAM_PLACEHOLDER}")
+        parts = urlsplit(cfg.upstream.url.replace(UPSTREAM_PLACEHOLDER, "CP"))
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             errors.append(
                 f"upstream.url: expected ws://host[:port]/path or wss://..., got "
@@ -454,7 +471,9 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
             errors.append(f"validation.versions.{version}: unknown OCPP version")
         _check_policy_table(f"validation.versions.{version}", table, errors)
     for model, table in cfg.validation.models.items():
-        _check_policy_table(f"validation.models.{model}", table, errors)
+        _check_model_table(f"validation.models.{model}", table, errors)
+    if cfg.validation.violation_log_entries < 1:
+        errors.append("validation.violation_log_entries: must be at least 1")
     for directory in cfg.validation.schema_dirs:
         if not os.path.isdir(directory):
             errors.append(f"validation.schema_dirs: {directory!r} is not a directory")
@@ -464,9 +483,26 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
     errors.extend(check_security_config(cfg.security))
 
 
-def _check_policy_table(key: str, table: Mapping[str, str], errors: list[str]) -> None:
+def _check_model_table(key: str, table: Mapping[str, Any], errors: list[str]) -> None:
+    """A model table: modes like a policy table, plus an optional `relax` table of tables."""
+    modes = {name: value for name, value in table.items() if name != "relax"}
+    _check_policy_table(key, modes, errors)
+    if "relax" not in table:
+        return
+    relax = table["relax"]
+    if not isinstance(relax, Mapping):
+        errors.append(f"{key}.relax: expected a table")
+        return
+    for name, value in relax.items():
+        if not isinstance(value, Mapping):
+            errors.append(f"{key}.relax.{name}: expected a table such as {{ max_length = 50 }}")
+        elif "." not in name:
+            errors.append(f"{key}.relax.{name}: expected Action.member[.member...]")
+
+
+def _check_policy_table(key: str, table: Mapping[str, Any], errors: list[str]) -> None:
     for name, mode in table.items():
-        if mode not in _MODES:
+        if not isinstance(mode, str) or mode not in _MODES:
             errors.append(f"{key}.{name}: {mode!r} is not one of {', '.join(_MODES)}")
         if ":" in name and name.split(":", 1)[1] not in _DIRECTIONS:
             errors.append(f"{key}.{name}: direction must be cp_to_csms or csms_to_cp")
@@ -535,6 +571,9 @@ def check_config(
     if errors:
         return errors
     errors.extend(e for e in check_security(cfg.security) if e not in errors)
+    from ocpp_gateway.model_rules import check_relaxations
+
+    errors.extend(check_relaxations(cfg.validation))
     try:
         chain = build_chain(cfg.plugins)
     except PluginError as exc:

@@ -50,3 +50,4 @@ async def drain(runtime: Runtime, grace: float) -> None:
     for transport in runtime.transports.values():
         await transport.close()
     runtime.metrics.flush()
+    runtime.dump_violations()

@@ -168,6 +168,13 @@ class Metrics:
             ["direction", "action", "error_code"],
             registry=reg,
         )
+        self.relaxed = Counter(
+            "ocpp_gateway_relaxed",
+            "Payloads the official schema rejects that a relaxation of the charge point model's "
+            "let pass, by rule (the configured relax key).",
+            ["version", "action", "rule"],
+            registry=reg,
+        )
         self.takeovers = Counter(
             "ocpp_gateway_takeovers",
             "Second connections with a live charge point id, by outcome.",
@@ -287,6 +294,16 @@ class Metrics:
             error_code: the OCPP error code of the violation.
         """
         self.rejected.labels(direction, self.action_label(action), error_code).inc()
+
+    def count_relaxed(self, version: str, action: str | None, rule: str) -> None:
+        """Count a payload a model's relaxation let pass (`Verdict.relaxed` is set).
+
+        Args:
+            version: the session's OCPP version.
+            action: the verdict's action.
+            rule: `Verdict.relaxed`, a configured relax key (a bounded set).
+        """
+        self.relaxed.labels(version, self.action_label(action), rule).inc()
 
     def render(self) -> bytes:
         """Returns: the Prometheus text of every metric (of all workers in multiprocess mode)."""

@@ -39,6 +39,7 @@ from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
+    from ocpp_gateway.violations import ViolationLog
 
 __all__ = ["backend_pump", "is_transaction_message", "run", "send_backend"]
 
@@ -65,12 +66,12 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     ws = conn.ws
     receive = ws.receive
     judge = conn.session.from_charge_point
-    metrics = runtime.metrics
     clock = monotonic
     limiter = runtime.security.new_rate_limiter()
     allow = limiter.allow if runtime.config.security.message_rate > 0 else None
     chain = runtime.chain
-    models = bool(runtime.model_policies)
+    violations = runtime.violations
+    relaxing = bool(runtime.model_rules)
     link = conn.links[DEFAULT_TRANSPORT]
     link_send = link.send
     send_cp = conn.sender.send
@@ -98,25 +99,26 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                 if call_origin and 3 <= message_type <= 5:
                     # Popped before branching: a result that is replaced still goes home.
                     origin = call_origin.pop(verdict.unique_id or "", DEFAULT_TRANSPORT)
+                if violations is not None and message_type == 2:
+                    _boot_seen(violations, conn, verdict)
                 if verdict.forward:
                     if verdict.observed:
-                        _count_observed(runtime, _CP, verdict)
+                        _count_observed(runtime, conn, _CP, verdict, data)
+                    if relaxing and verdict.relaxed is not None:
+                        _count_relaxed(runtime, conn, verdict)
                     if message_type != 2:
                         if chain is not None or runtime.drain_progress is not None:
                             _result_seen(runtime, conn, _CP, verdict, data)
-                    else:
-                        if models and verdict.action == "BootNotification":
-                            _switch_model_policy(runtime, conn, data)
-                        if chain is not None and await _plugin_call(
-                            runtime, conn, _CP, verdict, data
-                        ):
-                            continue
+                    elif chain is not None and await _plugin_call(
+                        runtime, conn, _CP, verdict, data
+                    ):
+                        continue
                     out = data
                 else:
                     out = verdict.substitute
                     reply = verdict.reply
                     if reply is not None or out is not None:
-                        metrics.count_rejected(_CP, verdict.action, verdict.error_code or "unknown")
+                        _count_rejected(runtime, conn, _CP, verdict, data)
                         if reply is not None:
                             await send_cp(reply)
                     else:
@@ -158,9 +160,9 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
     ws = conn.ws
     recv = link.recv
     judge = conn.session.from_csms
-    metrics = runtime.metrics
     clock = monotonic
     chain = runtime.chain
+    relaxing = bool(runtime.model_rules)
     send_cp = conn.sender.send
     call_origin = conn.call_origin
     track = runtime.track_origins
@@ -174,7 +176,9 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
             verdict = judge(data, clock())  # also counts the frame (Runtime.stats)
             if verdict.forward:
                 if verdict.observed:
-                    _count_observed(runtime, _CSMS, verdict)
+                    _count_observed(runtime, conn, _CSMS, verdict, data)
+                if relaxing and verdict.relaxed is not None:
+                    _count_relaxed(runtime, conn, verdict)
                 if verdict.message_type != 2:
                     if chain is not None or runtime.drain_progress is not None:
                         _result_seen(runtime, conn, _CSMS, verdict, data)
@@ -199,7 +203,7 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
                 reply = verdict.reply
                 substitute = verdict.substitute
                 if reply is not None or substitute is not None:
-                    metrics.count_rejected(_CSMS, verdict.action, verdict.error_code or "unknown")
+                    _count_rejected(runtime, conn, _CSMS, verdict, data)
                     if reply is not None:
                         await link.send(reply)
                     if substitute is not None:
@@ -238,7 +242,7 @@ async def send_backend(conn: Connection, runtime: Runtime, name: str, frame: byt
             await conn.close(CLOSE_INTERNAL_ERROR, "routing error", "internal_error")
             return False
         try:
-            link = await transport.open(conn.charge_point_id, conn.version)
+            link = await transport.open(conn.charge_point_id, (conn.version,))
         except TransportUnavailable:
             runtime.metrics.upstream_connect_failures.labels(name).inc()
             await conn.close(CLOSE_TRY_AGAIN, "backend unavailable", "upstream_lost")
@@ -272,22 +276,6 @@ def _result_seen(
             runtime.chain.on_call_result(_view(conn, direction, verdict, data))
         except Exception:
             log.exception("plugin on_call_result failed")
-
-
-def _switch_model_policy(runtime: Runtime, conn: Connection, frame: bytes) -> None:
-    """After a BootNotification was forwarded, switch to the policy of its model."""
-    try:
-        payload = orjson.loads(frame)[3]
-        if conn.version == "ocpp1.6":
-            model = payload.get("chargePointModel")
-        else:
-            model = payload.get("chargingStation", {}).get("model")
-    except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, AttributeError):
-        return
-    if isinstance(model, str):
-        policy = runtime.model_policies.get((conn.version, model))
-        if policy is not None:
-            conn.session.policy = policy
 
 
 async def _plugin_call(
@@ -378,11 +366,41 @@ async def _refuse_collision(
     await link.send(orjson.dumps([4, verdict.unique_id, code, detail, {}]))
 
 
-def _count_observed(runtime: Runtime, direction: str, verdict: _core.Verdict) -> None:
+def _count_observed(
+    runtime: Runtime, conn: Connection, direction: str, verdict: _core.Verdict, data: bytes
+) -> None:
+    """A payload violation forwarded under an observe policy: counted and logged."""
     metrics = runtime.metrics
     metrics.observed_violations.labels(
         direction, metrics.action_label(verdict.action), verdict.error_code or "unknown"
     ).inc()
+    if runtime.violations is not None:
+        runtime.violations.record_verdict(conn.session, verdict, direction, data)
+
+
+def _count_rejected(
+    runtime: Runtime, conn: Connection, direction: str, verdict: _core.Verdict, data: bytes
+) -> None:
+    """A frame refused by validation (answered or replaced): counted and logged."""
+    runtime.metrics.count_rejected(direction, verdict.action, verdict.error_code or "unknown")
+    if runtime.violations is not None:
+        runtime.violations.record_verdict(conn.session, verdict, direction, data)
+
+
+def _count_relaxed(runtime: Runtime, conn: Connection, verdict: _core.Verdict) -> None:
+    """A payload one of its model's relaxations let pass."""
+    rule = verdict.relaxed
+    if rule is not None:
+        runtime.metrics.count_relaxed(conn.version, verdict.action, rule)
+
+
+def _boot_seen(violations: ViolationLog, conn: Connection, verdict: _core.Verdict) -> None:
+    """A charge point's BootNotification, forwarded or refused: its model and firmware go
+    in the rollout log (so that a model with no violation is listed too)."""
+    if verdict.action == "BootNotification":
+        boot = conn.session.boot_info
+        if boot is not None:
+            violations.record_boot(conn.version, boot[1], boot[2])
 
 
 def _count_drop(runtime: Runtime, direction: str, verdict: _core.Verdict) -> None:

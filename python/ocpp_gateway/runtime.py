@@ -1,9 +1,10 @@
 """What one gateway process holds, built once from its configuration and shared by all connections.
 
-The `Runtime` owns the compiled schemas and policies, the metrics, the plugin chain, the
-transports, the security layer and the registry of connections (live ones by identity, every
-open one, identities reserved by a handshake in progress). The modules along a frame's path
-(admission, connection, relay, drain) read it; none of them keeps process state of its own.
+The `Runtime` owns the compiled schemas, policies and model rules, the violation log, the
+metrics, the plugin chain, the transports, the security layer and the registry of connections
+(live ones by identity, every open one, identities reserved by a handshake in progress). The
+modules along a frame's path (admission, connection, relay, drain) read it; none of them keeps
+process state of its own.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ import logging
 import os
 from collections.abc import Mapping
 from time import monotonic
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ocpp_gateway import _core
-from ocpp_gateway._core import ModeName, OcppVersionName
+from ocpp_gateway._core import OcppVersionName
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import PluginError
 from ocpp_gateway.metrics import Metrics
+from ocpp_gateway.model_rules import build_model_rules, version_policy
 from ocpp_gateway.routing import Chain, build_chain, check_forward_targets
 from ocpp_gateway.security import SecurityLayer, build_security
 from ocpp_gateway.session import default_schemas, official_schema_dir
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, Transport, build_transports
+from ocpp_gateway.violations import ViolationLog
 
 if TYPE_CHECKING:
     from ocpp_gateway.connection import Connection
@@ -34,18 +37,6 @@ log = logging.getLogger("ocpp_gateway.runtime")
 
 # The OCPP versions the gateway serves, as subprotocol names.
 VERSIONS: tuple[OcppVersionName, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
-
-
-def _mode(name: str) -> ModeName:
-    """A validation mode already checked by the configuration loader."""
-    if name not in ("enforce", "observe", "off"):
-        raise ValueError(f"unknown validation mode {name!r}")
-    return cast(ModeName, name)
-
-
-def _policy_table(default: str, table: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-    overrides = dict(table)
-    return overrides.pop("default", default), overrides
 
 
 def _compile_schemas(config: GatewayConfig) -> dict[OcppVersionName, _core.SchemaSet]:
@@ -99,19 +90,20 @@ class Runtime:
         self.metrics = Metrics(known, multiprocess_dir=metrics_dir)
         # Frame counters kept by the Sessions themselves, drained by every metrics flush.
         self.stats = {v: self.metrics.new_stats(s) for v, s in self.schemas.items()}
-        self.policies: dict[str, _core.Policy] = {}
-        self.model_policies: dict[tuple[str, str], _core.Policy] = {}
         validation = config.validation
-        for version in VERSIONS:
-            version_table = validation.versions.get(version, {})
-            default, version_overrides = _policy_table(validation.default, version_table)
-            merged = {**validation.overrides, **version_overrides}
-            self.policies[version] = _core.Policy(_mode(default), merged)
-            for model, table in validation.models.items():
-                model_default, model_overrides = _policy_table(default, table)
-                self.model_policies[(version, model)] = _core.Policy(
-                    _mode(model_default), {**merged, **model_overrides}
-                )
+        self.policies: dict[str, _core.Policy] = {
+            version: version_policy(validation, version) for version in VERSIONS
+        }
+        # Per-model policies and relaxations, put in force by the Sessions themselves from the
+        # first BootNotification naming the model.
+        self.model_rules: dict[str, _core.ModelRules] = build_model_rules(
+            validation, {str(v): s for v, s in self.schemas.items()}
+        )
+        log_path = validation.violation_log
+        if log_path and metrics_dir:
+            log_path = f"{log_path}.{os.getpid()}"  # several workers: one file each, merged
+        self.violation_log_path = log_path
+        self.violations = ViolationLog(validation.violation_log_entries) if log_path else None
         self.chain: Chain | None = build_chain(config.plugins)
         self.transports: dict[str, Transport] = build_transports(
             config.backends(), config.security.max_message_bytes
@@ -141,7 +133,8 @@ class Runtime:
             self.schemas[version],
             self.policies[version],
             self.config.call_timeout,
-            self.stats[version],
+            model_rules=self.model_rules.get(version),
+            stats=self.stats[version],
         )
 
     def register(self, conn: Connection) -> None:
@@ -178,7 +171,7 @@ class Runtime:
 
     def tick(self, now: float) -> None:
         """Run every connection's timers (call expiry, idle close, keep-alive pings), then flush
-        the batched metrics.
+        the batched metrics and write the violation log.
 
         Args:
             now: `time.monotonic()` (the clock of the relay and the Sessions).
@@ -186,3 +179,15 @@ class Runtime:
         for conn in list(self.connections):
             conn.tick(now)
         self.metrics.flush()
+        self.dump_violations()
+
+    def dump_violations(self) -> None:
+        """Rewrite the violation log file when it changed (`validation.violation_log`)."""
+        if self.violations is not None and self.violation_log_path:
+            try:
+                self.violations.dump_if_changed(self.violation_log_path)
+            except OSError as exc:
+                log.warning(
+                    "cannot write the violation log",
+                    extra={"path": self.violation_log_path, "error": str(exc)},
+                )

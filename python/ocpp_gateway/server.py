@@ -150,6 +150,8 @@ async def start_gateway(
     endpoints = _Endpoints(runtime)
     app = web.Application(client_max_size=config.security.max_message_bytes)
     app.router.add_get("/ocpp/{charge_point_id}", endpoints.ocpp)
+    # Some deployments configure their chargers with a trailing slash: the same endpoint.
+    app.router.add_get("/ocpp/{charge_point_id}/", endpoints.ocpp)
     app.router.add_get("/metrics", endpoints.metrics)
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/readyz", endpoints.readyz)

@@ -193,8 +193,10 @@ class RawCsms:
 
 
 @contextlib.asynccontextmanager
-async def _serving(handler: Callable[[ServerConnection], Any]) -> AsyncIterator[str]:
-    server: Server = await serve(handler, "127.0.0.1", 0, subprotocols=list(VERSIONS))  # type: ignore[list-item]
+async def _serving(
+    handler: Callable[[ServerConnection], Any], subprotocols: tuple[str, ...] = VERSIONS
+) -> AsyncIterator[str]:
+    server: Server = await serve(handler, "127.0.0.1", 0, subprotocols=list(subprotocols))  # type: ignore[arg-type]
     port = next(iter(server.sockets)).getsockname()[1]
     try:
         yield f"ws://127.0.0.1:{port}/csms"

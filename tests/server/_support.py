@@ -223,7 +223,7 @@ class QueueLink:
 
     def __init__(self, charge_point_id: str, version: str) -> None:
         self.charge_point_id = charge_point_id
-        self.version = version
+        self.version = version  # the backend takes the charge point's first version
         self.sent: asyncio.Queue[bytes] = asyncio.Queue()
         self.incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.closed = False
@@ -258,12 +258,12 @@ class QueueTransport:
         self.opened: asyncio.Queue[QueueLink] = asyncio.Queue()
         self.refuse = False
 
-    async def open(self, charge_point_id: str, version: str) -> QueueLink:
+    async def open(self, charge_point_id: str, versions: tuple[str, ...]) -> QueueLink:
         from ocpp_gateway.errors import TransportUnavailable
 
         if self.refuse:
             raise TransportUnavailable("refused by the test")
-        link = self.links[charge_point_id] = QueueLink(charge_point_id, version)
+        link = self.links[charge_point_id] = QueueLink(charge_point_id, versions[0])
         self.opened.put_nowait(link)
         return link
 

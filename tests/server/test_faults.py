@@ -97,7 +97,7 @@ async def _call(
     return answer
 
 
-async def test_model_policy_applies_after_a_valid_boot_notification(
+async def test_model_policy_applies_from_the_first_boot_notification(
     gateway_factory: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
     gateway = await gateway_factory(validation__models={"Quirky": {"default": "observe"}})
@@ -114,19 +114,25 @@ async def test_model_policy_applies_after_a_valid_boot_notification(
         "s",
         "FormationViolation",
     ]
-    # A BootNotification that fails validation does not switch the policy: claiming a lax
-    # model is no way around the schema.
-    liar = await client.ws_connect(f"{url}/Q2", protocols=("ocpp1.6",))
+    # The model is read even from a BootNotification that breaks its schema, and that very
+    # frame is judged under the model's policy (issue 10: a model whose BootNotification itself
+    # is invalid must not be locked out). A model without rules stays enforced.
+    quirky_bad = await client.ws_connect(f"{url}/Q2", protocols=("ocpp1.6",))
     bad_boot = dict(BOOT_16, bogus=1)
-    assert (await _call(liar, "b", "BootNotification", bad_boot))[0] == 4
-    assert (await _call(liar, "s", "StatusNotification", BAD_STATUS))[0] == 4
+    assert (await _call(quirky_bad, "b", "BootNotification", bad_boot))[0] == 3
+    assert (await _call(quirky_bad, "s", "StatusNotification", BAD_STATUS))[0] == 3
+    normal_bad = await client.ws_connect(f"{url}/N2", protocols=("ocpp1.6",))
+    bad_normal = dict(boot, bogus=1)
+    assert (await _call(normal_bad, "b", "BootNotification", bad_normal))[0] == 4
     metrics = await scrape(client, gateway)
     observed = (
         'ocpp_gateway_observed_violations_total{action="StatusNotification",'
         'direction="cp_to_csms",error_code="FormationViolation"}'
     )
-    assert metrics[observed] == 1.0
-    for ws in (quirky, other, liar):
+    assert metrics[observed] == 2.0
+    observed_boot = observed.replace("StatusNotification", "BootNotification")
+    assert metrics[observed_boot] == 1.0
+    for ws in (quirky, other, quirky_bad, normal_bad):
         await ws.close()
 
 

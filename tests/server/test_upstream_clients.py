@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import aiohttp
 import pytest
@@ -82,3 +83,32 @@ async def test_a_csms_refusing_the_subprotocol_refuses_the_handshake(
         assert refused.value.status == 503
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("upstream_client", CLIENTS)
+async def test_trailing_slash_paths_and_an_upstream_url_template(
+    upstream_client: str,
+    csms: Csms,
+    gateway_factory: GatewayFactory,
+    client: aiohttp.ClientSession,
+) -> None:
+    # The id may sit anywhere in the upstream URL; here before a query string.
+    template = f"{csms.url}/{{charge_point_id}}?site=north"
+    gateway = await gateway_factory(upstream__url=template, upstream__client=upstream_client)
+    ws = await client.ws_connect(f"{gateway.url}/ocpp/CP%2FSLASH/", protocols=("ocpp1.6",))
+    link = await csms.next_link()
+    assert link.charge_point_id == "CP/SLASH"  # decoded from the charge point's path
+    await ws.send_str('[2,"h-1","Heartbeat",{}]')
+    assert await link.next_frame() == b'[2,"h-1","Heartbeat",{}]'
+    await ws.close()
+
+
+def test_upstream_url_placeholders_are_checked(tmp_path: Any) -> None:
+    from ocpp_gateway.config import check_config
+    from ocpp_gateway.transports.websocket import upstream_url
+
+    assert upstream_url("ws://h/ocpp/", "A B") == "ws://h/ocpp/A%20B"
+    assert upstream_url("ws://h/{charge_point_id}/x", "A/B") == "ws://h/A%2FB/x"
+    path = tmp_path / "gateway.toml"
+    path.write_text('[upstream]\nurl = "ws://h/{cp}"\n', encoding="utf-8")
+    assert "upstream.url: the only placeholder is {charge_point_id}" in check_config(str(path))

@@ -7,6 +7,12 @@ charge point sent (after validation) and relays what `recv` returns back to the 
 transport (NATS subjects or Redis stream keys per charge point id) plugs in by implementing the
 three methods below and registering itself in `ocpp_gateway.transports`.
 
+Version negotiation: the charge point may offer several OCPP versions. `open` gets all of them
+that the gateway serves, in the charge point's order of preference, offers them to the backend
+(a CSMS picks one in its WebSocket handshake; a backend that is not a WebSocket takes the first
+it speaks) and returns a link whose `version` is the one chosen: the charge point is then
+accepted with that version, and the connection's Session validates in it.
+
 Rules for implementers:
 - `open` raises `TransportUnavailable` when the backend cannot take the charge point; the server
   then refuses the handshake (503) or closes the charge point socket. Never answer on the
@@ -32,7 +38,13 @@ __all__ = ["Link", "Transport", "TransportUnavailable"]
 
 @runtime_checkable
 class Link(Protocol):
-    """One charge point's connection to a backend."""
+    """One charge point's connection to a backend.
+
+    Attributes:
+        version: the OCPP version the backend accepted ("ocpp1.6", "ocpp2.0.1", "ocpp2.1").
+    """
+
+    version: str
 
     def send(self, frame: bytes) -> Awaitable[None]:
         """Send one frame to the backend; the frame is handed over when the awaitable is done.
@@ -69,18 +81,20 @@ class Transport(Protocol):
 
     name: str
 
-    async def open(self, charge_point_id: str, subprotocol: str) -> Link:
+    async def open(self, charge_point_id: str, versions: tuple[str, ...]) -> Link:
         """Open the link of one charge point.
 
         Args:
             charge_point_id: the decoded identity from the connection path.
-            subprotocol: the negotiated OCPP version ("ocpp1.6", "ocpp2.0.1", "ocpp2.1").
+            versions: the OCPP versions the charge point offered that the gateway serves, in
+                its order of preference (at least one): "ocpp1.6", "ocpp2.0.1", "ocpp2.1".
 
         Returns:
-            An open link.
+            An open link; its `version` is one of `versions`.
 
         Raises:
-            TransportUnavailable: the backend refused or could not be reached.
+            TransportUnavailable: the backend refused, speaks none of the versions, or could
+                not be reached.
         """
         ...
 

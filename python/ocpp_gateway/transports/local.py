@@ -256,9 +256,10 @@ class LocalLink:
         responder: builds responses for the negotiated version.
     """
 
-    __slots__ = ("_closed", "_id", "_journal", "_queue", "_responder")
+    __slots__ = ("_closed", "_id", "_journal", "_queue", "_responder", "version")
 
     def __init__(self, transport: LocalTransport, charge_point_id: str, responder: _Responder):
+        self.version = responder.version
         self._id = charge_point_id
         self._responder = responder
         self._journal = transport.journal
@@ -386,19 +387,24 @@ class LocalTransport:
         """Returns: a fresh transaction id (1, 2, ...)."""
         return next(self._transaction_ids)
 
-    async def open(self, charge_point_id: str, subprotocol: str) -> LocalLink:
-        """Open the local link of a charge point (never fails for a known version).
+    async def open(self, charge_point_id: str, versions: tuple[str, ...]) -> LocalLink:
+        """Open the local link of a charge point, in the first of `versions` (the responder
+        speaks them all).
 
         Args:
             charge_point_id: the identity.
-            subprotocol: the negotiated version.
+            versions: the versions the charge point offered, preferred first.
 
         Returns:
             The link.
 
         Raises:
-            TransportUnavailable: unknown version.
+            TransportUnavailable: no known version.
         """
+        known = [v for v in versions if v in SCHEMA_SUBDIRS]
+        if not known:
+            raise TransportUnavailable(f"local responder speaks none of {', '.join(versions)}")
+        subprotocol = known[0]
         responder = self._responders.get(subprotocol)
         if responder is None:
             if subprotocol not in SCHEMA_SUBDIRS:

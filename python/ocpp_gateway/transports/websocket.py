@@ -26,7 +26,14 @@ from aiohttp import WSMsgType
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import redact_url
 
-__all__ = ["PicowsLink", "WebSocketLink", "WebSocketOptions", "WebSocketTransport"]
+__all__ = [
+    "PLACEHOLDER",
+    "PicowsLink",
+    "WebSocketLink",
+    "WebSocketOptions",
+    "WebSocketTransport",
+    "upstream_url",
+]
 
 log = logging.getLogger("ocpp_gateway.transports.websocket")
 _TEXT = WSMsgType.TEXT
@@ -39,13 +46,15 @@ class WebSocketLink:
 
     Args:
         ws: the open client WebSocket (created with `decode_text=False`).
+        version: the subprotocol the CSMS accepted.
     """
 
-    __slots__ = ("_closed", "_ws")
+    __slots__ = ("_closed", "_ws", "version")
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[bool], version: str) -> None:
         self._ws = ws
         self._closed = False
+        self.version = version
 
     @property
     def close_code(self) -> int | None:
@@ -98,7 +107,10 @@ class WebSocketOptions:
     type "websocket".
 
     Attributes:
-        url: base URL (ws:// or wss://); the charge point id is appended as a path segment.
+        url: ws:// or wss:// URL of the CSMS. Where it contains `{charge_point_id}`, the
+            (percent-encoded) id replaces that placeholder, anywhere in the path or query
+            (`ws://csms/ocpp/{charge_point_id}/`); otherwise it is appended as the last path
+            segment (`ws://csms/ocpp` -> `ws://csms/ocpp/CP-1`).
         username, password: HTTP Basic credentials sent to the CSMS (never logged); when the
             password is set and the user name empty, the charge point id is the user name.
         connect_timeout: seconds allowed to open the link during the charge point's handshake.
@@ -116,7 +128,10 @@ class WebSocketOptions:
     def check(self, key: str) -> list[str]:
         """Returns: the errors of these settings, each starting with `key`."""
         errors = []
-        parts = urlsplit(self.url)
+        leftover = self.url.replace(PLACEHOLDER, "")
+        if "{" in leftover or "}" in leftover:
+            errors.append(f"{key}.url: the only placeholder is {PLACEHOLDER}")
+        parts = urlsplit(self.url.replace(PLACEHOLDER, "CP"))
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             errors.append(
                 f"{key}.url: expected ws://host[:port]/path or wss://..., got "
@@ -127,6 +142,26 @@ class WebSocketOptions:
         if self.connect_timeout <= 0:
             errors.append(f"{key}.connect_timeout: must be positive")
         return errors
+
+
+PLACEHOLDER = "{charge_point_id}"
+
+
+def upstream_url(url: str, charge_point_id: str) -> str:
+    """The URL of one charge point's upstream link.
+
+    Args:
+        url: the configured URL, with or without the `{charge_point_id}` placeholder.
+        charge_point_id: the decoded identity.
+
+    Returns:
+        The URL with the percent-encoded id in the placeholder's place, or appended as the last
+        path segment when there is no placeholder.
+    """
+    encoded = quote(charge_point_id, safe="")
+    if PLACEHOLDER in url:
+        return url.replace(PLACEHOLDER, encoded)
+    return f"{url.rstrip('/')}/{encoded}"
 
 
 _P_TEXT = picows.WSMsgType.TEXT
@@ -230,11 +265,15 @@ class PicowsLink:
     Args:
         transport: the connected picows transport.
         listener: its listener.
+        version: the subprotocol the CSMS accepted.
     """
 
-    __slots__ = ("_closed", "_listener", "_loop", "_send", "_transport")
+    __slots__ = ("_closed", "_listener", "_loop", "_send", "_transport", "version")
 
-    def __init__(self, transport: picows.WSTransport, listener: _UpstreamListener) -> None:
+    def __init__(
+        self, transport: picows.WSTransport, listener: _UpstreamListener, version: str
+    ) -> None:
+        self.version = version
         self._transport = transport
         self._listener = listener
         self._send = transport.send
@@ -310,7 +349,7 @@ class WebSocketTransport:
         client: Literal["picows", "aiohttp"] = "picows",
     ) -> None:
         self.name = name
-        self.url = url.rstrip("/")
+        self.url = url if PLACEHOLDER in url else url.rstrip("/")
         self._username = username
         self._password = password
         self._timeout = connect_timeout
@@ -345,33 +384,37 @@ class WebSocketTransport:
             )
         return self._session
 
-    async def open(self, charge_point_id: str, subprotocol: str) -> WebSocketLink | PicowsLink:
-        """Open `URL/{charge_point_id}` offering only `subprotocol`.
+    async def open(
+        self, charge_point_id: str, versions: tuple[str, ...]
+    ) -> WebSocketLink | PicowsLink:
+        """Open the charge point's URL on the CSMS, offering the charge point's versions in its
+        order; the CSMS picks one (OCPP 2.x Part 4: a CSMS that speaks only 2.0.1 still takes
+        a station that prefers 2.1).
 
         Args:
             charge_point_id: the decoded identity.
-            subprotocol: the version the charge point negotiated.
+            versions: the versions the charge point offered, preferred first.
 
         Returns:
-            The open link.
+            The open link; its `version` is the one the CSMS chose.
 
         Raises:
-            TransportUnavailable: refused, unreachable, timed out, or the CSMS did not accept
-                the subprotocol.
+            TransportUnavailable: refused, unreachable, timed out, or the CSMS chose none of
+                the versions.
         """
-        url = f"{self.url}/{quote(charge_point_id, safe='')}"
+        url = upstream_url(self.url, charge_point_id)
         headers = {}
         if self._password is not None:
             user = self._username or charge_point_id
             token = base64.b64encode(f"{user}:{self._password}".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
         if self._picows:
-            return await self._open_picows(url, subprotocol, headers)
+            return await self._open_picows(url, versions, headers)
         try:
             async with asyncio.timeout(self._timeout):
                 ws = await self._client().ws_connect(
                     url,
-                    protocols=(subprotocol,),
+                    protocols=versions,
                     headers=headers,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
                     autoping=True,
@@ -381,13 +424,16 @@ class WebSocketTransport:
                 )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self._failed(exc) from exc
-        if ws.protocol != subprotocol:
+        chosen = ws.protocol
+        if chosen not in versions:
             await ws.close()
-            raise TransportUnavailable("upstream did not accept the subprotocol")
-        return WebSocketLink(ws)
+            raise self._refused_versions(versions, chosen)
+        return WebSocketLink(ws, chosen)
 
-    async def _open_picows(self, url: str, subprotocol: str, headers: dict[str, str]) -> PicowsLink:
-        headers["Sec-WebSocket-Protocol"] = subprotocol
+    async def _open_picows(
+        self, url: str, versions: tuple[str, ...], headers: dict[str, str]
+    ) -> PicowsLink:
+        headers["Sec-WebSocket-Protocol"] = ", ".join(versions)
         max_msg_size = self._max_msg_size
         try:
             async with asyncio.timeout(self._timeout):
@@ -407,13 +453,28 @@ class WebSocketTransport:
         except (TimeoutError, picows.WSError, OSError) as exc:
             raise self._failed(exc) from exc
         response = transport.response
-        offered = response.headers.get("Sec-WebSocket-Protocol") if response else None
-        if offered is None or offered.strip() != subprotocol:
+        answer = response.headers.get("Sec-WebSocket-Protocol") if response else None
+        chosen = answer.strip() if answer else None
+        if chosen is None or chosen not in versions:
             transport.send_close(picows.WSCloseCode.PROTOCOL_ERROR)
             transport.disconnect()
-            raise TransportUnavailable("upstream did not accept the subprotocol")
+            raise self._refused_versions(versions, chosen)
         assert isinstance(listener, _UpstreamListener)
-        return PicowsLink(transport, listener)
+        return PicowsLink(transport, listener, chosen)
+
+    def _refused_versions(
+        self, versions: tuple[str, ...], chosen: str | None
+    ) -> TransportUnavailable:
+        log.warning(
+            "upstream chose no offered subprotocol",
+            extra={
+                "transport": self.name,
+                "url": redact_url(self.url),
+                "offered": list(versions),
+                "chosen": chosen,
+            },
+        )
+        return TransportUnavailable("upstream did not accept the subprotocol")
 
     def _failed(self, exc: BaseException) -> TransportUnavailable:
         log.warning(

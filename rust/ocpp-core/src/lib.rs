@@ -9,6 +9,7 @@ pub mod frame;
 pub mod json;
 pub mod number;
 pub mod policy;
+pub mod rules;
 pub mod schema;
 pub mod session;
 pub mod stats;
@@ -16,8 +17,9 @@ pub mod version;
 
 pub use error::ErrorKind;
 pub use policy::{Mode, Policy};
+pub use rules::{ModelRule, ModelRules, RelaxError, RelaxErrorKind, Relaxation};
 pub use schema::{SchemaError, SchemaSet};
-pub use session::{DropReason, Session, Verdict};
+pub use session::{BootInfo, DropReason, Session, Verdict};
 pub use stats::{Snapshot, Stats};
 pub use version::{Direction, OcppVersion, Sender};
 

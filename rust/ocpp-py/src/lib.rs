@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ocpp_core::schema::ActionId;
-use ocpp_core::{json, Direction, DropReason, ErrorKind, OcppVersion};
+use ocpp_core::{json, Direction, DropReason, ErrorKind, OcppVersion, Relaxation};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -153,8 +153,124 @@ impl PySchemaSet {
         }
     }
 
+    /// Check one relaxation key and its table; None when it compiles, else (reason, message).
+    fn check_relaxation(
+        &self,
+        key: &str,
+        relax: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(&'static str, String)>> {
+        let list = relaxations_from(key, relax)?;
+        Ok(ocpp_core::ModelRules::check(&self.inner, key, &list)
+            .err()
+            .map(|e| (e.kind.name(), e.message)))
+    }
+
     fn __repr__(&self) -> String {
         format!("SchemaSet({:?})", self.inner.version().name())
+    }
+}
+
+/// Convert a relaxation table ({"max_length": 50, ...}) into relaxations.
+fn relaxations_from(key: &str, table: &Bound<'_, PyAny>) -> PyResult<Vec<Relaxation>> {
+    let items = table
+        .call_method0("items")
+        .map_err(|_| PyValueError::new_err(format!("{key}: expected a table of relaxations")))?;
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let (kind, value): (String, Bound<'_, PyAny>) = item?.extract()?;
+        let wrong = |what: &str| PyValueError::new_err(format!("{key}.{kind}: expected {what}"));
+        let r = match kind.as_str() {
+            "max_length" => Relaxation::MaxLength(
+                value
+                    .extract()
+                    .map_err(|_| wrong("a non-negative integer"))?,
+            ),
+            "min_items" => Relaxation::MinItems(
+                value
+                    .extract()
+                    .map_err(|_| wrong("a non-negative integer"))?,
+            ),
+            "extra_enum" => {
+                Relaxation::ExtraEnum(value.extract().map_err(|_| wrong("a list of strings"))?)
+            }
+            "extra_types" => Relaxation::ExtraTypes(
+                value
+                    .extract()
+                    .map_err(|_| wrong("a list of JSON type names"))?,
+            ),
+            "allow_property" => match value.extract::<bool>() {
+                Ok(true) => Relaxation::AllowProperty,
+                _ => return Err(wrong("true")),
+            },
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "{key}.{kind}: unknown relaxation (one of max_length, extra_enum, \
+                     min_items, allow_property, extra_types)"
+                )))
+            }
+        };
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// The rules of every configured charge point model of one version. Immutable and shared.
+#[pyclass(frozen, module = "ocpp_gateway._core", name = "ModelRules")]
+struct PyModelRules {
+    inner: Arc<ocpp_core::ModelRules>,
+    schemas: Py<PySchemaSet>,
+}
+
+#[pymethods]
+impl PyModelRules {
+    #[new]
+    fn new(schemas: Py<PySchemaSet>, models: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let mut inner = ocpp_core::ModelRules::new(schemas.get().inner.clone());
+        for item in models.call_method0("items")?.try_iter()? {
+            let item = item?;
+            let model: String = item.get_item(0)?.extract()?;
+            let entry = item.get_item(1)?;
+            let policy: Py<PyPolicy> = entry.get_item(0)?.extract()?;
+            let mut list: Vec<(String, Vec<Relaxation>)> = Vec::new();
+            for pair in entry.get_item(1)?.call_method0("items")?.try_iter()? {
+                let pair = pair?;
+                let key: String = pair.get_item(0)?.extract()?;
+                let relax = relaxations_from(&key, &pair.get_item(1)?)?;
+                list.push((key, relax));
+            }
+            inner
+                .insert(&model, policy.get().inner.clone(), &list)
+                .map_err(|e| PyValueError::new_err(format!("{model}: {e}")))?;
+        }
+        Ok(PyModelRules {
+            inner: Arc::new(inner),
+            schemas,
+        })
+    }
+
+    #[getter]
+    fn version(&self) -> &'static str {
+        self.inner.version().name()
+    }
+
+    /// The configured model names, sorted.
+    fn models(&self) -> Vec<String> {
+        self.inner.models().into_iter().map(str::to_owned).collect()
+    }
+
+    /// The relaxation rule names of a model (its relax keys), sorted; empty for an unknown model.
+    fn rules(&self, model: &str) -> Vec<String> {
+        self.inner.get(model).map_or_else(Vec::new, |m| {
+            m.rule_names().into_iter().map(str::to_owned).collect()
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ModelRules({:?}, models={:?})",
+            self.inner.version().name(),
+            self.inner.models()
+        )
     }
 }
 
@@ -221,6 +337,10 @@ struct PyVerdict {
     error_code: Option<Py<PyString>>,
     #[pyo3(get)]
     error_detail: Option<String>,
+    /// (error_path, error_keyword) of a payload violation; boxed, as most verdicts have none.
+    location: Option<Box<(String, Py<PyString>)>>,
+    #[pyo3(get)]
+    relaxed: Option<Py<PyString>>,
     #[pyo3(get)]
     observed: bool,
     #[pyo3(get)]
@@ -268,6 +388,16 @@ impl Uid {
 #[pymethods]
 impl PyVerdict {
     #[getter]
+    fn error_path(&self) -> Option<&str> {
+        self.location.as_deref().map(|(p, _)| p.as_str())
+    }
+
+    #[getter]
+    fn error_keyword(&self, py: Python<'_>) -> Option<Py<PyString>> {
+        self.location.as_deref().map(|(_, k)| k.clone_ref(py))
+    }
+
+    #[getter]
     fn unique_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyString>> {
         self.unique_id
             .as_ref()
@@ -283,7 +413,7 @@ impl PyVerdict {
         };
         format!(
             "Verdict(forward={}, message_type={}, unique_id={}, action={}, error_code={}, \
-             drop_reason={}, observed={}, reply={}, substitute={})",
+             drop_reason={}, observed={}, relaxed={}, reply={}, substitute={})",
             if self.forward { "True" } else { "False" },
             self.message_type,
             self.unique_id
@@ -293,6 +423,7 @@ impl PyVerdict {
             s(&self.error_code),
             s(&self.drop_reason),
             if self.observed { "True" } else { "False" },
+            s(&self.relaxed),
             self.reply.is_some(),
             self.substitute.is_some(),
         )
@@ -349,6 +480,7 @@ struct PySession {
     inner: ocpp_core::Session,
     schemas: Py<PySchemaSet>,
     policy: Py<PyPolicy>,
+    model_rules: Option<Py<PyModelRules>>,
     stats: Option<Py<PyStats>>,
 }
 
@@ -361,6 +493,11 @@ impl PySession {
             substitute: v.substitute.map(|b| PyBytes::new(py, &b).unbind()),
             error_code: v.error.map(|k| set.code(py, k)),
             error_detail: v.error_detail,
+            location: v.error_location.map(|l| {
+                let keyword = PyString::intern(py, l.keyword).unbind();
+                Box::new((l.path, keyword))
+            }),
+            relaxed: v.relaxed.map(|r| PyString::new(py, &r).unbind()),
             observed: v.observed,
             drop_reason: v.drop_reason.map(|d| set.drop_reason(py, d)),
             message_type: v.message_type,
@@ -374,19 +511,21 @@ impl PySession {
 #[pymethods]
 impl PySession {
     #[new]
-    #[pyo3(signature = (version, schemas = None, policy = None, call_timeout = 60.0, stats = None))]
+    #[pyo3(signature = (version, schemas = None, policy = None, call_timeout = 60.0, model_rules = None, stats = None))]
     fn new(
         py: Python<'_>,
         version: &str,
         schemas: Option<Py<PySchemaSet>>,
         policy: Option<Py<PyPolicy>>,
         call_timeout: f64,
+        model_rules: Option<Py<PyModelRules>>,
         stats: Option<Py<PyStats>>,
     ) -> PyResult<Self> {
         let v = version_from(version)?;
-        let schemas = match schemas {
-            Some(s) => s,
-            None => py
+        let schemas = match (schemas, &model_rules) {
+            (Some(s), _) => s,
+            (None, Some(r)) => r.get().schemas.clone_ref(py),
+            (None, None) => py
                 .import("ocpp_gateway.session")?
                 .getattr("default_schemas")?
                 .call1((version,))?
@@ -410,11 +549,16 @@ impl PySession {
                 },
             )?,
         };
-        let inner = ocpp_core::Session::new(
+        let mut inner = ocpp_core::Session::new(
             schemas.get().inner.clone(),
             policy.get().inner.clone(),
             call_timeout,
         );
+        if let Some(r) = &model_rules {
+            inner = inner
+                .with_model_rules(r.get().inner.clone())
+                .map_err(PyValueError::new_err)?;
+        }
         if let Some(st) = &stats {
             if st.borrow(py).schemas.get().inner.version() != v {
                 return Err(PyValueError::new_err("stats are of another version"));
@@ -424,8 +568,28 @@ impl PySession {
             inner,
             schemas,
             policy,
+            model_rules,
             stats,
         })
+    }
+
+    /// (vendor, model, firmware) of the last BootNotification from the charge point.
+    #[getter]
+    fn boot_info(&self) -> Option<(Option<String>, Option<String>, Option<String>)> {
+        self.inner
+            .boot_info()
+            .map(|b| (b.vendor.clone(), b.model.clone(), b.firmware.clone()))
+    }
+
+    /// The model whose rules are in force, if any.
+    #[getter]
+    fn model(&self) -> Option<&str> {
+        self.inner.model()
+    }
+
+    #[getter]
+    fn model_rules(&self, py: Python<'_>) -> Option<Py<PyModelRules>> {
+        self.model_rules.as_ref().map(|r| r.clone_ref(py))
     }
 
     #[getter]
@@ -530,8 +694,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("DirectionName", alias(vec!["cp_to_csms", "csms_to_cp"])?)?;
     m.add("ModeName", alias(vec!["enforce", "observe", "off"])?)?;
+    m.add(
+        "RelaxErrorReason",
+        alias(vec!["unknown_action", "unknown_path", "invalid"])?,
+    )?;
     m.add_class::<PySchemaSet>()?;
     m.add_class::<PyPolicy>()?;
+    m.add_class::<PyModelRules>()?;
     m.add_class::<PyVerdict>()?;
     m.add_class::<PySession>()?;
     m.add_class::<PyStats>()?;

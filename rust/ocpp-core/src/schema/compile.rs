@@ -101,7 +101,7 @@ pub enum Items {
 }
 
 /// A compiled schema node. Absent keywords are `None`/empty and cost nothing at validation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Node {
     /// Accepted JSON types (bits of [`ty`]).
     pub types: u8,
@@ -129,7 +129,8 @@ pub struct Node {
 }
 
 impl Node {
-    fn any() -> Self {
+    /// A node that accepts anything (the empty schema).
+    pub fn any() -> Self {
         Node {
             types: ty::ANY,
             never: false,
@@ -157,7 +158,7 @@ impl Node {
 }
 
 /// A compiled schema document.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Compiled {
     pub nodes: Vec<Node>,
     pub root: NodeId,

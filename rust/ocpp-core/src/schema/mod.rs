@@ -6,7 +6,7 @@
 //! those of the main one (later directories win). Every action of the version's table must have a
 //! request schema, and a response schema unless it is SEND-only.
 
-mod compile;
+pub(crate) mod compile;
 mod validate;
 
 use std::collections::HashMap;
@@ -34,6 +34,13 @@ impl fmt::Display for SchemaError {
 }
 
 impl std::error::Error for SchemaError {}
+
+impl Compiled {
+    /// Validate a payload against this schema, stopping at the first violation.
+    pub fn validate(&self, payload: &Value<'_>) -> Result<(), Violation> {
+        validate::validate(self, payload)
+    }
+}
 
 /// The request and response schema of one action.
 #[derive(Debug, Default)]

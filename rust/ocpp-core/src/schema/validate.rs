@@ -13,12 +13,18 @@ use crate::error::ErrorKind;
 use crate::json::Value;
 use crate::number::Decimal;
 
-/// The first violation found.
+/// The first violation found. Built only when a payload fails, so valid payloads pay nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub kind: ErrorKind,
     /// "<JSON pointer>: <rule>", e.g. "/chargePointVendor: maxLength 20".
     pub detail: String,
+    /// Member names from the payload root joined by dots, array indices left out
+    /// ("meterValue.sampledValue.context"); empty at the root. For a missing required property
+    /// it names that property. The same spelling as the keys of a model's relaxations.
+    pub path: String,
+    /// The JSON Schema keyword that failed ("maxLength", "enum", "required", ...).
+    pub keyword: &'static str,
 }
 
 /// A JSON pointer under construction, built only when an error is reported.
@@ -54,7 +60,35 @@ impl Path<'_> {
     }
 }
 
-fn fail(kind: ErrorKind, path: &Path<'_>, rule: std::fmt::Arguments<'_>) -> Violation {
+impl Path<'_> {
+    /// Member names joined by dots, indices left out; names cut and cleaned as in `render`.
+    fn dotted(&self, out: &mut String) {
+        match self {
+            Path::Root => {}
+            Path::Key(parent, k) => {
+                parent.dotted(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                for c in k.chars().take(40) {
+                    out.push(if c.is_control() { '?' } else { c });
+                }
+            }
+            Path::Index(parent, _) => parent.dotted(out),
+        }
+    }
+}
+
+// Out of line and cold: building a violation is for invalid payloads only, so the checks of
+// valid ones stay small enough to inline.
+#[cold]
+#[inline(never)]
+fn fail(
+    kind: ErrorKind,
+    path: &Path<'_>,
+    keyword: &'static str,
+    rule: std::fmt::Arguments<'_>,
+) -> Violation {
     let mut detail = String::new();
     path.render(&mut detail);
     if detail.is_empty() {
@@ -62,7 +96,14 @@ fn fail(kind: ErrorKind, path: &Path<'_>, rule: std::fmt::Arguments<'_>) -> Viol
     }
     detail.push_str(": ");
     detail.push_str(&rule.to_string());
-    Violation { kind, detail }
+    let mut dotted = String::new();
+    path.dotted(&mut dotted);
+    Violation {
+        kind,
+        detail,
+        path: dotted,
+        keyword,
+    }
 }
 
 fn type_names(bits: u8) -> String {
@@ -99,23 +140,39 @@ impl Validator<'_> {
     fn node(&self, id: NodeId, v: &Value<'_>, path: &Path<'_>) -> Result<(), Violation> {
         let n = &self.nodes[id as usize];
         if n.never {
-            return Err(fail(ErrorKind::Property, path, format_args!("not allowed")));
+            return Err(fail(
+                ErrorKind::Property,
+                path,
+                "false",
+                format_args!("not allowed"),
+            ));
         }
         if n.types != ty::ANY && !type_ok(n.types, v) {
             return Err(fail(
                 ErrorKind::Type,
                 path,
+                "type",
                 format_args!("type: expected {}", type_names(n.types)),
             ));
         }
         if let Some(list) = &n.enumeration {
             if !list.iter().any(|l| l.matches(v)) {
-                return Err(fail(ErrorKind::Property, path, format_args!("enum")));
+                return Err(fail(
+                    ErrorKind::Property,
+                    path,
+                    "enum",
+                    format_args!("enum"),
+                ));
             }
         }
         if let Some(c) = &n.constant {
             if !c.matches(v) {
-                return Err(fail(ErrorKind::Property, path, format_args!("const")));
+                return Err(fail(
+                    ErrorKind::Property,
+                    path,
+                    "const",
+                    format_args!("const"),
+                ));
             }
         }
         match v {
@@ -132,6 +189,7 @@ impl Validator<'_> {
             return Err(fail(
                 ErrorKind::Property,
                 path,
+                "anyOf",
                 format_args!("anyOf: no match"),
             ));
         }
@@ -145,13 +203,14 @@ impl Validator<'_> {
                 return Err(fail(
                     ErrorKind::Property,
                     path,
+                    "oneOf",
                     format_args!("oneOf: {matched} matches"),
                 ));
             }
         }
         if let Some(s) = n.not {
             if self.node(s, v, path).is_ok() {
-                return Err(fail(ErrorKind::Property, path, format_args!("not")));
+                return Err(fail(ErrorKind::Property, path, "not", format_args!("not")));
             }
         }
         Ok(())
@@ -167,7 +226,8 @@ impl Validator<'_> {
             if !members.iter().any(|(k, _)| k.as_ref() == r.as_ref()) {
                 return Err(fail(
                     ErrorKind::Occurrence,
-                    path,
+                    &Path::Key(path, r),
+                    "required",
                     format_args!("required property {r:?} missing"),
                 ));
             }
@@ -185,6 +245,7 @@ impl Validator<'_> {
                     return Err(fail(
                         ErrorKind::Format,
                         &here,
+                        "additionalProperties",
                         format_args!("additionalProperties: not allowed"),
                     ))
                 }
@@ -200,6 +261,7 @@ impl Validator<'_> {
                 return Err(fail(
                     ErrorKind::Occurrence,
                     path,
+                    "minItems",
                     format_args!("minItems {min}"),
                 ));
             }
@@ -209,6 +271,7 @@ impl Validator<'_> {
                 return Err(fail(
                     ErrorKind::Occurrence,
                     path,
+                    "maxItems",
                     format_args!("maxItems {max}"),
                 ));
             }
@@ -231,6 +294,7 @@ impl Validator<'_> {
                                 return Err(fail(
                                     ErrorKind::Format,
                                     &here,
+                                    "additionalItems",
                                     format_args!("additionalItems: not allowed"),
                                 ))
                             }
@@ -267,12 +331,22 @@ fn char_len_exceeds(s: &str, limit: usize) -> bool {
 fn string(n: &Node, s: &str, path: &Path<'_>) -> Result<(), Violation> {
     if let Some(max) = n.max_length {
         if char_len_exceeds(s, max) {
-            return Err(fail(ErrorKind::Type, path, format_args!("maxLength {max}")));
+            return Err(fail(
+                ErrorKind::Type,
+                path,
+                "maxLength",
+                format_args!("maxLength {max}"),
+            ));
         }
     }
     if let Some(min) = n.min_length {
         if min > 0 && !char_len_exceeds(s, min - 1) {
-            return Err(fail(ErrorKind::Type, path, format_args!("minLength {min}")));
+            return Err(fail(
+                ErrorKind::Type,
+                path,
+                "minLength",
+                format_args!("minLength {min}"),
+            ));
         }
     }
     if let Some((re, src)) = &n.pattern {
@@ -280,6 +354,7 @@ fn string(n: &Node, s: &str, path: &Path<'_>) -> Result<(), Violation> {
             return Err(fail(
                 ErrorKind::Property,
                 path,
+                "pattern",
                 format_args!("pattern {src:?}"),
             ));
         }
@@ -292,7 +367,12 @@ fn number(n: &Node, t: &str, path: &Path<'_>) -> Result<(), Violation> {
         return Ok(());
     }
     let Some(d) = Decimal::parse(t) else {
-        return Err(fail(ErrorKind::Type, path, format_args!("not a number")));
+        return Err(fail(
+            ErrorKind::Type,
+            path,
+            "type",
+            format_args!("not a number"),
+        ));
     };
     if let Some((b, exclusive)) = &n.minimum {
         let o = b.cmp_value(&d);
@@ -305,6 +385,7 @@ fn number(n: &Node, t: &str, path: &Path<'_>) -> Result<(), Violation> {
             return Err(fail(
                 ErrorKind::Property,
                 path,
+                rule,
                 format_args!("{rule} {}", b.text()),
             ));
         }
@@ -320,6 +401,7 @@ fn number(n: &Node, t: &str, path: &Path<'_>) -> Result<(), Violation> {
             return Err(fail(
                 ErrorKind::Property,
                 path,
+                rule,
                 format_args!("{rule} {}", b.text()),
             ));
         }
@@ -329,6 +411,7 @@ fn number(n: &Node, t: &str, path: &Path<'_>) -> Result<(), Violation> {
             return Err(fail(
                 ErrorKind::Property,
                 path,
+                "multipleOf",
                 format_args!("multipleOf {src}"),
             ));
         }
