@@ -20,7 +20,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from ocpp_gateway.errors import ConfigError
@@ -33,6 +33,7 @@ __all__ = [
     "PluginsConfig",
     "UpstreamConfig",
     "ValidationConfig",
+    "build_section",
     "check_config",
     "frozen",
     "load_config",
@@ -42,6 +43,11 @@ ENV_PREFIX = "OCPP_GATEWAY_"
 _MODES = ("enforce", "observe", "off")
 _DIRECTIONS = ("cp_to_csms", "csms_to_cp")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_UPSTREAM_SCHEMES = {
+    "websocket": ("ws", "wss"),
+    "nats": ("nats", "tls"),
+}
+_T = TypeVar("_T")
 
 
 def _empty() -> Mapping[str, Any]:
@@ -75,22 +81,31 @@ def _freeze_fields(instance: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
-    """The `[upstream]` table: the CSMS every charge point is relayed to over WebSocket.
+    """The `[upstream]` table: the default backend every charge point is relayed to.
 
     Attributes:
-        url: base URL (ws:// or wss://); the gateway opens `url/{charge_point_id}`. None means
-            no upstream: the embedded local responder answers the charge points.
-        username, password: HTTP Basic credentials sent to the CSMS (never logged). When
-            `username` is empty, the charge point id is used as the user name.
-        connect_timeout: seconds allowed to open the upstream link during the handshake.
-        compress: offer permessage-deflate to the CSMS.
+        type: "websocket" (a CSMS) or "nats" (NATS JetStream).
+        url: for "websocket" the base URL (ws:// or wss://), the gateway opens
+            `url/{charge_point_id}`; for "nats" `nats://host:4222`. None means no upstream:
+            the embedded local responder answers the charge points.
+        username, password: credentials sent to the CSMS (HTTP Basic) or the broker (never
+            logged). For a CSMS with an empty `username`, the charge point id is the user name.
+        connect_timeout: seconds allowed to open the upstream link (or reach the broker).
+        compress: offer permessage-deflate to the CSMS ("websocket" only).
+        options: the broker transport's own settings (`[upstream.options]`), see
+            `NatsOptions` and docs/brokers.md.
     """
 
+    type: Literal["websocket", "nats"] = "websocket"
     url: str | None = None
     username: str | None = None
     password: str | None = None
     connect_timeout: float = 10.0
     compress: bool = False
+    options: Mapping[str, object] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +187,8 @@ class GatewayConfig:
         drain_timeout: seconds a SIGTERM waits for pending calls before closing sockets.
         log_level: "debug", "info", "warning" or "error".
         security: authentication, TLS, takeover and limits.
+        node_id: this gateway process's id on a broker (subjects, ownership entries); None
+            means host name and process id, so each worker of `serve` is its own node.
     """
 
     host: str = "0.0.0.0"
@@ -186,9 +203,32 @@ class GatewayConfig:
     drain_timeout: float = 10.0
     log_level: str = "info"
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    node_id: str | None = None
 
     def __post_init__(self) -> None:
         _freeze_fields(self)
+
+
+def build_section(cls: type[_T], table: Mapping[str, Any], prefix: str) -> _T:
+    """Build a frozen settings dataclass (a transport's options) from a table, with the same
+    conversions as the configuration loader.
+
+    Args:
+        cls: the dataclass.
+        table: raw values (TOML, JSON, or already typed).
+        prefix: the key path reported in errors ("upstream.options").
+
+    Returns:
+        The instance.
+
+    Raises:
+        ConfigError: listing every unknown or invalid key.
+    """
+    errors: list[str] = []
+    built: _T = _build(cls, table, prefix, errors)
+    if errors:
+        raise ConfigError(errors)
+    return built
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,14 +418,21 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
     if cfg.log_level.lower() not in _LOG_LEVELS:
         errors.append(f"log_level: {cfg.log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
     if cfg.upstream.url is not None:
-        parts = urlsplit(cfg.upstream.url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        up_type = cfg.upstream.type
+        schemes = _UPSTREAM_SCHEMES[up_type]
+        parts = urlsplit(cfg.upstream.url.split(",")[0].strip())
+        if parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
+            expected = " or ".join(f"{scheme}://" for scheme in schemes)
             errors.append(
-                f"upstream.url: expected ws://host[:port]/path or wss://..., got "
+                f"upstream.url: type {up_type!r} expects {expected}host[:port]..., got "
                 f"{parts.scheme or 'no scheme'}"
             )
         if parts.password is not None:
             errors.append("upstream.url: put credentials in upstream.username/password")
+    elif cfg.upstream.type != "websocket":
+        errors.append(f"upstream.url: type {cfg.upstream.type!r} needs a url")
+    if cfg.upstream.options and cfg.upstream.type == "websocket":
+        errors.append("upstream.options: only broker types (nats) take options")
     if cfg.upstream.connect_timeout <= 0:
         errors.append("upstream.connect_timeout: must be positive")
     _check_policy_table("validation.overrides", cfg.validation.overrides, errors)
@@ -410,6 +457,9 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
             errors.append("transports.default: the name is taken by [upstream]/the local responder")
         if kind == "websocket" and not str(options.get("url", "")).startswith(("ws://", "wss://")):
             errors.append(f"transports.{name}.url: a ws:// or wss:// URL is required")
+    from ocpp_gateway.transports import check_broker_options
+
+    errors.extend(check_broker_options(cfg))
     if cfg.local.heartbeat_interval <= 0:
         errors.append("local.heartbeat_interval: must be positive")
     errors.extend(check_security_config(cfg.security))

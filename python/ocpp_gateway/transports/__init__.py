@@ -19,7 +19,9 @@ __all__ = [
     "Transport",
     "TransportFactory",
     "TransportUnavailable",
+    "broker_options",
     "build_transports",
+    "check_broker_options",
     "transport_types",
 ]
 
@@ -49,6 +51,92 @@ def _local(name: str, options: Mapping[str, Any], config: GatewayConfig) -> Tran
     )
 
 
+# -- broker transports (NATS JetStream, Redis Streams) ------------------------------------------
+# Their client libraries are optional extras, imported only when a broker is configured.
+
+_BROKER_TYPES = ("nats",)
+
+
+def broker_options(kind: str, name: str, table: Mapping[str, Any], config: GatewayConfig) -> Any:
+    """Build the typed options of a broker transport from its table.
+
+    The gateway's `node_id` applies unless the table sets its own.
+
+    Args:
+        kind: "nats".
+        name: the transport's name (for error messages).
+        table: the settings (`url`, ... without `type`).
+        config: the gateway configuration.
+
+    Returns:
+        A `NatsOptions`.
+
+    Raises:
+        ConfigError: an unknown or invalid setting.
+        ImportError: the broker's client library is not installed.
+    """
+    from ocpp_gateway.config import build_section
+
+    values = {key: value for key, value in table.items() if key != "type"}
+    if config.node_id and "node_id" not in values:
+        values["node_id"] = config.node_id
+    prefix = "upstream.options" if name == DEFAULT_TRANSPORT else f"transports.{name}"
+    from ocpp_gateway.transports.nats import NatsOptions
+
+    return build_section(NatsOptions, values, prefix)
+
+
+def _upstream_table(config: GatewayConfig) -> dict[str, Any]:
+    up = config.upstream
+    table: dict[str, Any] = {"url": up.url, "connect_timeout": up.connect_timeout}
+    if up.username is not None:
+        table["username"] = up.username
+    if up.password is not None:
+        table["password"] = up.password
+    table.update(up.options)
+    return table
+
+
+def _nats(name: str, options: Mapping[str, Any], config: GatewayConfig) -> Transport:
+    from ocpp_gateway.transports.nats import NatsTransport
+
+    return NatsTransport(name, broker_options("nats", name, options, config))
+
+
+def check_broker_options(config: GatewayConfig) -> list[str]:
+    """The errors in the broker settings of a configuration (default and named transports).
+
+    Args:
+        config: the configuration.
+
+    Returns:
+        One message per problem, each starting with its key.
+    """
+    from ocpp_gateway.errors import ConfigError
+
+    tables: list[tuple[str, str, Mapping[str, Any]]] = []
+    if config.upstream.type in _BROKER_TYPES and config.upstream.url:
+        tables.append((config.upstream.type, DEFAULT_TRANSPORT, _upstream_table(config)))
+    for name, table in config.transports.items():
+        kind = str(table.get("type"))
+        if kind in _BROKER_TYPES:
+            tables.append((kind, name, table))
+    errors: list[str] = []
+    for kind, name, table in tables:
+        try:
+            broker_options(kind, name, table, config)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+        except ImportError as exc:
+            errors.append(
+                f"{name}: {kind} needs its client library: pip install 'ocpp-gateway[{kind}]' "
+                f"({exc.name})"
+            )
+    return errors
+
+
+# ----------------------------------------------------------------------------------------------
+
 TransportFactory = Callable[[str, Mapping[str, Any], "GatewayConfig"], Transport]
 
 
@@ -60,14 +148,21 @@ def transport_types() -> Mapping[str, TransportFactory]:
     Returns:
         A read-only mapping.
     """
-    return MappingProxyType({"websocket": _websocket, "local": _local})
+    return MappingProxyType(
+        {
+            "websocket": _websocket,
+            "local": _local,
+            "nats": _nats,
+        }
+    )
 
 
 def build_transports(config: GatewayConfig) -> dict[str, Transport]:
     """Build every transport of a configuration.
 
-    The default transport (named "default") is the `[upstream]` CSMS when `upstream.url` is set,
-    else the local responder. `[transports.<name>]` tables add named ones for routing plugins.
+    The default transport (named "default") is the `[upstream]` backend when `upstream.url` is
+    set (a CSMS over WebSocket, or a broker by `upstream.type`), else the local responder.
+    `[transports.<name>]` tables add named ones for routing plugins.
 
     Args:
         config: the gateway configuration.
@@ -81,7 +176,11 @@ def build_transports(config: GatewayConfig) -> dict[str, Transport]:
     up = config.upstream
     factories = transport_types()
     transports: dict[str, Transport] = {}
-    if up.url:
+    if up.url and up.type in _BROKER_TYPES:
+        transports[DEFAULT_TRANSPORT] = factories[up.type](
+            DEFAULT_TRANSPORT, _upstream_table(config), config
+        )
+    elif up.url:
         transports[DEFAULT_TRANSPORT] = WebSocketTransport(
             DEFAULT_TRANSPORT,
             up.url,

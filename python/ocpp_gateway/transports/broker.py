@@ -1,0 +1,443 @@
+"""What the broker transports share: the wire contract's names, identity tokens, node ids, and
+the per-charge-point link with its one-command-in-flight queue.
+
+The contract (docs/brokers.md) is the same on NATS and on Redis Streams: the body is the frame
+exactly as the charge point sent it; metadata travels beside it under the header (NATS) or
+field (Redis) names below; command answers carry a status from `CommandStatus`.
+
+A `BrokerLink` is what the relay sees for one charge point. The broker module gives it a
+`LinkOwner` that publishes the charge point's frames with broker acknowledgement and answers
+the backends' commands; the link itself keeps:
+- the frames waiting for `recv` (answers to the charge point's calls, and the one command in
+  flight), handed over in arrival order;
+- the command queue: one command in flight per charge point, at most `command_queue` more
+  waiting (the next one is answered busy), each with a deadline (then: timeout);
+- its connection epoch (the broker's ownership revision); frames stamped with another epoch are
+  dropped by the owner before they get here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+import orjson
+
+from ocpp_gateway.errors import TransportUnavailable
+
+__all__ = [
+    "DEFAULT_TRANSACTION_ACTIONS",
+    "H_ACTION",
+    "H_CHARGE_POINT",
+    "H_COMMAND_ID",
+    "H_EPOCH",
+    "H_MESSAGE_ID",
+    "H_MESSAGE_TYPE",
+    "H_NODE",
+    "H_PROTOCOL",
+    "H_RECEIVED",
+    "H_REPLY",
+    "H_STATUS",
+    "VERSION_TOKENS",
+    "BrokerLink",
+    "BrokerStats",
+    "Command",
+    "CommandStatus",
+    "LinkOwner",
+    "default_node_id",
+    "identity_token",
+    "is_transaction",
+    "parse_command",
+    "received_timestamp",
+]
+
+log = logging.getLogger("ocpp_gateway.transports.broker")
+
+# Names of the metadata beside each frame (NATS headers; Redis stream fields and hash keys).
+H_CHARGE_POINT = "Ocpp-Cp"
+H_PROTOCOL = "Ocpp-Proto"
+H_MESSAGE_TYPE = "Ocpp-Type"
+H_MESSAGE_ID = "Ocpp-Msg-Id"
+H_ACTION = "Ocpp-Action"
+H_NODE = "Ocpp-Node"
+H_EPOCH = "Ocpp-Epoch"
+H_RECEIVED = "Ocpp-Rx-Ts"
+H_REPLY = "Ocpp-Reply"
+H_STATUS = "Ocpp-Status"
+H_COMMAND_ID = "Ocpp-Cmd-Id"
+
+# Subject / key token of each OCPP version (subject tokens cannot hold dots).
+VERSION_TOKENS = {"ocpp1.6": "16", "ocpp2.0.1": "201", "ocpp2.1": "21"}
+
+# DESIGN.md "Rules that keep data safe": the messages a charger queues and retries itself.
+# MeterValues counts only when it carries a transactionId (checked on the bytes).
+DEFAULT_TRANSACTION_ACTIONS = (
+    "StartTransaction",
+    "StopTransaction",
+    "MeterValues",
+    "TransactionEvent",
+    "SecurityEventNotification",
+)
+
+_TOKEN_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+_BYTE_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+class CommandStatus(StrEnum):
+    """How a backend's command to a charge point ended (the `Ocpp-Status` of its answer)."""
+
+    OK = "ok"  # the charge point answered with a CALLRESULT (the body)
+    CALLERROR = "callerror"  # the charge point answered with a CALLERROR (the body)
+    OFFLINE = "offline"  # no live connection: never sent; safe to retry later
+    BUSY = "busy"  # the charge point's command queue is full: never sent; retry later
+    TIMEOUT = "timeout"  # sent, no answer in time (or the connection dropped): outcome unknown
+    REJECTED = "rejected"  # the gateway refused it (validation); body: the gateway's CALLERROR
+
+
+def identity_token(charge_point_id: str) -> str:
+    """The charge point id as one subject token / key part: `[A-Za-z0-9_-]` kept, every other
+    byte of its UTF-8 form written `=HH` (upper-case hex). Reversible and collision-free.
+
+    Args:
+        charge_point_id: the identity from the connection path.
+
+    Returns:
+        The token.
+    """
+    if _TOKEN_SAFE.fullmatch(charge_point_id):
+        return charge_point_id
+    return "".join(
+        chr(byte) if byte in _BYTE_SAFE else f"={byte:02X}"
+        for byte in charge_point_id.encode("utf-8")
+    )
+
+
+def default_node_id() -> str:
+    """Returns: this process's node id when none is configured: host name and pid, as a token."""
+    return identity_token(f"{socket.gethostname()}-{os.getpid()}")
+
+
+def is_transaction(action: str, frame: bytes, actions: frozenset[str]) -> bool:
+    """Whether a CALL belongs on the transaction stream.
+
+    Args:
+        action: the CALL's action.
+        frame: its bytes (MeterValues counts only with a transactionId in its payload).
+        actions: the transaction-class action names.
+
+    Returns:
+        True for a transaction-class CALL.
+    """
+    if action not in actions:
+        return False
+    return action != "MeterValues" or b'"transactionId"' in frame
+
+
+def received_timestamp() -> str:
+    """Returns: now, RFC 3339 UTC with microseconds (the `Ocpp-Rx-Ts` value)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    """Counters a broker transport keeps for the metrics layer (read them, never reset them).
+
+    Attributes:
+        published: frames the broker acknowledged.
+        publish_failures: frames the broker did not take (the link was then closed).
+        publish_seconds: sum of the publish-to-acknowledgement latencies of `published`.
+        stale_dropped: backend frames dropped for a wrong epoch or an unknown charge point.
+        late_answers: charge point answers to commands that were no longer in flight.
+        ownership_changes: charge points this node lost to a newer owner.
+        commands: command answers sent, by status.
+        disconnects: times the broker connection was lost.
+    """
+
+    published: int = 0
+    publish_failures: int = 0
+    publish_seconds: float = 0.0
+    stale_dropped: int = 0
+    late_answers: int = 0
+    ownership_changes: int = 0
+    commands: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in CommandStatus})
+    disconnects: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class Command:
+    """A backend's CALL to a charge point, waiting in or travelling through a link.
+
+    Attributes:
+        unique_id: the CALL's UniqueId.
+        action: the CALL's action.
+        frame: the CALL's bytes, forwarded unchanged.
+        reply: where the owner sends the answer (a NATS inbox, a Redis list key).
+        command_id: the backend's own id for it, echoed back.
+        timer: the deadline, once in flight.
+        delivered: True once `recv` handed it to the relay.
+    """
+
+    unique_id: str
+    action: str
+    frame: bytes
+    reply: str
+    command_id: str = ""
+    timer: asyncio.TimerHandle | None = None
+    delivered: bool = False
+
+
+class LinkOwner(Protocol):
+    """What a broker transport does for its links."""
+
+    stats: BrokerStats
+    command_timeout: float
+    command_queue: int
+
+    async def publish_frame(
+        self, link: BrokerLink, frame: bytes, message_type: int, unique_id: str, action: str
+    ) -> None:
+        """Hand one charge point frame to the broker; return once it acknowledged it.
+
+        Raises:
+            TransportUnavailable: the broker did not take it in time.
+        """
+        ...
+
+    def answer_command(
+        self, link: BrokerLink, command: Command, status: CommandStatus, frame: bytes
+    ) -> None:
+        """Send a command's outcome to its reply address (in the background)."""
+        ...
+
+    async def release(self, link: BrokerLink) -> None:
+        """Forget a closed link and give up its ownership (if it still holds it)."""
+        ...
+
+
+class BrokerLink:
+    """One charge point's link through a broker (see the module docstring).
+
+    Args:
+        owner: the transport.
+        charge_point_id: the identity.
+        token: `identity_token(charge_point_id)`.
+        subprotocol: the negotiated OCPP version.
+    """
+
+    __slots__ = (
+        "_ended",
+        "_frames",
+        "_inflight",
+        "_owner",
+        "_queue",
+        "_reader",
+        "_waiter",
+        "charge_point_id",
+        "epoch",
+        "seen_revision",
+        "subprotocol",
+        "token",
+    )
+
+    def __init__(
+        self, owner: LinkOwner, charge_point_id: str, token: str, subprotocol: str
+    ) -> None:
+        self._owner = owner
+        self.charge_point_id = charge_point_id
+        self.token = token
+        self.subprotocol = subprotocol
+        self.epoch = 0  # set once ownership is claimed
+        self.seen_revision = 0  # newest ownership revision seen while claiming
+        self._frames: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+        self._reader: asyncio.Task[Any] | None = None
+        self._inflight: Command | None = None
+        self._queue: deque[Command] | None = None
+
+    @property
+    def ended(self) -> bool:
+        """True once the link was closed or lost."""
+        return self._ended
+
+    # -- the relay's side ---------------------------------------------------------------------
+
+    async def send(self, frame: bytes) -> None:
+        """Take one frame from the relay: a charge point CALL (or SEND) is published and
+        acknowledged by the broker before this returns; an answer to a command goes to the
+        command's reply address.
+
+        Args:
+            frame: the frame, validated by the Session.
+
+        Raises:
+            TransportUnavailable: the link is lost, or the broker did not acknowledge in time.
+        """
+        if self._ended:
+            raise TransportUnavailable("broker link closed")
+        try:
+            message = orjson.loads(frame)
+            message_type = message[0]
+            unique_id = message[1]
+        except (orjson.JSONDecodeError, IndexError, KeyError, TypeError):
+            # Only possible with validation off: nothing to route it by.
+            log.warning("unroutable frame dropped", extra={"charge_point_id": self.charge_point_id})
+            return
+        if message_type == 2 or message_type == 6:
+            action = message[2] if len(message) > 2 and isinstance(message[2], str) else ""
+            await self._owner.publish_frame(self, frame, message_type, str(unique_id), action)
+        elif 3 <= message_type <= 5:
+            self._command_answered(str(unique_id), message_type, frame)
+
+    async def recv(self) -> bytes | None:
+        """Returns: the next frame for the charge point, or None once the link ended."""
+        self._reader = asyncio.current_task()
+        while True:
+            frames = self._frames
+            if frames:
+                frame = frames.popleft()
+                inflight = self._inflight
+                if inflight is not None and inflight.frame is frame:
+                    inflight.delivered = True
+                return frame
+            if self._ended:
+                return None
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    async def close(self) -> None:
+        """Close the link (idempotent): queued commands are answered, ownership given up."""
+        if not self._ended:
+            self.lose()
+            await self._owner.release(self)
+
+    # -- the transport's side -----------------------------------------------------------------
+
+    def deliver(self, frame: bytes) -> None:
+        """Queue a frame for `recv` (a backend's answer to a charge point CALL).
+
+        Args:
+            frame: the backend's frame.
+        """
+        if self._ended:
+            return
+        self._frames.append(frame)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def lose(self) -> None:
+        """End the link: `recv` returns None; waiting commands are answered offline (never
+        sent), the one in flight timeout (outcome unknown)."""
+        if self._ended:
+            return
+        self._ended = True
+        self._frames.clear()
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            if inflight.timer is not None:
+                inflight.timer.cancel()
+            status = CommandStatus.TIMEOUT if inflight.delivered else CommandStatus.OFFLINE
+            self._answer(inflight, status, b"")
+        for command in self._queue or ():
+            self._answer(command, CommandStatus.OFFLINE, b"")
+        self._queue = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def offer_command(self, command: Command) -> None:
+        """Take a backend's command: send it now, queue it, or answer busy / offline.
+
+        Args:
+            command: the command.
+        """
+        owner = self._owner
+        if self._ended:
+            self._answer(command, CommandStatus.OFFLINE, b"")
+        elif self._inflight is None:
+            self._start(command)
+        else:
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = deque()
+            if len(queue) >= owner.command_queue:
+                self._answer(command, CommandStatus.BUSY, b"")
+            else:
+                queue.append(command)
+
+    def _start(self, command: Command) -> None:
+        self._inflight = command
+        loop = asyncio.get_running_loop()
+        command.timer = loop.call_later(self._owner.command_timeout, self._expire, command)
+        self.deliver(command.frame)
+
+    def _finish(self, command: Command, status: CommandStatus, frame: bytes) -> None:
+        if command.timer is not None:
+            command.timer.cancel()
+        self._inflight = None
+        self._answer(command, status, frame)
+        queue = self._queue
+        if queue:
+            self._start(queue.popleft())
+
+    def _expire(self, command: Command) -> None:
+        if self._inflight is command:
+            if not command.delivered:
+                # Still waiting for the relay: take it back, it never reached the charge point.
+                with contextlib.suppress(ValueError):
+                    self._frames.remove(command.frame)
+            self._finish(command, CommandStatus.TIMEOUT, b"")
+
+    def _command_answered(self, unique_id: str, message_type: int, frame: bytes) -> None:
+        command = self._inflight
+        if command is None or command.unique_id != unique_id:
+            self._owner.stats.late_answers += 1
+            return
+        # The relay's reader task sends what the gateway itself made of the command (a
+        # validation CALLERROR); the charge point's answers come from its own task.
+        if asyncio.current_task() is self._reader and self._reader is not None:
+            status = CommandStatus.REJECTED if message_type != 3 else CommandStatus.OK
+        else:
+            status = CommandStatus.OK if message_type == 3 else CommandStatus.CALLERROR
+        self._finish(command, status, frame)
+
+    def _answer(self, command: Command, status: CommandStatus, frame: bytes) -> None:
+        self._owner.stats.commands[status.value] += 1
+        self._owner.answer_command(self, command, status, frame)
+
+
+def parse_command(frame: bytes) -> tuple[str, str] | None:
+    """The UniqueId and action of a backend's command frame.
+
+    Args:
+        frame: the bytes a backend sent as a command.
+
+    Returns:
+        (unique_id, action), or None when it is not a CALL.
+    """
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        isinstance(message, list)
+        and len(message) == 4
+        and message[0] == 2
+        and isinstance(message[1], str)
+        and isinstance(message[2], str)
+    ):
+        return message[1], message[2]
+    return None
