@@ -16,10 +16,12 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import orjson
 import pytest
 
 import ocpp_gateway
@@ -200,3 +202,144 @@ async def poll(condition: Callable[[], Any], what: str, within: float = WAIT) ->
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {within} s: {what}")
         await asyncio.sleep(0.02)
+
+
+# -- transaction sessions and their accounting ----------------------------------------------------
+
+_T0 = "2026-01-01T00:00:00.000Z"
+
+
+def session_16(index: int) -> list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]]:
+    """A 1.6 charging session: StartTransaction, MeterValues, StopTransaction. Each step builds
+    its payload from the answers so far (the transactionId of the start)."""
+
+    def tx(answers: dict[str, Any]) -> int:
+        transaction_id: int = answers["StartTransaction"]["transactionId"]
+        return transaction_id
+
+    return [
+        (
+            "StartTransaction",
+            lambda a: {
+                "connectorId": 1,
+                "idTag": f"tag-{index}",
+                "meterStart": index,
+                "timestamp": _T0,
+            },
+        ),
+        (
+            "MeterValues",
+            lambda a: {
+                "connectorId": 1,
+                "transactionId": tx(a),
+                "meterValue": [{"timestamp": _T0, "sampledValue": [{"value": str(index)}]}],
+            },
+        ),
+        (
+            "StopTransaction",
+            lambda a: {"transactionId": tx(a), "meterStop": index + 100, "timestamp": _T0},
+        ),
+    ]
+
+
+def session_201(index: int) -> list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]]:
+    """A 2.0.1 session: TransactionEvent Started / Updated / Ended, then a security event."""
+
+    def event(kind: str, seq: int, trigger: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        return lambda a: {
+            "eventType": kind,
+            "timestamp": _T0,
+            "triggerReason": trigger,
+            "seqNo": seq,
+            "transactionInfo": {"transactionId": f"tx-{index}"},
+        }
+
+    return [
+        ("TransactionEvent", event("Started", 0, "Authorized")),
+        ("TransactionEvent", event("Updated", 1, "MeterValuePeriodic")),
+        ("TransactionEvent", event("Ended", 2, "StopAuthorized")),
+        (
+            "SecurityEventNotification",
+            lambda a: {"type": f"event-{index}", "timestamp": _T0},
+        ),
+    ]
+
+
+@dataclass
+class Ledger:
+    """What the charge points sent and got, set against the backend's journal.
+
+    sent: transaction messages sent (retries of one message count once);
+    acknowledged: those the charger got a CALLRESULT for;
+    journaled: those whose business key is in the journal;
+    lost: acknowledged but not journaled;
+    faked: answers the charger got that differ from the journal's stored answer (or that
+        answer nothing journaled);
+    callerror: CALLERRORs the charger got for them.
+    """
+
+    sent: int = 0
+    acknowledged: int = 0
+    journaled: int = 0
+    lost: int = 0
+    faked: int = 0
+    callerror: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "acknowledged": self.acknowledged,
+            "journaled": self.journaled,
+            "lost": self.lost,
+            "faked": self.faked,
+            "callerror": self.callerror,
+        }
+
+
+@dataclass
+class _Seen:
+    charge_point_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+def account(messages: list[tuple[str, str, dict[str, Any], list[Any]]], journal: str) -> Ledger:
+    """Count a run. `messages`: (charge point id, action, payload, answers the charger got for
+    it, over all its attempts: a CALLRESULT payload dict, or a CALLERROR list)."""
+    example = load_example()
+    stored = {key: orjson.loads(response) for _, key, response in journal_rows(journal)}
+    ledger = Ledger()
+    for charge_point_id, action, payload, answers in messages:
+        ledger.sent += 1
+        key = orjson.dumps(example.business_key(_Seen(charge_point_id, action, payload))).decode()
+        in_journal = key in stored
+        ledger.journaled += in_journal
+        results = [a for a in answers if isinstance(a, dict)]
+        ledger.callerror += sum(1 for a in answers if not isinstance(a, dict))
+        if results:
+            ledger.acknowledged += 1
+            if not in_journal:
+                ledger.lost += 1
+        ledger.faked += sum(1 for r in results if not in_journal or r != stored[key])
+    return ledger
+
+
+def answers_for(recorder: Any, unique_id: str) -> list[Any]:
+    """The answers a recorded charge point got for one of its CALLs: CALLRESULT payloads
+    (dicts) and CALLERROR frames (lists)."""
+    found: list[Any] = []
+    for text in recorder.received:
+        message = orjson.loads(text)
+        if message[0] in (3, 4) and message[1] == unique_id:
+            found.append(message[2] if message[0] == 3 else message)
+    return found
+
+
+async def send_recorded(peer: Any, version: str, action: str, payload: dict[str, Any]) -> str:
+    """Send one CALL with the `ocpp` library; returns its UniqueId whatever the outcome (the
+    answers are read from the recorder)."""
+    before = len(peer.recorder.sent)
+    with contextlib.suppress(Exception):
+        await peer.call(version, action, payload)
+    unique_id: str = orjson.loads(peer.recorder.sent[before])[1]
+    return unique_id
