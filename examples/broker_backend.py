@@ -1,9 +1,10 @@
 """Example backend service on the gateway's broker path: journals transactions to SQLite and
 answers every charge-point action of OCPP 1.6, 2.0.1 and 2.1 validly.
 
-Run it next to a gateway serving with `[upstream] type = "nats"`:
+Run it next to a gateway serving with `[upstream] type = "nats"` (or "redis_streams"):
 
     python examples/broker_backend.py --nats nats://127.0.0.1:4222 --db backend.sqlite
+    python examples/broker_backend.py --redis redis://127.0.0.1:6379/0 --db backend.sqlite
 
 Transaction-class messages (StartTransaction, StopTransaction, MeterValues with a
 transactionId, TransactionEvent, SecurityEventNotification) are committed to the journal under
@@ -30,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from ocpp_gateway.backend import BackendApp, CallError, NatsBroker, Request
+from ocpp_gateway.backend import BackendApp, Broker, CallError, NatsBroker, RedisBroker, Request
 from ocpp_gateway.transports.local import LocalTransport
 
 log = logging.getLogger("broker_backend")
@@ -143,7 +144,7 @@ class TransactionJournal:
 
 
 def build_app(
-    broker: NatsBroker,
+    broker: Broker,
     journal: TransactionJournal,
     stall: bool = False,
     seen: Callable[[Request], None] | None = None,
@@ -191,14 +192,20 @@ async def main(argv: list[str] | None = None) -> None:
         argv: command-line arguments.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="NATS server URL")
+    parser.add_argument("--nats", help="NATS server URL (nats://127.0.0.1:4222)")
+    parser.add_argument("--redis", help="Redis URL (redis://127.0.0.1:6379/0)")
     parser.add_argument("--db", default="broker_backend.sqlite", help="SQLite journal file")
     parser.add_argument("--service", default="csms", help="durable consumer name")
     parser.add_argument("--ack-wait", type=float, default=30.0, help="redelivery after (s)")
     parser.add_argument("--stall-after-commit", action="store_true", help="fault tests only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    broker = NatsBroker(args.nats, service=args.service, ack_wait=args.ack_wait)
+    broker: Broker
+    if args.redis:
+        broker = RedisBroker(args.redis, service=args.service, ack_wait=args.ack_wait)
+    else:
+        url = args.nats or "nats://127.0.0.1:4222"
+        broker = NatsBroker(url, service=args.service, ack_wait=args.ack_wait)
     app = build_app(broker, TransactionJournal(args.db), stall=args.stall_after_commit)
     await app.start()
     stop = asyncio.Event()

@@ -46,6 +46,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 _UPSTREAM_SCHEMES = {
     "websocket": ("ws", "wss"),
     "nats": ("nats", "tls"),
+    "redis_streams": ("redis", "rediss", "unix"),
 }
 _T = TypeVar("_T")
 
@@ -84,19 +85,20 @@ class UpstreamConfig:
     """The `[upstream]` table: the default backend every charge point is relayed to.
 
     Attributes:
-        type: "websocket" (a CSMS) or "nats" (NATS JetStream).
+        type: "websocket" (a CSMS), "nats" (NATS JetStream) or "redis_streams" (Redis).
         url: for "websocket" the base URL (ws:// or wss://), the gateway opens
-            `url/{charge_point_id}`; for "nats" `nats://host:4222`. None means no upstream:
+            `url/{charge_point_id}`; for "nats" `nats://host:4222`; for "redis_streams" `redis://host:6379/0`.
+            None means no upstream:
             the embedded local responder answers the charge points.
         username, password: credentials sent to the CSMS (HTTP Basic) or the broker (never
             logged). For a CSMS with an empty `username`, the charge point id is the user name.
         connect_timeout: seconds allowed to open the upstream link (or reach the broker).
         compress: offer permessage-deflate to the CSMS ("websocket" only).
         options: the broker transport's own settings (`[upstream.options]`), see
-            `NatsOptions` and docs/brokers.md.
+            `NatsOptions`, `RedisStreamsOptions` and docs/brokers.md.
     """
 
-    type: Literal["websocket", "nats"] = "websocket"
+    type: Literal["websocket", "nats", "redis_streams"] = "websocket"
     url: str | None = None
     username: str | None = None
     password: str | None = None
@@ -432,7 +434,7 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
     elif cfg.upstream.type != "websocket":
         errors.append(f"upstream.url: type {cfg.upstream.type!r} needs a url")
     if cfg.upstream.options and cfg.upstream.type == "websocket":
-        errors.append("upstream.options: only broker types (nats) take options")
+        errors.append("upstream.options: only broker types (nats, redis_streams) take options")
     if cfg.upstream.connect_timeout <= 0:
         errors.append("upstream.connect_timeout: must be positive")
     _check_policy_table("validation.overrides", cfg.validation.overrides, errors)

@@ -101,6 +101,87 @@ class NatsServer:
         shutil.rmtree(self.store, ignore_errors=True)
 
 
+class RedisServer:
+    """A redis-server on 127.0.0.1. Without `durable` it keeps nothing on disk (the fast
+    default of the tests); with `durable` it writes an append-only file fsynced on every write
+    (`appendfsync always`), so that a server killed with SIGKILL and started again still has
+    every entry it acknowledged: the outage tests need that.
+    """
+
+    def __init__(self, durable: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.durable = durable
+        self.port = free_port()
+        self.store = tempfile.mkdtemp(prefix="redis-store-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.durable
+            else ["--appendonly", "no"]
+        )
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                self.store,
+                *persistence,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.proc, "redis-server")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(WAIT)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+Broker = NatsServer | RedisServer
+BROKERS = ("nats", "redis_streams")
+
+
+def broker_server(kind: str, durable: bool = False) -> Broker:
+    """A started server of the broker kind ("nats" or "redis_streams")."""
+    server: Broker = NatsServer() if kind == "nats" else RedisServer(durable)
+    server.start()
+    return server
+
+
+def backend_broker(kind: str, url: str, **options: Any) -> Any:
+    """The backend API's broker client for `kind`."""
+    from ocpp_gateway.backend import NatsBroker, RedisBroker
+
+    if kind == "nats":
+        return NatsBroker(url, **options)
+    return RedisBroker(url, **options)
+
+
+def backend_args(kind: str, url: str) -> tuple[str, str]:
+    """The example backend's broker flag."""
+    return ("--nats", url) if kind == "nats" else ("--redis", url)
+
+
 def load_example() -> ModuleType:
     """The example backend module (examples/ is not a package)."""
     spec = importlib.util.spec_from_file_location("broker_backend", EXAMPLE)
@@ -112,8 +193,8 @@ def load_example() -> ModuleType:
 
 
 @contextlib.asynccontextmanager
-async def nats_gateway(url: str, **overrides: Any) -> AsyncIterator[RunningGateway]:
-    """An in-process gateway on 127.0.0.1 (any port) whose default backend is NATS."""
+async def broker_gateway(kind: str, url: str, **overrides: Any) -> AsyncIterator[RunningGateway]:
+    """An in-process gateway on 127.0.0.1 (any port) whose default backend is a broker."""
     options = {"command_timeout": 10.0, **overrides.pop("options", {})}
     config = load_config(
         None,
@@ -121,7 +202,7 @@ async def nats_gateway(url: str, **overrides: Any) -> AsyncIterator[RunningGatew
         {
             "host": "127.0.0.1",
             "port": 0,
-            "upstream.type": "nats",
+            "upstream.type": kind,
             "upstream.url": url,
             "upstream.options": options,
             "security.message_rate": 0,
@@ -152,6 +233,13 @@ class BackendProcess:
 
     async def wait(self) -> None:
         await asyncio.wait_for(self.proc.wait(), WAIT)
+
+
+@contextlib.asynccontextmanager
+async def nats_gateway(url: str, **overrides: Any) -> AsyncIterator[RunningGateway]:
+    """An in-process gateway whose default backend is NATS."""
+    async with broker_gateway("nats", url, **overrides) as gateway:
+        yield gateway
 
 
 @contextlib.asynccontextmanager

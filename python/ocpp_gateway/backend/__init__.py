@@ -23,6 +23,8 @@ docs/brokers.md.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ocpp_gateway.backend.app import (
     BackendApp,
     Broker,
@@ -32,8 +34,11 @@ from ocpp_gateway.backend.app import (
     Handler,
     Request,
 )
-from ocpp_gateway.backend.nats import NatsBroker
 from ocpp_gateway.transports.broker import CommandStatus
+
+if TYPE_CHECKING:
+    from ocpp_gateway.backend.nats import NatsBroker
+    from ocpp_gateway.backend.redis import RedisBroker
 
 __all__ = [
     "BackendApp",
@@ -44,5 +49,19 @@ __all__ = [
     "Delivery",
     "Handler",
     "NatsBroker",
+    "RedisBroker",
     "Request",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Each broker's client library is an optional extra: import it only when asked for.
+    if name == "NatsBroker":
+        from ocpp_gateway.backend.nats import NatsBroker
+
+        return NatsBroker
+    if name == "RedisBroker":
+        from ocpp_gateway.backend.redis import RedisBroker
+
+        return RedisBroker
+    raise AttributeError(name)

@@ -54,7 +54,8 @@ def _local(name: str, options: Mapping[str, Any], config: GatewayConfig) -> Tran
 # -- broker transports (NATS JetStream, Redis Streams) ------------------------------------------
 # Their client libraries are optional extras, imported only when a broker is configured.
 
-_BROKER_TYPES = ("nats",)
+_BROKER_TYPES = ("nats", "redis_streams")
+_EXTRAS = {"nats": "nats", "redis_streams": "redis"}
 
 
 def broker_options(kind: str, name: str, table: Mapping[str, Any], config: GatewayConfig) -> Any:
@@ -63,13 +64,13 @@ def broker_options(kind: str, name: str, table: Mapping[str, Any], config: Gatew
     The gateway's `node_id` applies unless the table sets its own.
 
     Args:
-        kind: "nats".
+        kind: "nats" or "redis_streams".
         name: the transport's name (for error messages).
         table: the settings (`url`, ... without `type`).
         config: the gateway configuration.
 
     Returns:
-        A `NatsOptions`.
+        A `NatsOptions` or `RedisStreamsOptions`.
 
     Raises:
         ConfigError: an unknown or invalid setting.
@@ -81,9 +82,13 @@ def broker_options(kind: str, name: str, table: Mapping[str, Any], config: Gatew
     if config.node_id and "node_id" not in values:
         values["node_id"] = config.node_id
     prefix = "upstream.options" if name == DEFAULT_TRANSPORT else f"transports.{name}"
-    from ocpp_gateway.transports.nats import NatsOptions
+    if kind == "nats":
+        from ocpp_gateway.transports.nats import NatsOptions
 
-    return build_section(NatsOptions, values, prefix)
+        return build_section(NatsOptions, values, prefix)
+    from ocpp_gateway.transports.redis_streams import RedisStreamsOptions
+
+    return build_section(RedisStreamsOptions, values, prefix)
 
 
 def _upstream_table(config: GatewayConfig) -> dict[str, Any]:
@@ -101,6 +106,12 @@ def _nats(name: str, options: Mapping[str, Any], config: GatewayConfig) -> Trans
     from ocpp_gateway.transports.nats import NatsTransport
 
     return NatsTransport(name, broker_options("nats", name, options, config))
+
+
+def _redis_streams(name: str, options: Mapping[str, Any], config: GatewayConfig) -> Transport:
+    from ocpp_gateway.transports.redis_streams import RedisStreamsTransport
+
+    return RedisStreamsTransport(name, broker_options("redis_streams", name, options, config))
 
 
 def check_broker_options(config: GatewayConfig) -> list[str]:
@@ -128,8 +139,9 @@ def check_broker_options(config: GatewayConfig) -> list[str]:
         except ConfigError as exc:
             errors.extend(exc.errors)
         except ImportError as exc:
+            extra = _EXTRAS[kind]
             errors.append(
-                f"{name}: {kind} needs its client library: pip install 'ocpp-gateway[{kind}]' "
+                f"{name}: {kind} needs its client library: pip install 'ocpp-gateway[{extra}]' "
                 f"({exc.name})"
             )
     return errors
@@ -153,6 +165,7 @@ def transport_types() -> Mapping[str, TransportFactory]:
             "websocket": _websocket,
             "local": _local,
             "nats": _nats,
+            "redis_streams": _redis_streams,
         }
     )
 

@@ -53,6 +53,7 @@ __all__ = [
     "Command",
     "CommandStatus",
     "LinkOwner",
+    "LinkTable",
     "default_node_id",
     "identity_token",
     "is_transaction",
@@ -441,3 +442,77 @@ def parse_command(frame: bytes) -> tuple[str, str] | None:
     ):
         return message[1], message[2]
     return None
+
+
+class LinkTable:
+    """The links of one transport by identity token, with the epoch rules both brokers share.
+
+    Usually one link per token; two while a charge point reconnects to the same node (the newer
+    claim makes the older link lose).
+
+    Args:
+        stats: the transport's counters.
+    """
+
+    __slots__ = ("_links", "stats")
+
+    def __init__(self, stats: BrokerStats) -> None:
+        self._links: dict[str, list[BrokerLink]] = {}
+        self.stats = stats
+
+    def __len__(self) -> int:
+        return sum(len(links) for links in self._links.values())
+
+    def add(self, link: BrokerLink) -> None:
+        """Register a link that is claiming ownership (epoch 0 until the claim returns)."""
+        self._links.setdefault(link.token, []).append(link)
+
+    def forget(self, link: BrokerLink) -> None:
+        """Remove a link; no error when it is not registered."""
+        links = self._links.get(link.token)
+        if links is not None:
+            with contextlib.suppress(ValueError):
+                links.remove(link)
+            if not links:
+                del self._links[link.token]
+
+    def live(self, charge_point_id: str, epoch: str) -> BrokerLink | None:
+        """Args:
+            charge_point_id: the identity a frame is addressed to.
+            epoch: the epoch it carries (text).
+
+        Returns:
+            The live link of that connection, or None (then the frame is stale).
+        """
+        links = self._links.get(identity_token(charge_point_id))
+        if links:
+            for link in links:
+                if str(link.epoch) == epoch and not link.ended:
+                    return link
+        return None
+
+    def owner_changed(self, token: str, revision: int) -> None:
+        """An ownership entry was written with `revision`: links with an older epoch lose;
+        links still claiming remember it (their claim lost if it is older).
+
+        Args:
+            token: the identity token.
+            revision: the new entry's revision (epoch).
+        """
+        links = self._links.get(token)
+        if not links:
+            return
+        for link in list(links):
+            if link.epoch == 0:
+                link.seen_revision = max(link.seen_revision, revision)
+            elif revision > link.epoch and not link.ended:
+                self.stats.ownership_changes += 1
+                link.lose()
+                self.forget(link)
+
+    def lose_all(self) -> None:
+        """End every link (the broker connection is gone)."""
+        links, self._links = self._links, {}
+        for group in links.values():
+            for link in group:
+                link.lose()

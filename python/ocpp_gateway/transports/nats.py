@@ -59,6 +59,7 @@ from ocpp_gateway.transports.broker import (
     BrokerStats,
     Command,
     CommandStatus,
+    LinkTable,
     default_node_id,
     identity_token,
     is_transaction,
@@ -259,7 +260,7 @@ class NatsTransport:
         self._nodes: KeyValue | None = None
         self._owner_prefix = f"$KV.{options.owner_bucket}."
         self._subs: list[Subscription] = []
-        self._links: dict[str, list[BrokerLink]] = {}
+        self._links = LinkTable(self.stats)
         self._connected = False
         self._closed = False
         self._start_lock = asyncio.Lock()
@@ -275,7 +276,7 @@ class NatsTransport:
     @property
     def connected_links(self) -> int:
         """Returns: links open now."""
-        return sum(len(links) for links in self._links.values())
+        return len(self._links)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -327,10 +328,7 @@ class NatsTransport:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        for links in list(self._links.values()):
-            for link in links:
-                link.lose()
-        self._links.clear()
+        self._links.lose_all()
         nc = self._nc
         if nc is not None and nc.is_connected:
             with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
@@ -368,17 +366,17 @@ class NatsTransport:
             raise TransportUnavailable(f"no subject token for {subprotocol}")
         token = identity_token(charge_point_id)
         link = BrokerLink(self, charge_point_id, token, subprotocol)
-        self._links.setdefault(token, []).append(link)
+        self._links.add(link)
         try:
             epoch = await asyncio.wait_for(
                 self._claim(token, subprotocol), self.options.publish_timeout
             )
         except (nats.errors.Error, TimeoutError, OSError, TransportUnavailable) as exc:
-            self._forget(link)
+            self._links.forget(link)
             raise TransportUnavailable(f"cannot claim ownership: {type(exc).__name__}") from exc
         link.epoch = epoch
         if link.seen_revision > epoch:
-            self._forget(link)
+            self._links.forget(link)
             raise TransportUnavailable("another node took the charge point meanwhile")
         return link
 
@@ -403,21 +401,13 @@ class NatsTransport:
                 continue
         raise TransportUnavailable("ownership contended")
 
-    def _forget(self, link: BrokerLink) -> None:
-        links = self._links.get(link.token)
-        if links is not None:
-            with contextlib.suppress(ValueError):
-                links.remove(link)
-            if not links:
-                del self._links[link.token]
-
     async def release(self, link: BrokerLink) -> None:
         """Forget a closed link; delete its ownership entry unless a newer owner wrote it.
 
         Args:
             link: the closed link.
         """
-        self._forget(link)
+        self._links.forget(link)
         owners = self._owners
         if owners is None or not link.epoch or not self.ready():
             return
@@ -497,21 +487,11 @@ class NatsTransport:
 
     async def _on_answer(self, msg: Msg) -> None:
         headers = msg.headers or {}
-        link = self._live_link(headers)
+        link = self._links.live(headers.get(H_CHARGE_POINT, ""), headers.get(H_EPOCH, ""))
         if link is None:
             self.stats.stale_dropped += 1
             return
         link.deliver(msg.data)
-
-    def _live_link(self, headers: dict[str, str]) -> BrokerLink | None:
-        links = self._links.get(identity_token(headers.get(H_CHARGE_POINT, "")))
-        if not links:
-            return None
-        epoch = headers.get(H_EPOCH, "")
-        for link in links:
-            if str(link.epoch) == epoch and not link.ended:
-                return link
-        return None
 
     async def _on_command(self, msg: Msg) -> None:
         headers = msg.headers or {}
@@ -520,7 +500,7 @@ class NatsTransport:
             self.stats.commands[CommandStatus.REJECTED.value] += 1
             self._respond(msg.reply, CommandStatus.REJECTED, b"", headers)
             return
-        link = self._live_link(headers)
+        link = self._links.live(headers.get(H_CHARGE_POINT, ""), headers.get(H_EPOCH, ""))
         if link is None:
             self.stats.commands[CommandStatus.OFFLINE.value] += 1
             self._respond(msg.reply, CommandStatus.OFFLINE, b"", headers)
@@ -568,19 +548,9 @@ class NatsTransport:
         task.add_done_callback(self._background.discard)
 
     async def _on_owner_change(self, msg: Msg) -> None:
+        # A newer owner (another node, or a newer connection here): older links go.
         token = msg.subject[len(self._owner_prefix) :]
-        links = self._links.get(token)
-        if not links:
-            return
-        revision = msg.metadata.sequence.stream
-        for link in list(links):
-            if link.epoch == 0:
-                link.seen_revision = max(link.seen_revision, revision)
-            elif revision > link.epoch and not link.ended:
-                # A newer owner (another node, or a newer connection here): this one goes.
-                self.stats.ownership_changes += 1
-                link.lose()
-                self._forget(link)
+        self._links.owner_changed(token, msg.metadata.sequence.stream)
 
     # -- connection events --------------------------------------------------------------------
 
@@ -590,10 +560,7 @@ class NatsTransport:
         self._connected = False
         self.stats.disconnects += 1
         log.warning("NATS connection lost: closing every charge point link")
-        for links in list(self._links.values()):
-            for link in links:
-                link.lose()
-        self._links.clear()
+        self._links.lose_all()
 
     async def _on_reconnected(self) -> None:
         if self._closed or self._js is None:

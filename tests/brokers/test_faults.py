@@ -1,4 +1,4 @@
-"""Faults on the NATS path, with a count of transaction messages: a backend killed (SIGKILL)
+"""Faults on the broker paths, with a count of transaction messages: a backend killed (SIGKILL)
 while it holds committed but unanswered, unacknowledged messages; another instance answers."""
 
 from __future__ import annotations
@@ -10,18 +10,22 @@ from typing import Any
 
 import nats
 import pytest
+import redis.asyncio
 from websockets.asyncio.client import connect
 
 from interop.conftest import Peer, _make_peer, fixture_responder
 
 from ._support import (
+    BROKERS,
     WAIT,
-    NatsServer,
+    Broker,
     account,
     answers_for,
+    backend_args,
     backend_processes,
+    broker_gateway,
+    broker_server,
     journal_rows,
-    nats_gateway,
     poll,
     send_recorded,
     session_16,
@@ -29,12 +33,12 @@ from ._support import (
 )
 
 
-@pytest.fixture
-def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer()
-    server.start()
-    yield server
-    server.close()
+@pytest.fixture(params=BROKERS)
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
+    kind: str = request.param
+    running = broker_server(kind)
+    yield kind, running
+    running.close()
 
 
 async def _charger(url: str, charge_point_id: str, version: str) -> Peer:
@@ -45,27 +49,35 @@ async def _charger(url: str, charge_point_id: str, version: str) -> Peer:
     return _make_peer(version, charge_point_id, connection, fixture_responder)
 
 
-async def _ack_pending(url: str) -> int:
+async def _ack_pending(kind: str, url: str) -> int:
     """Messages of the transaction stream delivered to the "csms" service and not acked."""
-    nc = await nats.connect(url)
+    if kind == "nats":
+        nc = await nats.connect(url)
+        try:
+            info = await nc.jetstream().consumer_info("OCPP_TX", "csms")
+            return int(info.num_ack_pending or 0)
+        finally:
+            await nc.close()
+    client = redis.asyncio.Redis.from_url(url)
     try:
-        info = await nc.jetstream().consumer_info("OCPP_TX", "csms")
-        return int(info.num_ack_pending or 0)
+        summary: Any = await client.xpending("ocpp:in:tx", "csms")
+        return int(summary["pending"])
     finally:
-        await nc.close()
+        await client.aclose()
 
 
 async def test_backend_killed_holding_unacked_messages_they_are_redelivered_to_another(
-    nats_server: NatsServer, tmp_path: Path
+    server: tuple[str, Broker], tmp_path: Path
 ) -> None:
+    kind, running = server
     journal = str(tmp_path / "journal.sqlite")
-    args = ("--nats", nats_server.url, "--db", journal, "--ack-wait", "2")
+    args = (*backend_args(kind, running.url), "--db", journal, "--ack-wait", "2")
     chargers: list[tuple[str, str, list[Any]]] = []
     for i in range(3):
         chargers.append((f"K16-{i}", "ocpp1.6", session_16(i)))
         chargers.append((f"K201-{i}", "ocpp2.0.1", session_201(i)))
     messages: list[tuple[str, str, dict[str, Any], list[Any]]] = []
-    async with backend_processes() as start, nats_gateway(nats_server.url) as gateway:
+    async with backend_processes() as start, broker_gateway(kind, running.url) as gateway:
         doomed = await start(*args, "--stall-after-commit")
         peers = {cp: await _charger(gateway.url, cp, version) for cp, version, _ in chargers}
 
@@ -79,7 +91,7 @@ async def test_backend_killed_holding_unacked_messages_they_are_redelivered_to_a
         # The doomed backend committed every first message, answered none, acked none.
         await poll(lambda: len(journal_rows(journal)) == len(chargers), "all first commits")
         assert not any(p.recorder.received for p in peers.values())
-        assert await _ack_pending(nats_server.url) == len(chargers)
+        assert await _ack_pending(kind, running.url) == len(chargers)
         doomed.kill()
         await doomed.wait()
         await start(*args)  # the second instance of the same service
@@ -98,9 +110,9 @@ async def test_backend_killed_holding_unacked_messages_they_are_redelivered_to_a
         for peer in peers.values():
             await peer.recorder.connection.close()
             peer.task.cancel()
-        assert await _ack_pending(nats_server.url) == 0
+        assert await _ack_pending(kind, running.url) == 0
     ledger = account(messages, journal)
-    print("backend kill -9:", ledger.counts())
+    print(f"{kind} backend kill -9:", ledger.counts())
     assert ledger.sent == 3 * 3 + 3 * 4
     assert ledger.acknowledged == ledger.sent
     assert ledger.journaled == ledger.sent

@@ -1,5 +1,6 @@
-"""The interop suite's 1.6 and 2.0.1 action sets through gateway + NATS JetStream + the example
-backend, with `ocpp` library charge points; commands from the backend; offline at once."""
+"""The interop suite's 1.6 and 2.0.1 action sets through gateway + broker (NATS JetStream, Redis
+Streams) + the example backend, with `ocpp` library charge points; commands from the backend;
+offline at once; busy; rejected by validation; the dedup key beside each frame."""
 
 from __future__ import annotations
 
@@ -19,10 +20,19 @@ from websockets.asyncio.client import connect
 from interop.conftest import Peer, _make_peer, fixtures
 from interop.test_v2_actions import CP_TO_CSMS_201, CSMS_TO_CP_201
 from interop.test_v16_actions import CP_TO_CSMS, CSMS_TO_CP
-from ocpp_gateway.backend import BackendApp, CommandStatus, NatsBroker, Request
+from ocpp_gateway.backend import BackendApp, CommandStatus, Request
 from ocpp_gateway.server import RunningGateway
 
-from ._support import WAIT, NatsServer, load_example, nats_gateway, poll
+from ._support import (
+    BROKERS,
+    WAIT,
+    Broker,
+    backend_broker,
+    broker_gateway,
+    broker_server,
+    load_example,
+    poll,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -31,7 +41,8 @@ _ids = itertools.count(1)
 
 @dataclass
 class Stack:
-    server: NatsServer
+    kind: str
+    server: Broker
     gateway: RunningGateway
     app: BackendApp
     seen: list[Request] = field(default_factory=list)
@@ -56,27 +67,27 @@ def _fixture_responder(version: str, action: str, kwargs: dict[str, Any]) -> dic
     return response
 
 
-@pytest.fixture(scope="module")
-def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer()
-    server.start()
-    yield server
-    server.close()
+@pytest.fixture(scope="module", params=BROKERS)
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
+    kind: str = request.param
+    running = broker_server(kind)
+    yield kind, running
+    running.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(nats_server: NatsServer) -> AsyncIterator[Stack]:
+async def stack(server: tuple[str, Broker]) -> AsyncIterator[Stack]:
+    kind, running = server
     example = load_example()
     with tempfile.TemporaryDirectory() as tmp:
         journal = example.TransactionJournal(f"{tmp}/journal.sqlite")
         seen: list[Request] = []
-        app = example.build_app(
-            NatsBroker(nats_server.url, ack_wait=5.0), journal, seen=seen.append
-        )
+        broker = backend_broker(kind, running.url, ack_wait=5.0)
+        app = example.build_app(broker, journal, seen=seen.append)
         runner = asyncio.create_task(app.run())
         # One command may wait behind the one in flight (the busy test fills that queue).
-        async with nats_gateway(nats_server.url, options={"command_queue": 1}) as gateway:
-            setup = Stack(nats_server, gateway, app, seen)
+        async with broker_gateway(kind, running.url, options={"command_queue": 1}) as gateway:
+            setup = Stack(kind, running, gateway, app, seen)
             try:
                 yield setup
             finally:
@@ -186,37 +197,65 @@ async def test_second_command_waits_for_the_first_and_a_full_queue_answers_busy(
         return await original(message)
 
     client.charge_point.route_message = slow
-    calls = [
-        asyncio.create_task(
-            stack.app.call(charge_point_id, "ClearCache", {}, timeout=WAIT, unique_id=f"c{i}")
+
+    def call(unique_id: str) -> asyncio.Task[Any]:
+        return asyncio.create_task(
+            stack.app.call(charge_point_id, "ClearCache", {}, timeout=WAIT, unique_id=unique_id)
         )
-        for i in range(3)
-    ]
-    busy = await asyncio.wait_for(calls[2], WAIT)
-    assert busy.status is CommandStatus.BUSY
-    # One in flight: the charge point has seen only the first.
+
+    first = call("c0")
+    # One in flight: the charge point has it (and holds its answer back).
     await poll(lambda: client.recorder.received, "first command at the charge point")
+    # Of the next two, one waits in the queue (size 1 here), the other finds it full.
+    others = [call("c1"), call("c2")]
+    done, _ = await asyncio.wait(others, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+    busy = done.pop().result()
+    assert busy.status is CommandStatus.BUSY
     assert [json.loads(m)[1] for m in client.recorder.received] == ["c0"]
     gate.set()
-    first, second = await asyncio.gather(*calls[:2])
-    assert (first.status, second.status) == (CommandStatus.OK, CommandStatus.OK)
-    assert [json.loads(m)[1] for m in client.recorder.received] == ["c0", "c1"]
+    results = await asyncio.gather(first, *others)
+    statuses = sorted(r.status.value for r in results)
+    assert statuses == ["busy", "ok", "ok"]
+    waited = next(r.unique_id for r in results[1:] if r.status is CommandStatus.OK)
+    assert [json.loads(m)[1] for m in client.recorder.received] == ["c0", waited]
+
+
+async def _stored_entry(stack: Stack, charge_point_id: str) -> tuple[bytes, dict[str, str]]:
+    """The broker's copy of a charge point's Heartbeat: body and metadata."""
+    if stack.kind == "nats":
+        import nats
+
+        nc = await nats.connect(stack.server.url)
+        try:
+            msg = await nc.jetstream().get_last_msg(
+                "OCPP_GEN", f"ocpp.in.gen.16.Heartbeat.{charge_point_id}"
+            )
+        finally:
+            await nc.close()
+        return msg.data, dict(msg.headers or {})
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(stack.server.url)
+    try:
+        entries: Any = await client.xrevrange("ocpp:in:gen", count=50)
+    finally:
+        await client.aclose()
+    for _, fields in entries:
+        meta = {k.decode(): v.decode() for k, v in fields.items() if k != b"frame"}
+        if meta["Ocpp-Cp"] == charge_point_id:
+            return fields[b"frame"], meta
+    raise AssertionError("entry not found")
 
 
 async def test_frames_carry_dedup_keys_of_node_epoch_and_unique_id(stack: Stack) -> None:
-    import nats
-
     charge_point_id, client = await stack.connect("ocpp1.6")
     await client.call("ocpp1.6", "Heartbeat", {})
     unique_id = json.loads(client.recorder.sent[0])[1]
-    nc = await nats.connect(stack.server.url)
-    try:
-        js = nc.jetstream()
-        msg = await js.get_last_msg("OCPP_GEN", f"ocpp.in.gen.16.Heartbeat.{charge_point_id}")
-        headers = msg.headers or {}
-        request = next(r for r in stack.seen if r.charge_point_id == charge_point_id)
-        assert headers["Nats-Msg-Id"] == f"{request.node}:{request.epoch}:{unique_id}"
-        assert msg.data == client.recorder.sent[0].encode()
-        assert orjson.loads(msg.data)[2] == "Heartbeat"
-    finally:
-        await nc.close()
+    body, meta = await _stored_entry(stack, charge_point_id)
+    request = next(r for r in stack.seen if r.charge_point_id == charge_point_id)
+    dedup = meta["Nats-Msg-Id"] if stack.kind == "nats" else meta["Ocpp-Dedup"]
+    assert dedup == f"{request.node}:{request.epoch}:{unique_id}"
+    assert body == client.recorder.sent[0].encode()
+    assert orjson.loads(body)[2] == "Heartbeat"
+    assert meta["Ocpp-Type"] == "2" and meta["Ocpp-Msg-Id"] == unique_id
+    assert meta["Ocpp-Proto"] == "ocpp1.6" and meta["Ocpp-Action"] == "Heartbeat"
