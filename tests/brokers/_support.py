@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,3 +432,241 @@ async def send_recorded(peer: Any, version: str, action: str, payload: dict[str,
         await peer.call(version, action, payload)
     unique_id: str = orjson.loads(peer.recorder.sent[before])[1]
     return unique_id
+
+
+# -- gateway processes and chargers that reconnect and retry -------------------------------------
+
+
+class GatewayNode:
+    """`ocpp-gateway serve` in a process, relaying to a broker as node `node_id`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, node_id: str) -> None:
+        self.proc = proc
+        self.node_id = node_id
+        self.url = ""
+        self.lines: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def started(self) -> None:
+        assert self.proc.stderr is not None
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while not self.url:
+            remaining = deadline - asyncio.get_running_loop().time()
+            raw = await asyncio.wait_for(self.proc.stderr.readline(), max(0.1, remaining))
+            if not raw:
+                raise AssertionError(f"gateway {self.node_id} exited: {self.lines}")
+            line = raw.decode(errors="replace")
+            self.lines.append(line)
+            if "listening on " in line:
+                self.url = line.rsplit("listening on ", 1)[1].strip()
+        self._reader = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        while raw := await self.proc.stderr.readline():
+            self.lines.append(raw.decode(errors="replace"))
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+    async def wait(self) -> None:
+        await asyncio.wait_for(self.proc.wait(), WAIT)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, WAIT)
+
+
+@contextlib.asynccontextmanager
+async def gateway_nodes(kind: str, url: str) -> AsyncIterator[Callable[..., Any]]:
+    """Start gateway processes with `await start(node_id)`; all are killed at the end."""
+    started: list[GatewayNode] = []
+
+    async def start(node_id: str, **options: Any) -> GatewayNode:
+        env = subprocess_env()
+        env.update(
+            {
+                "OCPP_GATEWAY_UPSTREAM_TYPE": kind,
+                "OCPP_GATEWAY_UPSTREAM_URL": url,
+                "OCPP_GATEWAY_UPSTREAM_OPTIONS": orjson.dumps(
+                    {"command_timeout": 10.0, "publish_timeout": 3.0, "node_ttl": 3.0, **options}
+                ).decode(),
+                "OCPP_GATEWAY_NODE_ID": node_id,
+                "OCPP_GATEWAY_SECURITY__MESSAGE_RATE": "0",
+                "OCPP_GATEWAY_LOG_LEVEL": "warning",
+            }
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ocpp_gateway.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        node = GatewayNode(proc, node_id)
+        started.append(node)
+        await node.started()
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            node.kill()
+            await node.wait()
+
+
+class Charger:
+    """An `ocpp` library charge point that, like a real one, reconnects (to any of the given
+    gateways, in turn) when its socket closes or a handshake is refused, and sends a
+    transaction message again until it gets an answer: 1.6 with the same UniqueId, 2.x with a
+    new one (both are allowed by the specifications).
+
+    Args:
+        charge_point_id: the identity.
+        version: the OCPP version.
+        urls: gateway base URLs (ws://...) tried in turn; a callable returns the current list.
+        attempt_timeout: seconds one attempt waits for its answer.
+    """
+
+    def __init__(
+        self,
+        charge_point_id: str,
+        version: str,
+        urls: Callable[[], list[str]],
+        attempt_timeout: float = 5.0,
+    ) -> None:
+        self.charge_point_id = charge_point_id
+        self.version = version
+        self.urls = urls
+        self.attempt_timeout = attempt_timeout
+        self.peer: Any = None
+        self.connections = 0
+        self.refused = 0
+        self._turn = 0
+
+    async def connect(self, deadline: float) -> Any:
+        from websockets.asyncio.client import connect
+
+        from interop.conftest import _make_peer, fixture_responder
+
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.peer is not None and self.peer.recorder.connection.state.name == "OPEN":
+                return self.peer
+            urls = self.urls()
+            url = urls[self._turn % len(urls)]
+            self._turn += 1
+            try:
+                connection = await asyncio.wait_for(
+                    connect(
+                        f"{url}/ocpp/{self.charge_point_id}",
+                        subprotocols=[self.version],  # type: ignore[list-item]
+                        open_timeout=5,
+                    ),
+                    10,
+                )
+            except Exception:
+                self.refused += 1
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+                continue
+            self.connections += 1
+            self.peer = _make_peer(
+                self.version, self.charge_point_id, connection, fixture_responder
+            )
+            return self.peer
+
+    async def send(self, action: str, payload: dict[str, Any], within: float) -> list[Any]:
+        """Send until answered (or `within` seconds passed). Returns every answer received,
+        over all attempts (CALLRESULT payloads as dicts, CALLERROR frames as lists)."""
+        from interop.conftest import request
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        unique_id: str | None = None
+        answers: list[Any] = []
+        seen: list[tuple[Any, str]] = []
+        while loop.time() < deadline:
+            peer = await self.connect(deadline)
+            if self.version != "ocpp1.6" or unique_id is None:
+                unique_id = str(uuid.uuid4())
+            seen.append((peer, unique_id))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    peer.charge_point.call(
+                        request(self.version, action, payload), suppress=False, unique_id=unique_id
+                    ),
+                    self.attempt_timeout,
+                )
+            answers = []
+            unique = {(id(p), u): (p, u) for p, u in seen}
+            for attempt_peer, attempt_id in unique.values():
+                answers.extend(answers_for(attempt_peer.recorder, attempt_id))
+            if any(isinstance(a, dict) for a in answers):
+                return answers
+            if peer.recorder.connection.state.name == "OPEN":
+                # No answer in time on a live socket: a charger would retry on it too.
+                continue
+        return answers
+
+    async def close(self) -> None:
+        if self.peer is not None:
+            await self.peer.recorder.connection.close()
+            self.peer.task.cancel()
+            await asyncio.gather(self.peer.task, return_exceptions=True)
+
+
+async def run_sessions(
+    chargers: list[tuple[Charger, list[Any]]], within: float
+) -> list[tuple[str, str, dict[str, Any], list[Any]]]:
+    """Run each charger's session (steps of `session_16` / `session_201`) concurrently; returns
+    the messages for `account`."""
+    messages: list[tuple[str, str, dict[str, Any], list[Any]]] = []
+
+    async def one(charger: Charger, steps: list[Any]) -> None:
+        answers: dict[str, Any] = {}
+        for action, build in steps:
+            payload = build(answers)
+            got = await charger.send(action, payload, within)
+            messages.append((charger.charge_point_id, action, payload, got))
+            results = [a for a in got if isinstance(a, dict)]
+            if not results:
+                return  # the session cannot go on without its answer
+            answers[action] = results[0]
+
+    await asyncio.gather(*(one(c, s) for c, s in chargers))
+    return messages
+
+
+async def owner_of(kind: str, url: str, charge_point_id: str) -> str | None:
+    """The node the broker names as the charge point's owner, or None."""
+    if kind == "nats":
+        import nats
+        import nats.js.errors
+
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value("OCPP_OWNER")
+            try:
+                entry = await kv.get(charge_point_id)
+            except nats.js.errors.KeyNotFoundError:
+                return None
+            node: str = orjson.loads(entry.value or b"{}")["node"]
+            return node
+        finally:
+            await nc.close()
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        value: Any = await client.hget(f"ocpp:owner:{charge_point_id}", "node")
+        return None if value is None else str(value.decode())
+    finally:
+        await client.aclose()
