@@ -25,6 +25,7 @@ import os
 import re
 import socket
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -48,8 +49,10 @@ __all__ = [
     "H_REPLY",
     "H_STATUS",
     "VERSION_TOKENS",
+    "BrokerCollector",
     "BrokerLink",
     "BrokerStats",
+    "BrokerTransport",
     "Command",
     "CommandStatus",
     "LinkOwner",
@@ -161,6 +164,7 @@ class BrokerStats:
         ownership_changes: charge points this node lost to a newer owner.
         commands: command answers sent, by status.
         disconnects: times the broker connection was lost.
+        publishing: frames waiting for their acknowledgement now.
     """
 
     published: int = 0
@@ -171,6 +175,7 @@ class BrokerStats:
     ownership_changes: int = 0
     commands: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in CommandStatus})
     disconnects: int = 0
+    publishing: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -269,6 +274,11 @@ class BrokerLink:
     def ended(self) -> bool:
         """True once the link was closed or lost."""
         return self._ended
+
+    @property
+    def pending_commands(self) -> int:
+        """Commands in flight or waiting on this link."""
+        return (self._inflight is not None) + len(self._queue or ())
 
     # -- the relay's side ---------------------------------------------------------------------
 
@@ -510,9 +520,133 @@ class LinkTable:
                 link.lose()
                 self.forget(link)
 
+    def pending_commands(self) -> int:
+        """Returns: commands in flight or waiting, over all links."""
+        return sum(link.pending_commands for group in self._links.values() for link in group)
+
     def lose_all(self) -> None:
         """End every link (the broker connection is gone)."""
         links, self._links = self._links, {}
         for group in links.values():
             for link in group:
                 link.lose()
+
+
+class BrokerTransport(Protocol):
+    """What the server and the metrics see of a broker transport (NATS, Redis Streams)."""
+
+    name: str
+    stats: BrokerStats
+
+    def ready(self) -> bool:
+        """True while the broker can take frames."""
+        ...
+
+    @property
+    def connected_links(self) -> int:
+        """Links open now."""
+        ...
+
+    @property
+    def pending_commands(self) -> int:
+        """Commands in flight or waiting, over all links."""
+        ...
+
+
+class BrokerCollector:
+    """A prometheus_client collector of broker transports' counters, read at scrape time
+    (nothing on the hot path). Register it once: `registry.register(BrokerCollector([...]))`.
+
+    Metrics (label `transport`: the configured name; `status`: a `CommandStatus`):
+    `ocpp_gateway_broker_connected` (1 while ready), `ocpp_gateway_broker_links`,
+    `ocpp_gateway_broker_publishing` (frames awaiting acknowledgement),
+    `ocpp_gateway_broker_pending_commands`, `ocpp_gateway_broker_published_total`,
+    `ocpp_gateway_broker_publish_failures_total`, `ocpp_gateway_broker_publish_seconds`
+    (summary: count and sum of publish-to-acknowledgement latency),
+    `ocpp_gateway_broker_ownership_changes_total`, `ocpp_gateway_broker_commands_total`,
+    `ocpp_gateway_broker_stale_dropped_total`, `ocpp_gateway_broker_late_answers_total`,
+    `ocpp_gateway_broker_disconnects_total`.
+
+    Args:
+        transports: the broker transports to export.
+    """
+
+    def __init__(self, transports: Iterable[BrokerTransport]) -> None:
+        self.transports = list(transports)
+
+    def describe(self) -> list[Any]:
+        """Returns: nothing (the families are built at collect time)."""
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        """Yields: the metric families."""
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            SummaryMetricFamily,
+        )
+
+        prefix = "ocpp_gateway_broker_"
+        labels = ["transport"]
+        gauges = {
+            "connected": GaugeMetricFamily(
+                prefix + "connected", "1 while the broker takes frames.", labels=labels
+            ),
+            "links": GaugeMetricFamily(
+                prefix + "links", "Charge point links open now.", labels=labels
+            ),
+            "publishing": GaugeMetricFamily(
+                prefix + "publishing", "Frames waiting for the broker's ack.", labels=labels
+            ),
+            "pending": GaugeMetricFamily(
+                prefix + "pending_commands", "Commands in flight or queued.", labels=labels
+            ),
+        }
+        counters = {
+            "published": CounterMetricFamily(
+                prefix + "published", "Frames the broker acknowledged.", labels=labels
+            ),
+            "publish_failures": CounterMetricFamily(
+                prefix + "publish_failures", "Frames the broker did not take.", labels=labels
+            ),
+            "ownership_changes": CounterMetricFamily(
+                prefix + "ownership_changes",
+                "Charge points this node lost to a newer owner.",
+                labels=labels,
+            ),
+            "stale_dropped": CounterMetricFamily(
+                prefix + "stale_dropped",
+                "Backend frames dropped for a wrong epoch or unknown charge point.",
+                labels=labels,
+            ),
+            "late_answers": CounterMetricFamily(
+                prefix + "late_answers",
+                "Charge point answers to commands no longer in flight.",
+                labels=labels,
+            ),
+            "disconnects": CounterMetricFamily(
+                prefix + "disconnects", "Times the broker connection was lost.", labels=labels
+            ),
+        }
+        latency = SummaryMetricFamily(
+            prefix + "publish_seconds", "Publish to broker acknowledgement.", labels=labels
+        )
+        commands = CounterMetricFamily(
+            prefix + "commands", "Command outcomes.", labels=["transport", "status"]
+        )
+        for transport in self.transports:
+            name = [transport.name]
+            stats = transport.stats
+            gauges["connected"].add_metric(name, 1.0 if transport.ready() else 0.0)
+            gauges["links"].add_metric(name, transport.connected_links)
+            gauges["publishing"].add_metric(name, stats.publishing)
+            gauges["pending"].add_metric(name, transport.pending_commands)
+            for key, family in counters.items():
+                family.add_metric(name, getattr(stats, key))
+            latency.add_metric(name, stats.published, stats.publish_seconds)
+            for status, count in stats.commands.items():
+                commands.add_metric([transport.name, status], count)
+        yield from gauges.values()
+        yield from counters.values()
+        yield latency
+        yield commands

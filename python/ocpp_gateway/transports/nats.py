@@ -278,6 +278,11 @@ class NatsTransport:
         """Returns: links open now."""
         return len(self._links)
 
+    @property
+    def pending_commands(self) -> int:
+        """Returns: commands in flight or waiting, over all links."""
+        return self._links.pending_commands()
+
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -458,9 +463,26 @@ class NatsTransport:
             H_REPLY: self._reply_subject,
             "Nats-Msg-Id": f"{self.node_id}:{epoch}:{unique_id}",
         }
+        stats = self.stats
+        stats.publishing += 1
+        try:
+            await self._publish(js, link, subject, stream, frame, headers)
+        finally:
+            stats.publishing -= 1
+
+    async def _publish(
+        self,
+        js: JetStreamContext,
+        link: BrokerLink,
+        subject: str,
+        stream: str,
+        frame: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        stats = self.stats
         loop = asyncio.get_running_loop()
         started = loop.time()
-        deadline = started + options.publish_timeout
+        deadline = started + self.options.publish_timeout
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0 or link.ended:
@@ -474,13 +496,12 @@ class NatsTransport:
                 await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
                 continue
             except (nats.errors.Error, OSError) as exc:
-                self.stats.publish_failures += 1
+                stats.publish_failures += 1
                 raise TransportUnavailable(f"NATS refused the frame: {exc}") from exc
-            stats = self.stats
             stats.published += 1
             stats.publish_seconds += loop.time() - started
             return
-        self.stats.publish_failures += 1
+        stats.publish_failures += 1
         raise TransportUnavailable("no PubAck in time")
 
     # -- messages from the broker -------------------------------------------------------------

@@ -14,7 +14,8 @@ the node id):
   "cmd_id"}`; the node LPUSHes `{"status", "frame", ...}` to the list `reply` (expiring after
   a minute); no receiver on the channel means offline;
 - ownership: hash `<p>:owner:<cp>` = `{node, epoch, proto, since}`, written by one Lua script
-  that takes the epoch from INCR `<p>:epoch` and announces `<cp> <epoch>` on the channel
+  that takes the epoch from INCR `<p>:epoch` (never below the server clock in µs, so that it
+  grows across a restart that lost the counter) and announces `<cp> <epoch>` on the channel
   `<p>:owners`, where every node listens (the old holder's link then ends);
 - liveness: `<p>:node:<node>` with a TTL of `node_ttl`, refreshed every third of it.
 
@@ -79,8 +80,16 @@ H_DEDUP = "Ocpp-Dedup"
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 # KEYS: owner hash, epoch counter. ARGV: node, proto, since, owners channel, token.
+# The epoch never falls below the server clock in microseconds, so it keeps growing even after
+# a restart that lost the counter (a server without persistence).
 CLAIM_SCRIPT = """
 local epoch = redis.call('INCR', KEYS[2])
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+if epoch < floor then
+  redis.call('SET', KEYS[2], string.format('%.0f', floor))
+  epoch = floor
+end
 redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', epoch, 'proto', ARGV[2], 'since', ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. ' ' .. epoch)
 return epoch
@@ -212,6 +221,11 @@ class RedisStreamsTransport:
     def connected_links(self) -> int:
         """Returns: links open now."""
         return len(self._links)
+
+    @property
+    def pending_commands(self) -> int:
+        """Returns: commands in flight or waiting, over all links."""
+        return self._links.pending_commands()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -358,6 +372,8 @@ class RedisStreamsTransport:
         }
         loop = asyncio.get_running_loop()
         started = loop.time()
+        stats = self.stats
+        stats.publishing += 1
         try:
             async with asyncio.timeout(options.publish_timeout):
                 if options.wait_replicas > 0:
@@ -371,14 +387,15 @@ class RedisStreamsTransport:
                 else:
                     await self._xadd(redis_client, tx, fields)
         except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
-            self.stats.publish_failures += 1
+            stats.publish_failures += 1
             raise TransportUnavailable(
                 f"Redis did not take the frame: {type(exc).__name__}"
             ) from exc
         except TransportUnavailable:
-            self.stats.publish_failures += 1
+            stats.publish_failures += 1
             raise
-        stats = self.stats
+        finally:
+            stats.publishing -= 1
         stats.published += 1
         stats.publish_seconds += loop.time() - started
 
