@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -184,13 +183,10 @@ def backend_args(kind: str, url: str) -> tuple[str, str]:
 
 
 def load_example() -> ModuleType:
-    """The example backend module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("broker_backend", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("broker_backend", module)
-    spec.loader.exec_module(module)
-    return module
+    """The example backend service's module."""
+    from ocpp_gateway.backend import example
+
+    return example
 
 
 @contextlib.asynccontextmanager
