@@ -256,10 +256,10 @@ class NatsBroker:
         return CommandResult(status, reply.data, unique_id)
 
     async def close(self) -> None:
-        """Drain and close the connection; idempotent."""
+        """Flush what was published (answers, acks) and close the connection; idempotent.
+        Messages taken but not acknowledged are delivered again after `ack_wait`."""
         nc, self._nc = self._nc, None
         if nc is not None:
             with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
-                await asyncio.wait_for(nc.drain(), 5.0)
-            if not nc.is_closed:
-                await nc.close()
+                await asyncio.wait_for(nc.flush(), 5.0)
+            await nc.close()
