@@ -87,12 +87,13 @@ local epoch = redis.call('INCR', KEYS[2])
 local now = redis.call('TIME')
 local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
 if epoch < floor then
-  redis.call('SET', KEYS[2], string.format('%.0f', floor))
   epoch = floor
+  redis.call('SET', KEYS[2], string.format('%.0f', epoch))
 end
-redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', epoch, 'proto', ARGV[2], 'since', ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. ' ' .. epoch)
-return epoch
+local text = string.format('%.0f', epoch)
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', text, 'proto', ARGV[2], 'since', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. ' ' .. text)
+return text
 """
 # KEYS: owner hash. ARGV: the epoch that must still be there.
 RELEASE_SCRIPT = """
