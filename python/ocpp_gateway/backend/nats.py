@@ -141,19 +141,22 @@ class NatsBroker:
         options = self.options
         pulls = []
         for stream, kind in ((options.tx_stream, "tx"), (options.gen_stream, "gen")):
-            config = api.ConsumerConfig(
-                durable_name=self.service,
-                ack_policy=api.AckPolicy.EXPLICIT,
-                ack_wait=self.ack_wait,
-                max_deliver=-1,
-                max_ack_pending=max(1000, self.batch * 4),
-                deliver_policy=api.DeliverPolicy.ALL,
-                filter_subject=options.subject("in", kind, ">"),
-            )
-            sub = await js.pull_subscribe(
-                options.subject("in", kind, ">"), durable=self.service, stream=stream, config=config
-            )
-            pulls.append(asyncio.create_task(self._pull(sub, deliver)))
+            try:
+                await js.consumer_info(stream, self.service)
+            except nats.js.errors.NotFoundError:
+                await js.add_consumer(
+                    stream,
+                    api.ConsumerConfig(
+                        durable_name=self.service,
+                        ack_policy=api.AckPolicy.EXPLICIT,
+                        ack_wait=self.ack_wait,
+                        max_deliver=-1,
+                        max_ack_pending=max(1000, self.batch * 4),
+                        deliver_policy=api.DeliverPolicy.ALL,
+                        filter_subject=options.subject("in", kind, ">"),
+                    ),
+                )
+            pulls.append(asyncio.create_task(self._pull(stream, deliver)))
         try:
             await asyncio.gather(*pulls)
         finally:
@@ -161,24 +164,52 @@ class NatsBroker:
                 task.cancel()
             await asyncio.gather(*pulls, return_exceptions=True)
 
-    async def _pull(
-        self, sub: JetStreamContext.PullSubscription, deliver: Callable[[Delivery], Awaitable[None]]
-    ) -> None:
-        while True:
-            try:
-                messages = await sub.fetch(self.batch, timeout=1.0)
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.Error, OSError) as exc:
-                log.warning("fetch failed", extra={"error": type(exc).__name__})
-                await asyncio.sleep(0.5)
-                continue
-            for msg in messages:
-                request = self._request(msg)
-                if request is None:
+    async def _pull(self, stream: str, deliver: Callable[[Delivery], Awaitable[None]]) -> None:
+        """Keep pull requests outstanding on the durable consumer and hand over each message as
+        it arrives. (nats-py's `fetch` waits for a whole batch or its timeout: a lone message
+        would wait up to that timeout, on a request/response path.)"""
+        nc = self.client
+        loop = asyncio.get_running_loop()
+        inbox = nc.new_inbox()
+        arrived: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def enqueue(msg: Msg) -> None:
+            arrived.put_nowait(msg)
+
+        sub = await nc.subscribe(inbox, cb=enqueue)
+        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{self.service}"
+        expires = 5.0
+        request = orjson.dumps({"batch": self.batch, "expires": int(expires * 1e9)})
+        credit = 0
+        asked = -expires
+        try:
+            while True:
+                now = loop.time()
+                # Ask for more when half the credit is used, and before the last ask expires.
+                if credit <= self.batch // 2 or now - asked > expires * 0.8:
+                    try:
+                        await nc.publish(next_subject, request, reply=inbox)
+                    except (nats.errors.Error, OSError) as exc:
+                        log.warning("pull request failed", extra={"error": type(exc).__name__})
+                        await asyncio.sleep(0.5)
+                        continue
+                    credit = credit + self.batch if now - asked <= expires * 0.8 else self.batch
+                    asked = now
+                try:
+                    msg = await asyncio.wait_for(arrived.get(), expires * 0.8)
+                except TimeoutError:
+                    continue
+                if msg.headers and msg.headers.get("Status"):
+                    continue  # 404 no messages, 408 request expired, 100 heartbeat, 409 ...
+                credit -= 1
+                parsed = self._request(msg)
+                if parsed is None:
                     await msg.term()  # not from a gateway: never deliver it again
                     continue
-                await deliver(_NatsDelivery(self, msg, request))
+                await deliver(_NatsDelivery(self, msg, parsed))
+        finally:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await sub.unsubscribe()
 
     @staticmethod
     def _request(msg: Msg) -> Request | None:
