@@ -59,6 +59,7 @@ async def test_readiness_and_links_follow_the_broker(server: tuple[str, Broker])
         running.stop()
         # The link ends (the relay then closes the charge point socket with 1013) ...
         assert await asyncio.wait_for(receiver, WAIT) is None
+        assert link.end_reason == "broker_lost"
         await poll(lambda: not transport.ready(), "not ready while the broker is away")
         # ... sends fail, and new charge points are refused (the handshake answers 503).
         with pytest.raises(TransportUnavailable):
@@ -70,6 +71,12 @@ async def test_readiness_and_links_follow_the_broker(server: tuple[str, Broker])
         again = await transport.open("CP-R", "ocpp1.6")
         assert again.epoch > link.epoch
         await again.send(b'[2,"h3","Heartbeat",{}]')
+        # A newer claim of the same identity (here: on the same node) ends the older link.
+        newer = await transport.open("CP-R", "ocpp1.6")
+        assert await asyncio.wait_for(again.recv(), WAIT) is None
+        assert again.end_reason == "ownership_moved"
+        await newer.close()
+        assert newer.end_reason == "closed"
         await again.close()
         await link.close()
     finally:

@@ -251,6 +251,7 @@ class BrokerLink:
         "_reader",
         "_waiter",
         "charge_point_id",
+        "end_reason",
         "epoch",
         "seen_revision",
         "subprotocol",
@@ -269,6 +270,7 @@ class BrokerLink:
         self._frames: deque[bytes] | None = None  # created on the first frame (saves ~0.6 KB)
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
+        self.end_reason = ""  # once ended: "closed", "broker_lost" or "ownership_moved"
         self._reader: asyncio.Task[Any] | None = None
         self._inflight: Command | None = None
         self._queue: deque[Command] | None = None
@@ -342,7 +344,7 @@ class BrokerLink:
     async def close(self) -> None:
         """Close the link (idempotent): queued commands are answered, ownership given up."""
         if not self._ended:
-            self.lose()
+            self.lose("closed")
             await self._owner.release(self)
 
     # -- the transport's side -----------------------------------------------------------------
@@ -363,12 +365,18 @@ class BrokerLink:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def lose(self) -> None:
+    def lose(self, reason: str = "broker_lost") -> None:
         """End the link: `recv` returns None; waiting commands are answered offline (never
-        sent), the one in flight timeout (outcome unknown)."""
+        sent), the one in flight timeout (outcome unknown).
+
+        Args:
+            reason: kept in `end_reason` for the server ("broker_lost", "ownership_moved",
+                "closed").
+        """
         if self._ended:
             return
         self._ended = True
+        self.end_reason = reason
         self._frames = None
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
@@ -531,19 +539,23 @@ class LinkTable:
                 link.seen_revision = max(link.seen_revision, revision)
             elif revision > link.epoch and not link.ended:
                 self.stats.ownership_changes += 1
-                link.lose()
+                link.lose("ownership_moved")
                 self.forget(link)
 
     def pending_commands(self) -> int:
         """Returns: commands in flight or waiting, over all links."""
         return sum(link.pending_commands for group in self._links.values() for link in group)
 
-    def lose_all(self) -> None:
-        """End every link (the broker connection is gone)."""
+    def lose_all(self, reason: str = "broker_lost") -> None:
+        """End every link (the broker connection is gone, or the transport closes).
+
+        Args:
+            reason: the links' `end_reason`.
+        """
         links, self._links = self._links, {}
         for group in links.values():
             for link in group:
-                link.lose()
+                link.lose(reason)
 
 
 class BrokerTransport(Protocol):

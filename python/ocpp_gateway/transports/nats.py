@@ -329,11 +329,11 @@ class NatsTransport:
         if self._closed:
             return
         self._closed = True
+        self._links.lose_all("closed")
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        self._links.lose_all()
         nc = self._nc
         if nc is not None and nc.is_connected:
             with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):

@@ -256,7 +256,7 @@ class RedisStreamsTransport:
         if self._closed:
             return
         self._closed = True
-        self._links.lose_all()
+        self._links.lose_all("closed")
         for task in (self._listener, self._heartbeat):
             if task is not None:
                 task.cancel()
