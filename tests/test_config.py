@@ -277,7 +277,8 @@ colour = "blue"
         "transports.b.url: required",
         "transports.c.url: expected ws://host[:port]/path or wss://..., got http",
         "transports.c.connect_timeout: must be positive",
-        "transports.d.type: expected 'local' or 'websocket', got 'pigeon'",
+        "transports.d.type: expected 'local' or 'nats' or 'redis_streams' or 'websocket', "
+        "got 'pigeon'",
         "transports.e.colour: unknown setting",
     ]
     for error in expected:

@@ -25,7 +25,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from ocpp_gateway.errors import ConfigError, PluginError
@@ -45,6 +45,7 @@ __all__ = [
     "Setting",
     "UpstreamConfig",
     "ValidationConfig",
+    "build_section",
     "check_config",
     "frozen",
     "load_config",
@@ -55,6 +56,12 @@ ENV_PREFIX = "OCPP_GATEWAY_"
 _MODES = ("enforce", "observe", "off")
 _DIRECTIONS = ("cp_to_csms", "csms_to_cp")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_UPSTREAM_SCHEMES = {
+    "websocket": ("ws", "wss"),
+    "nats": ("nats", "tls"),
+    "redis_streams": ("redis", "rediss", "unix"),
+}
+_T = TypeVar("_T")
 
 
 def _empty() -> Mapping[str, Any]:
@@ -88,27 +95,38 @@ def _freeze_fields(instance: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
-    """The `[upstream]` table: the CSMS every charge point is relayed to over WebSocket.
+    """The `[upstream]` table: the default backend every charge point is relayed to.
 
     Attributes:
-        url: the CSMS URL (ws:// or wss://). The gateway opens `url/{charge_point_id}`, or,
-            where the URL contains the placeholder `{charge_point_id}`, the URL with the id in
-            its place (`ws://csms/ocpp/{charge_point_id}/`). None means no upstream: the
-            embedded local responder answers the charge points.
-        username, password: HTTP Basic credentials sent to the CSMS (never logged). When
-            `username` is empty, the charge point id is used as the user name.
-        connect_timeout: seconds allowed to open the upstream link during the handshake.
-        compress: offer permessage-deflate to the CSMS (the link then uses aiohttp's client).
-        client: the WebSocket client of the upstream links: "picows" (leaner per frame) or
-            "aiohttp".
+        type: "websocket" (a CSMS), "nats" (NATS JetStream) or "redis_streams" (Redis).
+        url: for "websocket" the CSMS URL (ws:// or wss://): the gateway opens
+            `url/{charge_point_id}`, or, where the URL contains the placeholder
+            `{charge_point_id}`, the URL with the id in its place
+            (`ws://csms/ocpp/{charge_point_id}/`); for "nats" `nats://host:4222`; for
+            "redis_streams" `redis://host:6379/0`. None means no upstream: the embedded local
+            responder answers the charge points.
+        username, password: credentials sent to the CSMS (HTTP Basic) or the broker (never
+            logged). For a CSMS with an empty `username`, the charge point id is the user name.
+        connect_timeout: seconds allowed to open the upstream link (or reach the broker).
+        compress: offer permessage-deflate to the CSMS ("websocket" only; the link then uses
+            aiohttp's client).
+        client: the WebSocket client of the upstream links ("websocket" only): "picows"
+            (leaner per frame) or "aiohttp".
+        options: the broker transport's own settings (`[upstream.options]`), see
+            `NatsOptions`, `RedisStreamsOptions` and docs/brokers.md.
     """
 
+    type: Literal["websocket", "nats", "redis_streams"] = "websocket"
     url: str | None = None
     username: str | None = None
     password: str | None = None
     connect_timeout: float = 10.0
     compress: bool = False
     client: Literal["picows", "aiohttp"] = "picows"
+    options: Mapping[str, object] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +205,8 @@ class GatewayConfig:
         drain_timeout: seconds a SIGTERM waits for pending calls before closing sockets.
         log_level: "debug", "info", "warning" or "error".
         security: authentication, TLS, takeover and limits.
+        node_id: this gateway process's id on a broker (subjects, ownership entries); None
+            means host name and process id, so each worker of `serve` is its own node.
     """
 
     host: str = "0.0.0.0"
@@ -201,36 +221,78 @@ class GatewayConfig:
     drain_timeout: float = 10.0
     log_level: str = "info"
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    node_id: str | None = None
 
     def __post_init__(self) -> None:
         _freeze_fields(self)
 
     def backends(self) -> Mapping[str, Any]:
-        """The typed options of every transport: "default" (the `[upstream]` CSMS when
-        `upstream.url` is set, else the `[local]` responder), then the named ones.
+        """The typed options of every transport: "default" (the `[upstream]` backend when
+        `upstream.url` is set, a CSMS or a broker by `upstream.type`, else the `[local]`
+        responder), then the named ones.
 
         Raises:
-            ConfigError: a named transport given in code as a table that does not convert.
+            ConfigError: a setting of a transport that does not convert or check.
         """
-        up = self.upstream
-        default: Any = self.local
-        if up.url:
-            default = WebSocketOptions(
-                up.url,
-                username=up.username,
-                password=up.password,
-                connect_timeout=up.connect_timeout,
-                compress=up.compress,
-                client=up.client,
-            )
         errors: list[str] = []
+        default = _default_backend(self, errors)
         named = {
-            name: _transport_options(name, value, errors) if isinstance(value, Mapping) else value
+            name: (
+                _transport_options(name, value, errors, self.node_id)
+                if isinstance(value, Mapping)
+                else value
+            )
             for name, value in self.transports.items()
         }
         if errors:
             raise ConfigError(errors)
         return MappingProxyType({DEFAULT_TRANSPORT: default, **named})
+
+
+def _default_backend(cfg: GatewayConfig, errors: list[str]) -> Any:
+    """The options of the default backend (None, with errors, when they do not convert)."""
+    up = cfg.upstream
+    if not up.url:
+        return cfg.local
+    if up.type == "websocket":
+        return WebSocketOptions(
+            up.url,
+            username=up.username,
+            password=up.password,
+            connect_timeout=up.connect_timeout,
+            compress=up.compress,
+            client=up.client,
+        )
+    table: dict[str, Any] = {"url": up.url, "connect_timeout": up.connect_timeout}
+    if up.username is not None:
+        table["username"] = up.username
+    if up.password is not None:
+        table["password"] = up.password
+    table.update(up.options)
+    # The url is checked as `upstream.url` with the other [upstream] keys (_check_values).
+    return _typed_options(up.type, "upstream.options", table, errors, cfg.node_id, check=False)
+
+
+def build_section(cls: type[_T], table: Mapping[str, Any], prefix: str) -> _T:
+    """Build a frozen settings dataclass (a transport's options) from a table, with the same
+    conversions as the configuration loader.
+
+    Args:
+        cls: the dataclass.
+        table: raw values (TOML, JSON, or already typed).
+        prefix: the key path reported in errors ("upstream.options").
+
+    Returns:
+        The instance.
+
+    Raises:
+        ConfigError: listing every unknown or invalid key.
+    """
+    errors: list[str] = []
+    built: _T = _build(cls, table, prefix, errors)
+    if errors:
+        raise ConfigError(errors)
+    return built
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,31 +415,63 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, errors: list[str]) -
         return cls()
 
 
-def _transport_options(name: str, table: Mapping[str, Any], errors: list[str]) -> Any:
+def _transport_options(
+    name: str, table: Mapping[str, Any], errors: list[str], node_id: str | None = None
+) -> Any:
     """Convert a `[transports.<name>]` table into its type's options (None on errors)."""
     key = f"transports.{name}"
-    kinds = transport_types()
-    kind = kinds.get(str(table.get("type")))
-    if kind is None:
-        expected = " or ".join(repr(t) for t in sorted(kinds))
-        errors.append(f"{key}.type: expected {expected}, got {table.get('type')!r}")
+    kind = table.get("type")
+    if kind not in transport_types():
+        expected = " or ".join(repr(t) for t in sorted(transport_types()))
+        errors.append(f"{key}.type: expected {expected}, got {kind!r}")
         return None
     settings = {k: v for k, v in table.items() if k != "type"}
-    required = [
-        f.name
-        for f in dataclasses.fields(kind.options)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    return _typed_options(str(kind), key, settings, errors, node_id)
+
+
+def _typed_options(
+    kind_name: str,
+    key: str,
+    settings: Mapping[str, Any],
+    errors: list[str],
+    node_id: str | None,
+    check: bool = True,
+) -> Any:
+    """Build the options of a transport type from raw settings, checked (None on errors).
+
+    A broker transport takes the gateway's `node_id` unless its table sets its own.
+    """
+    kind = transport_types()[kind_name]
+    try:
+        cls = kind.options()
+    except ImportError as exc:
+        errors.append(
+            f"{key}: type {kind_name!r} needs its client library: "
+            f"pip install 'ocpp-gateway[{kind.extra}]' ({exc.name})"
+        )
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = dict(settings)
+    if node_id and "node_id" in fields and "node_id" not in values:
+        values["node_id"] = node_id
+    missing = [
+        name
+        for name, f in fields.items()
+        if f.init
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and name not in values
     ]
-    missing = [f for f in required if f not in settings]
-    for f in missing:
-        errors.append(f"{key}.{f}: required")
+    for name in missing:
+        errors.append(f"{key}.{name}: required")
     if missing:
         return None
     before = len(errors)
-    options = _build(kind.options, settings, key, errors)
+    options = _build(cls, values, key, errors)
     if len(errors) > before:
         return None
-    errors.extend(options.check(key))
+    if check:
+        errors.extend(options.check(key))
     return options
 
 
@@ -452,17 +546,27 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
     if cfg.log_level.lower() not in _LOG_LEVELS:
         errors.append(f"log_level: {cfg.log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
     if cfg.upstream.url is not None:
-        leftover = cfg.upstream.url.replace(UPSTREAM_PLACEHOLDER, "")
-        if "{" in leftover or "}" in leftover:
-            errors.append(f"upstream.url: the only placeholder is {UPSTREAM_PLACEHOLDER}")
-        parts = urlsplit(cfg.upstream.url.replace(UPSTREAM_PLACEHOLDER, "CP"))
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        up_type = cfg.upstream.type
+        schemes = _UPSTREAM_SCHEMES[up_type]
+        url = cfg.upstream.url
+        if up_type == "websocket":
+            leftover = url.replace(UPSTREAM_PLACEHOLDER, "")
+            if "{" in leftover or "}" in leftover:
+                errors.append(f"upstream.url: the only placeholder is {UPSTREAM_PLACEHOLDER}")
+            url = url.replace(UPSTREAM_PLACEHOLDER, "CP")
+        parts = urlsplit(url.split(",")[0].strip())
+        if parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
+            expected = " or ".join(f"{scheme}://" for scheme in schemes)
             errors.append(
-                f"upstream.url: expected ws://host[:port]/path or wss://..., got "
+                f"upstream.url: type {up_type!r} expects {expected}host[:port]..., got "
                 f"{parts.scheme or 'no scheme'}"
             )
         if parts.password is not None:
             errors.append("upstream.url: put credentials in upstream.username/password")
+    elif cfg.upstream.type != "websocket":
+        errors.append(f"upstream.url: type {cfg.upstream.type!r} needs a url")
+    if cfg.upstream.options and cfg.upstream.type == "websocket":
+        errors.append("upstream.options: only broker types (nats, redis_streams) take options")
     if cfg.upstream.connect_timeout <= 0:
         errors.append("upstream.connect_timeout: must be positive")
     _check_policy_table("validation.overrides", cfg.validation.overrides, errors)
@@ -517,9 +621,12 @@ def _load(
     raw = _raw_layers(path, env, overrides, errors)
     cfg: GatewayConfig = _build(GatewayConfig, raw, "", errors)
     typed = {
-        name: _transport_options(name, table, errors) for name, table in cfg.transports.items()
+        name: _transport_options(name, table, errors, cfg.node_id)
+        for name, table in cfg.transports.items()
     }
     cfg = dataclasses.replace(cfg, transports={k: v for k, v in typed.items() if v is not None})
+    if cfg.upstream.url and cfg.upstream.type != "websocket":
+        _default_backend(cfg, errors)  # the broker's options, checked as serve builds them
     _check_values(cfg, errors)
     return cfg, errors
 

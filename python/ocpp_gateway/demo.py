@@ -9,9 +9,9 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -21,6 +21,9 @@ from rich.text import Text
 
 from ocpp_gateway.simulate import PROFILES, FleetSnapshot, FleetStats, Profile, run_fleet
 from ocpp_gateway.simulate.profile import SimVersion
+
+if TYPE_CHECKING:
+    from ocpp_gateway.server import RunningGateway
 
 __all__ = ["DemoOptions", "main", "parse_args", "run_demo"]
 
@@ -43,6 +46,7 @@ class DemoOptions:
     interval: float = 0.0  # 0: 1 s for the live view, 5 s for plain lines
     plain: bool = False
     seed: int | None = None
+    transport: str = "local"  # local (or --upstream), nats, redis
 
 
 def parse_args(argv: Sequence[str]) -> DemoOptions:
@@ -89,7 +93,18 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
     )
     parser.add_argument("--plain", action="store_true", help="periodic text lines, no live view")
     parser.add_argument("--seed", type=int, default=None, help="seed of the fleet's choices")
+    parser.add_argument(
+        "--transport",
+        choices=("local", "nats", "redis"),
+        default="local",
+        help=(
+            "backend: the local responder (default), or a broker (nats-server / redis-server "
+            "from PATH, started on a free loopback port) with the example backend service"
+        ),
+    )
     args = parser.parse_args(list(argv))
+    if args.transport != "local" and args.upstream:
+        parser.error("--transport and --upstream exclude each other")
     if args.charge_points < 1:
         parser.error("--charge-points must be at least 1")
     if not 0.0 <= args.share_201 <= 1.0 or not 0.0 <= args.misbehave <= 1.0:
@@ -108,6 +123,7 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
         interval=args.interval if args.interval and args.interval > 0 else 0.0,
         plain=args.plain,
         seed=args.seed,
+        transport=args.transport,
     )
 
 
@@ -352,18 +368,38 @@ async def run_demo(
     from ocpp_gateway.server import start_gateway
 
     stream = out if out is not None else sys.stdout
-    try:
-        config = load_config(
-            options.config,
-            None,
-            {"host": options.host, "port": options.port, "upstream.url": options.upstream},
-        )
-        gateway = await start_gateway(config)
-    except (OSError, GatewayError) as exc:
-        print(f"ocpp-gateway demo: cannot start the gateway: {exc}", file=sys.stderr)
-        if isinstance(exc, OSError):
-            print("(is the port in use? try --port 0)", file=sys.stderr)
-        return 1
+    async with contextlib.AsyncExitStack() as resources:
+        overrides: dict[str, object] = {
+            "host": options.host,
+            "port": options.port,
+            "upstream.url": options.upstream,
+        }
+        backend: _BrokerBackend | None = None
+        if options.transport != "local":
+            try:
+                backend = await resources.enter_async_context(_broker_backend(options.transport))
+            except (OSError, GatewayError, RuntimeError) as exc:
+                print(f"ocpp-gateway demo: cannot start the broker: {exc}", file=sys.stderr)
+                return 1
+            overrides.update(backend.overrides)
+        try:
+            config = load_config(options.config, None, overrides)
+            gateway = await start_gateway(config)
+        except (OSError, GatewayError) as exc:
+            print(f"ocpp-gateway demo: cannot start the gateway: {exc}", file=sys.stderr)
+            if isinstance(exc, OSError):
+                print("(is the port in use? try --port 0)", file=sys.stderr)
+            return 1
+        return await _run(options, stream, stop, gateway, backend)
+
+
+async def _run(
+    options: DemoOptions,
+    stream: TextIO,
+    stop: asyncio.Event | None,
+    gateway: RunningGateway,
+    backend: _BrokerBackend | None,
+) -> int:
 
     plan = _fleet_plan(options)
     target: dict[str, int] = {v: len(ids) for v, ids in plan.items()}
@@ -410,6 +446,8 @@ async def run_demo(
             file=stream,
             flush=True,
         )
+        if backend is not None:
+            print(backend.describe(), file=stream, flush=True)
 
     async def tick() -> bool:
         """Wait one interval; False once the demo should stop."""
@@ -443,7 +481,107 @@ async def run_demo(
         await gateway.stop(drain_timeout=1.0)
     if not live_view:
         print(dashboard.summary(dashboard.view(stats)), file=stream, flush=True)
+    if backend is not None:
+        print(backend.summary(), file=stream, flush=True)
     return 0
+
+
+@dataclass
+class _BrokerBackend:
+    """A broker server started for the demo and the example backend service consuming it."""
+
+    kind: str
+    url: str
+    journal: str
+    overrides: dict[str, object]
+
+    def describe(self) -> str:
+        return (
+            f"broker: {self.kind} at {self.url}; backend service: "
+            f"ocpp_gateway.backend.example, journal {self.journal}"
+        )
+
+    def summary(self) -> str:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.journal)) as db:
+            rows = db.execute("SELECT action, COUNT(*) FROM journal GROUP BY action").fetchall()
+        counts = ", ".join(f"{action} {count}" for action, count in sorted(rows)) or "none"
+        return f"backend journal ({self.journal}): {counts}"
+
+
+@contextlib.asynccontextmanager
+async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
+    """Start nats-server or redis-server on a free loopback port (data in a temporary
+    directory) and the example backend service in this process; stop both afterwards."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    from ocpp_gateway.backend.example import TransactionJournal, build_app
+
+    binary = shutil.which("nats-server" if transport == "nats" else "redis-server")
+    if binary is None:
+        package = "nats-server" if transport == "nats" else "redis-server"
+        raise RuntimeError(f"{package} is not on PATH (apt-get install {package})")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="ocpp-demo-") as directory:
+        if transport == "nats":
+            command = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", directory]
+            url = f"nats://127.0.0.1:{port}"
+        else:
+            command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+            command += ["--appendonly", "no", "--dir", directory]
+            url = f"redis://127.0.0.1:{port}/0"
+        server = await asyncio.create_subprocess_exec(
+            *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        runner: asyncio.Task[None] | None = None
+        try:
+            await _wait_for_port(port, server)
+            if transport == "nats":
+                from ocpp_gateway.backend.nats import NatsBroker
+
+                broker: Any = NatsBroker(url)
+            else:
+                from ocpp_gateway.backend.redis import RedisBroker
+
+                broker = RedisBroker(url)
+            journal = f"{directory}/journal.sqlite"
+            app = build_app(broker, TransactionJournal(journal))
+            await app.start()
+            runner = asyncio.create_task(app.run())
+            kind = "nats" if transport == "nats" else "redis_streams"
+            yield _BrokerBackend(
+                transport, url, journal, {"upstream.type": kind, "upstream.url": url}
+            )
+        finally:
+            if runner is not None:
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+                await app.stop()
+            if server.returncode is None:
+                server.kill()
+            await server.wait()
+
+
+async def _wait_for_port(port: int, server: Any) -> None:
+    """Poll until the broker accepts connections (10 s at most)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10.0
+    while True:
+        if server.returncode is not None:
+            raise RuntimeError(f"the broker exited with status {server.returncode}")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        if loop.time() > deadline:
+            raise RuntimeError("the broker did not start within 10 s")
+        await asyncio.sleep(0.05)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -213,6 +213,7 @@ class Metrics:
         self._pending_durations: dict[tuple[str, str | None], list[float]] = {}
         self._pending_sizes: dict[str, list[float]] = {}
         self._stats: list[_core.Stats] = []
+        self._collectors: list[Any] = []
 
     def action_label(self, action: str | None) -> str:
         """Args:
@@ -305,12 +306,20 @@ class Metrics:
         """
         self.relaxed.labels(version, self.action_label(action), rule).inc()
 
+    def add_collector(self, collector: Any) -> None:
+        """Export a collector read at scrape time (broker transports' counters). In
+        multiprocess mode its values are this worker's own, not summed over workers."""
+        self.registry.register(collector)
+        self._collectors.append(collector)
+
     def render(self) -> bytes:
         """Returns: the Prometheus text of every metric (of all workers in multiprocess mode)."""
         if self.multiprocess_dir:
             self.flush()
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            for collector in self._collectors:
+                registry.register(collector)
             return generate_latest(registry)
         return generate_latest(self.registry)
 

@@ -219,7 +219,12 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
         conn.close_reason = conn.close_reason or "internal_error"
         code = CLOSE_INTERNAL_ERROR
     # The backend is gone: close the charge point socket so that it queues its transaction
-    # messages itself (Local Controller rule); never answer on its behalf.
+    # messages itself (Local Controller rule); never answer on its behalf. On a broker, the
+    # link also ends when the charge point connected to another node, which now owns it.
+    if getattr(link, "end_reason", None) == "ownership_moved":
+        conn.close_reason = conn.close_reason or "takeover"
+        await conn.close(CLOSE_POLICY, "connected elsewhere", "takeover")
+        return
     if conn.close_reason is None:
         conn.close_reason = "upstream_lost"
     if not ws.closed:

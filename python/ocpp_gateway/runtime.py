@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp_gateway import _core
 from ocpp_gateway._core import OcppVersionName
 from ocpp_gateway.config import GatewayConfig
-from ocpp_gateway.errors import PluginError
+from ocpp_gateway.errors import PluginError, TransportUnavailable
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.model_rules import build_model_rules, version_policy
 from ocpp_gateway.routing import Chain, build_chain, check_forward_targets
@@ -113,6 +113,14 @@ class Runtime:
         if unknown_targets:
             raise PluginError("; ".join(unknown_targets))
         self.default_transport = self.transports[DEFAULT_TRANSPORT]
+        # Broker transports (NATS, Redis Streams) connect at start and report readiness.
+        self.brokers: list[Any] = [
+            t for t in self.transports.values() if hasattr(t, "ready") and hasattr(t, "start")
+        ]
+        if self.brokers:
+            from ocpp_gateway.transports.broker import BrokerCollector
+
+            self.metrics.add_collector(BrokerCollector(self.brokers))
         # With transports besides the default one, a charge point may talk to several
         # backends: each connection then remembers which backend made each call.
         self.track_origins = self.chain is not None and len(self.transports) > 1
@@ -125,6 +133,22 @@ class Runtime:
         # Set while draining; the relay pokes it whenever a result went by or a socket closed.
         self.drain_progress: asyncio.Event | None = None
         self.gauges: dict[str, Any] = {v: self.metrics.connected.labels(v) for v in self.versions}
+
+    async def start(self) -> None:
+        """Connect the broker transports; one that cannot be reached now is connected by the
+        first charge point (`/readyz` answers 503 meanwhile)."""
+        for broker in self.brokers:
+            try:
+                await broker.start()
+            except TransportUnavailable as exc:
+                log.warning(
+                    "broker unreachable at start-up",
+                    extra={"transport": broker.name, "error": str(exc)},
+                )
+
+    def ready(self) -> bool:
+        """True when the gateway accepts charge points and every broker can take frames."""
+        return self.accepting and bool(self.schemas) and all(b.ready() for b in self.brokers)
 
     def new_session(self, version: OcppVersionName) -> _core.Session:
         """Returns: a Session of `version` with the configured schemas, policy and timeout."""

@@ -58,11 +58,15 @@ class _Endpoints:
 
     async def readyz(self, request: web.Request) -> web.Response:
         runtime = self._runtime
-        ready = runtime.accepting and bool(runtime.schemas)
-        return web.json_response(
-            {"ready": ready, "accepting": runtime.accepting, "schemas": sorted(runtime.schemas)},
-            status=200 if ready else 503,
-        )
+        ready = runtime.ready()
+        body: dict[str, object] = {
+            "ready": ready,
+            "accepting": runtime.accepting,
+            "schemas": sorted(runtime.schemas),
+        }
+        if runtime.brokers:
+            body["brokers"] = {b.name: b.ready() for b in runtime.brokers}
+        return web.json_response(body, status=200 if ready else 503)
 
 
 class RunningGateway:
@@ -147,6 +151,7 @@ async def start_gateway(
         ocpp_gateway.errors.PluginError: a plugin cannot be loaded.
     """
     runtime = Runtime(config, metrics_dir, transports)
+    await runtime.start()
     endpoints = _Endpoints(runtime)
     app = web.Application(client_max_size=config.security.max_message_bytes)
     app.router.add_get("/ocpp/{charge_point_id}", endpoints.ocpp)

@@ -113,3 +113,36 @@ async def test_with_an_upstream_the_csms_sees_only_valid_calls(csms: SchemaCsms)
     }
     assert [c for c in csms.calls if c.errors] == []
     assert "TypeConstraintViolation" in out.getvalue() or "PropertyConstraint" in out.getvalue()
+
+
+def test_parse_args_transport() -> None:
+    assert parse_args([]).transport == "local"
+    assert parse_args(["--transport", "nats"]).transport == "nats"
+    for bad in (["--transport", "kafka"], ["--transport", "redis", "--upstream", "ws://x/ocpp"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+@pytest.mark.parametrize("transport", ["nats", "redis"])
+async def test_demo_on_a_broker_runs_broker_gateway_and_example_backend(transport: str) -> None:
+    import shutil
+
+    if shutil.which("nats-server" if transport == "nats" else "redis-server") is None:
+        pytest.skip("broker server not installed")
+    options = DemoOptions(
+        charge_points=4,
+        port=0,
+        interval=0.2,
+        seed=1,
+        plain=True,
+        transport=transport,
+        misbehave=0.0,
+    )
+    out = Watched("connected 4/4 booted 4 ", tty=False)
+    assert await run_until(options, out) == 0
+    text = out.getvalue()
+    kind = "nats" if transport == "nats" else "redis"
+    assert f"broker: {kind} at {kind}://127.0.0.1:" in text
+    # Every boot was answered through the broker by the example backend.
+    assert re.search(r"BootNotification +sent +(\d+) +answered +\1 ", text), text
+    assert "backend journal (" in text.splitlines()[-1]

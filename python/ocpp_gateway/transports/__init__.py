@@ -1,22 +1,26 @@
 """The transport registry: one module per backend, registered here by type name.
 
 Each transport module owns a frozen, typed options class (its settings) and a transport class
-built from it. The configuration loader turns a `[transports.<name>]` table into the options
-class of its `type` (so a setting of the wrong type is an error with its key, in `serve` and
-`check-config` alike); `build_transports` turns options into running transports. This package
-does not know the configuration: the loader depends on it, never the other way round.
+built from it. The configuration loader turns a `[transports.<name>]` table (or `[upstream]`)
+into the options class of its `type`, so a setting of the wrong type is an error with its key,
+in `serve` and `check-config` alike; `build_transports` turns options into running transports.
+This package does not know the configuration: the loader depends on it, never the reverse.
+
+The broker transports' client libraries (`nats-py`, `redis`) are optional extras: their
+modules are imported only when a configuration names them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from ocpp_gateway.transports.base import Link, Transport, TransportUnavailable
-from ocpp_gateway.transports.local import LocalOptions, LocalTransport
-from ocpp_gateway.transports.websocket import WebSocketOptions, WebSocketTransport
+from ocpp_gateway.transports.local import LocalOptions
+from ocpp_gateway.transports.websocket import WebSocketOptions
 
 __all__ = [
     "DEFAULT_TRANSPORT",
@@ -35,36 +39,58 @@ DEFAULT_TRANSPORT = "default"
 
 @dataclass(frozen=True, slots=True)
 class TransportType:
-    """One kind of backend.
+    """One kind of backend, found in its module when first used.
 
     Attributes:
-        options: its frozen options dataclass; instances have a `check(key) -> list[str]`
-            method for the checks a type cannot express.
-        build: `build(name, options, max_message_bytes)` -> the transport.
+        module: the module of the transport ("ocpp_gateway.transports.nats").
+        options_class: the name of its frozen options dataclass in that module.
+        transport_class: the name of its transport class, which has a
+            `from_options(name, options, max_message_bytes)` class method.
+        extra: the package extra that installs its client library, if it needs one.
     """
 
-    options: type
-    build: Callable[[str, Any, int], Transport]
+    module: str
+    options_class: str
+    transport_class: str
+    extra: str | None = None
 
+    def options(self) -> type:
+        """The options dataclass.
 
-def _websocket(name: str, options: WebSocketOptions, max_message_bytes: int) -> Transport:
-    return WebSocketTransport.from_options(name, options, max_message_bytes)
+        Raises:
+            ImportError: the transport's client library is not installed (see `extra`).
+        """
+        cls: type = getattr(importlib.import_module(self.module), self.options_class)
+        return cls
 
-
-def _local(name: str, options: LocalOptions, max_message_bytes: int) -> Transport:
-    return LocalTransport.from_options(name, options)
+    def build(self, name: str, options: Any, max_message_bytes: int) -> Transport:
+        """Build the transport named `name` from its options."""
+        cls = getattr(importlib.import_module(self.module), self.transport_class)
+        transport: Transport = cls.from_options(name, options, max_message_bytes)
+        return transport
 
 
 _TYPES = MappingProxyType(
     {
-        "websocket": TransportType(WebSocketOptions, _websocket),
-        "local": TransportType(LocalOptions, _local),
+        "websocket": TransportType(
+            "ocpp_gateway.transports.websocket", "WebSocketOptions", "WebSocketTransport"
+        ),
+        "local": TransportType("ocpp_gateway.transports.local", "LocalOptions", "LocalTransport"),
+        "nats": TransportType(
+            "ocpp_gateway.transports.nats", "NatsOptions", "NatsTransport", "nats"
+        ),
+        "redis_streams": TransportType(
+            "ocpp_gateway.transports.redis_streams",
+            "RedisStreamsOptions",
+            "RedisStreamsTransport",
+            "redis",
+        ),
     }
 )
 
 
 def transport_types() -> Mapping[str, TransportType]:
-    """The registry of transport types by name ("websocket", "local").
+    """The registry of transport types by name ("websocket", "local", "nats", "redis_streams").
 
     A new backend adds its module (options class + transport) and one line here.
 
@@ -88,11 +114,18 @@ def build_transports(options: Mapping[str, Any], max_message_bytes: int) -> dict
     Raises:
         TypeError: an options object of no registered type.
     """
-    by_class = {kind.options: kind for kind in _TYPES.values()}
     transports: dict[str, Transport] = {}
     for name, settings in options.items():
-        kind = by_class.get(type(settings))
+        cls = type(settings)
+        kind = next(
+            (
+                k
+                for k in _TYPES.values()
+                if k.module == cls.__module__ and k.options_class == cls.__name__
+            ),
+            None,
+        )
         if kind is None:
-            raise TypeError(f"transport {name!r}: no transport type takes {type(settings)!r}")
+            raise TypeError(f"transport {name!r}: no transport type takes {cls!r}")
         transports[name] = kind.build(name, settings, max_message_bytes)
     return transports

@@ -364,8 +364,10 @@ class LocalTransport:
         self._responders: dict[str, _Responder] = {}
 
     @classmethod
-    def from_options(cls, name: str, options: LocalOptions) -> LocalTransport:
-        """Build a responder from its typed settings."""
+    def from_options(
+        cls, name: str, options: LocalOptions, max_message_bytes: int = 0
+    ) -> LocalTransport:
+        """Build a responder from its typed settings (it takes frames of any size)."""
         return cls(
             name,
             journal=options.journal,
@@ -387,6 +389,33 @@ class LocalTransport:
         """Returns: a fresh transaction id (1, 2, ...)."""
         return next(self._transaction_ids)
 
+    def answer(
+        self, subprotocol: str, action: str, payload: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The local responder's answer to a charge point CALL, for other backends to reuse
+        (the example broker backend answers with it).
+
+        Args:
+            subprotocol: the OCPP version of the call.
+            action: the CALL's action.
+            payload: its payload.
+
+        Returns:
+            A schema-valid response payload, or None when the responder cannot answer it.
+
+        Raises:
+            TransportUnavailable: unknown version.
+        """
+        return self._responder(subprotocol).answer(action, payload)
+
+    def _responder(self, subprotocol: str) -> _Responder:
+        responder = self._responders.get(subprotocol)
+        if responder is None:
+            if subprotocol not in SCHEMA_SUBDIRS:
+                raise TransportUnavailable(f"local responder does not speak {subprotocol}")
+            responder = self._responders[subprotocol] = _Responder(subprotocol, self)
+        return responder
+
     async def open(self, charge_point_id: str, versions: tuple[str, ...]) -> LocalLink:
         """Open the local link of a charge point, in the first of `versions` (the responder
         speaks them all).
@@ -404,13 +433,7 @@ class LocalTransport:
         known = [v for v in versions if v in SCHEMA_SUBDIRS]
         if not known:
             raise TransportUnavailable(f"local responder speaks none of {', '.join(versions)}")
-        subprotocol = known[0]
-        responder = self._responders.get(subprotocol)
-        if responder is None:
-            if subprotocol not in SCHEMA_SUBDIRS:
-                raise TransportUnavailable(f"local responder does not speak {subprotocol}")
-            responder = self._responders[subprotocol] = _Responder(subprotocol, self)
-        return LocalLink(self, charge_point_id, responder)
+        return LocalLink(self, charge_point_id, self._responder(known[0]))
 
     async def close(self) -> None:
         """Flush and close the journal."""

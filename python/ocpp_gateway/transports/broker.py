@@ -1,0 +1,676 @@
+"""What the broker transports share: the wire contract's names, identity tokens, node ids, and
+the per-charge-point link with its one-command-in-flight queue.
+
+The contract (docs/brokers.md) is the same on NATS and on Redis Streams: the body is the frame
+exactly as the charge point sent it; metadata travels beside it under the header (NATS) or
+field (Redis) names below; command answers carry a status from `CommandStatus`.
+
+A `BrokerLink` is what the relay sees for one charge point. The broker module gives it a
+`LinkOwner` that publishes the charge point's frames with broker acknowledgement and answers
+the backends' commands; the link itself keeps:
+- the frames waiting for `recv` (answers to the charge point's calls, and the one command in
+  flight), handed over in arrival order;
+- the command queue: one command in flight per charge point, at most `command_queue` more
+  waiting (the next one is answered busy), each with a deadline (then: timeout);
+- its connection epoch (the broker's ownership revision); frames stamped with another epoch are
+  dropped by the owner before they get here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+import orjson
+
+from ocpp_gateway.errors import TransportUnavailable
+
+__all__ = [
+    "DEFAULT_TRANSACTION_ACTIONS",
+    "H_ACTION",
+    "H_CHARGE_POINT",
+    "H_COMMAND_ID",
+    "H_EPOCH",
+    "H_MESSAGE_ID",
+    "H_MESSAGE_TYPE",
+    "H_NODE",
+    "H_PROTOCOL",
+    "H_RECEIVED",
+    "H_REPLY",
+    "H_STATUS",
+    "VERSION_TOKENS",
+    "BrokerCollector",
+    "BrokerLink",
+    "BrokerStats",
+    "BrokerTransport",
+    "Command",
+    "CommandStatus",
+    "LinkOwner",
+    "LinkTable",
+    "default_node_id",
+    "identity_token",
+    "is_transaction",
+    "parse_command",
+    "received_timestamp",
+]
+
+log = logging.getLogger("ocpp_gateway.transports.broker")
+
+# Names of the metadata beside each frame (NATS headers; Redis stream fields and hash keys).
+H_CHARGE_POINT = "Ocpp-Cp"
+H_PROTOCOL = "Ocpp-Proto"
+H_MESSAGE_TYPE = "Ocpp-Type"
+H_MESSAGE_ID = "Ocpp-Msg-Id"
+H_ACTION = "Ocpp-Action"
+H_NODE = "Ocpp-Node"
+H_EPOCH = "Ocpp-Epoch"
+H_RECEIVED = "Ocpp-Rx-Ts"
+H_REPLY = "Ocpp-Reply"
+H_STATUS = "Ocpp-Status"
+H_COMMAND_ID = "Ocpp-Cmd-Id"
+
+# Subject / key token of each OCPP version (subject tokens cannot hold dots).
+VERSION_TOKENS = {"ocpp1.6": "16", "ocpp2.0.1": "201", "ocpp2.1": "21"}
+
+# DESIGN.md "Rules that keep data safe": the messages a charger queues and retries itself.
+# MeterValues counts only when it carries a transactionId (checked on the bytes).
+DEFAULT_TRANSACTION_ACTIONS = (
+    "StartTransaction",
+    "StopTransaction",
+    "MeterValues",
+    "TransactionEvent",
+    "SecurityEventNotification",
+)
+
+_TOKEN_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+# The head of a validated frame: message type, UniqueId, and (CALL, SEND) the action, when they
+# hold no escapes; anything else is parsed with orjson.
+_HEAD = re.compile(rb'\s*\[\s*([2-6])\s*,\s*"([^"\\]*)"\s*(?:,\s*"([^"\\]*)")?')
+_BYTE_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+class CommandStatus(StrEnum):
+    """How a backend's command to a charge point ended (the `Ocpp-Status` of its answer)."""
+
+    OK = "ok"  # the charge point answered with a CALLRESULT (the body)
+    CALLERROR = "callerror"  # the charge point answered with a CALLERROR (the body)
+    OFFLINE = "offline"  # no live connection: never sent; safe to retry later
+    BUSY = "busy"  # the charge point's command queue is full: never sent; retry later
+    TIMEOUT = "timeout"  # sent, no answer in time (or the connection dropped): outcome unknown
+    REJECTED = "rejected"  # the gateway refused it (validation); body: the gateway's CALLERROR
+
+
+def identity_token(charge_point_id: str) -> str:
+    """The charge point id as one subject token / key part: `[A-Za-z0-9_-]` kept, every other
+    byte of its UTF-8 form written `=HH` (upper-case hex). Reversible and collision-free.
+
+    Args:
+        charge_point_id: the identity from the connection path.
+
+    Returns:
+        The token.
+    """
+    if _TOKEN_SAFE.fullmatch(charge_point_id):
+        return charge_point_id
+    return "".join(
+        chr(byte) if byte in _BYTE_SAFE else f"={byte:02X}"
+        for byte in charge_point_id.encode("utf-8")
+    )
+
+
+def default_node_id() -> str:
+    """Returns: this process's node id when none is configured: host name and pid, as a token."""
+    return identity_token(f"{socket.gethostname()}-{os.getpid()}")
+
+
+def is_transaction(action: str, frame: bytes, actions: frozenset[str]) -> bool:
+    """Whether a CALL belongs on the transaction stream.
+
+    Args:
+        action: the CALL's action.
+        frame: its bytes (MeterValues counts only with a transactionId in its payload).
+        actions: the transaction-class action names.
+
+    Returns:
+        True for a transaction-class CALL.
+    """
+    if action not in actions:
+        return False
+    return action != "MeterValues" or b'"transactionId"' in frame
+
+
+def received_timestamp() -> str:
+    """Returns: now, RFC 3339 UTC with microseconds (the `Ocpp-Rx-Ts` value)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    """Counters a broker transport keeps for the metrics layer (read them, never reset them).
+
+    Attributes:
+        published: frames the broker acknowledged.
+        publish_failures: frames the broker did not take (the link was then closed).
+        publish_seconds: sum of the publish-to-acknowledgement latencies of `published`.
+        stale_dropped: backend frames dropped for a wrong epoch or an unknown charge point.
+        late_answers: charge point answers to commands that were no longer in flight.
+        ownership_changes: charge points this node lost to a newer owner.
+        commands: command answers sent, by status.
+        disconnects: times the broker connection was lost.
+        publishing: frames waiting for their acknowledgement now.
+    """
+
+    published: int = 0
+    publish_failures: int = 0
+    publish_seconds: float = 0.0
+    stale_dropped: int = 0
+    late_answers: int = 0
+    ownership_changes: int = 0
+    commands: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in CommandStatus})
+    disconnects: int = 0
+    publishing: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class Command:
+    """A backend's CALL to a charge point, waiting in or travelling through a link.
+
+    Attributes:
+        unique_id: the CALL's UniqueId.
+        action: the CALL's action.
+        frame: the CALL's bytes, forwarded unchanged.
+        reply: where the owner sends the answer (a NATS inbox, a Redis list key).
+        command_id: the backend's own id for it, echoed back.
+        timer: the deadline, once in flight.
+        delivered: True once `recv` handed it to the relay.
+    """
+
+    unique_id: str
+    action: str
+    frame: bytes
+    reply: str
+    command_id: str = ""
+    timer: asyncio.TimerHandle | None = None
+    delivered: bool = False
+
+
+class LinkOwner(Protocol):
+    """What a broker transport does for its links."""
+
+    stats: BrokerStats
+    command_timeout: float
+    command_queue: int
+
+    async def publish_frame(
+        self, link: BrokerLink, frame: bytes, message_type: int, unique_id: str, action: str
+    ) -> None:
+        """Hand one charge point frame to the broker; return once it acknowledged it.
+
+        Raises:
+            TransportUnavailable: the broker did not take it in time.
+        """
+        ...
+
+    def answer_command(
+        self, link: BrokerLink, command: Command, status: CommandStatus, frame: bytes
+    ) -> None:
+        """Send a command's outcome to its reply address (in the background)."""
+        ...
+
+    async def release(self, link: BrokerLink) -> None:
+        """Forget a closed link and give up its ownership (if it still holds it)."""
+        ...
+
+
+class BrokerLink:
+    """One charge point's link through a broker (see the module docstring).
+
+    Args:
+        owner: the transport.
+        charge_point_id: the identity.
+        token: `identity_token(charge_point_id)`.
+        version: the OCPP version of the link (the first the charge point offered).
+    """
+
+    __slots__ = (
+        "_ended",
+        "_frames",
+        "_inflight",
+        "_owner",
+        "_queue",
+        "_reader",
+        "_waiter",
+        "charge_point_id",
+        "end_reason",
+        "epoch",
+        "seen_revision",
+        "token",
+        "version",
+    )
+
+    def __init__(self, owner: LinkOwner, charge_point_id: str, token: str, version: str) -> None:
+        self._owner = owner
+        self.charge_point_id = charge_point_id
+        self.token = token
+        self.version = version
+        self.epoch = 0  # set once ownership is claimed
+        self.seen_revision = 0  # newest ownership revision seen while claiming
+        self._frames: deque[bytes] | None = None  # created on the first frame (saves ~0.6 KB)
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+        self.end_reason = ""  # once ended: "closed", "broker_lost" or "ownership_moved"
+        self._reader: asyncio.Task[Any] | None = None
+        self._inflight: Command | None = None
+        self._queue: deque[Command] | None = None
+
+    @property
+    def ended(self) -> bool:
+        """True once the link was closed or lost."""
+        return self._ended
+
+    @property
+    def pending_commands(self) -> int:
+        """Commands in flight or waiting on this link."""
+        return (self._inflight is not None) + len(self._queue or ())
+
+    # -- the relay's side ---------------------------------------------------------------------
+
+    async def send(self, frame: bytes) -> None:
+        """Take one frame from the relay: a charge point CALL (or SEND) is published and
+        acknowledged by the broker before this returns; an answer to a command goes to the
+        command's reply address.
+
+        Args:
+            frame: the frame, validated by the Session.
+
+        Raises:
+            TransportUnavailable: the link is lost, or the broker did not acknowledge in time.
+        """
+        if self._ended:
+            raise TransportUnavailable("broker link closed")
+        head = _HEAD.match(frame)
+        if head is not None:
+            message_type = int(head[1])
+            unique_id = head[2].decode()
+            action = (head[3] or b"").decode()
+        else:
+            try:
+                message = orjson.loads(frame)
+                message_type = int(message[0])
+                unique_id = str(message[1])
+                action = message[2] if len(message) > 2 and isinstance(message[2], str) else ""
+            except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, ValueError):
+                # Only possible with validation off: nothing to route it by.
+                log.warning(
+                    "unroutable frame dropped", extra={"charge_point_id": self.charge_point_id}
+                )
+                return
+        if message_type == 2 or message_type == 6:
+            await self._owner.publish_frame(self, frame, message_type, unique_id, action)
+        elif 3 <= message_type <= 5:
+            self._command_answered(unique_id, message_type, frame)
+
+    async def recv(self) -> bytes | None:
+        """Returns: the next frame for the charge point, or None once the link ended."""
+        self._reader = asyncio.current_task()
+        while True:
+            frames = self._frames
+            if frames:
+                frame = frames.popleft()
+                inflight = self._inflight
+                if inflight is not None and inflight.frame is frame:
+                    inflight.delivered = True
+                return frame
+            if self._ended:
+                return None
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    async def close(self) -> None:
+        """Close the link (idempotent): queued commands are answered, ownership given up."""
+        if not self._ended:
+            self.lose("closed")
+            await self._owner.release(self)
+
+    # -- the transport's side -----------------------------------------------------------------
+
+    def deliver(self, frame: bytes) -> None:
+        """Queue a frame for `recv` (a backend's answer to a charge point CALL).
+
+        Args:
+            frame: the backend's frame.
+        """
+        if self._ended:
+            return
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = deque()
+        frames.append(frame)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def lose(self, reason: str = "broker_lost") -> None:
+        """End the link: `recv` returns None; waiting commands are answered offline (never
+        sent), the one in flight timeout (outcome unknown).
+
+        Args:
+            reason: kept in `end_reason` for the server ("broker_lost", "ownership_moved",
+                "closed").
+        """
+        if self._ended:
+            return
+        self._ended = True
+        self.end_reason = reason
+        self._frames = None
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            if inflight.timer is not None:
+                inflight.timer.cancel()
+            status = CommandStatus.TIMEOUT if inflight.delivered else CommandStatus.OFFLINE
+            self._answer(inflight, status, b"")
+        for command in self._queue or ():
+            self._answer(command, CommandStatus.OFFLINE, b"")
+        self._queue = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def offer_command(self, command: Command) -> None:
+        """Take a backend's command: send it now, queue it, or answer busy / offline.
+
+        Args:
+            command: the command.
+        """
+        owner = self._owner
+        if self._ended:
+            self._answer(command, CommandStatus.OFFLINE, b"")
+        elif self._inflight is None:
+            self._start(command)
+        else:
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = deque()
+            if len(queue) >= owner.command_queue:
+                self._answer(command, CommandStatus.BUSY, b"")
+            else:
+                queue.append(command)
+
+    def _start(self, command: Command) -> None:
+        self._inflight = command
+        loop = asyncio.get_running_loop()
+        command.timer = loop.call_later(self._owner.command_timeout, self._expire, command)
+        self.deliver(command.frame)
+
+    def _finish(self, command: Command, status: CommandStatus, frame: bytes) -> None:
+        if command.timer is not None:
+            command.timer.cancel()
+        self._inflight = None
+        self._answer(command, status, frame)
+        queue = self._queue
+        if queue:
+            self._start(queue.popleft())
+
+    def _expire(self, command: Command) -> None:
+        if self._inflight is command:
+            if not command.delivered:
+                # Still waiting for the relay: take it back, it never reached the charge point.
+                with contextlib.suppress(ValueError, AttributeError):
+                    self._frames.remove(command.frame)  # type: ignore[union-attr]
+            self._finish(command, CommandStatus.TIMEOUT, b"")
+
+    def _command_answered(self, unique_id: str, message_type: int, frame: bytes) -> None:
+        command = self._inflight
+        if command is None or command.unique_id != unique_id:
+            self._owner.stats.late_answers += 1
+            return
+        # The relay's reader task sends what the gateway itself made of the command (a
+        # validation CALLERROR); the charge point's answers come from its own task.
+        if asyncio.current_task() is self._reader and self._reader is not None:
+            status = CommandStatus.REJECTED if message_type != 3 else CommandStatus.OK
+        else:
+            status = CommandStatus.OK if message_type == 3 else CommandStatus.CALLERROR
+        self._finish(command, status, frame)
+
+    def _answer(self, command: Command, status: CommandStatus, frame: bytes) -> None:
+        self._owner.stats.commands[status.value] += 1
+        self._owner.answer_command(self, command, status, frame)
+
+
+def parse_command(frame: bytes) -> tuple[str, str] | None:
+    """The UniqueId and action of a backend's command frame.
+
+    Args:
+        frame: the bytes a backend sent as a command.
+
+    Returns:
+        (unique_id, action), or None when it is not a CALL.
+    """
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        isinstance(message, list)
+        and len(message) == 4
+        and message[0] == 2
+        and isinstance(message[1], str)
+        and isinstance(message[2], str)
+    ):
+        return message[1], message[2]
+    return None
+
+
+class LinkTable:
+    """The links of one transport by identity token, with the epoch rules both brokers share.
+
+    Usually one link per token; two while a charge point reconnects to the same node (the newer
+    claim makes the older link lose).
+
+    Args:
+        stats: the transport's counters.
+    """
+
+    __slots__ = ("_links", "stats")
+
+    def __init__(self, stats: BrokerStats) -> None:
+        self._links: dict[str, list[BrokerLink]] = {}
+        self.stats = stats
+
+    def __len__(self) -> int:
+        return sum(len(links) for links in self._links.values())
+
+    def add(self, link: BrokerLink) -> None:
+        """Register a link that is claiming ownership (epoch 0 until the claim returns)."""
+        self._links.setdefault(link.token, []).append(link)
+
+    def forget(self, link: BrokerLink) -> None:
+        """Remove a link; no error when it is not registered."""
+        links = self._links.get(link.token)
+        if links is not None:
+            with contextlib.suppress(ValueError):
+                links.remove(link)
+            if not links:
+                del self._links[link.token]
+
+    def live(self, charge_point_id: str, epoch: str) -> BrokerLink | None:
+        """Args:
+            charge_point_id: the identity a frame is addressed to.
+            epoch: the epoch it carries (text).
+
+        Returns:
+            The live link of that connection, or None (then the frame is stale).
+        """
+        links = self._links.get(identity_token(charge_point_id))
+        if links:
+            for link in links:
+                if str(link.epoch) == epoch and not link.ended:
+                    return link
+        return None
+
+    def owner_changed(self, token: str, revision: int) -> None:
+        """An ownership entry was written with `revision`: links with an older epoch lose;
+        links still claiming remember it (their claim lost if it is older).
+
+        Args:
+            token: the identity token.
+            revision: the new entry's revision (epoch).
+        """
+        links = self._links.get(token)
+        if not links:
+            return
+        for link in list(links):
+            if link.epoch == 0:
+                link.seen_revision = max(link.seen_revision, revision)
+            elif revision > link.epoch and not link.ended:
+                self.stats.ownership_changes += 1
+                link.lose("ownership_moved")
+                self.forget(link)
+
+    def pending_commands(self) -> int:
+        """Returns: commands in flight or waiting, over all links."""
+        return sum(link.pending_commands for group in self._links.values() for link in group)
+
+    def lose_all(self, reason: str = "broker_lost") -> None:
+        """End every link (the broker connection is gone, or the transport closes).
+
+        Args:
+            reason: the links' `end_reason`.
+        """
+        links, self._links = self._links, {}
+        for group in links.values():
+            for link in group:
+                link.lose(reason)
+
+
+class BrokerTransport(Protocol):
+    """What the server and the metrics see of a broker transport (NATS, Redis Streams)."""
+
+    name: str
+    stats: BrokerStats
+
+    def ready(self) -> bool:
+        """True while the broker can take frames."""
+        ...
+
+    @property
+    def connected_links(self) -> int:
+        """Links open now."""
+        ...
+
+    @property
+    def pending_commands(self) -> int:
+        """Commands in flight or waiting, over all links."""
+        ...
+
+
+class BrokerCollector:
+    """A prometheus_client collector of broker transports' counters, read at scrape time
+    (nothing on the hot path). Register it once: `registry.register(BrokerCollector([...]))`.
+
+    Metrics (label `transport`: the configured name; `status`: a `CommandStatus`):
+    `ocpp_gateway_broker_connected` (1 while ready), `ocpp_gateway_broker_links`,
+    `ocpp_gateway_broker_publishing` (frames awaiting acknowledgement),
+    `ocpp_gateway_broker_pending_commands`, `ocpp_gateway_broker_published_total`,
+    `ocpp_gateway_broker_publish_failures_total`, `ocpp_gateway_broker_publish_seconds`
+    (summary: count and sum of publish-to-acknowledgement latency),
+    `ocpp_gateway_broker_ownership_changes_total`, `ocpp_gateway_broker_commands_total`,
+    `ocpp_gateway_broker_stale_dropped_total`, `ocpp_gateway_broker_late_answers_total`,
+    `ocpp_gateway_broker_disconnects_total`.
+
+    Args:
+        transports: the broker transports to export.
+    """
+
+    def __init__(self, transports: Iterable[BrokerTransport]) -> None:
+        self.transports = list(transports)
+
+    def describe(self) -> list[Any]:
+        """Returns: nothing (the families are built at collect time)."""
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        """Yields: the metric families."""
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            SummaryMetricFamily,
+        )
+
+        prefix = "ocpp_gateway_broker_"
+        labels = ["transport"]
+        gauges = {
+            "connected": GaugeMetricFamily(
+                prefix + "connected", "1 while the broker takes frames.", labels=labels
+            ),
+            "links": GaugeMetricFamily(
+                prefix + "links", "Charge point links open now.", labels=labels
+            ),
+            "publishing": GaugeMetricFamily(
+                prefix + "publishing", "Frames waiting for the broker's ack.", labels=labels
+            ),
+            "pending": GaugeMetricFamily(
+                prefix + "pending_commands", "Commands in flight or queued.", labels=labels
+            ),
+        }
+        counters = {
+            "published": CounterMetricFamily(
+                prefix + "published", "Frames the broker acknowledged.", labels=labels
+            ),
+            "publish_failures": CounterMetricFamily(
+                prefix + "publish_failures", "Frames the broker did not take.", labels=labels
+            ),
+            "ownership_changes": CounterMetricFamily(
+                prefix + "ownership_changes",
+                "Charge points this node lost to a newer owner.",
+                labels=labels,
+            ),
+            "stale_dropped": CounterMetricFamily(
+                prefix + "stale_dropped",
+                "Backend frames dropped for a wrong epoch or unknown charge point.",
+                labels=labels,
+            ),
+            "late_answers": CounterMetricFamily(
+                prefix + "late_answers",
+                "Charge point answers to commands no longer in flight.",
+                labels=labels,
+            ),
+            "disconnects": CounterMetricFamily(
+                prefix + "disconnects", "Times the broker connection was lost.", labels=labels
+            ),
+        }
+        latency = SummaryMetricFamily(
+            prefix + "publish_seconds", "Publish to broker acknowledgement.", labels=labels
+        )
+        commands = CounterMetricFamily(
+            prefix + "commands", "Command outcomes.", labels=["transport", "status"]
+        )
+        for transport in self.transports:
+            name = [transport.name]
+            stats = transport.stats
+            gauges["connected"].add_metric(name, 1.0 if transport.ready() else 0.0)
+            gauges["links"].add_metric(name, transport.connected_links)
+            gauges["publishing"].add_metric(name, stats.publishing)
+            gauges["pending"].add_metric(name, transport.pending_commands)
+            for key, family in counters.items():
+                family.add_metric(name, getattr(stats, key))
+            latency.add_metric(name, stats.published, stats.publish_seconds)
+            for status, count in stats.commands.items():
+                commands.add_metric([transport.name, status], count)
+        yield from gauges.values()
+        yield from counters.values()
+        yield latency
+        yield commands

@@ -1,0 +1,187 @@
+"""The broker transports on their own, on real servers: readiness follows the broker, links end
+when it goes, the metrics collector, identity tokens, configuration, a command timing out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ocpp_gateway.backend import BackendApp, CommandStatus
+from ocpp_gateway.config import load_config
+from ocpp_gateway.errors import ConfigError, TransportUnavailable
+from ocpp_gateway.transports import build_transports
+from ocpp_gateway.transports.broker import BrokerCollector, identity_token
+from ocpp_gateway.transports.nats import NatsOptions, NatsTransport
+from ocpp_gateway.transports.redis_streams import RedisStreamsOptions, RedisStreamsTransport
+
+from ._support import (
+    BROKERS,
+    WAIT,
+    Broker,
+    backend_broker,
+    broker_gateway,
+    broker_server,
+    poll,
+)
+
+
+@pytest.fixture(params=BROKERS)
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
+    kind: str = request.param
+    running = broker_server(kind)
+    yield kind, running
+    running.close()
+
+
+def _transport(kind: str, url: str) -> Any:
+    if kind == "nats":
+        return NatsTransport("default", NatsOptions(url=url, node_id="n1", node_ttl=1.5))
+    return RedisStreamsTransport(
+        "default", RedisStreamsOptions(url=url, node_id="n1", node_ttl=1.5)
+    )
+
+
+async def test_readiness_and_links_follow_the_broker(server: tuple[str, Broker]) -> None:
+    kind, running = server
+    transport = _transport(kind, running.url)
+    try:
+        await transport.start()
+        assert transport.ready()
+        link = await transport.open("CP-R", ("ocpp1.6",))
+        assert link.epoch > 0
+        await link.send(b'[2,"h1","Heartbeat",{}]')  # acknowledged by the broker
+        receiver = asyncio.create_task(link.recv())
+        running.stop()
+        # The link ends (the relay then closes the charge point socket with 1013) ...
+        assert await asyncio.wait_for(receiver, WAIT) is None
+        assert link.end_reason == "broker_lost"
+        await poll(lambda: not transport.ready(), "not ready while the broker is away")
+        # ... sends fail, and new charge points are refused (the handshake answers 503).
+        with pytest.raises(TransportUnavailable):
+            await link.send(b'[2,"h2","Heartbeat",{}]')
+        with pytest.raises(TransportUnavailable):
+            await transport.open("CP-R2", ("ocpp1.6",))
+        running.start()
+        await poll(transport.ready, "ready again once the broker is back")
+        again = await transport.open("CP-R", ("ocpp1.6",))
+        assert again.epoch > link.epoch
+        await again.send(b'[2,"h3","Heartbeat",{}]')
+        # A newer claim of the same identity (here: on the same node) ends the older link.
+        newer = await transport.open("CP-R", ("ocpp1.6",))
+        assert await asyncio.wait_for(again.recv(), WAIT) is None
+        assert again.end_reason == "ownership_moved"
+        await newer.close()
+        assert newer.end_reason == "closed"
+        await again.close()
+        await link.close()
+    finally:
+        await transport.close()
+    assert not transport.ready()
+
+
+async def test_collector_exports_the_transport_counters(server: tuple[str, Broker]) -> None:
+    kind, running = server
+    transport = _transport(kind, running.url)
+    registry = CollectorRegistry()
+    registry.register(BrokerCollector([transport]))
+    try:
+        link = await transport.open("CP-M", ("ocpp2.0.1",))
+        await link.send(b'[2,"m1","Heartbeat",{}]')
+        await link.send(b'[2,"m2","Heartbeat",{}]')
+
+        def value(name: str, **labels: str) -> float | None:
+            return registry.get_sample_value(name, {"transport": "default", **labels})
+
+        assert value("ocpp_gateway_broker_connected") == 1.0
+        assert value("ocpp_gateway_broker_links") == 1.0
+        assert value("ocpp_gateway_broker_published_total") == 2.0
+        assert value("ocpp_gateway_broker_publish_seconds_count") == 2.0
+        assert (value("ocpp_gateway_broker_publish_seconds_sum") or 0) > 0
+        assert value("ocpp_gateway_broker_publishing") == 0.0
+        assert value("ocpp_gateway_broker_commands_total", status="offline") == 0.0
+        await link.close()
+        assert value("ocpp_gateway_broker_links") == 0.0
+    finally:
+        await transport.close()
+
+
+async def test_a_command_the_charge_point_never_answers_times_out_and_frees_the_slot(
+    server: tuple[str, Broker],
+) -> None:
+    from websockets.asyncio.client import connect
+
+    kind, running = server
+    app = BackendApp(backend_broker(kind, running.url))
+    gateway_cm = broker_gateway(kind, running.url, options={"command_timeout": 0.5})
+    async with gateway_cm as gateway:
+        url = f"{gateway.url}/ocpp/CP-T"
+        async with connect(url, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            first = await app.call("CP-T", "ClearCache", {}, timeout=WAIT, unique_id="t1")
+            assert first.status is CommandStatus.TIMEOUT  # outcome unknown
+            assert orjson.loads(await ws.recv())[1] == "t1"  # it did reach the charge point
+            second = asyncio.create_task(
+                app.call("CP-T", "ClearCache", {}, timeout=WAIT, unique_id="t2")
+            )
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), WAIT))[1] == "t2"
+            await ws.send(orjson.dumps([3, "t2", {"status": "Accepted"}]).decode())
+            # A late answer to t1 is dropped (its slot was freed), t2's answer is returned.
+            result = await asyncio.wait_for(second, WAIT)
+            assert result.status is CommandStatus.OK
+            assert result.payload == {"status": "Accepted"}
+    await app.stop()
+
+
+def test_identity_tokens_keep_safe_names_and_escape_the_rest() -> None:
+    assert identity_token("CP-01_a") == "CP-01_a"
+    assert identity_token("cp.1") == "cp=2E1"
+    assert identity_token("cp=2E1") == "cp=3D2E1"  # no collision with the escaped "cp.1"
+    assert identity_token("ü *>") == "=C3=BC=20=2A=3E"
+
+
+def test_upstream_type_selects_the_broker_and_its_options_are_checked() -> None:
+    config = load_config(
+        None,
+        {},
+        {
+            "upstream.type": "nats",
+            "upstream.url": "nats://127.0.0.1:4222",
+            "upstream.options": {"command_queue": 4, "subject_prefix": "site1"},
+            "node_id": "edge-7",
+        },
+    )
+    transport: Any = build_transports(config.backends(), 1 << 20)["default"]
+    assert isinstance(transport, NatsTransport)
+    assert transport.options.command_queue == 4
+    assert transport.options.subject_prefix == "site1"
+    assert transport.node_id == "edge-7"
+    redis_config = load_config(
+        None,
+        {},
+        {"upstream.type": "redis_streams", "upstream.url": "redis://127.0.0.1:6379/0"},
+    )
+    built = build_transports(redis_config.backends(), 1 << 20)
+    assert isinstance(built["default"], RedisStreamsTransport)
+    with pytest.raises(ConfigError) as bad_key:
+        load_config(
+            None,
+            {},
+            {
+                "upstream.type": "nats",
+                "upstream.url": "nats://127.0.0.1:4222",
+                "upstream.options": {"bogus": 1},
+            },
+        )
+    assert bad_key.value.errors == ["upstream.options.bogus: unknown setting"]
+    with pytest.raises(ConfigError) as bad_scheme:
+        load_config(None, {}, {"upstream.type": "nats", "upstream.url": "ws://csms/ocpp"})
+    assert "upstream.url: type 'nats' expects nats:// or tls://" in bad_scheme.value.errors[0]
+    with pytest.raises(ConfigError) as named:
+        load_config(
+            None, {}, {"transports": {"billing": {"type": "redis_streams", "max_len": "x"}}}
+        )
+    assert named.value.errors == ["transports.billing.max_len: expected an integer, got 'x'"]
