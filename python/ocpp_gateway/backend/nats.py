@@ -1,5 +1,7 @@
-"""The backend API on NATS JetStream: durable pull consumers on both inbound streams, answers on
-core NATS, commands routed by the ownership bucket."""
+"""The backend API on NATS JetStream.
+
+Durable pull consumers on both inbound streams, answers on core NATS, commands routed by the
+ownership bucket."""
 
 from __future__ import annotations
 

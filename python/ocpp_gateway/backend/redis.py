@@ -1,6 +1,7 @@
-"""The backend API on Redis Streams: a consumer group per service on both inbound streams
-(XREADGROUP, XACK; XAUTOCLAIM takes over what a dead consumer held), answers over pub/sub,
-commands routed by the ownership hashes."""
+"""The backend API on Redis Streams.
+
+A consumer group per service on both inbound streams (XREADGROUP, XACK; XAUTOCLAIM takes over
+what a dead consumer held), answers over pub/sub, commands routed by the ownership hashes."""
 
 from __future__ import annotations
 

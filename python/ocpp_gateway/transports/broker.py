@@ -1,5 +1,6 @@
-"""What the broker transports share: the wire contract's names, identity tokens, node ids, and
-the per-charge-point link with its one-command-in-flight queue.
+"""What the broker transports share: the wire contract's names and the per-charge-point link.
+
+Identity tokens, node ids, and the link with its one-command-in-flight queue.
 
 The contract (docs/brokers.md) is the same on NATS and on Redis Streams: the body is the frame
 exactly as the charge point sent it; metadata travels beside it under the header (NATS) or

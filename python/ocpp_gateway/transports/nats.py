@@ -1,5 +1,7 @@
-"""NATS JetStream transport: charge point frames into durable streams, answers and commands over
-core NATS, ownership of each charge point in a KV bucket whose revision is the connection epoch.
+"""NATS JetStream transport: charge point frames into durable streams, with broker acknowledgement.
+
+Answers and commands go over core NATS; the ownership of each charge point is in a KV bucket
+whose revision is the connection epoch.
 
 Layout (`<p>` is `subject_prefix`, `<ver>` 16 | 201 | 21, `<cp>` the identity token of
 `broker.identity_token`, `<node>` the node id):

@@ -1,6 +1,7 @@
-"""Redis Streams transport: charge point frames into two streams read by consumer groups,
-answers and commands over pub/sub, ownership of each charge point in a hash claimed atomically
-with an epoch, node liveness in keys with a TTL.
+"""Redis Streams transport: charge point frames into two streams read by consumer groups.
+
+Answers and commands go over pub/sub; the ownership of each charge point is a hash claimed
+atomically with an epoch, node liveness keys with a TTL.
 
 Layout (`<p>` is `key_prefix`, `<cp>` the identity token of `broker.identity_token`, `<node>`
 the node id):
