@@ -47,6 +47,8 @@ class DemoOptions:
     plain: bool = False
     seed: int | None = None
     transport: str = "local"  # local (or --upstream), nats, redis
+    observe: bool = False  # validation.default = observe: forward and count violations
+    violation_log: str | None = None  # validation.violation_log, for `ocpp-gateway violations`
 
 
 def parse_args(argv: Sequence[str]) -> DemoOptions:
@@ -102,6 +104,16 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
             "from PATH, started on a free loopback port) with the example backend service"
         ),
     )
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="observe mode: forward and count payload violations instead of refusing them",
+    )
+    parser.add_argument(
+        "--violation-log",
+        metavar="FILE",
+        help="keep the rollout log of violations there (read it with `ocpp-gateway violations`)",
+    )
     args = parser.parse_args(list(argv))
     if args.transport != "local" and args.upstream:
         parser.error("--transport and --upstream exclude each other")
@@ -124,6 +136,8 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
         plain=args.plain,
         seed=args.seed,
         transport=args.transport,
+        observe=args.observe,
+        violation_log=args.violation_log,
     )
 
 
@@ -373,6 +387,8 @@ async def run_demo(
             "host": options.host,
             "port": options.port,
             "upstream.url": options.upstream,
+            "validation.default": "observe" if options.observe else None,
+            "validation.violation_log": options.violation_log,
         }
         backend: _BrokerBackend | None = None
         if options.transport != "local":

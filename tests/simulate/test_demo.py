@@ -6,6 +6,7 @@ import asyncio
 import io
 import re
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,30 @@ async def test_demo_on_a_broker_runs_broker_gateway_and_example_backend(transpor
     # Every boot was answered through the broker by the example backend.
     assert re.search(r"BootNotification +sent +(\d+) +answered +\1 ", text), text
     assert "backend journal (" in text.splitlines()[-1]
+
+
+async def test_observe_mode_keeps_a_rollout_log_that_violations_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README rollout step 1 on the demo fleet: observe everything, then read which models
+    break which rules."""
+    log = tmp_path / "violations.json"
+    options = DemoOptions(
+        charge_points=12,
+        port=0,
+        interval=0.2,
+        seed=3,
+        misbehave=1.0,
+        observe=True,
+        violation_log=str(log),
+    )
+    out = Watched("connected 12/12 booted 12 ", tty=False)
+    assert await run_until(options, out) == 0
+    assert log.exists(), "the gateway writes the log from its timer and when it stops"
+    capsys.readouterr()
+    assert cli.main(["violations", str(log)]) == 0
+    table = capsys.readouterr().out
+    # The demo's misbehaving chargers send over-long model names: logged by model and path.
+    assert "BootNotification" in table and "maxLength" in table, table
+    assert cli.main(["violations", "--toml", str(log)]) == 0
+    assert "[validation.models." in capsys.readouterr().out
