@@ -129,16 +129,11 @@ async def _serve_async(
     gateway = await start_gateway(
         config, reuse_port=reuse_port, metrics_dir=metrics_dir, worker=worker, peer_dir=peer_dir
     )
-    from ocpp_gateway.logs import announce
-
-    admin = f" (admin on {gateway.admin_url})" if gateway.admin_url else ""
-    # JSON like every line; the text keeps the address first for scripts that look for it.
-    announce(
-        log,
-        f"ocpp-gateway listening on {gateway.url} for charge points{admin}",
-        url=gateway.url,
-        admin_url=gateway.admin_url,
-    )
+    # Plain lines, one write each (the workers share stderr): scripts and tests wait for them.
+    sys.stderr.write(f"ocpp-gateway listening on {gateway.url}\n")
+    if gateway.admin_url:
+        sys.stderr.write(f"ocpp-gateway admin (probes, metrics, API) at {gateway.admin_url}\n")
+    sys.stderr.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

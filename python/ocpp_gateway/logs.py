@@ -20,7 +20,6 @@ __all__ = [
     "JsonFormatter",
     "TextFormatter",
     "Throttle",
-    "announce",
     "redact_url",
     "setup_logging",
 ]
@@ -123,23 +122,6 @@ class TextFormatter(logging.Formatter):
         if record.exc_info:
             line += "\n" + redact_url(self.formatException(record.exc_info))
         return line
-
-
-def announce(logger: logging.Logger, message: str, **extra: Any) -> None:
-    """Log a start-up line whatever the level (the listening address, which scripts and the
-    supervisor's operators wait for), in the configured format.
-
-    Args:
-        logger: the logger it comes from.
-        message: the line.
-        extra: fields of the line.
-    """
-    record = logger.makeRecord(logger.name, logging.INFO, "", 0, message, (), None, extra=extra)
-    handlers = logging.getLogger().handlers
-    for handler in handlers:
-        handler.handle(record)
-    if not handlers:
-        print(message, file=sys.stderr, flush=True)
 
 
 class _Worker(logging.Filter):

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from ocpp_gateway.config import GatewayConfig
-from ocpp_gateway.logs import announce
 from ocpp_gateway.metrics import Metrics
 
 __all__ = ["supervise"]
@@ -93,7 +92,11 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
         started = spawn(slot)
         workers[started.pid] = started
         slots[started.pid] = slot
-    announce(log, f"ocpp-gateway supervising {len(workers)} workers on port {port}", port=port)
+    print(
+        f"ocpp-gateway supervising {len(workers)} workers on port {port}",
+        file=sys.stderr,
+        flush=True,
+    )
     stopping = False
 
     def forward(signum: int, _frame: Any) -> None:

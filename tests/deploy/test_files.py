@@ -256,16 +256,18 @@ async def test_the_health_check_asks_the_admin_port_when_one_is_set() -> None:
         stderr=asyncio.subprocess.PIPE,
         env=dict(gateway_env(), OCPP_GATEWAY_METRICS_ON_MAIN_PORT="false"),
     ) as gateway:
-        line = ""
         assert gateway.stderr is not None
-        while "admin on" not in line:
+        lines = ""
+        while "admin (probes, metrics, API) at" not in lines:
             line = (await asyncio.wait_for(gateway.stderr.readline(), 30)).decode()
             assert line, "the gateway exited"
+            lines += line
         found = re.search(
-            r"ws://127\.0\.0\.1:(\d+) for charge points \(admin on http://127\.0\.0\.1:(\d+)\)",
-            line,
+            r"listening on ws://127\.0\.0\.1:(\d+)\n(?:.*\n)*?.*admin \(probes, metrics, API\) at "
+            r"http://127\.0\.0\.1:(\d+)",
+            lines,
         )
-        assert found is not None, line
+        assert found is not None, lines
         port, admin = found.groups()
 
         async def run_check(**env_vars: str) -> int:

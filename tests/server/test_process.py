@@ -240,7 +240,9 @@ async def test_any_workers_admin_api_reaches_every_workers_charge_points(
     )
     port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
     await gateway.wait_for_count(r"listening on ws://", 2)
-    admin = (await gateway.wait_for_line(r"admin on (http://\S+)\)")).group(1)
+    admin = (await gateway.wait_for_line(r"admin \(probes, metrics, API\) at (http://\S+)")).group(
+        1
+    )
     ids = [f"A{i}" for i in range(12)]
     sockets = [
         await client.ws_connect(f"ws://127.0.0.1:{port}/ocpp/{cp}", protocols=("ocpp1.6",))
