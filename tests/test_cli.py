@@ -104,6 +104,8 @@ def test_serve_and_check_config_take_the_same_settings_flags() -> None:
     probe = argparse.ArgumentParser()
     _add_config_arguments(probe)
     shared = {a.dest for a in probe._actions if a.option_strings}
-    assert serve - shared == {"reuse_port"}
+    # The hidden flags the supervisor gives its workers are not settings.
+    assert serve - shared == {"reuse_port", "worker_id", "peer_dir"}
     assert {"config", "host", "port", "upstream", "workers", "log_level"} <= shared
+    assert {"log_format", "admin_port"} <= shared
     assert {"credentials", "tls_cert", "tls_key", "client_ca"} <= shared

@@ -64,6 +64,8 @@ def test_the_flags_column_names_the_serve_flags() -> None:
         "workers": "--workers",
         "log_level": "--log-level",
         "validation.default": "--observe",
+        "log_format": "--log-format",
+        "admin.port": "--admin-port",
         "security.credentials_file": "--credentials",
         "security.tls_cert": "--tls-cert",
         "security.tls_key": "--tls-key",

@@ -315,6 +315,9 @@ class Session:
     def pending(self) -> int:
         """Number of calls awaiting an answer, both directions."""
 
+    def frames(self) -> tuple[int, int]:
+        """Frames judged so far: (from the charge point, from the CSMS)."""
+
 def error_code_for(version: OcppVersionName, kind: str) -> str:
     """The wire spelling of an error kind in a version (e.g. "format" -> "FormationViolation"
     in 1.6, "FormatViolation" in 2.x). Kinds: "framework", "message_type", "not_implemented",

@@ -160,6 +160,23 @@ def takeover_rule(
     return "ping"
 
 
+def _log_refusal(request: web.Request, reason: str, status: int) -> None:
+    """One info line per refusal: reason, id, address, offered subprotocols (client-chosen
+    strings cut to 100 characters); never a header that carries a credential."""
+    charge_point_id = request.match_info.get("charge_point_id")
+    offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL)
+    log.info(
+        "handshake refused",
+        extra={
+            "reason": reason,
+            "status": status,
+            "charge_point_id": charge_point_id[:100] if charge_point_id else charge_point_id,
+            "remote": request.remote,
+            "offered": offered[:100] if offered else offered,
+        },
+    )
+
+
 class _OcppWebSocket(web.WebSocketResponse):
     """A WebSocketResponse that answers with the subprotocol we negotiated ourselves."""
 
@@ -195,8 +212,10 @@ class Admission:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
 
-    def _refuse(self, refusal: Refusal) -> web.Response:
+    def _refuse(self, request: web.Request, refusal: Refusal) -> web.Response:
+        """Count, log (reason, id, address; never a credential) and answer a refusal."""
         self._runtime.metrics.handshakes_refused.labels(refusal.reason).inc()
+        _log_refusal(request, refusal.reason, refusal.status)
         return web.Response(status=refusal.status, text=refusal.text, headers=refusal.headers)
 
     async def admit(self, request: web.Request) -> Connection | web.StreamResponse:
@@ -215,7 +234,7 @@ class Admission:
         if refusal is None and not runtime.accepting:
             refusal = Refusal("draining", 503, "gateway is shutting down")
         if refusal is not None:
-            return self._refuse(refusal)
+            return self._refuse(request, refusal)
         offered = offered_versions(
             request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ()), runtime.versions
         )
@@ -233,10 +252,13 @@ class Admission:
             decode_text=False,
         )
         if not ws.can_prepare(request).ok:
-            return self._refuse(Refusal("not_websocket", 400, "expected a WebSocket upgrade"))
+            return self._refuse(
+                request, Refusal("not_websocket", 400, "expected a WebSocket upgrade")
+            )
         if chosen is None:
             # RFC 6455 / OCPP-J §3.1: finish the handshake without a subprotocol, then close.
             runtime.metrics.handshakes_refused.labels("subprotocol").inc()
+            _log_refusal(request, "subprotocol", 101)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.prepare(request)
                 await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol")
@@ -248,21 +270,23 @@ class Admission:
             ):
                 decision = await runtime.security.check_handshake(request, charge_point_id)
         except TimeoutError:
-            return self._refuse(Refusal("handshake_timeout", 408, "handshake timed out"))
+            return self._refuse(request, Refusal("handshake_timeout", 408, "handshake timed out"))
         if not decision.ok:
             headers: dict[str, str] = {}
             if decision.status == 401 and sec.credentials_file:  # RFC 7617
                 headers[str(hdrs.WWW_AUTHENTICATE)] = 'Basic realm="ocpp-gateway"'
-            return self._refuse(Refusal(decision.reason, decision.status, "refused", headers))
+            return self._refuse(
+                request, Refusal(decision.reason, decision.status, "refused", headers)
+            )
         info = ConnectionInfo(charge_point_id, version, request.remote)
         if runtime.chain is not None:
             try:
                 verdict = runtime.chain.on_connect(info)
             except Exception:
                 log.exception("plugin on_connect failed")
-                return self._refuse(Refusal("plugin_error", 500, "refused"))
+                return self._refuse(request, Refusal("plugin_error", 500, "refused"))
             if isinstance(verdict, Reject):
-                return self._refuse(Refusal("plugin", 403, "refused"))
+                return self._refuse(request, Refusal("plugin", 403, "refused"))
         return await self._take_over(request, ws, info, offered, decision.authenticated)
 
     def _holder(self, charge_point_id: str) -> Connection | None:
@@ -315,7 +339,7 @@ class Admission:
                     raise _Refused
         except _Refused:
             takeovers.labels("refused").inc()
-            return self._refuse(Refusal("takeover", 409, "charge point already connected"))
+            return self._refuse(request, Refusal("takeover", 409, "charge point already connected"))
         # Reserved until the relay registers the connection: concurrent newcomers get 409.
         runtime.reserved.add(charge_point_id)
         try:
@@ -324,7 +348,9 @@ class Admission:
                 link = await transport.open(charge_point_id, tuple(offered))
             except TransportUnavailable:
                 runtime.metrics.upstream_connect_failures.labels(transport.name).inc()
-                return self._refuse(Refusal("upstream_unavailable", 503, "backend unavailable"))
+                return self._refuse(
+                    request, Refusal("upstream_unavailable", 503, "backend unavailable")
+                )
             # The backend chose among the charge point's versions: accept it with that one.
             if link.version != info.version:
                 version = _VERSIONS[link.version]
@@ -345,11 +371,14 @@ class Admission:
                 # The charge point gave up while we waited for the backend (flaky networks,
                 # its own timeout): a normal event, counted, not an error.
                 runtime.metrics.handshakes_refused.labels("client_gone").inc()
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug(
-                        "charge point left during the handshake",
-                        extra={"charge_point_id": charge_point_id, "error": str(exc)},
-                    )
+                log.info(
+                    "charge point left during the handshake",
+                    extra={
+                        "charge_point_id": charge_point_id,
+                        "remote": request.remote,
+                        "error": str(exc),
+                    },
+                )
                 await link.close()
                 return web.Response(status=499)
             except BaseException:

@@ -44,6 +44,10 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="forward and count payload violations instead of refusing them "
         "(validation.default = observe)",
     )
+    parser.add_argument("--log-format", choices=("json", "text"), help="stderr lines (json)")
+    parser.add_argument(
+        "--admin-port", type=int, help="admin listener port: metrics, probes, API (0 = any)"
+    )
     # Security profiles (README "Security"); same names as the [security] table.
     parser.add_argument("--credentials", help="TOML file of charge point id -> password hash")
     parser.add_argument("--tls-cert", help="PEM server certificate: serve wss (profile 2/3)")
@@ -58,6 +62,9 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     _add_config_arguments(parser)
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    # Given by the supervisor to its workers.
+    parser.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--peer-dir", help=argparse.SUPPRESS)
     return parser
 
 
@@ -69,6 +76,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "log_level": args.log_level,
         "validation.default": "observe" if args.observe else None,
+        "log_format": args.log_format,
+        "admin.port": args.admin_port,
         "security.credentials_file": args.credentials,
         "security.tls_cert": args.tls_cert,
         "security.tls_key": args.tls_key,
@@ -86,8 +95,10 @@ def _serve(argv: Sequence[str]) -> int:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
         return 2
-    setup_logging(config.log_level)
-    if config.workers > 1 and not args.reuse_port:
+    supervising = config.workers > 1 and not args.reuse_port
+    worker: int | str = "supervisor" if supervising else args.worker_id
+    setup_logging(config.log_level, fmt=config.log_format, worker=worker)
+    if supervising:
         from ocpp_gateway.supervisor import supervise
 
         return supervise(config, argv)
@@ -99,18 +110,29 @@ def _serve(argv: Sequence[str]) -> int:
         runner = asyncio.run
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if args.reuse_port else None
     try:
-        return int(runner(_serve_async(config, args.reuse_port, metrics_dir)))
+        serving = _serve_async(config, args.reuse_port, metrics_dir, args.worker_id, args.peer_dir)
+        return int(runner(serving))
     except (OSError, GatewayError, ValueError) as exc:
         log.error("cannot start", extra={"error": str(exc)})
         return 1
 
 
-async def _serve_async(config: GatewayConfig, reuse_port: bool, metrics_dir: str | None) -> int:
+async def _serve_async(
+    config: GatewayConfig,
+    reuse_port: bool,
+    metrics_dir: str | None,
+    worker: int = 0,
+    peer_dir: str | None = None,
+) -> int:
     from ocpp_gateway.server import start_gateway
 
-    gateway = await start_gateway(config, reuse_port=reuse_port, metrics_dir=metrics_dir)
-    # One write, so that the lines of several workers sharing stderr never interleave.
+    gateway = await start_gateway(
+        config, reuse_port=reuse_port, metrics_dir=metrics_dir, worker=worker, peer_dir=peer_dir
+    )
+    # Plain lines, one write each (the workers share stderr): scripts and tests wait for them.
     sys.stderr.write(f"ocpp-gateway listening on {gateway.url}\n")
+    if gateway.admin_url:
+        sys.stderr.write(f"ocpp-gateway admin (probes, metrics, API) at {gateway.admin_url}\n")
     sys.stderr.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

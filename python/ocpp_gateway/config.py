@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import difflib
 import inspect
+import ipaddress
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from ocpp_gateway.transports.websocket import WebSocketOptions
 
 __all__ = [
     "ENV_PREFIX",
+    "AdminConfig",
     "GatewayConfig",
     "LocalConfig",
     "PluginsConfig",
@@ -188,6 +190,26 @@ class PluginsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The `[admin]` table: a second listener for operators (`/metrics`, `/healthz`, `/readyz`
+    and the charge point API), apart from the charge point port.
+
+    Attributes:
+        host: the address it listens on.
+        port: its port; none (the default) means no admin listener, 0 picks a free port.
+        tls_cert, tls_key: PEM files; when both are set it serves https (plain http otherwise).
+        token: bearer token of the API (`/charge-points`), at least 16 characters, never
+            logged (`OCPP_GATEWAY_ADMIN_TOKEN`); none means the API is off (404).
+    """
+
+    host: str = "0.0.0.0"
+    port: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole gateway configuration. Immutable; built once by `load_config`.
 
@@ -204,9 +226,17 @@ class GatewayConfig:
         workers: processes sharing the port (SO_REUSEPORT).
         drain_timeout: seconds a SIGTERM waits for pending calls before closing sockets.
         log_level: "debug", "info", "warning" or "error".
+        log_format: "json" (one object per line on stderr) or "text" (one readable line).
         security: authentication, TLS, takeover and limits.
         node_id: this gateway process's id on a broker (subjects, ownership entries); None
             means host name and process id, so each worker of `serve` is its own node.
+        admin: the admin listener and its API.
+        metrics_on_main_port: also serve `/metrics`, `/healthz` and `/readyz` on the charge
+            point port (false is recommended once the admin listener is used).
+        trusted_proxies: CIDR blocks of load balancers whose PROXY protocol header and
+            X-Forwarded-For header are believed (empty: none is).
+        proxy_protocol: connections from `trusted_proxies` must begin with a PROXY protocol
+            header (v1 or v2) giving the charge point's address; others are served as they are.
     """
 
     host: str = "0.0.0.0"
@@ -220,8 +250,13 @@ class GatewayConfig:
     workers: int = 1
     drain_timeout: float = 10.0
     log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
     security: SecurityConfig = field(default_factory=SecurityConfig)
     node_id: str | None = None
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    metrics_on_main_port: bool = True
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_protocol: bool = False
 
     def __post_init__(self) -> None:
         _freeze_fields(self)
@@ -585,6 +620,35 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
         errors.append("transports.default: the name is taken by [upstream]/the local responder")
     errors.extend(cfg.local.check("local"))
     errors.extend(check_security_config(cfg.security))
+    _check_admin(cfg, errors)
+
+
+_MIN_TOKEN = 16
+
+
+def _check_admin(cfg: GatewayConfig, errors: list[str]) -> None:
+    """The admin listener and proxy settings."""
+    admin = cfg.admin
+    if admin.port is not None:
+        if not 0 <= admin.port <= 65535:
+            errors.append(f"admin.port: {admin.port} is not a TCP port (0-65535)")
+        elif admin.port == cfg.port != 0:
+            errors.append("admin.port: must differ from port")
+    if bool(admin.tls_cert) != bool(admin.tls_key):
+        errors.append("admin.tls_cert: admin.tls_cert and admin.tls_key must be set together")
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(admin, key)
+        if path and not os.path.isfile(path):
+            errors.append(f"admin.{key}: {path!r} is not a file")
+    if admin.token is not None and len(admin.token) < _MIN_TOKEN:
+        errors.append(f"admin.token: must be at least {_MIN_TOKEN} characters")
+    for block in cfg.trusted_proxies:
+        try:
+            ipaddress.ip_network(block, strict=False)
+        except ValueError:
+            errors.append(f"trusted_proxies: {block!r} is not an address or CIDR block")
+    if cfg.proxy_protocol and not cfg.trusted_proxies:
+        errors.append("proxy_protocol: needs trusted_proxies (the balancers that send it)")
 
 
 def _check_model_table(key: str, table: Mapping[str, Any], errors: list[str]) -> None:

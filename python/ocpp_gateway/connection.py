@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
 
 __all__ = [
+    "ADMIN_LINK",
     "CLOSE_GOING_AWAY",
     "CLOSE_INTERNAL_ERROR",
     "CLOSE_POLICY",
@@ -47,6 +49,10 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 # Close code of the charge point socket by close reason, when the relay ends (others: 1001).
 _CLOSE_CODES = {"upstream_lost": CLOSE_TRY_AGAIN, "internal_error": CLOSE_INTERNAL_ERROR}
+# The name under `Connection.links` of the admin API's link: calls the gateway makes itself
+# (admin.py) put their UniqueId in `call_origin` with this name, so that the relay hands the
+# charge point's answer to that link, never to a backend. No transport can have this name.
+ADMIN_LINK = "\x00admin"
 
 
 class Connection:
@@ -67,6 +73,8 @@ class Connection:
         close_reason: why the connection ends, once known (a connections_closed_total reason).
         last_seen: `time.monotonic()` of the last frame received from the charge point.
         sender: the bounded sender to the charge point.
+        connected_at: wall-clock time (`time.time()`) of the upgrade.
+        started: `time.monotonic()` of the upgrade.
     """
 
     __slots__ = (
@@ -80,12 +88,14 @@ class Connection:
         "call_origin",
         "charge_point_id",
         "close_reason",
+        "connected_at",
         "info",
         "last_seen",
         "links",
         "readers",
         "sender",
         "session",
+        "started",
         "version",
         "ws",
     )
@@ -109,7 +119,8 @@ class Connection:
         self.readers: list[asyncio.Task[None]] = []
         self.call_origin: dict[str, str] = {}
         self.close_reason: str | None = None
-        self.last_seen = monotonic()
+        self.last_seen = self.started = monotonic()
+        self.connected_at = time.time()
         sec = runtime.config.security
         self.sender = BoundedSender(
             ws,
@@ -240,7 +251,22 @@ class Connection:
             code = _CLOSE_CODES.get(self.close_reason or "", CLOSE_GOING_AWAY)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.ws.close(code=code)
-        runtime.metrics.connections_closed.labels(self.close_reason or "charge_point_closed").inc()
+        reason = self.close_reason or "charge_point_closed"
+        runtime.metrics.connections_closed.labels(reason).inc()
+        from_cp, to_cp = self.session.frames()
+        log.info(
+            "charge point disconnected",
+            extra={
+                "charge_point_id": self.charge_point_id,
+                "remote": self.info.remote,
+                "subprotocol": self.version,
+                "reason": reason,
+                "close_code": self.ws.close_code,
+                "duration": round(monotonic() - self.started, 3),
+                "frames_from_charge_point": from_cp,
+                "frames_to_charge_point": to_cp,
+            },
+        )
         if runtime.drain_progress is not None:
             runtime.drain_progress.set()
         if runtime.chain is not None:

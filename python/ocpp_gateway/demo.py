@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import signal
 import sys
 import time
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["DemoOptions", "main", "parse_args", "run_demo"]
 
 DEFAULT_PORT = 8180
+DEFAULT_ADMIN_PORT = 8181
+# The demo listens on 127.0.0.1 by default; a fixed token lets the README's curl lines work.
+DEMO_TOKEN = "demo-admin-token"
 _VERSIONS: tuple[SimVersion, ...] = ("ocpp1.6", "ocpp2.0.1")
 
 
@@ -39,6 +43,8 @@ class DemoOptions:
     duration: float | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    admin_port: int = DEFAULT_ADMIN_PORT
+    admin_token: str = DEMO_TOKEN
     upstream: str | None = None
     config: str | None = None
     share_201: float = 0.5
@@ -77,6 +83,15 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
     parser.add_argument("--host", default="127.0.0.1", help="gateway address (127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"gateway port ({DEFAULT_PORT}; 0 = any)"
+    )
+    parser.add_argument(
+        "--admin-port",
+        type=int,
+        default=DEFAULT_ADMIN_PORT,
+        help=f"admin listener: metrics, probes, charge point API ({DEFAULT_ADMIN_PORT}; 0 = any)",
+    )
+    parser.add_argument(
+        "--admin-token", default=DEMO_TOKEN, help=f"bearer token of the API ({DEMO_TOKEN})"
     )
     parser.add_argument("--upstream", default=None, metavar="URL", help="relay to this CSMS")
     parser.add_argument("--config", default=None, help="gateway TOML configuration")
@@ -128,6 +143,8 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
         duration=args.duration,
         host=args.host,
         port=args.port,
+        admin_port=args.admin_port,
+        admin_token=args.admin_token,
         upstream=args.upstream,
         config=args.config,
         share_201=args.share_201,
@@ -389,6 +406,9 @@ async def run_demo(
             "upstream.url": options.upstream,
             "validation.default": "observe" if options.observe else None,
             "validation.violation_log": options.violation_log,
+            "admin.host": options.host,
+            "admin.port": options.admin_port,
+            "admin.token": options.admin_token,
         }
         backend: _BrokerBackend | None = None
         if options.transport != "local":
@@ -404,7 +424,7 @@ async def run_demo(
         except (OSError, GatewayError) as exc:
             print(f"ocpp-gateway demo: cannot start the gateway: {exc}", file=sys.stderr)
             if isinstance(exc, OSError):
-                print("(is the port in use? try --port 0)", file=sys.stderr)
+                print("(is the port in use? try --port 0 --admin-port 0)", file=sys.stderr)
             return 1
         return await _run(options, stream, stop, gateway, backend)
 
@@ -450,7 +470,7 @@ async def _run(
             loop.add_signal_handler(sig, stop.set)
             signals.append(sig)
 
-    metrics_url = gateway.url.replace("ws", "http", 1) + "/metrics"
+    metrics_url = f"{gateway.admin_url}/metrics"
     dashboard = _Dashboard(gateway.url, metrics_url, target, gateway.metrics)
     live_view = stream.isatty() and not options.plain
     interval = options.interval or (1.0 if live_view else 5.0)
@@ -458,7 +478,8 @@ async def _run(
     if not live_view:
         print(
             f"ocpp-gateway demo: {options.charge_points} charge points -> {gateway.url}/ocpp/"
-            f"{{id}}; metrics at {metrics_url}",
+            f"{{id}}; metrics at {metrics_url}; charge point API at "
+            f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token})",
             file=stream,
             flush=True,
         )
@@ -610,6 +631,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         The process exit status.
     """
     options = parse_args(sys.argv[1:] if argv is None else argv)
+    # The view shows what the gateway does; its log lines (the misbehaving chargers' rejected
+    # frames, connects) would scroll through it. Errors still reach stderr.
+    logging.getLogger("ocpp_gateway").setLevel(logging.ERROR)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows

@@ -1,4 +1,9 @@
-"""Structured logging: one JSON object per line on stderr, with secrets scrubbed."""
+"""Structured logging: one JSON object (or readable line) per record on stderr, secrets scrubbed.
+
+Every record carries the worker id (`worker`: 0 for a single process, the slot number under
+`--workers`). `Throttle` bounds how often a repeated event (a rejected frame) is logged and
+counts what it suppressed.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,16 @@ from typing import Any, TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "redact_url", "setup_logging"]
+__all__ = [
+    "FrameLog",
+    "JsonFormatter",
+    "TextFormatter",
+    "Throttle",
+    "redact_url",
+    "setup_logging",
+]
+
+_frames = logging.getLogger("ocpp_gateway.frames")
 
 
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "authorization")
@@ -41,6 +55,21 @@ def _scrub(key: str, value: Any) -> Any:
     return value
 
 
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        key: _scrub(key, value)
+        for key, value in vars(record).items()
+        if key not in _STANDARD_ATTRS and not key.startswith("_")
+    }
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        + f".{int(record.msecs):03d}Z"
+    )
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object: ts, level, logger, msg and the record's extras.
 
@@ -56,35 +85,188 @@ class JsonFormatter(logging.Formatter):
             One line of JSON.
         """
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": redact_url(record.getMessage()),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = _scrub(key, value)
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exc"] = redact_url(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 
-def setup_logging(level: str = "info", stream: TextIO | None = None) -> None:
-    """Send every `ocpp_gateway` (and aiohttp) log record to `stream` as JSON lines.
+class TextFormatter(logging.Formatter):
+    """Formats a record as one readable line: `ts level logger: msg key=value ...`, with the
+    same scrubbing as `JsonFormatter`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Args:
+            record: the log record.
+
+        Returns:
+            One line of text.
+        """
+        parts = [
+            _timestamp(record),
+            record.levelname.lower(),
+            f"{record.name}:",
+            redact_url(record.getMessage()),
+        ]
+        for key, value in _extras(record).items():
+            text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+            if isinstance(value, str) and (" " in value or not value):
+                text = orjson.dumps(value).decode()
+            parts.append(f"{key}={text}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + redact_url(self.formatException(record.exc_info))
+        return line
+
+
+class _Worker(logging.Filter):
+    """Adds the worker id to every record."""
+
+    def __init__(self, worker: int | str) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self._worker
+        return True
+
+
+class Throttle:
+    """At most `burst` events per `interval` seconds pass; the rest are counted.
+
+    Args:
+        interval: seconds of one window.
+        burst: events allowed per window.
+    """
+
+    def __init__(self, interval: float = 10.0, burst: int = 10) -> None:
+        self._interval = interval
+        self._burst = burst
+        self._window = -interval
+        self._passed = 0
+        self.suppressed = 0
+
+    def allow(self, now: float) -> int | None:
+        """Whether an event at `now` may be logged.
+
+        Args:
+            now: `time.monotonic()`.
+
+        Returns:
+            None when the event is suppressed, else how many events were suppressed since the
+            last one that passed (to put on its line).
+        """
+        if now - self._window >= self._interval:
+            self._window = now
+            self._passed = 0
+        if self._passed >= self._burst:
+            self.suppressed += 1
+            return None
+        self._passed += 1
+        suppressed, self.suppressed = self.suppressed, 0
+        return suppressed
+
+
+class FrameLog:
+    """Logs per-frame rejections (a frame answered, replaced or dropped by the core) at a
+    bounded rate: at most `burst` lines per `interval` seconds per process, each line saying
+    how many were suppressed before it. Never logs payload values (the core's error detail
+    names a JSON path and a rule only).
+
+    Args:
+        interval: seconds of one window.
+        burst: lines allowed per window.
+    """
+
+    def __init__(self, interval: float = 10.0, burst: int = 10) -> None:
+        self._throttle = Throttle(interval, burst)
+
+    def rejected(
+        self,
+        charge_point_id: str,
+        direction: str,
+        action: str | None,
+        error_code: str,
+        detail: str | None,
+    ) -> None:
+        """A frame rejected with an OCPP error code.
+
+        Args:
+            charge_point_id: the connection's identity.
+            direction: "cp_to_csms" or "csms_to_cp".
+            action: the frame's action, if known.
+            error_code: the OCPP error code.
+            detail: the core's description of the violation.
+        """
+        suppressed = self._throttle.allow(time.monotonic())
+        if suppressed is not None:
+            _frames.warning(
+                "frame rejected",
+                extra={
+                    "charge_point_id": charge_point_id,
+                    "direction": direction,
+                    "action": action,
+                    "error_code": error_code,
+                    "detail": detail,
+                    "suppressed": suppressed,
+                },
+            )
+
+    def dropped(
+        self, charge_point_id: str, direction: str, action: str | None, reason: str
+    ) -> None:
+        """A frame dropped without an answer.
+
+        Args:
+            charge_point_id: the connection's identity.
+            direction: "cp_to_csms" or "csms_to_cp".
+            action: the frame's action, if known.
+            reason: the core's drop reason.
+        """
+        suppressed = self._throttle.allow(time.monotonic())
+        if suppressed is not None:
+            _frames.warning(
+                "frame dropped",
+                extra={
+                    "charge_point_id": charge_point_id,
+                    "direction": direction,
+                    "action": action,
+                    "reason": reason,
+                    "suppressed": suppressed,
+                },
+            )
+
+
+def setup_logging(
+    level: str = "info",
+    stream: TextIO | None = None,
+    fmt: str = "json",
+    worker: int | str = 0,
+) -> None:
+    """Send every `ocpp_gateway` (and aiohttp) log record to `stream`, one line each.
 
     Args:
         level: "debug", "info", "warning" or "error".
         stream: where to write; stderr when None.
+        fmt: "json" or "text".
+        worker: the worker id put on every line ("supervisor" for the `--workers` parent).
 
     Raises:
-        ValueError: unknown level.
+        ValueError: unknown level or format.
     """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
+    if fmt not in ("json", "text"):
+        raise ValueError(f"unknown log format {fmt!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_Worker(worker))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -122,7 +122,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                         if reply is not None:
                             await send_cp(reply)
                     else:
-                        _count_drop(runtime, _CP, verdict)
+                        _count_drop(runtime, conn, _CP, verdict)
                 if out is None:
                     continue
                 if origin == DEFAULT_TRANSPORT:
@@ -209,7 +209,7 @@ async def backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
                     if substitute is not None:
                         await send_cp(substitute)
                 else:
-                    _count_drop(runtime, _CSMS, verdict)
+                    _count_drop(runtime, conn, _CSMS, verdict)
     except (TransportUnavailable, ConnectionError):
         pass
     except asyncio.CancelledError:
@@ -387,9 +387,13 @@ def _count_rejected(
     runtime: Runtime, conn: Connection, direction: str, verdict: _core.Verdict, data: bytes
 ) -> None:
     """A frame refused by validation (answered or replaced): counted and logged."""
-    runtime.metrics.count_rejected(direction, verdict.action, verdict.error_code or "unknown")
+    code = verdict.error_code or "unknown"
+    runtime.metrics.count_rejected(direction, verdict.action, code)
     if runtime.violations is not None:
         runtime.violations.record_verdict(conn.session, verdict, direction, data)
+    runtime.frame_log.rejected(
+        conn.charge_point_id, direction, verdict.action, code, verdict.error_detail
+    )
 
 
 def _count_relaxed(runtime: Runtime, conn: Connection, verdict: _core.Verdict) -> None:
@@ -408,11 +412,12 @@ def _boot_seen(violations: ViolationLog, conn: Connection, verdict: _core.Verdic
             violations.record_boot(conn.version, boot[1], boot[2])
 
 
-def _count_drop(runtime: Runtime, direction: str, verdict: _core.Verdict) -> None:
+def _count_drop(runtime: Runtime, conn: Connection, direction: str, verdict: _core.Verdict) -> None:
     reason = verdict.drop_reason or "unknown"
     if reason == "unmatched_result":
         runtime.metrics.unmatched_results.labels(direction).inc()
     runtime.metrics.dropped.labels(direction, reason).inc()
+    runtime.frame_log.dropped(conn.charge_point_id, direction, verdict.action, reason)
 
 
 def _view(

@@ -20,6 +20,7 @@ from ocpp_gateway import _core
 from ocpp_gateway._core import OcppVersionName
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import PluginError, TransportUnavailable
+from ocpp_gateway.logs import FrameLog
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.model_rules import build_model_rules, version_policy
 from ocpp_gateway.routing import Chain, build_chain, check_forward_targets
@@ -70,6 +71,7 @@ class Runtime:
         metrics_dir: prometheus_client multiprocess directory, when running several workers.
         transports: transports built in code, by name, added to (or replacing) those of the
             configuration; "default" replaces the default backend.
+        worker: this process's worker id (0 without `--workers`).
 
     Raises:
         ocpp_gateway._core.SchemaError: no OCPP version has usable schemas.
@@ -82,8 +84,10 @@ class Runtime:
         config: GatewayConfig,
         metrics_dir: str | None = None,
         transports: Mapping[str, Transport] | None = None,
+        worker: int = 0,
     ) -> None:
         self.config = config
+        self.worker = worker
         self.schemas = _compile_schemas(config)
         self.versions: tuple[OcppVersionName, ...] = tuple(self.schemas)
         known = {action for s in self.schemas.values() for action, _ in s.actions()}
@@ -133,6 +137,7 @@ class Runtime:
         # Set while draining; the relay pokes it whenever a result went by or a socket closed.
         self.drain_progress: asyncio.Event | None = None
         self.gauges: dict[str, Any] = {v: self.metrics.connected.labels(v) for v in self.versions}
+        self.frame_log = FrameLog()
 
     async def start(self) -> None:
         """Connect the broker transports; one that cannot be reached now is connected by the
@@ -166,6 +171,14 @@ class Runtime:
         self.live[conn.charge_point_id] = conn
         self.connections.add(conn)
         self.gauges[conn.version].inc()
+        log.info(
+            "charge point connected",
+            extra={
+                "charge_point_id": conn.charge_point_id,
+                "remote": conn.info.remote,
+                "subprotocol": conn.version,
+            },
+        )
 
     def unregister(self, conn: Connection) -> None:
         """Forget a connection that ended; idempotent."""

@@ -1,5 +1,9 @@
 """The aiohttp application and its endpoints: `/ocpp/{id}`, `/metrics`, `/healthz`, `/readyz`.
 
+With `admin.port` set, a second listener (`admin`) serves `/metrics`, `/healthz`, `/readyz`
+and the admin API; `metrics_on_main_port` decides whether the charge point port keeps the
+first three. With `proxy_protocol`, the charge point port is a `proxy.ProxySite`.
+
 A charge point's request goes through `admission` (which decides between an accepted connection
 and a refusal), then through `relay.run` (the two pumps) until it ends; `drain` stops the
 whole process gracefully. The process state lives in `runtime.Runtime`.
@@ -17,11 +21,13 @@ from typing import Any
 from aiohttp import web
 
 from ocpp_gateway import relay
+from ocpp_gateway.admin import admin_ssl_context, build_admin_app, peer_socket, remove_stale
 from ocpp_gateway.admission import Admission, negotiate_subprotocol
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.connection import Connection
 from ocpp_gateway.drain import drain
 from ocpp_gateway.metrics import CONTENT_TYPE
+from ocpp_gateway.proxy import ProxySite, TrustedProxies, resolve_forwarded
 from ocpp_gateway.runtime import VERSIONS, Runtime
 from ocpp_gateway.transports import Transport
 
@@ -38,8 +44,11 @@ class _Endpoints:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._admission = Admission(runtime)
+        self._trusted = TrustedProxies(runtime.config.trusted_proxies)
 
     async def ocpp(self, request: web.Request) -> web.StreamResponse:
+        if self._trusted:
+            request = resolve_forwarded(request, self._trusted)
         try:
             admitted = await self._admission.admit(request)
             if not isinstance(admitted, Connection):
@@ -78,6 +87,8 @@ class RunningGateway:
         url: "ws://127.0.0.1:PORT" (or "wss://" with TLS); charge points use `{url}/ocpp/{id}`.
         metrics: the Metrics object.
         config: the configuration it runs with.
+        admin_port: the admin listener's real port, or None without one.
+        admin_url: "http://127.0.0.1:PORT" (or "https://"), or None.
     """
 
     def __init__(
@@ -88,16 +99,19 @@ class RunningGateway:
         port: int,
         scheme: str,
         expire_task: asyncio.Task[None],
+        admin: tuple[web.AppRunner, int, str] | None = None,
     ) -> None:
         self.runtime = runtime
         self._runner = runner
+        self._admin_runner = admin[0] if admin else None
+        self.admin_port = admin[1] if admin else None
         self._expire_task = expire_task
         self.host = host
         self.port = port
-        connect_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        if ":" in connect_host:
-            connect_host = f"[{connect_host}]"
-        self.url = f"{scheme}://{connect_host}:{port}"
+        self.url = f"{scheme}://{_connect_host(host)}:{port}"
+        self.admin_url = (
+            f"{admin[2]}://{_connect_host(runtime.config.admin.host)}:{admin[1]}" if admin else None
+        )
         self.metrics = runtime.metrics
         self.config = runtime.config
         self._stopped = False
@@ -122,7 +136,64 @@ class RunningGateway:
         with contextlib.suppress(asyncio.CancelledError):
             await self._expire_task
         await self._runner.cleanup()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
         self.runtime.security.close()  # password verification threads
+
+
+def _connect_host(host: str) -> str:
+    """The address a local client uses for a listener bound to `host`."""
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    return f"[{connect_host}]" if ":" in connect_host else connect_host
+
+
+def _bound_port(site: web.TCPSite, asked: int) -> int:
+    server: Any = site._server
+    if server is not None and getattr(server, "sockets", None):
+        sock: socket.socket = server.sockets[0]
+        return int(sock.getsockname()[1])
+    return asked
+
+
+async def _start_admin(
+    runtime: Runtime,
+    endpoints: _Endpoints,
+    reuse_port: bool,
+    peer_dir: str | None,
+) -> tuple[web.AppRunner, int, str]:
+    """Start the admin listener (and this worker's admin socket under `--workers`).
+
+    Returns:
+        Its runner, real port and scheme.
+    """
+    config = runtime.config
+    assert config.admin.port is not None
+    health = [
+        ("/metrics", endpoints.metrics),
+        ("/healthz", endpoints.healthz),
+        ("/readyz", endpoints.readyz),
+    ]
+    app = build_admin_app(runtime, health, peer_dir)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    ssl_context = admin_ssl_context(config.admin.tls_cert, config.admin.tls_key)
+    site = web.TCPSite(
+        runner,
+        config.admin.host,
+        config.admin.port,
+        ssl_context=ssl_context,
+        reuse_port=reuse_port or None,
+    )
+    try:
+        await site.start()
+        if peer_dir is not None:
+            path = peer_socket(peer_dir, runtime.worker)
+            await remove_stale(path)
+            await web.UnixSite(runner, path).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner, _bound_port(site, config.admin.port), "https" if ssl_context else "http"
 
 
 async def start_gateway(
@@ -131,6 +202,8 @@ async def start_gateway(
     reuse_port: bool = False,
     metrics_dir: str | None = None,
     transports: Mapping[str, Transport] | None = None,
+    worker: int = 0,
+    peer_dir: str | None = None,
 ) -> RunningGateway:
     """Start serving charge points.
 
@@ -141,6 +214,8 @@ async def start_gateway(
         transports: transports built in code (embedding the gateway, a backend of your own),
             by name; they add to those of the configuration, and "default" replaces the
             default backend.
+        worker: this process's worker id (on every log line and in the admin API).
+        peer_dir: under `--workers`, the directory of the workers' admin sockets.
 
     Returns:
         The running gateway.
@@ -150,16 +225,17 @@ async def start_gateway(
         ocpp_gateway._core.SchemaError: the schemas cannot be compiled.
         ocpp_gateway.errors.PluginError: a plugin cannot be loaded.
     """
-    runtime = Runtime(config, metrics_dir, transports)
+    runtime = Runtime(config, metrics_dir, transports, worker)
     await runtime.start()
     endpoints = _Endpoints(runtime)
     app = web.Application(client_max_size=config.security.max_message_bytes)
     app.router.add_get("/ocpp/{charge_point_id}", endpoints.ocpp)
     # Some deployments configure their chargers with a trailing slash: the same endpoint.
     app.router.add_get("/ocpp/{charge_point_id}/", endpoints.ocpp)
-    app.router.add_get("/metrics", endpoints.metrics)
-    app.router.add_get("/healthz", endpoints.healthz)
-    app.router.add_get("/readyz", endpoints.readyz)
+    if config.metrics_on_main_port or config.admin.port is None:
+        app.router.add_get("/metrics", endpoints.metrics)
+        app.router.add_get("/healthz", endpoints.healthz)
+        app.router.add_get("/readyz", endpoints.readyz)
     # aiohttp's keep-alive timer also runs from accept until a complete request head arrives:
     # bounding it by the handshake timeout closes slowloris sockets.
     handshake_timeout = config.security.handshake_timeout
@@ -172,34 +248,52 @@ async def start_gateway(
     )
     await runner.setup()
     ssl_context = runtime.security.ssl_context()
-    site = web.TCPSite(
-        runner,
-        config.host,
-        config.port,
-        ssl_context=ssl_context,
-        reuse_port=reuse_port or None,
-        backlog=1024,
-    )
+    site: web.TCPSite
+    if config.proxy_protocol:
+        site = ProxySite(
+            runner,
+            config.host,
+            config.port,
+            trusted=TrustedProxies(config.trusted_proxies),
+            header_timeout=handshake_timeout,
+            ssl_context=ssl_context,
+            reuse_port=reuse_port or None,
+            backlog=1024,
+        )
+    else:
+        site = web.TCPSite(
+            runner,
+            config.host,
+            config.port,
+            ssl_context=ssl_context,
+            reuse_port=reuse_port or None,
+            backlog=1024,
+        )
     try:
         await site.start()
     except OSError:
         await runner.cleanup()
         raise
-    server: Any = site._server
-    port = config.port
-    if server is not None and getattr(server, "sockets", None):
-        sock: socket.socket = server.sockets[0]
-        port = sock.getsockname()[1]
+    port = _bound_port(site, config.port)
+    admin = None
+    if config.admin.port is not None:
+        try:
+            admin = await _start_admin(runtime, endpoints, reuse_port, peer_dir)
+        except OSError:
+            await runner.cleanup()
+            raise
     expire_task = asyncio.create_task(runtime.run_timer())
     log.info(
         "gateway listening",
         extra={
             "host": config.host,
             "port": port,
+            "admin_port": admin[1] if admin else None,
+            "proxy_protocol": config.proxy_protocol,
             "transport": type(runtime.default_transport).__name__,
             "plugins": list(config.plugins.enabled),
         },
     )
     return RunningGateway(
-        runtime, runner, config.host, port, "wss" if ssl_context else "ws", expire_task
+        runtime, runner, config.host, port, "wss" if ssl_context else "ws", expire_task, admin
     )

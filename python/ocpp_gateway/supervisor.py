@@ -45,6 +45,19 @@ _MAX_RESTARTS = 5
 _RESTART_WINDOW = 60.0
 
 
+def _shared_port(host: str, port: int, holders: list[socket.socket]) -> int:
+    """A concrete port every worker can bind: `port`, or for 0 a free one reserved by a
+    SO_REUSEPORT socket kept in `holders` until the supervisor ends."""
+    if port != 0:
+        return port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((host, 0))
+    holders.append(holder)
+    return int(holder.getsockname()[1])
+
+
 def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     """Run `config.workers` serving processes on one port; forward SIGTERM/SIGINT to them.
 
@@ -55,24 +68,30 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     (the charge points it held reconnect to the others). More than `_MAX_RESTARTS` crashes
     within `_RESTART_WINDOW` seconds stop every worker and exit with status 1.
     """
-    port = config.port
-    holder: socket.socket | None = None
-    if port == 0:
-        # Reserve a concrete port that every worker can share.
-        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        holder.bind((config.host, 0))
-        port = holder.getsockname()[1]
+    holders: list[socket.socket] = []
+    port = _shared_port(config.host, config.port, holders)
     metrics_dir = tempfile.mkdtemp(prefix="ocpp-gateway-metrics-")
+    # The workers' admin sockets (admin.py): private to this user (mkdtemp makes it 0700).
+    peer_dir = tempfile.mkdtemp(prefix="ocpp-gateway-admin-")
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir)
-    child_argv = _without_flag(_without_flag(argv, "--workers"), "--port")
+    child_argv = argv
+    for flag in ("--workers", "--port", "--admin-port"):
+        child_argv = _without_flag(child_argv, flag)
     command = [sys.executable, "-m", "ocpp_gateway.cli", "serve", *child_argv]
     command += ["--workers", "1", "--port", str(port), "--reuse-port"]
+    if config.admin.port is not None:
+        admin_port = _shared_port(config.admin.host, config.admin.port, holders)
+        command += ["--admin-port", str(admin_port), "--peer-dir", peer_dir]
 
-    def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, env=env)
+    def spawn(slot: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*command, "--worker-id", str(slot)], env=env)
 
-    workers = {w.pid: w for w in (spawn() for _ in range(config.workers))}
+    slots: dict[int, int] = {}  # pid -> worker id; a restarted worker takes the same id
+    workers: dict[int, subprocess.Popen[bytes]] = {}
+    for slot in range(config.workers):
+        started = spawn(slot)
+        workers[started.pid] = started
+        slots[started.pid] = slot
     print(
         f"ocpp-gateway supervising {len(workers)} workers on port {port}",
         file=sys.stderr,
@@ -97,6 +116,7 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
         while workers:
             pid, wait_status = os.wait()
             worker = workers.pop(pid, None)
+            slot = slots.pop(pid, 0)
             if worker is None:
                 continue
             code = worker.returncode = os.waitstatus_to_exitcode(wait_status)
@@ -111,15 +131,20 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
                 forward(signal.SIGTERM, None)
                 status = 1
                 continue
-            log.warning("worker exited; restarting it", extra={"pid": pid, "exit_status": code})
-            replacement = spawn()
+            log.warning(
+                "worker exited; restarting it",
+                extra={"pid": pid, "exit_status": code, "worker_slot": slot},
+            )
+            replacement = spawn(slot)
             workers[replacement.pid] = replacement
+            slots[replacement.pid] = slot
     finally:
         for worker in workers.values():
             if worker.poll() is None:
                 worker.terminate()
                 worker.wait()
-        if holder is not None:
+        for holder in holders:
             holder.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(peer_dir, ignore_errors=True)
     return status

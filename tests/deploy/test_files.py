@@ -114,6 +114,18 @@ def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
     assert str(pod["securityContext"].get("runAsGroup", gid)) == (gid or uid)
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) in ports.values()
+    # Probes and scrapes use the admin listener the ConfigMap turns on, not the charge point
+    # port (which may ask for client certificates).
+    shipped_config = tomllib.loads(toml_text)
+    admin_port = shipped_config["admin"]["port"]
+    assert ports["admin"] == admin_port == int(annotations["prometheus.io/port"])
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == "admin", probe
+    assert shipped_config["metrics_on_main_port"] is False
+    environment = compose["services"]["gateway"]["environment"]
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    [target] = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert target == f"gateway:{environment['OCPP_GATEWAY_ADMIN__PORT']}"
     shipped = tmp_path / "gateway.toml"
     shipped.write_text(toml_text)
     assert check_config(str(shipped)) == []
@@ -224,6 +236,50 @@ async def test_the_health_check_command_probes_the_configured_port() -> None:
         with __import__("socket").socket() as unused:
             unused.bind(("127.0.0.1", 0))
             assert await run_check(str(unused.getsockname()[1])) != 0
+
+
+async def test_the_health_check_asks_the_admin_port_when_one_is_set() -> None:
+    (check,) = [rest for keyword, rest in final_stage() if keyword == "HEALTHCHECK"]
+    command = shlex.quote(sys.executable) + check.split(" CMD ", 1)[1][len("python") :]
+    async with process(
+        sys.executable,
+        "-m",
+        "ocpp_gateway.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--admin-port",
+        "0",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(gateway_env(), OCPP_GATEWAY_METRICS_ON_MAIN_PORT="false"),
+    ) as gateway:
+        assert gateway.stderr is not None
+        lines = ""
+        while "admin (probes, metrics, API) at" not in lines:
+            line = (await asyncio.wait_for(gateway.stderr.readline(), 30)).decode()
+            assert line, "the gateway exited"
+            lines += line
+        found = re.search(
+            r"listening on ws://127\.0\.0\.1:(\d+)\n(?:.*\n)*?.*admin \(probes, metrics, API\) at "
+            r"http://127\.0\.0\.1:(\d+)",
+            lines,
+        )
+        assert found is not None, lines
+        port, admin = found.groups()
+
+        async def run_check(**env_vars: str) -> int:
+            env = dict(os.environ, **env_vars)
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh", "-c", command, env=env, stderr=asyncio.subprocess.DEVNULL
+            )
+            return await asyncio.wait_for(proc.wait(), 30)
+
+        assert await run_check(OCPP_GATEWAY_PORT=port, OCPP_GATEWAY_ADMIN__PORT=admin) == 0
+        # The charge point port no longer serves /healthz: without the admin port, it fails.
+        assert await run_check(OCPP_GATEWAY_PORT=port) != 0
 
 
 def _dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:

@@ -98,6 +98,14 @@ def boot_answer(charge_point_id: str, _payload: Any) -> Any:
 GatewayFactory = Callable[..., Awaitable[RunningGateway]]
 
 
+async def until(condition: Callable[[], object], what: str) -> None:
+    """Poll `condition` until it holds, bounded by WAIT (for state with no event to await)."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.01)
+
+
 async def receive_frame(ws: aiohttp.ClientWebSocketResponse) -> bytes:
     """The next text frame a charge point received, as bytes; fails on close or timeout."""
     msg = await asyncio.wait_for(ws.receive(), WAIT)

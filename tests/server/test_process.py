@@ -219,3 +219,62 @@ async def test_crashed_worker_is_restarted_and_its_gauges_dropped(
         await ws.close()
     gateway.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(gateway.proc.wait(), WAIT) == 0
+
+
+async def _answer_calls(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """A charge point that accepts every call made to it."""
+    async for msg in ws:
+        frame = json.loads(msg.data)
+        if frame[0] == 2:
+            await ws.send_str(json.dumps([3, frame[1], {"status": "Accepted"}]))
+
+
+async def test_any_workers_admin_api_reaches_every_workers_charge_points(
+    spawn: object, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    token = "two-workers-token-0123"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[admin]\nhost = "127.0.0.1"\nport = 0\ntoken = "{token}"\n')
+    gateway = await spawn(  # type: ignore[operator]
+        "--port", "0", "--workers", "2", "--config", str(config)
+    )
+    port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
+    await gateway.wait_for_count(r"listening on ws://", 2)
+    admin = (await gateway.wait_for_line(r"admin \(probes, metrics, API\) at (http://\S+)")).group(
+        1
+    )
+    ids = [f"A{i}" for i in range(12)]
+    sockets = [
+        await client.ws_connect(f"ws://127.0.0.1:{port}/ocpp/{cp}", protocols=("ocpp1.6",))
+        for cp in ids
+    ]
+    answering = [asyncio.create_task(_answer_calls(ws)) for ws in sockets]
+    auth = {"Authorization": f"Bearer {token}"}
+    # Each request lands on either worker; every answer lists the charge points of both.
+    for _ in range(4):
+        async with client.get(f"{admin}/charge-points", headers=auth) as resp:
+            assert resp.status == 200
+            listing = (await resp.json())["charge_points"]
+        assert sorted(cp["id"] for cp in listing) == sorted(ids)
+        assert {cp["worker"] for cp in listing} == {0, 1}  # the kernel spread 12 sockets
+    for cp in ids:
+        async with client.post(
+            f"{admin}/charge-points/{cp}/calls",
+            headers=auth,
+            json={"action": "Reset", "payload": {"type": "Soft"}},
+        ) as resp:
+            assert resp.status == 200, (cp, await resp.text())
+            assert (await resp.json())["result"] == {"status": "Accepted"}
+        async with client.get(f"{admin}/charge-points/{cp}", headers=auth) as resp:
+            assert (await resp.json())["id"] == cp
+    async with client.get(f"{admin}/charge-points/NOPE", headers=auth) as resp:
+        assert resp.status == 404
+    for ws in sockets:
+        await ws.close()
+    for task in answering:
+        task.cancel()
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(gateway.proc.wait(), WAIT) == 0
+    # Every line of the workers says which worker wrote it.
+    worker_lines = [json.loads(line) for line in gateway.lines if line.startswith("{")]
+    assert worker_lines and all("worker" in line for line in worker_lines)

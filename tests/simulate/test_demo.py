@@ -48,6 +48,7 @@ async def run_until(options: DemoOptions, out: Watched) -> int:
 def test_parse_args_defaults_and_checks() -> None:
     options = parse_args([])
     assert options.charge_points == 50 and options.port == 8180 and options.duration is None
+    assert options.admin_port == 8181 and options.admin_token == "demo-admin-token"
     assert options.upstream is None
     options = parse_args(["--charge-points", "7", "--duration", "3", "--port", "0"])
     assert (options.charge_points, options.duration, options.port) == (7, 3.0, 0)
@@ -57,7 +58,7 @@ def test_parse_args_defaults_and_checks() -> None:
 
 
 async def test_plain_output_reports_the_fleet_and_a_summary() -> None:
-    options = DemoOptions(charge_points=6, port=0, interval=0.2, seed=1)
+    options = DemoOptions(charge_points=6, port=0, admin_port=0, interval=0.2, seed=1)
     out = Watched("connected 6/6 booted 6 ", tty=False)
     assert await run_until(options, out) == 0
     text = out.getvalue()
@@ -68,7 +69,7 @@ async def test_plain_output_reports_the_fleet_and_a_summary() -> None:
 
 
 async def test_live_view_renders_on_a_terminal() -> None:
-    options = DemoOptions(charge_points=4, port=0, interval=0.2, seed=2)
+    options = DemoOptions(charge_points=4, port=0, admin_port=0, interval=0.2, seed=2)
     out = Watched("4/4 connected, 4 booted", tty=True)
     assert await run_until(options, out) == 0
     text = out.getvalue()
@@ -82,7 +83,9 @@ async def test_a_busy_port_is_an_error_not_a_crash(capsys: pytest.CaptureFixture
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code = await asyncio.wait_for(run_demo(DemoOptions(port=port), io.StringIO()), WAIT)
+        code = await asyncio.wait_for(
+            run_demo(DemoOptions(port=port, admin_port=0), io.StringIO()), WAIT
+        )
     assert code == 1
     assert "cannot start the gateway" in capsys.readouterr().err
 
@@ -97,7 +100,13 @@ def test_the_cli_routes_demo_to_this_module(capsys: pytest.CaptureFixture[str]) 
 async def test_with_an_upstream_the_csms_sees_only_valid_calls(csms: SchemaCsms) -> None:
     # Every charge point misbehaves: the gateway must stop each invalid frame.
     options = DemoOptions(
-        charge_points=4, port=0, interval=0.2, seed=3, upstream=csms.url, misbehave=1.0
+        charge_points=4,
+        port=0,
+        admin_port=0,
+        interval=0.2,
+        seed=3,
+        upstream=csms.url,
+        misbehave=1.0,
     )
     out = Watched(r"connected 4/4 booted 4 .*rejected [1-9]", tty=False)
     stop = asyncio.Event()
@@ -133,6 +142,7 @@ async def test_demo_on_a_broker_runs_broker_gateway_and_example_backend(transpor
     options = DemoOptions(
         charge_points=4,
         port=0,
+        admin_port=0,
         interval=0.2,
         seed=1,
         plain=True,
@@ -158,6 +168,7 @@ async def test_observe_mode_keeps_a_rollout_log_that_violations_prints(
     options = DemoOptions(
         charge_points=12,
         port=0,
+        admin_port=0,
         interval=0.2,
         seed=3,
         misbehave=1.0,
@@ -174,3 +185,47 @@ async def test_observe_mode_keeps_a_rollout_log_that_violations_prints(
     assert "BootNotification" in table and "maxLength" in table, table
     assert cli.main(["violations", "--toml", str(log)]) == 0
     assert "[validation.models." in capsys.readouterr().out
+
+
+async def test_the_admin_api_drives_a_simulated_charger_as_the_readme_shows() -> None:
+    import aiohttp
+
+    options = DemoOptions(charge_points=2, share_201=0.5, port=0, admin_port=0, seed=4)
+    out = Watched(r"connected 2/2 booted 2", tty=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_demo(options, out, stop))
+    await asyncio.wait_for(out.seen.wait(), WAIT)
+    found = re.search(r"charge point API at (http://\S+)/charge-points", out.getvalue())
+    assert found is not None, out.getvalue()
+    api = found.group(1)
+    auth = {"Authorization": "Bearer demo-admin-token"}
+    calls = [
+        ("DEMO16-0001", "Reset", {"type": "Soft"}),
+        ("DEMO16-0001", "TriggerMessage", {"requestedMessage": "Heartbeat"}),
+        ("DEMO16-0001", "RemoteStartTransaction", {"idTag": "TAG1", "connectorId": 1}),
+        ("DEMO201-0001", "Reset", {"type": "Immediate"}),
+        ("DEMO201-0001", "TriggerMessage", {"requestedMessage": "Heartbeat"}),
+        (
+            "DEMO201-0001",
+            "RequestStartTransaction",
+            {"idToken": {"idToken": "TAG1", "type": "ISO14443"}, "remoteStartId": 1},
+        ),
+    ]
+    try:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"{api}/charge-points", headers=auth) as resp:
+                listing = (await resp.json())["charge_points"]
+            assert {cp["id"] for cp in listing} == {"DEMO16-0001", "DEMO201-0001"}
+            assert all(cp["vendor"] and cp["model"] for cp in listing)
+            for charge_point_id, action, payload in calls:
+                async with client.post(
+                    f"{api}/charge-points/{charge_point_id}/calls",
+                    headers=auth,
+                    json={"action": action, "payload": payload},
+                ) as resp:
+                    assert resp.status == 200, (action, await resp.text())
+                    result = (await resp.json())["result"]
+                assert result.get("status") in ("Accepted", "Rejected"), (action, result)
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, WAIT) == 0

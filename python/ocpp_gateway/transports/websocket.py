@@ -409,7 +409,7 @@ class WebSocketTransport:
             token = base64.b64encode(f"{user}:{self._password}".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
         if self._picows:
-            return await self._open_picows(url, versions, headers)
+            return await self._open_picows(url, versions, headers, charge_point_id)
         try:
             async with asyncio.timeout(self._timeout):
                 ws = await self._client().ws_connect(
@@ -423,15 +423,15 @@ class WebSocketTransport:
                     decode_text=False,
                 )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc, charge_point_id, versions) from exc
         chosen = ws.protocol
         if chosen not in versions:
             await ws.close()
-            raise self._refused_versions(versions, chosen)
+            raise self._refused_versions(charge_point_id, versions, chosen)
         return WebSocketLink(ws, chosen)
 
     async def _open_picows(
-        self, url: str, versions: tuple[str, ...], headers: dict[str, str]
+        self, url: str, versions: tuple[str, ...], headers: dict[str, str], charge_point_id: str
     ) -> PicowsLink:
         headers["Sec-WebSocket-Protocol"] = ", ".join(versions)
         max_msg_size = self._max_msg_size
@@ -451,38 +451,52 @@ class WebSocketTransport:
                     use_aiofastnet=False,
                 )
         except (TimeoutError, picows.WSError, OSError) as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc, charge_point_id, versions) from exc
         response = transport.response
         answer = response.headers.get("Sec-WebSocket-Protocol") if response else None
         chosen = answer.strip() if answer else None
         if chosen is None or chosen not in versions:
             transport.send_close(picows.WSCloseCode.PROTOCOL_ERROR)
             transport.disconnect()
-            raise self._refused_versions(versions, chosen)
+            raise self._refused_versions(charge_point_id, versions, chosen)
         assert isinstance(listener, _UpstreamListener)
         return PicowsLink(transport, listener, chosen)
 
     def _refused_versions(
-        self, versions: tuple[str, ...], chosen: str | None
+        self, charge_point_id: str, versions: tuple[str, ...], chosen: str | None
     ) -> TransportUnavailable:
         log.warning(
             "upstream chose no offered subprotocol",
             extra={
                 "transport": self.name,
                 "url": redact_url(self.url),
+                "charge_point_id": charge_point_id,
                 "offered": list(versions),
                 "chosen": chosen,
             },
         )
         return TransportUnavailable("upstream did not accept the subprotocol")
 
-    def _failed(self, exc: BaseException) -> TransportUnavailable:
+    def _failed(
+        self, exc: BaseException, charge_point_id: str, versions: tuple[str, ...]
+    ) -> TransportUnavailable:
+        """Log a failed upstream handshake with what an operator needs to diagnose it: the HTTP
+        status the CSMS answered or the errno of the socket, and the subprotocol offered."""
+        status = getattr(exc, "status", None)
+        if status is None:
+            status = getattr(getattr(exc, "response", None), "status", None)
+        errno = exc.errno if isinstance(exc, OSError) else None
         log.warning(
             "upstream connect failed",
             extra={
                 "transport": self.name,
                 "url": redact_url(self.url),
+                "charge_point_id": charge_point_id,
+                "subprotocol": ", ".join(versions),
                 "error": type(exc).__name__,
+                "status": status if isinstance(status, int) else None,
+                "errno": errno,
+                "detail": redact_url(str(exc))[:200],
             },
         )
         return TransportUnavailable(f"cannot open upstream: {type(exc).__name__}")

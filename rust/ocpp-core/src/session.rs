@@ -223,6 +223,8 @@ pub struct Session {
     /// What the last BootNotification said.
     boot: Option<BootInfo>,
     boot_id: Option<ActionId>,
+    /// Frames judged so far: [from the charge point, from the CSMS].
+    frames: [u64; 2],
 }
 
 impl Session {
@@ -242,6 +244,7 @@ impl Session {
             rule: None,
             boot: None,
             boot_id,
+            frames: [0, 0],
         }
     }
 
@@ -327,6 +330,11 @@ impl Session {
         self.pending.len()
     }
 
+    /// Frames judged so far: (from the charge point, from the CSMS).
+    pub fn frames(&self) -> (u64, u64) {
+        (self.frames[0], self.frames[1])
+    }
+
     /// Forget calls pending for `call_timeout` or longer: (direction, UniqueId, action).
     pub fn expire(&mut self, now: f64) -> Vec<(Direction, String, &'static str)> {
         self.pending
@@ -348,6 +356,7 @@ impl Session {
 
     /// Judge a frame travelling `direction`.
     pub fn judge<'a>(&mut self, direction: Direction, bytes: &'a [u8], now: f64) -> Verdict<'a> {
+        self.frames[usize::from(direction == Direction::CsmsToCp)] += 1;
         match frame::parse(bytes, self.version) {
             Ok(f) => self.judge_frame(direction, f, now),
             Err(e) => self.judge_broken(direction, e, now),

@@ -655,6 +655,11 @@ impl PySession {
         self.inner.pending()
     }
 
+    /// Frames judged so far: (from the charge point, from the CSMS).
+    fn frames(&self) -> (u64, u64) {
+        self.inner.frames()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Session({:?}, pending={})",

@@ -468,3 +468,17 @@ fn retransmission_is_allowed_when_the_pending_table_is_full() {
     let v = s.from_charge_point(br#"[2,"new","Heartbeat",{}]"#, 1.0);
     assert_eq!(v.error_code, Some("FormationViolation"));
 }
+
+#[test]
+fn frames_are_counted_each_way_valid_or_not() {
+    let mut s = session(OcppVersion::V16);
+    assert_eq!(s.frames(), (0, 0));
+    s.judge(CP, br#"[2,"a","Heartbeat",{}]"#, 0.0);
+    s.judge(CP, b"not json", 0.0);
+    s.judge(
+        CSMS,
+        br#"[3,"a",{"currentTime":"2025-01-01T00:00:00Z"}]"#,
+        0.0,
+    );
+    assert_eq!(s.frames(), (2, 1));
+}
