@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 import socket
 from pathlib import Path
@@ -138,6 +139,8 @@ async def test_demo_on_a_broker_runs_broker_gateway_and_example_backend(transpor
     import shutil
 
     if shutil.which("nats-server" if transport == "nats" else "redis-server") is None:
+        if os.environ.get("REQUIRE_TEST_TOOLS"):
+            pytest.fail("REQUIRE_TEST_TOOLS is set but the broker server is not installed")
         pytest.skip("broker server not installed")
     options = DemoOptions(
         charge_points=4,
