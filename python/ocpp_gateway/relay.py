@@ -35,13 +35,14 @@ from ocpp_gateway.connection import (
 )
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
+from ocpp_gateway.session import is_transaction_message
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
     from ocpp_gateway.violations import ViolationLog
 
-__all__ = ["backend_pump", "is_transaction_message", "run", "send_backend"]
+__all__ = ["backend_pump", "run", "send_backend"]
 
 log = logging.getLogger("ocpp_gateway.relay")
 
@@ -51,9 +52,6 @@ _PING = WSMsgType.PING
 _PONG = WSMsgType.PONG
 _CP: Literal["cp_to_csms"] = "cp_to_csms"
 _CSMS: Literal["csms_to_cp"] = "csms_to_cp"
-_TRANSACTION_ACTIONS = frozenset(
-    {"StartTransaction", "StopTransaction", "TransactionEvent", "SecurityEventNotification"}
-)
 
 
 async def run(runtime: Runtime, conn: Connection) -> None:
@@ -341,7 +339,9 @@ async def _rate_limited(
     """
     runtime.metrics.rate_limited.labels(runtime.metrics.action_label(verdict.action)).inc()
     if runtime.config.security.rate_excess == "close" or (
-        verdict.forward and verdict.message_type == 2 and is_transaction_message(verdict, data)
+        verdict.forward
+        and verdict.message_type == 2
+        and is_transaction_message(verdict.action, data)
     ):
         conn.close_reason = "rate_limited"
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -435,26 +435,3 @@ def _close_reason(ws: web.WebSocketResponse, data: object) -> str:
     if getattr(data, "code", None) == 1009 or ws.close_code == 1009:
         return "message_too_big"
     return "charge_point_closed"
-
-
-def is_transaction_message(verdict: _core.Verdict, data: bytes) -> bool:
-    """DESIGN "Rules that keep data safe": messages a charger must not lose to a CALLERROR.
-
-    Args:
-        verdict: the Session's verdict on a CALL.
-        data: the CALL's bytes.
-
-    Returns:
-        True for StartTransaction, StopTransaction, TransactionEvent,
-        SecurityEventNotification, and MeterValues carrying a transactionId.
-    """
-    action = verdict.action
-    if action in _TRANSACTION_ACTIONS:
-        return True
-    if action != "MeterValues":
-        return False
-    try:
-        payload = orjson.loads(data)[3]
-    except (orjson.JSONDecodeError, IndexError, TypeError):
-        return False
-    return isinstance(payload, dict) and payload.get("transactionId") is not None

@@ -7,12 +7,62 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
+
 from ocpp_gateway._core import SchemaSet
 
 if TYPE_CHECKING:
     from ocpp_gateway._core import OcppVersionName
 
-__all__ = ["SCHEMA_SUBDIRS", "default_schemas", "official_schema_dir"]
+__all__ = [
+    "SCHEMA_SUBDIRS",
+    "TRANSACTION_ACTIONS",
+    "default_schemas",
+    "is_transaction_message",
+    "official_schema_dir",
+]
+
+#: DESIGN.md "Rules that keep data safe": the CALLs a charger queues and retries itself, never
+#: to be answered with a CALLERROR on a backend's behalf (MeterValues only with a transactionId).
+TRANSACTION_ACTIONS: frozenset[str] = frozenset(
+    {
+        "StartTransaction",
+        "StopTransaction",
+        "MeterValues",
+        "TransactionEvent",
+        "SecurityEventNotification",
+    }
+)
+
+
+def is_transaction_message(
+    action: str | None, frame: bytes, actions: frozenset[str] = TRANSACTION_ACTIONS
+) -> bool:
+    """Whether a valid CALL is a transaction message.
+
+    A byte scan rules out a MeterValues without the key; only one that mentions it is parsed,
+    so the check costs next to nothing on the path of every CALL.
+
+    Args:
+        action: the CALL's action.
+        frame: its bytes.
+        actions: the transaction-class actions (a broker transport may configure its own).
+
+    Returns:
+        True for a transaction-class CALL.
+    """
+    if action not in actions:
+        return False
+    if action != "MeterValues":
+        return True
+    if b'"transactionId"' not in frame:
+        return False
+    try:
+        payload = orjson.loads(frame)[3]
+    except (orjson.JSONDecodeError, IndexError, TypeError):
+        return False
+    return isinstance(payload, dict) and payload.get("transactionId") is not None
+
 
 #: Folder of each version's schemas inside the `ocpp` package.
 SCHEMA_SUBDIRS: dict[str, str] = {

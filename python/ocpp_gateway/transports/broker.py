@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import orjson
 
 from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.session import TRANSACTION_ACTIONS, is_transaction_message
 
 __all__ = [
     "DEFAULT_TRANSACTION_ACTIONS",
@@ -85,13 +86,7 @@ VERSION_TOKENS = {"ocpp1.6": "16", "ocpp2.0.1": "201", "ocpp2.1": "21"}
 
 # DESIGN.md "Rules that keep data safe": the messages a charger queues and retries itself.
 # MeterValues counts only when it carries a transactionId (checked on the bytes).
-DEFAULT_TRANSACTION_ACTIONS = (
-    "StartTransaction",
-    "StopTransaction",
-    "MeterValues",
-    "TransactionEvent",
-    "SecurityEventNotification",
-)
+DEFAULT_TRANSACTION_ACTIONS = tuple(sorted(TRANSACTION_ACTIONS))
 
 _TOKEN_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 # The head of a validated frame: message type, UniqueId, and (CALL, SEND) the action, when they
@@ -135,7 +130,7 @@ def default_node_id() -> str:
 
 
 def is_transaction(action: str, frame: bytes, actions: frozenset[str]) -> bool:
-    """Whether a CALL belongs on the transaction stream.
+    """Whether a CALL belongs on the transaction stream (`session.is_transaction_message`).
 
     Args:
         action: the CALL's action.
@@ -145,9 +140,7 @@ def is_transaction(action: str, frame: bytes, actions: frozenset[str]) -> bool:
     Returns:
         True for a transaction-class CALL.
     """
-    if action not in actions:
-        return False
-    return action != "MeterValues" or b'"transactionId"' in frame
+    return is_transaction_message(action, frame, actions)
 
 
 def received_timestamp() -> str:
