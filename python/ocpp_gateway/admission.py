@@ -73,12 +73,14 @@ class Refusal:
         status: the HTTP status.
         text: the response body.
         headers: extra response headers.
+        detail: why, for the log line only (e.g. what the transport said); never sent.
     """
 
     reason: str
     status: int
     text: str
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    detail: str = ""
 
 
 def check_path(charge_point_id: str) -> Refusal | None:
@@ -160,7 +162,7 @@ def takeover_rule(
     return "ping"
 
 
-def _log_refusal(request: web.Request, reason: str, status: int) -> None:
+def _log_refusal(request: web.Request, reason: str, status: int, detail: str = "") -> None:
     """One info line per refusal: reason, id, address, offered subprotocols (client-chosen
     strings cut to 100 characters); never a header that carries a credential."""
     charge_point_id = request.match_info.get("charge_point_id")
@@ -173,6 +175,7 @@ def _log_refusal(request: web.Request, reason: str, status: int) -> None:
             "charge_point_id": charge_point_id[:100] if charge_point_id else charge_point_id,
             "remote": request.remote,
             "offered": offered[:100] if offered else offered,
+            **({"detail": detail} if detail else {}),
         },
     )
 
@@ -215,7 +218,7 @@ class Admission:
     def _refuse(self, request: web.Request, refusal: Refusal) -> web.Response:
         """Count, log (reason, id, address; never a credential) and answer a refusal."""
         self._runtime.metrics.handshakes_refused.labels(refusal.reason).inc()
-        _log_refusal(request, refusal.reason, refusal.status)
+        _log_refusal(request, refusal.reason, refusal.status, refusal.detail)
         return web.Response(status=refusal.status, text=refusal.text, headers=refusal.headers)
 
     async def admit(self, request: web.Request) -> Connection | web.StreamResponse:
@@ -346,11 +349,10 @@ class Admission:
             transport = runtime.default_transport
             try:
                 link = await transport.open(charge_point_id, tuple(offered))
-            except TransportUnavailable:
+            except TransportUnavailable as exc:
                 runtime.metrics.upstream_connect_failures.labels(transport.name).inc()
-                return self._refuse(
-                    request, Refusal("upstream_unavailable", 503, "backend unavailable")
-                )
+                refusal = Refusal("upstream_unavailable", 503, "backend unavailable")
+                return self._refuse(request, dataclasses.replace(refusal, detail=str(exc)))
             # The backend chose among the charge point's versions: accept it with that one.
             if link.version != info.version:
                 version = _VERSIONS[link.version]

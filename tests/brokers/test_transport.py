@@ -84,6 +84,28 @@ async def test_readiness_and_links_follow_the_broker(server: tuple[str, Broker])
     assert not transport.ready()
 
 
+async def test_a_reconnect_storm_claims_every_charge_point(server: tuple[str, Broker]) -> None:
+    """Hundreds of handshakes at once (a node's fleet moving over) all get their link: with
+    Redis, claims beyond the connection pool wait for a connection instead of failing (a
+    plain redis-py pool raised MaxConnectionsError past 100 and the charge points got 503)."""
+    kind, running = server
+    if kind == "nats":
+        transport = _transport(kind, running.url)
+    else:
+        options = RedisStreamsOptions(url=running.url, node_id="n1", node_ttl=1.5, pool_size=4)
+        transport = RedisStreamsTransport("default", options)
+    try:
+        await transport.start()
+        ids = [f"CP-S{i:03d}" for i in range(300)]
+        links = await asyncio.gather(*(transport.open(cp, ("ocpp1.6",)) for cp in ids))
+        assert len({link.epoch for link in links}) == len(ids)
+        assert all(link.epoch > 0 and not link.ended for link in links)
+        await asyncio.gather(*(link.send(b'[2,"s1","Heartbeat",{}]') for link in links))
+        await asyncio.gather(*(link.close() for link in links))
+    finally:
+        await transport.close()
+
+
 async def test_collector_exports_the_transport_counters(server: tuple[str, Broker]) -> None:
     kind, running = server
     transport = _transport(kind, running.url)

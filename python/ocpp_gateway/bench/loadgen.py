@@ -379,7 +379,13 @@ class Worker:
         await asyncio.gather(*(one(link) for link in chosen))
         return {"latencies": latencies, "failed": failed, "errors": errors}
 
-    async def storm(self, deadline: float, max_backoff: float = 2.0) -> dict[str, Any]:
+    async def storm(
+        self,
+        deadline: float,
+        max_backoff: float = 2.0,
+        move: dict[str, str] | None = None,
+        only: list[str] | None = None,
+    ) -> dict[str, Any]:
         """Drop every connection, then reconnect and boot all of them at once.
 
         Charge points whose handshake or boot fails retry with jittered exponential backoff
@@ -388,20 +394,29 @@ class Worker:
         Args:
             deadline: monotonic time after which charge points stop retrying.
             max_backoff: cap of the retry delay in seconds.
+            move: base URL -> base URL the charge points of the first reconnect to (another
+                gateway node, as a load balancer sends them when a node goes away).
+            only: drop and reconnect only the links to these base URLs (all when None); the
+                others stay connected.
 
         Returns:
-            {"charge_points", "booted", "seconds" (until the last boot), "refused" (reason ->
-            count of failed attempts), "cpu"}.
+            {"charge_points" (dropped), "booted" (of those, back), "seconds" (until the last
+            boot), "refused" (reason -> count of failed attempts), "cpu"}.
         """
-        fleet = [(link.url, link.charge_point_id, link.version) for link in self.links]
-        await asyncio.gather(*(self._close_link(link) for link in self.links))
-        self.links = []
+        moved = move or {}
+        dropped = [link for link in self.links if only is None or link.url in only]
+        fleet = [
+            (moved.get(link.url, link.url), link.charge_point_id, link.version) for link in dropped
+        ]
+        await asyncio.gather(*(self._close_link(link) for link in dropped))
+        self.links = [link for link in self.links if only is not None and link.url not in only]
         refused: Counter[str] = Counter()
         started, cpu0 = time.monotonic(), self_cpu()
         last_boot = started
+        booted = 0
 
         async def one(url: str, charge_point_id: str, version: str) -> None:
-            nonlocal last_boot
+            nonlocal last_boot, booted
             backoff = 0.1
             while time.monotonic() < deadline:
                 remaining = max(0.1, deadline - time.monotonic())
@@ -410,6 +425,7 @@ class Worker:
                 )
                 if link is not None:
                     self.links.append(link)
+                    booted += 1
                     last_boot = max(last_boot, time.monotonic())
                     return
                 refused[reason] += 1
@@ -419,7 +435,7 @@ class Worker:
         await asyncio.gather(*(one(url, cp, version) for url, cp, version in fleet))
         return {
             "charge_points": len(fleet),
-            "booted": len(self.links),
+            "booted": booted,
             "seconds": last_boot - started,
             "refused": dict(refused),
             "cpu": self_cpu() - cpu0,

@@ -16,7 +16,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ __all__ = [
     "merge_connect",
     "per",
     "percentiles",
+    "ramp",
     "settings_for",
     "summarize",
     "summarize_phase",
@@ -481,8 +482,7 @@ class Run:
             "csms_processes": len(csms.processes),
             "loadgen_processes": loadgen.size,
         }
-        steps: list[dict[str, Any]] = []
-        result: dict[str, Any] = {"layout": layout, "steps": steps, "reached": 0}
+        result: dict[str, Any] = {"layout": layout, "steps": [], "reached": 0}
         target: Target | None = None
         try:
             target = await start_target(
@@ -495,65 +495,20 @@ class Run:
                 baselines=Path(self.settings.baselines) if self.settings.baselines else None,
             )
             await asyncio.sleep(settings.settle)
-            base = target.usage()
-            loadgen_base = usage(loadgen.pids)
-            result["base_rss"] = base.rss
-            held = 0
-            for step in settings.scale_steps:
-                fresh = fleet_ids(f"{name}-x", step - held, settings.share_201, start=held)
-                urls = target.urls
-                entries = [(urls[(held + i) % len(urls)], *cp) for i, cp in enumerate(fresh)]
-                started = time.monotonic()
-                connect = merge_connect(
-                    await loadgen.run(
-                        "connect",
-                        [
-                            {"fleet": part, "concurrency": 100, "limit": 60.0}
-                            for part in loadgen.split(entries)
-                        ],
-                    )
-                )
-                ramp_seconds = time.monotonic() - started
-                settled = target.usage()
-                await asyncio.sleep(settings.settle)
-                now = target.usage()
-                held = connect["total"]
-                sample = await loadgen.all(
-                    "sample",
-                    count=max(1, settings.sample_heartbeats // loadgen.size),
+            result.update(
+                await ramp(
+                    target,
+                    loadgen,
+                    settings.scale_steps,
+                    prefix=f"{name}-x",
+                    share_201=settings.share_201,
+                    settle=settings.settle,
+                    sample_heartbeats=settings.sample_heartbeats,
                     spread=2.0 if settings.mode == "full" else 0.2,
+                    advance=advance,
+                    note=self.note,
                 )
-                latencies = [x for answer in sample for x in answer["latencies"]]
-                loadgen_now = usage(loadgen.pids)
-                record = {
-                    "charge_points": step,
-                    "connected": held,
-                    "failures": connect["failures"],
-                    "ramp_seconds": ramp_seconds,
-                    "connect_rate": per(connect["connected"], ramp_seconds),
-                    "rss": now.rss,
-                    "per_cp": per(now.rss - base.rss, held),
-                    # CPU of holding idle connections (pings, timers), per charge point-second.
-                    "idle_cpu_us_per_cp_s": per(
-                        (now.cpu - settled.cpu) * 1e6, held * max(1e-9, now.at - settled.at)
-                    ),
-                    "processes": target.processes(),
-                    "heartbeat_ms": percentiles(latencies),
-                    "heartbeat_failed": sum(a["failed"] for a in sample),
-                    "loadgen_rss_per_cp": per(loadgen_now.rss - loadgen_base.rss, held),
-                    "target_alive": target.alive(),
-                }
-                steps.append(record)
-                result["reached"] = held
-                advance()
-                lost = sum(connect["failures"].values())
-                wanted = len(fresh)
-                if not target.alive() or lost > max(5, 0.01 * wanted):
-                    self.note(
-                        f"{name} scaling stopped at step {step}: {lost} connections failed "
-                        f"({connect['failures']}), target alive: {target.alive()}"
-                    )
-                    break
+            )
             await loadgen.all("close")
         finally:
             if target is not None:
@@ -652,6 +607,123 @@ class Run:
         self.report["meta"]["seconds"] = time.monotonic() - started
         self.report["summary"] = summarize(self.report)
         return self.report
+
+
+async def ramp(
+    target: Target,
+    loadgen: LoadGenerator,
+    steps: Sequence[int],
+    *,
+    prefix: str,
+    share_201: float,
+    settle: float,
+    sample_heartbeats: int,
+    spread: float,
+    advance: Callable[[], None] = lambda: None,
+    note: Callable[[str], None] = lambda text: None,
+    beside: Mapping[str, Callable[[], Usage]] | None = None,
+) -> dict[str, Any]:
+    """Connect (and boot) a fleet onto a running target in steps; after each, the memory held
+    per charge point, the CPU of holding them idle and a sample of heartbeat round trips.
+
+    Stops early when the target dies or more than 1 % of a step's connections fail.
+
+    Args:
+        target: the system under test; charge points are dealt round-robin over its URLs.
+        loadgen: the started load generator.
+        steps: fleet sizes to reach, ascending.
+        prefix: charge point id prefix.
+        share_201: fraction of the fleet speaking 2.0.1.
+        settle: seconds to wait after a step before reading memory and CPU.
+        sample_heartbeats: heartbeats sent over the whole fleet after each step.
+        spread: seconds over which they are spread.
+        advance: called after each step (progress).
+        note: receives a line when the ramp stops early.
+        beside: other processes measured the same way (a broker, a backend), by name: their
+            RSS, RSS per charge point and idle CPU go into each step's record with the name
+            as prefix.
+
+    Returns:
+        {"steps": [...one record per step], "reached": charge points held, "base_rss"}.
+    """
+    parts = dict(beside or {})
+    base = target.usage()
+    base_beside = {name: read() for name, read in parts.items()}
+    loadgen_base = usage(loadgen.pids)
+    records: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"steps": records, "reached": 0, "base_rss": base.rss}
+    held = 0
+    for step in steps:
+        fresh = fleet_ids(prefix, step - held, share_201, start=held)
+        urls = target.urls
+        entries = [(urls[(held + i) % len(urls)], *cp) for i, cp in enumerate(fresh)]
+        started = time.monotonic()
+        connect = merge_connect(
+            await loadgen.run(
+                "connect",
+                [
+                    {"fleet": part, "concurrency": 100, "limit": 60.0}
+                    for part in loadgen.split(entries)
+                ],
+            )
+        )
+        ramp_seconds = time.monotonic() - started
+        settled = target.usage()
+        settled_beside = {name: read() for name, read in parts.items()}
+        await asyncio.sleep(settle)
+        now = target.usage()
+        held = connect["total"]
+        sample = await loadgen.all(
+            "sample", count=max(1, sample_heartbeats // loadgen.size), spread=spread
+        )
+        latencies = [x for answer in sample for x in answer["latencies"]]
+        loadgen_now = usage(loadgen.pids)
+        record = {
+            "charge_points": step,
+            "connected": held,
+            "failures": connect["failures"],
+            "ramp_seconds": ramp_seconds,
+            "connect_rate": per(connect["connected"], ramp_seconds),
+            "rss": now.rss,
+            "per_cp": per(now.rss - base.rss, held),
+            # CPU of holding idle connections (pings, timers), per charge point-second.
+            "idle_cpu_us_per_cp_s": idle_cpu(settled, now, held),
+            "processes": target.processes(),
+            "heartbeat_ms": percentiles(latencies),
+            "heartbeat_failed": sum(a["failed"] for a in sample),
+            "loadgen_rss_per_cp": per(loadgen_now.rss - loadgen_base.rss, held),
+            "target_alive": target.alive(),
+        }
+        for name, read in parts.items():
+            current = read()
+            record[f"{name}_rss"] = current.rss
+            record[f"{name}_per_cp"] = per(current.rss - base_beside[name].rss, held)
+            record[f"{name}_idle_cpu_us_per_cp_s"] = idle_cpu(settled_beside[name], current, held)
+        records.append(record)
+        result["reached"] = held
+        advance()
+        lost = sum(connect["failures"].values())
+        wanted = len(fresh)
+        if not target.alive() or lost > max(5, 0.01 * wanted):
+            note(
+                f"{target.name} scaling stopped at step {step}: {lost} connections failed "
+                f"({connect['failures']}), target alive: {target.alive()}"
+            )
+            break
+    return result
+
+
+def idle_cpu(before: Usage, after: Usage, held: int) -> float:
+    """CPU microseconds per charge point-second between two readings of idle processes.
+
+    Args:
+        before, after: the readings.
+        held: charge points connected meanwhile.
+
+    Returns:
+        The figure (NaN without charge points).
+    """
+    return per((after.cpu - before.cpu) * 1e6, held * max(1e-9, after.at - before.at))
 
 
 def per(amount: float, count: float) -> float:

@@ -227,7 +227,7 @@ def _command(
 
 async def start_target(
     name: str,
-    csms: CsmsPool,
+    csms: CsmsPool | None,
     *,
     instances: int = 1,
     workers: int = 1,
@@ -236,12 +236,13 @@ async def start_target(
     baselines: Path | None = None,
     source: Path | None = None,
     env: Mapping[str, str] | None = None,
+    upstream: str | None = None,
 ) -> Target:
     """Start a system under test in front of the CSMS pool and wait until it listens.
 
     Args:
         name: one of `TARGETS`.
-        csms: the upstream test CSMS.
+        csms: the upstream test CSMS (None when `upstream` is given).
         instances: separate relay instances, each on its own port and with its own upstream
             address (instance i uses the CSMS's i-th address), so that together they can hold
             more upstream sockets than one address's ephemeral port range.
@@ -253,6 +254,8 @@ async def start_target(
             extension) instead of the installed package, e.g. an older commit to compare with.
         env: extra environment of the target's processes (gateway settings as
             `OCPP_GATEWAY_*` variables, for A/B runs of a setting).
+        upstream: one upstream URL for every instance instead of the CSMS pool's addresses
+            (a broker, with `OCPP_GATEWAY_UPSTREAM_TYPE` in `env`).
 
     Returns:
         The running target.
@@ -264,14 +267,18 @@ async def start_target(
     """
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
-    if name == "direct":
+    if csms is None:
+        if upstream is None or name == "direct":
+            raise ValueError(f"{name}: neither a CSMS pool nor an upstream URL")
+    elif name == "direct":
         return Target(name, [csms.url(i) for i in range(len(csms.hosts))], [])
     popen: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
     try:
         for index in range(instances):
             port = free_port()
-            command = _command(name, port, csms.url(index), workers, config, baselines)
+            url = upstream or (csms.url(index) if csms is not None else "")
+            command = _command(name, port, url, workers, config, baselines)
             extra = {}
             if name == "gateway" and config is None:
                 # Closed-loop phases send far more than a real charger: lift the frame rate limit.

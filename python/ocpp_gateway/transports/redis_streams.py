@@ -125,6 +125,9 @@ class RedisStreamsOptions:
         node_ttl: seconds a node stays alive without a refresh.
         command_timeout: seconds a command may wait for the charge point's answer.
         command_queue: commands that may wait per charge point behind the one in flight.
+        pool_size: connections to the server at most; a command finding all of them busy
+            waits for one (bounded by its own timeout) instead of failing, so a reconnect
+            storm queues its ownership claims rather than refusing charge points.
     """
 
     url: str = "redis://127.0.0.1:6379/0"
@@ -140,12 +143,15 @@ class RedisStreamsOptions:
     node_ttl: float = 15.0
     command_timeout: float = 30.0
     command_queue: int = 16
+    pool_size: int = 64
 
     def check(self, key: str) -> list[str]:
         """Returns: the errors of these settings, each starting with `key`."""
         from urllib.parse import urlsplit
 
         errors = []
+        if self.pool_size < 4:
+            errors.append(f"{key}.pool_size: at least 4, got {self.pool_size}")
         for url in self.url.split(","):
             parts = urlsplit(url.strip())
             if parts.scheme not in ("redis", "rediss", "unix") or not (
@@ -173,9 +179,9 @@ class RedisStreamsOptions:
 
 
 def connect(options: RedisStreamsOptions) -> aioredis.Redis:
-    """A client for the server of `options` (connections open on first use). It sets no socket
-    timeout, so that blocking reads (pub/sub, BLPOP, XREADGROUP BLOCK) may wait; callers bound
-    their own commands.
+    """A client for the server of `options` (connections open on first use, at most
+    `pool_size`; a command waits for a free one). It sets no socket timeout, so that blocking
+    reads (pub/sub, BLPOP, XREADGROUP BLOCK) may wait; callers bound their own commands.
 
     Args:
         options: the settings.
@@ -183,8 +189,10 @@ def connect(options: RedisStreamsOptions) -> aioredis.Redis:
     Returns:
         The client (bytes in, bytes out).
     """
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         options.url,
+        max_connections=options.pool_size,
+        timeout=None,
         username=options.username,
         password=options.password,
         socket_connect_timeout=options.connect_timeout,
@@ -192,6 +200,7 @@ def connect(options: RedisStreamsOptions) -> aioredis.Redis:
         decode_responses=False,
         health_check_interval=0,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 class RedisStreamsTransport:
