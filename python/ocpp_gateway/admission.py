@@ -40,6 +40,7 @@ from ocpp_gateway.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_PROTOC
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.routing import ConnectionInfo, Reject
 from ocpp_gateway.runtime import VERSIONS
+from ocpp_gateway.transports.base import SharedOwnership
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
@@ -315,6 +316,34 @@ class Admission:
             return None
         return "replaced_dead"
 
+    async def _may_displace_elsewhere(
+        self, transport: SharedOwnership, charge_point_id: str, authenticated: bool
+    ) -> str | None:
+        """The takeover policy for an identity another gateway node may hold (a broker
+        transport); that node's connection is ended by the ownership claim of `open`.
+
+        Returns:
+            "free" (no other node holds it), "replaced" or "replaced_dead" (the newcomer may
+            displace it), None (refuse the newcomer).
+
+        Raises:
+            TransportUnavailable: the broker cannot be asked.
+        """
+        sec = self._runtime.config.security
+        rule = takeover_rule(
+            sec.takeover, authenticated, bool(sec.credentials_file or sec.client_ca)
+        )
+        if rule == "replace":
+            return "free"  # not asked: the claim displaces whoever holds it
+        # The holder's node pings within takeover_ping_timeout; a second more for the broker.
+        limit = sec.takeover_ping_timeout + 1.0
+        holder = await transport.held_elsewhere(charge_point_id, rule == "ping", limit)
+        if holder == "free":
+            return "free"
+        if holder == "live" or rule == "refuse":
+            return None
+        return "replaced_dead"
+
     async def _take_over(
         self,
         request: web.Request,
@@ -348,6 +377,17 @@ class Admission:
         try:
             transport = runtime.default_transport
             try:
+                if victim is None and isinstance(transport, SharedOwnership):
+                    # Held on another node? The same rule as for a connection held here.
+                    outcome = await self._may_displace_elsewhere(
+                        transport, charge_point_id, authenticated
+                    )
+                    if outcome is None:
+                        takeovers.labels("refused").inc()
+                        refusal = Refusal("takeover", 409, "charge point already connected")
+                        return self._refuse(request, refusal)
+                    if outcome != "free":
+                        takeovers.labels(outcome).inc()
                 link = await transport.open(charge_point_id, tuple(offered))
             except TransportUnavailable as exc:
                 runtime.metrics.upstream_connect_failures.labels(transport.name).inc()

@@ -143,6 +143,8 @@ class Runtime:
         """Connect the broker transports; one that cannot be reached now is connected by the
         first charge point (`/readyz` answers 503 meanwhile)."""
         for broker in self.brokers:
+            if hasattr(broker, "prober"):
+                broker.prober = self.answers_ping
             try:
                 await broker.start()
             except TransportUnavailable as exc:
@@ -150,6 +152,19 @@ class Runtime:
                     "broker unreachable at start-up",
                     extra={"transport": broker.name, "error": str(exc)},
                 )
+
+    async def answers_ping(self, charge_point_id: str) -> bool:
+        """Whether this process's connection of an identity answers a takeover ping (asked
+        by another gateway node through a broker before it lets a newcomer displace it).
+
+        Args:
+            charge_point_id: the identity.
+
+        Returns:
+            False when no connection holds it here or the ping went unanswered.
+        """
+        connection = self.live.get(charge_point_id)
+        return connection is not None and await connection.answers_ping()
 
     def ready(self) -> bool:
         """True when the gateway accepts charge points and every broker can take frames."""

@@ -496,6 +496,8 @@ async def gateway_nodes(kind: str, url: str) -> AsyncIterator[Callable[..., Any]
                 ).decode(),
                 "OCPP_GATEWAY_NODE_ID": node_id,
                 "OCPP_GATEWAY_SECURITY__MESSAGE_RATE": "0",
+                # A newcomer waits this long for the takeover ping of a half-open socket.
+                "OCPP_GATEWAY_SECURITY__TAKEOVER_PING_TIMEOUT": "1",
                 "OCPP_GATEWAY_LOG_LEVEL": "warning",
             }
         )

@@ -1,8 +1,9 @@
 """Two gateway nodes (`ocpp-gateway serve` processes) on one broker with two backend instances:
-commands reach a charge point on either node; a charge point moving between nodes is owned by
-the new one and the old one closes its socket; the same identity on both at once ends with one
-owner; a node killed after the broker acknowledged a transaction message and before the answer:
-the charger's retry on the other node is answered once."""
+commands reach a charge point on either node; a charge point moving between nodes (its old
+socket half-open) is owned by the new one and the old one closes its socket; a newcomer does not
+displace a live charge point held by the other node; the same identity on both at once ends
+with one owner; a node killed after the broker acknowledged a transaction message and before
+the answer: the charger's retry on the other node is answered once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from websockets.exceptions import InvalidStatus
 
 from ocpp_gateway.backend import BackendApp, CommandStatus
 
@@ -114,8 +116,13 @@ async def test_a_charge_point_moving_to_another_node_is_owned_there_and_the_old_
     first = Charger("MOVER", "ocpp1.6", lambda: [cluster.a.url])
     old = await _open(first)
     assert await owner_of(cluster.kind, cluster.url, "MOVER") == "node-a"
+    # The old connection goes half-open (a charger whose network dropped): it reads nothing,
+    # so node A's takeover ping, asked for by node B, goes unanswered and B may take over.
+    transport = old.recorder.connection.transport
+    transport.pause_reading()
     second = Charger("MOVER", "ocpp1.6", lambda: [cluster.b.url])
-    new = await _open(second)
+    new = await _open_once(second)
+    transport.resume_reading()
     try:
         # Node A saw the newer owner and closed its socket as replaced (1008, as a local
         # takeover does: a "try again" would send a live duplicate back to fight over the id).
@@ -126,6 +133,38 @@ async def test_a_charge_point_moving_to_another_node_is_owned_there_and_the_old_
         assert result.status is CommandStatus.OK
         assert [x for x, _ in new.handled] == ["ClearCache"]
         assert old.handled == []
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_newcomer_does_not_displace_a_live_charge_point_held_by_another_node(
+    cluster: Cluster,
+) -> None:
+    """DESIGN: a second connection never displaces the first unless it authenticated. Node B
+    asks node A (through the broker) to ping its connection; it answers, so B refuses 409."""
+    first = Charger("HELD", "ocpp2.0.1", lambda: [cluster.a.url])
+    held = await _open(first)
+    second = Charger("HELD", "ocpp2.0.1", lambda: [cluster.b.url])
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            await _open_once(second)
+        assert refused.value.response.status_code == 409
+        assert held.recorder.connection.state.name == "OPEN"
+        assert await owner_of(cluster.kind, cluster.url, "HELD") == "node-a"
+        result = await cluster.apps[0].call("HELD", "ClearCache", {}, timeout=WAIT)
+        assert result.status is CommandStatus.OK
+        assert [x for x, _ in held.handled] == ["ClearCache"]
+        # Once the first has left, the newcomer is welcome on the other node.
+        await first.close()
+        await poll(
+            lambda: held.recorder.connection.state.name == "CLOSED", "the first socket closed"
+        )
+        moved = await _open(second)
+        assert await owner_of(cluster.kind, cluster.url, "HELD") == "node-b"
+        result = await cluster.apps[1].call("HELD", "ClearCache", {}, timeout=WAIT)
+        assert result.status is CommandStatus.OK
+        assert [x for x, _ in moved.handled] == ["ClearCache"]
     finally:
         await first.close()
         await second.close()

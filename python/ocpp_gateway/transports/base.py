@@ -24,16 +24,27 @@ Rules for implementers:
   returning an awaitable (a future, another library's coroutine), which saves a coroutine layer
   per frame on the hot path.
 - `close` is idempotent and never raises.
+
+A transport whose identities are owned cluster-wide (the broker transports: several gateway
+nodes share one broker) also implements `SharedOwnership`: before a newcomer may displace
+a connection another node holds, the admission asks it, and applies the same takeover rule as
+for a connection on this node (DESIGN: a second connection never displaces the first unless it
+has authenticated).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from ocpp_gateway.errors import TransportUnavailable
 
-__all__ = ["Link", "Transport", "TransportUnavailable"]
+__all__ = ["Holder", "Link", "SharedOwnership", "Transport", "TransportUnavailable"]
+
+#: How another node holds an identity, as seen by a newcomer's node: "free" (no live node
+#: holds it), "live" (a live node holds it; its charge point answered a ping when one was
+#: asked for), "unresponsive" (held, but the charge point did not answer the ping).
+Holder = Literal["free", "live", "unresponsive"]
 
 
 @runtime_checkable
@@ -100,4 +111,25 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Release what the transport holds (client sessions, journals); idempotent."""
+        ...
+
+
+@runtime_checkable
+class SharedOwnership(Protocol):
+    """A transport whose charge point identities are owned across gateway nodes."""
+
+    async def held_elsewhere(self, charge_point_id: str, probe: bool, limit: float) -> Holder:
+        """Whether another live node holds a connection of this identity.
+
+        Args:
+            charge_point_id: the newcomer's identity.
+            probe: ask the holding node to ping its charge point (the "ping" takeover rule).
+            limit: seconds to wait for the holding node's answer; no answer is "unresponsive".
+
+        Returns:
+            The `Holder` state.
+
+        Raises:
+            TransportUnavailable: the broker cannot be asked.
+        """
         ...

@@ -26,7 +26,7 @@ import os
 import re
 import socket
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +36,7 @@ import orjson
 
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.session import TRANSACTION_ACTIONS, is_transaction_message
+from ocpp_gateway.transports.base import Holder
 
 __all__ = [
     "DEFAULT_TRANSACTION_ACTIONS",
@@ -50,6 +51,7 @@ __all__ = [
     "H_RECEIVED",
     "H_REPLY",
     "H_STATUS",
+    "PROBE_ANSWERS",
     "VERSION_TOKENS",
     "BrokerCollector",
     "BrokerLink",
@@ -59,6 +61,9 @@ __all__ = [
     "CommandStatus",
     "LinkOwner",
     "LinkTable",
+    "Prober",
+    "answer_probe",
+    "assume_alive",
     "default_node_id",
     "identity_token",
     "is_transaction",
@@ -466,6 +471,40 @@ def parse_command(frame: bytes) -> tuple[str, str] | None:
     ):
         return message[1], message[2]
     return None
+
+
+#: Pings a charge point connected to this node: True when it answered (set by the server).
+Prober = Callable[[str], Awaitable[bool]]
+
+#: A probing node's answers, as bytes on the wire; the asker maps them onto `base.Holder`.
+PROBE_ANSWERS: dict[bytes, Holder] = {
+    b"alive": "live",
+    b"unresponsive": "unresponsive",
+    b"gone": "free",
+}
+
+
+async def assume_alive(charge_point_id: str) -> bool:
+    """The prober of a transport used without a server: a held link counts as alive."""
+    return True
+
+
+async def answer_probe(links: LinkTable, prober: Prober, charge_point_id: str, epoch: str) -> bytes:
+    """This node's answer to another node asking whether it still holds a connection.
+
+    Args:
+        links: the transport's links.
+        prober: pings the charge point's socket.
+        charge_point_id: the identity asked about.
+        epoch: the epoch of the ownership entry the asker read.
+
+    Returns:
+        b"gone" (no live link of that epoch here), b"alive" (the charge point answered a
+        ping) or b"unresponsive".
+    """
+    if links.live(charge_point_id, epoch) is None:
+        return b"gone"
+    return b"alive" if await prober(charge_point_id) else b"unresponsive"
 
 
 class LinkTable:

@@ -43,6 +43,7 @@ from nats.js.kv import KeyValue
 
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import redact_url
+from ocpp_gateway.transports.base import Holder
 from ocpp_gateway.transports.broker import (
     DEFAULT_TRANSACTION_ACTIONS,
     H_ACTION,
@@ -56,12 +57,16 @@ from ocpp_gateway.transports.broker import (
     H_RECEIVED,
     H_REPLY,
     H_STATUS,
+    PROBE_ANSWERS,
     VERSION_TOKENS,
     BrokerLink,
     BrokerStats,
     Command,
     CommandStatus,
     LinkTable,
+    Prober,
+    answer_probe,
+    assume_alive,
     default_node_id,
     identity_token,
     is_transaction,
@@ -285,6 +290,8 @@ class NatsTransport:
         self._start_lock = asyncio.Lock()
         self._heartbeat: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        # Pings this node's charge points when another node asks (set by the server).
+        self.prober: Prober = assume_alive
 
     @classmethod
     def from_options(
@@ -333,6 +340,9 @@ class NatsTransport:
                     await nc.subscribe(self._reply_subject, cb=self._on_answer),
                     await nc.subscribe(
                         self.options.subject("gw", self.node_id, "cmd"), cb=self._on_command
+                    ),
+                    await nc.subscribe(
+                        self.options.subject("gw", self.node_id, "probe"), cb=self._on_probe
                     ),
                     await js.subscribe(
                         f"{self._owner_prefix}>",
@@ -433,6 +443,67 @@ class NatsTransport:
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
         raise TransportUnavailable("ownership contended")
+
+    async def held_elsewhere(self, charge_point_id: str, probe: bool, limit: float) -> Holder:
+        """Whether another live node holds this identity (`base.SharedOwnership`): its
+        ownership entry names a node whose liveness entry exists; with `probe`, that node is
+        asked (request-reply on `<p>.gw.<node>.probe`) to ping its charge point.
+
+        Args:
+            charge_point_id: the newcomer's identity.
+            probe: ask the holding node for a ping.
+            limit: seconds to wait for its answer.
+
+        Returns:
+            "free", "live" or "unresponsive".
+
+        Raises:
+            TransportUnavailable: NATS cannot be asked.
+        """
+        owners, nodes, nc = self._owners, self._nodes, self._nc
+        if not self.ready() or owners is None or nodes is None or nc is None:
+            raise TransportUnavailable("NATS unavailable")
+        timeout = self.options.publish_timeout
+        try:
+            try:
+                entry = await asyncio.wait_for(owners.get(identity_token(charge_point_id)), timeout)
+                node = str(orjson.loads(entry.value or b"{}").get("node") or "")
+            except (nats.js.errors.KeyNotFoundError, orjson.JSONDecodeError, AttributeError):
+                return "free"
+            if not node or node == self.node_id:
+                return "free"  # this node's own stale entry: the server knows it holds none
+            try:
+                await asyncio.wait_for(nodes.get(node), timeout)
+            except nats.js.errors.KeyNotFoundError:
+                return "free"  # the holder's node is dead; its sockets went with it
+            if not probe:
+                return "live"
+            body = orjson.dumps({"cp": charge_point_id, "epoch": entry.revision})
+            try:
+                reply = await nc.request(self.options.subject("gw", node, "probe"), body, limit)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                return "unresponsive"
+            return PROBE_ANSWERS.get(reply.data, "unresponsive")
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            raise TransportUnavailable(f"cannot read ownership: {type(exc).__name__}") from exc
+
+    async def _on_probe(self, msg: Msg) -> None:
+        try:
+            asked = orjson.loads(msg.data)
+            charge_point_id, epoch = str(asked["cp"]), str(asked["epoch"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+
+        async def answer() -> None:
+            verdict = await answer_probe(self._links, self.prober, charge_point_id, epoch)
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await msg.respond(verdict)
+
+        # In the background: a ping takes up to takeover_ping_timeout, and this subscription's
+        # callbacks run one after another.
+        task = asyncio.ensure_future(answer())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def release(self, link: BrokerLink) -> None:
         """Forget a closed link; delete its ownership entry unless a newer owner wrote it.

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from redis.asyncio.client import PubSub
 
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import redact_url
+from ocpp_gateway.transports.base import Holder
 from ocpp_gateway.transports.broker import (
     DEFAULT_TRANSACTION_ACTIONS,
     H_ACTION,
@@ -53,12 +55,16 @@ from ocpp_gateway.transports.broker import (
     H_PROTOCOL,
     H_RECEIVED,
     H_REPLY,
+    PROBE_ANSWERS,
     VERSION_TOKENS,
     BrokerLink,
     BrokerStats,
     Command,
     CommandStatus,
     LinkTable,
+    Prober,
+    answer_probe,
+    assume_alive,
     default_node_id,
     identity_token,
     is_transaction,
@@ -203,6 +209,13 @@ def connect(options: RedisStreamsOptions) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)
 
 
+def _text(value: bytes | str | None) -> str:
+    """A reply value as text ("" for a missing one)."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisStreamsTransport:
     """The Redis Streams transport (see the module docstring).
 
@@ -238,6 +251,8 @@ class RedisStreamsTransport:
         self._listener: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        # Pings this node's charge points when another node asks (set by the server).
+        self.prober: Prober = assume_alive
 
     @classmethod
     def from_options(
@@ -355,6 +370,58 @@ class RedisStreamsTransport:
             self._links.forget(link)
             raise TransportUnavailable("another node took the charge point meanwhile")
         return link
+
+    async def held_elsewhere(self, charge_point_id: str, probe: bool, limit: float) -> Holder:
+        """Whether another live node holds this identity (`base.SharedOwnership`): its
+        ownership hash names a node whose liveness key exists; with `probe`, that node is asked
+        (a probe on its command channel, answered on a list) to ping its charge point.
+
+        Args:
+            charge_point_id: the newcomer's identity.
+            probe: ask the holding node for a ping.
+            limit: seconds to wait for its answer.
+
+        Returns:
+            "free", "live" or "unresponsive".
+
+        Raises:
+            TransportUnavailable: Redis cannot be asked.
+        """
+        redis_client = self._redis
+        if not self.ready() or redis_client is None:
+            raise TransportUnavailable("Redis unavailable")
+        options = self.options
+        token = identity_token(charge_point_id)
+        try:
+            async with asyncio.timeout(options.publish_timeout):
+                entry = await redis_client.hmget(options.key("owner", token), "node", "epoch")
+                holder, epoch = (_text(value) for value in entry)
+                if not holder or not epoch or holder == self.node_id:
+                    return "free"
+                if not await redis_client.exists(options.key("node", holder)):
+                    return "free"  # the holder's node is dead; its sockets went with it
+            if not probe:
+                return "live"
+            reply = options.key("probe", self.node_id, uuid.uuid4().hex)
+            asked = orjson.dumps(
+                {
+                    "probe": True,
+                    "cp": charge_point_id,
+                    "epoch": epoch,
+                    "frame": "",
+                    "reply": reply,
+                }
+            )
+            async with asyncio.timeout(options.publish_timeout):
+                listening = await redis_client.publish(options.key("gw", holder, "cmd"), asked)
+            if not listening:
+                return "free"
+            answer = await redis_client.blpop([reply], timeout=limit)
+        except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
+            raise TransportUnavailable(f"cannot read ownership: {type(exc).__name__}") from exc
+        if answer is None:
+            return "unresponsive"
+        return PROBE_ANSWERS.get(_text(answer[1]).encode(), "unresponsive")
 
     async def release(self, link: BrokerLink) -> None:
         """Forget a closed link; delete its ownership hash unless a newer claim replaced it.
@@ -508,7 +575,19 @@ class RedisStreamsTransport:
             else:
                 link.deliver(frame)
         elif channel == self._command_channel:
-            self._on_command(envelope, charge_point_id, epoch, frame)
+            if envelope.get("probe"):
+                self._on_probe(str(envelope.get("reply") or ""), charge_point_id, epoch)
+            else:
+                self._on_command(envelope, charge_point_id, epoch, frame)
+
+    def _on_probe(self, reply: str, charge_point_id: str, epoch: str) -> None:
+        async def answer() -> None:
+            self._push(reply, await answer_probe(self._links, self.prober, charge_point_id, epoch))
+
+        # In the background: a ping takes up to takeover_ping_timeout.
+        task = asyncio.ensure_future(answer())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _on_command(
         self, envelope: dict[str, Any], charge_point_id: str, epoch: str, frame: bytes
@@ -585,10 +664,17 @@ class RedisStreamsTransport:
                 "node": self.node_id,
             }
         )
+        self._push(reply, envelope)
+
+    def _push(self, reply: str, data: bytes) -> None:
+        """Put an answer on the asker's list (expiring after 60 s), in the background."""
+        redis_client = self._redis
+        if not reply or redis_client is None:
+            return
 
         async def push() -> None:
             pipe = redis_client.pipeline(transaction=True)
-            pipe.lpush(reply, envelope)
+            pipe.lpush(reply, data)
             pipe.expire(reply, 60)
             with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
                 await pipe.execute()
