@@ -9,7 +9,16 @@ import pytest
 
 from ocpp_gateway.config import GatewayConfig, load_config, settings_reference
 from ocpp_gateway.errors import ConfigError
-from ocpp_gateway.settings_table import BEGIN, END, flags, main, render
+from ocpp_gateway.settings_table import (
+    BEGIN,
+    END,
+    OPTION_TABLES,
+    flags,
+    main,
+    render,
+    render_options,
+)
+from ocpp_gateway.transports import transport_types
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -87,3 +96,19 @@ def test_check_fails_on_a_stale_table(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "out of date" in capsys.readouterr().err
     assert main(["--write", str(stale)]) == 0
     assert main(["--check", str(stale)]) == 0
+
+
+def test_the_broker_options_tables_are_complete_and_up_to_date(tmp_path: Path) -> None:
+    brokers = README.parent / "docs" / "brokers.md"
+    text = brokers.read_text(encoding="utf-8")
+    assert main(["--check", str(brokers)]) == 0
+    for kind in OPTION_TABLES:
+        table = render_options(kind)
+        assert table in text, f"run: python -m ocpp_gateway.settings_table --write {brokers}"
+        options = transport_types()[kind].options()
+        settable = [f.name for f in dataclasses.fields(options) if f.init]
+        assert [line.split("`")[1] for line in table.splitlines()[4:-2]] == settable
+    # A new option without its row is caught.
+    stale = tmp_path / "brokers.md"
+    stale.write_text(text.replace("| `command_queue` |", "| `queue` |"), encoding="utf-8")
+    assert main(["--check", str(stale)]) == 1

@@ -858,6 +858,8 @@ def settings_reference(cls: type = GatewayConfig, prefix: str = "") -> list[Sett
     hints = _hints(cls)
     rows: list[Setting] = []
     for f in dataclasses.fields(cls):
+        if not f.init:
+            continue  # derived from other fields, not a setting
         key = f"{prefix}.{f.name}" if prefix else f.name
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):

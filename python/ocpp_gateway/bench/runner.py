@@ -34,6 +34,7 @@ __all__ = [
     "Run",
     "Settings",
     "fleet_ids",
+    "idle_cpu",
     "machine",
     "merge_connect",
     "per",
