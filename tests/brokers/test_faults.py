@@ -1,9 +1,13 @@
 """Faults on the broker paths, with a count of transaction messages: a backend killed (SIGKILL)
-while it holds committed but unanswered, unacknowledged messages; another instance answers."""
+while it holds committed but unanswered, unacknowledged messages; another instance answers. A
+backend that starts while JetStream does not answer consumes once it does."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +26,12 @@ from ._support import (
     account,
     answers_for,
     backend_args,
+    backend_broker,
     backend_processes,
     broker_gateway,
     broker_server,
     journal_rows,
+    load_example,
     poll,
     send_recorded,
     session_16,
@@ -120,3 +126,49 @@ async def test_backend_killed_holding_unacked_messages_they_are_redelivered_to_a
     # Every charger got exactly one answer per message, though the first ones were delivered
     # twice (the journal replayed the stored answer).
     assert all(len(m[3]) == 1 for m in messages)
+
+
+async def test_a_backend_starting_while_jetstream_does_not_answer_consumes_once_it_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server is stopped (SIGSTOP) between the backend's connect and its consumer set-up,
+    # so that the set-up's JetStream requests time out, as on a stalled or overloaded server.
+    running = broker_server("nats")
+    assert isinstance(running.url, str)
+    example = load_example()
+    journal = example.TransactionJournal(str(tmp_path / "journal.sqlite"))
+    seen: list[Any] = []
+    app = example.build_app(backend_broker("nats", running.url), journal, seen=seen.append)
+    runner: asyncio.Task[None] | None = None
+    try:
+        await app.start()  # connected, the streams and buckets in place
+        assert running.proc is not None
+        caplog.set_level(logging.WARNING, logger="ocpp_gateway.backend.nats")
+        os.kill(running.proc.pid, signal.SIGSTOP)
+        runner = asyncio.create_task(app.run())
+
+        def setup_failed() -> bool:
+            assert runner is not None
+            return runner.done() or any(
+                r.getMessage() == "consumer set-up failed" for r in caplog.records
+            )
+
+        await poll(setup_failed, "a consumer set-up attempt failing")
+        os.kill(running.proc.pid, signal.SIGCONT)
+        assert not runner.done(), runner.exception()  # still consuming
+        async with broker_gateway("nats", running.url) as gateway:
+            peer = await _charger(gateway.url, "stalled-start", "ocpp1.6")
+            try:
+                assert await peer.call("ocpp1.6", "Heartbeat", {}) is not None
+            finally:
+                await peer.recorder.connection.close()
+                peer.task.cancel()
+        assert [r.action for r in seen] == ["Heartbeat"]
+    finally:
+        if running.proc is not None:
+            os.kill(running.proc.pid, signal.SIGCONT)
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        await app.stop()
+        running.close()

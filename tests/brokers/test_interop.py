@@ -45,10 +45,13 @@ class Stack:
     server: Broker
     gateway: RunningGateway
     app: BackendApp
+    runner: asyncio.Task[None]
     seen: list[Request] = field(default_factory=list)
     clients: list[Peer] = field(default_factory=list)
 
     async def connect(self, version: str) -> tuple[str, Peer]:
+        # A backend that stopped consuming would leave every CALL below unanswered: say why.
+        assert not self.runner.done(), self.runner.exception()
         charge_point_id = f"CP{next(_ids)}"
         connection = await asyncio.wait_for(
             connect(
@@ -87,7 +90,7 @@ async def stack(server: tuple[str, Broker]) -> AsyncIterator[Stack]:
         runner = asyncio.create_task(app.run())
         # One command may wait behind the one in flight (the busy test fills that queue).
         async with broker_gateway(kind, running.url, options={"command_queue": 1}) as gateway:
-            setup = Stack(kind, running, gateway, app, seen)
+            setup = Stack(kind, running, gateway, app, runner, seen)
             try:
                 yield setup
             finally:

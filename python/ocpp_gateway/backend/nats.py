@@ -39,6 +39,17 @@ __all__ = ["NatsBroker"]
 
 log = logging.getLogger("ocpp_gateway.backend.nats")
 
+# JetStream API failures worth asking again: no answer in time, nobody answering (JetStream
+# not ready yet), the connection away for a moment.
+_TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.errors.ConnectionReconnectingError,
+    TimeoutError,
+    OSError,
+)
+
 
 class _NatsDelivery:
     __slots__ = ("_broker", "_msg", "request")
@@ -138,27 +149,11 @@ class NatsBroker:
         Args:
             deliver: awaited once per message (it may start a task and return).
         """
-        js = self._js
-        assert js is not None
         options = self.options
-        pulls = []
-        for stream, kind in ((options.tx_stream, "tx"), (options.gen_stream, "gen")):
-            try:
-                await js.consumer_info(stream, self.service)
-            except nats.js.errors.NotFoundError:
-                await js.add_consumer(
-                    stream,
-                    api.ConsumerConfig(
-                        durable_name=self.service,
-                        ack_policy=api.AckPolicy.EXPLICIT,
-                        ack_wait=self.ack_wait,
-                        max_deliver=-1,
-                        max_ack_pending=max(1000, self.batch * 4),
-                        deliver_policy=api.DeliverPolicy.ALL,
-                        filter_subject=options.subject("in", kind, ">"),
-                    ),
-                )
-            pulls.append(asyncio.create_task(self._pull(stream, deliver)))
+        pulls = [
+            asyncio.create_task(self._pull(stream, kind, deliver))
+            for stream, kind in ((options.tx_stream, "tx"), (options.gen_stream, "gen"))
+        ]
         try:
             await asyncio.gather(*pulls)
         finally:
@@ -166,10 +161,46 @@ class NatsBroker:
                 task.cancel()
             await asyncio.gather(*pulls, return_exceptions=True)
 
-    async def _pull(self, stream: str, deliver: Callable[[Delivery], Awaitable[None]]) -> None:
+    async def _ensure_consumer(self, stream: str, kind: str) -> None:
+        """Create the service's durable consumer on `stream` when missing. A JetStream that
+        does not answer in time (a stalled, busy or restarting server) is asked again until it
+        does: giving up would leave the service running without consuming anything, while its
+        commands still work. Refusals (a consumer of that name with another configuration) are
+        raised."""
+        js = self._js
+        assert js is not None
+        while True:
+            try:
+                try:
+                    await js.consumer_info(stream, self.service)
+                except nats.js.errors.NotFoundError:
+                    await js.add_consumer(
+                        stream,
+                        api.ConsumerConfig(
+                            durable_name=self.service,
+                            ack_policy=api.AckPolicy.EXPLICIT,
+                            ack_wait=self.ack_wait,
+                            max_deliver=-1,
+                            max_ack_pending=max(1000, self.batch * 4),
+                            deliver_policy=api.DeliverPolicy.ALL,
+                            filter_subject=self.options.subject("in", kind, ">"),
+                        ),
+                    )
+                return
+            except _TRANSIENT as exc:
+                log.warning(
+                    "consumer set-up failed",
+                    extra={"stream": stream, "error": type(exc).__name__},
+                )
+                await asyncio.sleep(0.5)
+
+    async def _pull(
+        self, stream: str, kind: str, deliver: Callable[[Delivery], Awaitable[None]]
+    ) -> None:
         """Keep pull requests outstanding on the durable consumer and hand over each message as
         it arrives. (nats-py's `fetch` waits for a whole batch or its timeout: a lone message
         would wait up to that timeout, on a request/response path.)"""
+        await self._ensure_consumer(stream, kind)
         nc = self.client
         loop = asyncio.get_running_loop()
         inbox = nc.new_inbox()
@@ -206,7 +237,8 @@ class NatsBroker:
                 credit -= 1
                 parsed = self._request(msg)
                 if parsed is None:
-                    await msg.term()  # not from a gateway: never deliver it again
+                    with contextlib.suppress(nats.errors.Error, OSError):
+                        await msg.term()  # not from a gateway: never deliver it again
                     continue
                 await deliver(_NatsDelivery(self, msg, parsed))
         finally:
