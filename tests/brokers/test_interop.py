@@ -18,6 +18,7 @@ import pytest_asyncio
 from websockets.asyncio.client import connect
 
 from interop.conftest import Peer, _make_peer, fixtures
+from interop.conftest import request as library_request
 from interop.test_v2_actions import CP_TO_CSMS_201, CSMS_TO_CP_201
 from interop.test_v16_actions import CP_TO_CSMS, CSMS_TO_CP
 from ocpp_gateway.backend import BackendApp, CommandStatus, Request
@@ -223,6 +224,29 @@ async def test_second_command_waits_for_the_first_and_a_full_queue_answers_busy(
     assert [json.loads(m)[1] for m in client.recorder.received] == ["c0", waited]
 
 
+async def test_a_call_sent_again_with_the_same_unique_id_reaches_the_backend_again(
+    stack: Stack,
+) -> None:
+    """A 1.6 charger may repeat a CALL with its UniqueId on the same connection (its answer
+    came late or not at all): the broker's dedup must not swallow it (the key numbers frames,
+    it does not name the UniqueId), so the backend sees it twice and the charger is answered
+    twice."""
+    charge_point_id, client = await stack.connect("ocpp1.6")
+    for _ in range(2):
+        await asyncio.wait_for(
+            client.charge_point.call(
+                library_request("ocpp1.6", "Heartbeat", {}), suppress=False, unique_id="again-1"
+            ),
+            WAIT,
+        )
+    answered = [m for m in client.recorder.received if json.loads(m)[:2] == [3, "again-1"]]
+    assert len(answered) == 2
+    assert [r.unique_id for r in stack.seen if r.charge_point_id == charge_point_id] == [
+        "again-1",
+        "again-1",
+    ]
+
+
 async def _stored_entry(stack: Stack, charge_point_id: str) -> tuple[bytes, dict[str, str]]:
     """The broker's copy of a charge point's Heartbeat: body and metadata."""
     if stack.kind == "nats":
@@ -250,14 +274,14 @@ async def _stored_entry(stack: Stack, charge_point_id: str) -> tuple[bytes, dict
     raise AssertionError("entry not found")
 
 
-async def test_frames_carry_dedup_keys_of_node_epoch_and_unique_id(stack: Stack) -> None:
+async def test_frames_carry_dedup_keys_of_node_epoch_and_frame_number(stack: Stack) -> None:
     charge_point_id, client = await stack.connect("ocpp1.6")
     await client.call("ocpp1.6", "Heartbeat", {})
     unique_id = json.loads(client.recorder.sent[0])[1]
     body, meta = await _stored_entry(stack, charge_point_id)
     request = next(r for r in stack.seen if r.charge_point_id == charge_point_id)
     dedup = meta["Nats-Msg-Id"] if stack.kind == "nats" else meta["Ocpp-Dedup"]
-    assert dedup == f"{request.node}:{request.epoch}:{unique_id}"
+    assert dedup == f"{request.node}:{request.epoch}:1"
     assert body == client.recorder.sent[0].encode()
     assert orjson.loads(body)[2] == "Heartbeat"
     assert meta["Ocpp-Type"] == "2" and meta["Ocpp-Msg-Id"] == unique_id

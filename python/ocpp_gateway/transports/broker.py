@@ -252,6 +252,7 @@ class BrokerLink:
         "charge_point_id",
         "end_reason",
         "epoch",
+        "published",
         "seen_revision",
         "token",
         "version",
@@ -264,6 +265,9 @@ class BrokerLink:
         self.version = version
         self.epoch = 0  # set once ownership is claimed
         self.seen_revision = 0  # newest ownership revision seen while claiming
+        # Frames handed to the broker on this connection: the last part of the dedup key, so
+        # that the gateway's own publish retries collapse and a charger's retry never does.
+        self.published = 0
         self._frames: deque[bytes] | None = None  # created on the first frame (saves ~0.6 KB)
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
@@ -315,6 +319,7 @@ class BrokerLink:
                 )
                 return
         if message_type == 2 or message_type == 6:
+            self.published += 1
             await self._owner.publish_frame(self, frame, message_type, unique_id, action)
         elif 3 <= message_type <= 5:
             self._command_answered(unique_id, message_type, frame)

@@ -16,9 +16,10 @@ Layout (`<p>` is `subject_prefix`, `<ver>` 16 | 201 | 21, `<cp>` the identity to
   third of the TTL.
 
 A frame is handed over once JetStream acknowledged it (PubAck); a publish is retried with the
-same `Nats-Msg-Id` (`<node>:<epoch>:<UniqueId>`) until `publish_timeout`, then the link is lost
-(the relay closes the charge point socket with 1013). When the connection to NATS drops, every
-link is lost and `open` refuses new charge points until it is back. The wire contract for
+same `Nats-Msg-Id` (`<node>:<epoch>:<n>`, n the frame's number on its connection) until
+`publish_timeout`, then the link is lost (the relay closes the charge point socket with 1013).
+When the connection to NATS drops, every link is lost and `open` refuses new charge points until
+it is back. The wire contract for
 backend developers is docs/brokers.md.
 """
 
@@ -560,7 +561,7 @@ class NatsTransport:
             H_EPOCH: epoch,
             H_RECEIVED: received_timestamp(),
             H_REPLY: self._reply_subject,
-            "Nats-Msg-Id": f"{self.node_id}:{epoch}:{unique_id}",
+            "Nats-Msg-Id": f"{self.node_id}:{epoch}:{link.published}",
         }
         stats = self.stats
         stats.publishing += 1

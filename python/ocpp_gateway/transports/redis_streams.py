@@ -8,7 +8,8 @@ the node id):
 - transaction-class CALLs: stream `<p>:in:tx`; every other CALL (and 2.1 SEND): `<p>:in:gen`.
   Each entry has the field `frame` (the bytes, unchanged) and the metadata fields `Ocpp-Cp`,
   `Ocpp-Proto`, `Ocpp-Type`, `Ocpp-Msg-Id`, `Ocpp-Action`, `Ocpp-Node`, `Ocpp-Epoch`,
-  `Ocpp-Rx-Ts`, `Ocpp-Reply`, `Ocpp-Dedup` (`<node>:<epoch>:<UniqueId>`);
+  `Ocpp-Rx-Ts`, `Ocpp-Reply`, `Ocpp-Dedup` (`<node>:<epoch>:<n>`, n the frame's number on
+  its connection);
 - backend answers: PUBLISH to the `Ocpp-Reply` channel `<p>:gw:<node>:res` a JSON envelope
   `{"cp", "epoch", "frame"}` (`frame`: the answer frame's text);
 - commands: PUBLISH to `<p>:gw:<node>:cmd` a JSON envelope `{"cp", "epoch", "frame", "reply",
@@ -472,7 +473,7 @@ class RedisStreamsTransport:
             H_EPOCH: epoch,
             H_RECEIVED: received_timestamp(),
             H_REPLY: self._reply_channel,
-            H_DEDUP: f"{self.node_id}:{epoch}:{unique_id}",
+            H_DEDUP: f"{self.node_id}:{epoch}:{link.published}",
         }
         loop = asyncio.get_running_loop()
         started = loop.time()
