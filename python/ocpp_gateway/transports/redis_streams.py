@@ -185,20 +185,21 @@ class RedisStreamsOptions:
         return ":".join((self.key_prefix, *parts))
 
 
-def connect(options: RedisStreamsOptions) -> aioredis.Redis:
+def connect(options: RedisStreamsOptions, pool_size: int = 0) -> aioredis.Redis:
     """A client for the server of `options` (connections open on first use, at most
     `pool_size`; a command waits for a free one). It sets no socket timeout, so that blocking
     reads (pub/sub, BLPOP, XREADGROUP BLOCK) may wait; callers bound their own commands.
 
     Args:
         options: the settings.
+        pool_size: connections at most, instead of `options.pool_size`.
 
     Returns:
         The client (bytes in, bytes out).
     """
     pool = aioredis.BlockingConnectionPool.from_url(
         options.url,
-        max_connections=options.pool_size,
+        max_connections=pool_size or options.pool_size,
         timeout=None,
         username=options.username,
         password=options.password,
@@ -241,9 +242,14 @@ class RedisStreamsTransport:
         self._gen_stream = options.key("in", "gen")
         self._reply_channel = options.key("gw", self.node_id, "res").encode()
         self._command_channel = options.key("gw", self.node_id, "cmd").encode()
+        self._probe_channel = options.key("gw", self.node_id, "probe").encode()
+        self._probes: dict[str, asyncio.Future[bytes]] = {}  # probe id -> the holder's answer
         self._owners_channel = options.key("owners").encode()
         self._node_key = options.key("node", self.node_id)
         self._redis: aioredis.Redis | None = None
+        # The node key's refresh has a connection of its own: a pool busy with a storm's
+        # claims must not starve it (a refresh that cannot run means Redis is away).
+        self._liveness: aioredis.Redis | None = None
         self._claim: Any = None
         self._release: Any = None
         self._connected = False
@@ -292,6 +298,7 @@ class RedisStreamsTransport:
         if self._started is None:
             self._started = asyncio.Event()
             self._redis = connect(self.options)
+            self._liveness = connect(self.options, pool_size=1)
             self._claim = self._redis.register_script(CLAIM_SCRIPT)
             self._release = self._redis.register_script(RELEASE_SCRIPT)
             self._listener = asyncio.create_task(self._listen_loop())
@@ -318,6 +325,8 @@ class RedisStreamsTransport:
                 with contextlib.suppress(*_ERRORS):
                     await asyncio.wait_for(redis_client.delete(self._node_key), 2.0)
             await redis_client.aclose()
+        if self._liveness is not None:
+            await self._liveness.aclose()
         self._connected = False
         for task in list(self._background):
             task.cancel()
@@ -403,26 +412,32 @@ class RedisStreamsTransport:
                     return "free"  # the holder's node is dead; its sockets went with it
             if not probe:
                 return "live"
-            reply = options.key("probe", self.node_id, uuid.uuid4().hex)
+            # The answer comes back on this node's probe channel (the pub/sub listener): no
+            # pool connection is held while the holder pings.
+            probe_id = uuid.uuid4().hex
+            answer = self._probes[probe_id] = asyncio.get_running_loop().create_future()
             asked = orjson.dumps(
                 {
-                    "probe": True,
+                    "probe": probe_id,
                     "cp": charge_point_id,
                     "epoch": epoch,
                     "frame": "",
-                    "reply": reply,
+                    "reply": self._probe_channel.decode(),
                 }
             )
-            async with asyncio.timeout(options.publish_timeout):
-                listening = await redis_client.publish(options.key("gw", holder, "cmd"), asked)
-            if not listening:
-                return "free"
-            answer = await redis_client.blpop([reply], timeout=limit)
+            try:
+                async with asyncio.timeout(options.publish_timeout):
+                    listening = await redis_client.publish(options.key("gw", holder, "cmd"), asked)
+                if not listening:
+                    return "free"
+                try:
+                    return PROBE_ANSWERS.get(await asyncio.wait_for(answer, limit), "unresponsive")
+                except TimeoutError:
+                    return "unresponsive"
+            finally:
+                self._probes.pop(probe_id, None)
         except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
             raise TransportUnavailable(f"cannot read ownership: {type(exc).__name__}") from exc
-        if answer is None:
-            return "unresponsive"
-        return PROBE_ANSWERS.get(_text(answer[1]).encode(), "unresponsive")
 
     async def release(self, link: BrokerLink) -> None:
         """Forget a closed link; delete its ownership hash unless a newer claim replaced it.
@@ -522,7 +537,10 @@ class RedisStreamsTransport:
             try:
                 async with asyncio.timeout(self.options.connect_timeout):
                     await pubsub.subscribe(
-                        self._reply_channel, self._command_channel, self._owners_channel
+                        self._reply_channel,
+                        self._command_channel,
+                        self._owners_channel,
+                        self._probe_channel,
                     )
                     await self._redis.set(
                         self._node_key, self._node_value(), px=int(self.options.node_ttl * 1000)
@@ -561,6 +579,12 @@ class RedisStreamsTransport:
             with contextlib.suppress(ValueError):
                 self._links.owner_changed(token, int(epoch))
             return
+        if channel == self._probe_channel:
+            probe_id, _, answer = data.decode(errors="replace").partition(" ")
+            waiter = self._probes.get(probe_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(answer.encode())
+            return
         try:
             envelope = orjson.loads(data)
             charge_point_id = str(envelope["cp"])
@@ -577,13 +601,18 @@ class RedisStreamsTransport:
                 link.deliver(frame)
         elif channel == self._command_channel:
             if envelope.get("probe"):
-                self._on_probe(str(envelope.get("reply") or ""), charge_point_id, epoch)
+                reply = str(envelope.get("reply") or "")
+                self._on_probe(reply, str(envelope["probe"]), charge_point_id, epoch)
             else:
                 self._on_command(envelope, charge_point_id, epoch, frame)
 
-    def _on_probe(self, reply: str, charge_point_id: str, epoch: str) -> None:
+    def _on_probe(self, reply: str, probe_id: str, charge_point_id: str, epoch: str) -> None:
         async def answer() -> None:
-            self._push(reply, await answer_probe(self._links, self.prober, charge_point_id, epoch))
+            verdict = await answer_probe(self._links, self.prober, charge_point_id, epoch)
+            redis_client = self._redis
+            if reply and redis_client is not None:
+                with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
+                    await redis_client.publish(reply, f"{probe_id} ".encode() + verdict)
 
         # In the background: a ping takes up to takeover_ping_timeout.
         task = asyncio.ensure_future(answer())
@@ -695,11 +724,11 @@ class RedisStreamsTransport:
         interval = max(0.2, self.options.node_ttl / 3)
         while True:
             await asyncio.sleep(interval)
-            if not self._connected or self._redis is None:
+            if not self._connected or self._liveness is None:
                 continue
             try:
                 async with asyncio.timeout(interval):
-                    await self._redis.set(
+                    await self._liveness.set(
                         self._node_key, self._node_value(), px=int(self.options.node_ttl * 1000)
                     )
             except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
