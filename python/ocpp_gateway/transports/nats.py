@@ -447,8 +447,9 @@ class NatsTransport:
 
     async def held_elsewhere(self, charge_point_id: str, probe: bool, limit: float) -> Holder:
         """Whether another live node holds this identity (`base.SharedOwnership`): its
-        ownership entry names a node whose liveness entry exists; with `probe`, that node is
-        asked (request-reply on `<p>.gw.<node>.probe`) to ping its charge point.
+        ownership entry names another node, and that node is alive (its liveness entry exists;
+        with `probe`, it answers a request on `<p>.gw.<node>.probe` after pinging its charge
+        point: nobody listening there means it is gone).
 
         Args:
             charge_point_id: the newcomer's identity.
@@ -473,16 +474,18 @@ class NatsTransport:
                 return "free"
             if not node or node == self.node_id:
                 return "free"  # this node's own stale entry: the server knows it holds none
-            try:
-                await asyncio.wait_for(nodes.get(node), timeout)
-            except nats.js.errors.KeyNotFoundError:
-                return "free"  # the holder's node is dead; its sockets went with it
             if not probe:
+                try:
+                    await asyncio.wait_for(nodes.get(node), timeout)
+                except nats.js.errors.KeyNotFoundError:
+                    return "free"  # the holder's node is dead; its sockets went with it
                 return "live"
             body = orjson.dumps({"cp": charge_point_id, "epoch": entry.revision})
             try:
                 reply = await nc.request(self.options.subject("gw", node, "probe"), body, limit)
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            except nats.errors.NoRespondersError:
+                return "free"  # nobody listens for that node: it is gone, with its sockets
+            except nats.errors.TimeoutError:
                 return "unresponsive"
             return PROBE_ANSWERS.get(reply.data, "unresponsive")
         except (nats.errors.Error, TimeoutError, OSError) as exc:

@@ -383,8 +383,9 @@ class RedisStreamsTransport:
 
     async def held_elsewhere(self, charge_point_id: str, probe: bool, limit: float) -> Holder:
         """Whether another live node holds this identity (`base.SharedOwnership`): its
-        ownership hash names a node whose liveness key exists; with `probe`, that node is asked
-        (a probe on its command channel, answered on a list) to ping its charge point.
+        ownership hash names another node, and that node is alive (its liveness key exists;
+        with `probe`, it answers a probe on its command channel after pinging its charge point:
+        no subscriber there means it is gone).
 
         Args:
             charge_point_id: the newcomer's identity.
@@ -408,10 +409,10 @@ class RedisStreamsTransport:
                 holder, epoch = (_text(value) for value in entry)
                 if not holder or not epoch or holder == self.node_id:
                     return "free"
-                if not await redis_client.exists(options.key("node", holder)):
-                    return "free"  # the holder's node is dead; its sockets went with it
-            if not probe:
-                return "live"
+                if not probe:
+                    if not await redis_client.exists(options.key("node", holder)):
+                        return "free"  # the holder's node is dead; its sockets went with it
+                    return "live"
             # The answer comes back on this node's probe channel (the pub/sub listener): no
             # pool connection is held while the holder pings.
             probe_id = uuid.uuid4().hex
@@ -429,7 +430,7 @@ class RedisStreamsTransport:
                 async with asyncio.timeout(options.publish_timeout):
                     listening = await redis_client.publish(options.key("gw", holder, "cmd"), asked)
                 if not listening:
-                    return "free"
+                    return "free"  # nobody listens for that node: it is gone, with its sockets
                 try:
                     return PROBE_ANSWERS.get(await asyncio.wait_for(answer, limit), "unresponsive")
                 except TimeoutError:
