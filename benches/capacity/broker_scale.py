@@ -45,7 +45,15 @@ import orjson
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
 from ocpp_gateway.bench.procs import Usage, free_port, usage, wait_tcp_open
-from ocpp_gateway.bench.runner import PER_CSMS, PER_LOADGEN, fleet_ids, merge_connect, per, ramp
+from ocpp_gateway.bench.runner import (
+    PER_CSMS,
+    PER_LOADGEN,
+    fleet_ids,
+    merge_connect,
+    merge_storm,
+    per,
+    ramp,
+)
 from ocpp_gateway.bench.targets import CsmsPool, Target, start_target
 from ocpp_gateway.transports.broker import identity_token
 
@@ -202,17 +210,11 @@ async def storm(
     before, beside = target.usage(), {name: read() for name, read in parts.items()}
     answers = await loadgen.all("storm", deadline=time.monotonic() + limit, move=move, only=only)
     after = target.usage()
-    refused: dict[str, int] = {}
-    for answer in answers:
-        for reason, count in answer["refused"].items():
-            refused[reason] = refused.get(reason, 0) + count
-    reconnected = sum(a["booted"] for a in answers)
+    merged = merge_storm(answers)
+    reconnected = merged["booted"]
     result: dict[str, Any] = {
         "kind": kind,
-        "charge_points": sum(a["charge_points"] for a in answers),
-        "booted": reconnected,
-        "seconds": max(a["seconds"] for a in answers),
-        "refused": refused,
+        **merged,
         "gateway_cpu_per_reconnect_us": per((after.cpu - before.cpu) * 1e6, reconnected),
     }
     for name, read in parts.items():

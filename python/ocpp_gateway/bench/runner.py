@@ -37,6 +37,7 @@ __all__ = [
     "idle_cpu",
     "machine",
     "merge_connect",
+    "merge_storm",
     "per",
     "percentiles",
     "ramp",
@@ -443,20 +444,12 @@ class Run:
         before = target.usage()
         answers = await loadgen.all("storm", deadline=time.monotonic() + settings.storm_timeout)
         after = target.usage()
-        refused: dict[str, int] = {}
-        for answer in answers:
-            for reason, count in answer["refused"].items():
-                refused[reason] = refused.get(reason, 0) + count
-        booted = sum(a["booted"] for a in answers)
+        merged = merge_storm(answers)
         result = {
+            **merged,
             "charge_points": connected["connected"],
-            "booted": booted,
-            "seconds": max(a["seconds"] for a in answers),
-            "refused": refused,
-            "refused_total": sum(refused.values()),
             "target_cpu": after.cpu - before.cpu,
-            "cpu_per_handshake_us": per((after.cpu - before.cpu) * 1e6, booted),
-            "loadgen_cpu": sum(a["cpu"] for a in answers),
+            "cpu_per_handshake_us": per((after.cpu - before.cpu) * 1e6, merged["booted"]),
         }
         await loadgen.all("close")
         return result
@@ -758,6 +751,30 @@ def merge_connect(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "total": sum(a["total"] for a in answers),
         "failures": failures,
         "seconds": max((a["seconds"] for a in answers), default=0.0),
+        "loadgen_cpu": sum(a["cpu"] for a in answers),
+    }
+
+
+def merge_storm(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Add up the workers' answers to "storm".
+
+    Args:
+        answers: one per worker.
+
+    Returns:
+        charge_points (dropped), booted (back), seconds (slowest worker), refused (failed
+        attempts by reason), refused_total, loadgen_cpu.
+    """
+    refused: dict[str, int] = {}
+    for answer in answers:
+        for reason, count in answer["refused"].items():
+            refused[reason] = refused.get(reason, 0) + count
+    return {
+        "charge_points": sum(a["charge_points"] for a in answers),
+        "booted": sum(a["booted"] for a in answers),
+        "seconds": max((a["seconds"] for a in answers), default=0.0),
+        "refused": refused,
+        "refused_total": sum(refused.values()),
         "loadgen_cpu": sum(a["cpu"] for a in answers),
     }
 
