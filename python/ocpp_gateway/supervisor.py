@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ocpp_gateway.config import GatewayConfig
@@ -21,6 +22,27 @@ from ocpp_gateway.metrics import Metrics
 __all__ = ["supervise"]
 
 log = logging.getLogger("ocpp_gateway.supervisor")
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A function for a worker to run before exec (Linux) so that the kernel sends it SIGTERM
+    when the supervisor dies, by SIGKILL too: no worker keeps serving the port orphaned (it
+    drains and exits as on a normal shutdown). None where prctl is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    supervisor = os.getpid()
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+
+    def arm() -> None:
+        prctl(set_parent_death_signal, signal.SIGTERM)
+        if os.getppid() != supervisor:  # it died before the signal was armed
+            os._exit(1)
+
+    return arm
 
 
 def _without_flag(argv: Sequence[str], flag: str) -> list[str]:
@@ -83,8 +105,10 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
         admin_port = _shared_port(config.admin.host, config.admin.port, holders)
         command += ["--admin-port", str(admin_port), "--peer-dir", peer_dir]
 
+    arm = _die_with_parent()
+
     def spawn(slot: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([*command, "--worker-id", str(slot)], env=env)
+        return subprocess.Popen([*command, "--worker-id", str(slot)], env=env, preexec_fn=arm)
 
     slots: dict[int, int] = {}  # pid -> worker id; a restarted worker takes the same id
     workers: dict[int, subprocess.Popen[bytes]] = {}

@@ -27,8 +27,9 @@ import pytest
 import ocpp_gateway
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
+from polling import WAIT, poll
 
-WAIT = 30.0  # bound of every wait in these tests, in seconds (the machine is shared)
+__all__ = ["WAIT", "poll"]  # and the helpers below, used by the broker tests
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "broker_backend.py"
 
@@ -283,18 +284,6 @@ def journal_rows(path: str) -> list[tuple[str, str, str]]:
             return list(db.execute("SELECT action, key, response FROM journal"))
         except sqlite3.OperationalError:  # not created yet
             return []
-
-
-async def poll(condition: Callable[[], Any], what: str, within: float = WAIT) -> Any:
-    """Wait until `condition()` is truthy (checked every 20 ms), at most `within` seconds."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 # -- transaction sessions and their accounting ----------------------------------------------------

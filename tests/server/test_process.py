@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 import ocpp_gateway
+from polling import poll
 
 from ._support import WAIT, Csms, receive_frame
 
@@ -219,6 +220,30 @@ async def test_crashed_worker_is_restarted_and_its_gauges_dropped(
         await ws.close()
     gateway.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(gateway.proc.wait(), WAIT) == 0
+
+
+async def test_workers_exit_when_the_supervisor_is_killed(
+    spawn: object, client: aiohttp.ClientSession
+) -> None:
+    """SIGKILL of the supervisor: its workers get SIGTERM from the kernel (parent-death
+    signal), close their charge points with 1001 and exit; none keeps the port orphaned."""
+    gateway, _, sockets = await _two_workers_with_sockets(spawn, client, "O")
+    workers = _children(gateway.proc.pid)
+    assert len(workers) == 2
+    os.kill(gateway.proc.pid, signal.SIGKILL)
+    await asyncio.wait_for(gateway.proc.wait(), WAIT)
+    for ws in sockets:
+        msg = await asyncio.wait_for(ws.receive(), WAIT)
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1001), msg
+
+    def exited(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has exited
+        except FileNotFoundError:
+            return True
+
+    await poll(lambda: all(exited(pid) for pid in workers), "both workers exited")
 
 
 async def _answer_calls(ws: aiohttp.ClientWebSocketResponse) -> None:
