@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
-from ocpp_gateway.bench.procs import Usage, free_port, usage, wait_tcp_open
+from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait_tcp_open
 from ocpp_gateway.bench.runner import (
     PER_CSMS,
     PER_LOADGEN,
@@ -203,7 +203,9 @@ async def storm(
         move, only = {first: second, second: first}, None
     else:
         victim = target.popen[0]
-        victim.send_signal(signal.SIGKILL)
+        for pid in ProcessGroup(victim.pid, "node 0").pids()[::-1]:  # its workers too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         victim.wait(10)
         move, only = {first: second}, [first]
     parts = upstream.parts()
