@@ -4,6 +4,7 @@ when it goes, the metrics collector, identity tokens, configuration, a command t
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,3 +208,39 @@ def test_upstream_type_selects_the_broker_and_its_options_are_checked() -> None:
             None, {}, {"transports": {"billing": {"type": "redis_streams", "max_len": "x"}}}
         )
     assert named.value.errors == ["transports.billing.max_len: expected an integer, got 'x'"]
+
+
+def test_the_receive_timestamp_is_rfc3339_utc_with_microseconds_and_now() -> None:
+    from datetime import UTC, datetime
+
+    from ocpp_gateway.transports.broker import received_timestamp
+
+    for _ in range(3):  # the second's text is cached: the first and later calls alike
+        before = datetime.now(UTC)
+        text = received_timestamp()
+        after = datetime.now(UTC)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text), text
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        assert before.replace(microsecond=0) <= stamp <= after
+
+
+async def test_a_full_nats_stream_refuses_the_frame_at_once() -> None:
+    """JetStream answers a publish to a full stream (DiscardNew) with an error in the PubAck:
+    the frame is not handed over, the link says so at once (the relay then closes the charge
+    point socket with 1013); it does not wait out publish_timeout. (A NATS setting: Redis
+    trims with max_len instead.)"""
+    running = broker_server("nats")
+    options = NatsOptions(url=running.url, node_id="n1", max_bytes=4096, publish_timeout=20.0)
+    transport = NatsTransport("default", options)
+    try:
+        await transport.start()
+        link = await transport.open("CP-FULL", ("ocpp1.6",))
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TransportUnavailable, match="refused"):
+            for i in range(100):
+                await link.send(b'[2,"f%d","Heartbeat",{}]' % i + b" " * 200)
+        assert asyncio.get_running_loop().time() - started < options.publish_timeout
+        assert transport.stats.publish_failures == 1
+    finally:
+        await transport.close()
+        running.close()

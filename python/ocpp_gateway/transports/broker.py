@@ -25,10 +25,10 @@ import logging
 import os
 import re
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -148,9 +148,22 @@ def is_transaction(action: str, frame: bytes, actions: frozenset[str]) -> bool:
     return is_transaction_message(action, frame, actions)
 
 
+_second_text: list[Any] = [-1, ""]  # the whole second last formatted, and its text
+
+
 def received_timestamp() -> str:
-    """Returns: now, RFC 3339 UTC with microseconds (the `Ocpp-Rx-Ts` value)."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """Returns: now, RFC 3339 UTC with microseconds (the `Ocpp-Rx-Ts` value).
+
+    One per frame on the broker path: the date and time of the current second are formatted
+    once a second, the microseconds every time (a datetime per frame cost ~3 % of the relay).
+    """
+    now = time.time()
+    second = int(now)
+    cached = _second_text
+    if cached[0] != second:
+        cached[0] = second
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{cached[1]}.{int((now - second) * 1e6):06d}Z"
 
 
 @dataclass(slots=True)

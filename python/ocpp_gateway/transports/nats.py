@@ -540,8 +540,8 @@ class NatsTransport:
         Raises:
             TransportUnavailable: no PubAck within `publish_timeout`.
         """
-        js = self._js
-        if js is None or not self.ready():
+        nc = self._nc
+        if nc is None or not self.ready():
             raise TransportUnavailable("NATS unavailable")
         options = self.options
         tx = message_type == 2 and is_transaction(action, frame, self._tx_actions)
@@ -565,17 +565,18 @@ class NatsTransport:
             H_RECEIVED: received_timestamp(),
             H_REPLY: self._reply_subject,
             "Nats-Msg-Id": f"{self.node_id}:{epoch}:{link.published}",
+            "Nats-Expected-Stream": stream,
         }
         stats = self.stats
         stats.publishing += 1
         try:
-            await self._publish(js, link, subject, stream, frame, headers)
+            await self._publish(nc, link, subject, stream, frame, headers)
         finally:
             stats.publishing -= 1
 
     async def _publish(
         self,
-        js: JetStreamContext,
+        nc: NatsClient,
         link: BrokerLink,
         subject: str,
         stream: str,
@@ -591,16 +592,21 @@ class NatsTransport:
             if remaining <= 0 or link.ended:
                 break
             try:
-                await js.publish(
-                    subject, frame, timeout=min(remaining, 2.0), stream=stream, headers=headers
-                )
+                # A JetStream publish is a request answered by the PubAck; made here rather
+                # than through js.publish, which parses each PubAck into a dataclass.
+                reply = await nc.request(subject, frame, min(remaining, 2.0), headers=headers)
+                ack = orjson.loads(reply.data)
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
                 # Same Nats-Msg-Id on the retry: the stream keeps one copy.
                 await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
                 continue
-            except (nats.errors.Error, OSError) as exc:
+            except (nats.errors.Error, OSError, orjson.JSONDecodeError) as exc:
                 stats.publish_failures += 1
                 raise TransportUnavailable(f"NATS refused the frame: {exc}") from exc
+            if not isinstance(ack, dict) or "error" in ack:
+                stats.publish_failures += 1
+                error = ack.get("error") if isinstance(ack, dict) else ack
+                raise TransportUnavailable(f"NATS refused the frame: {error}")
             stats.published += 1
             stats.publish_seconds += loop.time() - started
             return
