@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,6 +39,7 @@ from multidict import CIMultiDict
 from ocpp_gateway._core import OcppVersionName
 from ocpp_gateway.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, Connection
 from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.logs import Throttle
 from ocpp_gateway.routing import ConnectionInfo, Reject
 from ocpp_gateway.runtime import VERSIONS
 from ocpp_gateway.transports.base import SharedOwnership
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "REFUSAL_LINES",
     "Admission",
     "Refusal",
     "TakeoverRule",
@@ -55,6 +58,9 @@ __all__ = [
     "offered_versions",
     "takeover_rule",
 ]
+
+#: Refusal log lines allowed per 10 s in one process.
+REFUSAL_LINES = 50
 
 log = logging.getLogger("ocpp_gateway.admission")
 
@@ -163,7 +169,9 @@ def takeover_rule(
     return "ping"
 
 
-def _log_refusal(request: web.Request, reason: str, status: int, detail: str = "") -> None:
+def _log_refusal(
+    request: web.Request, reason: str, status: int, detail: str = "", suppressed: int = 0
+) -> None:
     """One info line per refusal: reason, id, address, offered subprotocols (client-chosen
     strings cut to 100 characters); never a header that carries a credential."""
     charge_point_id = request.match_info.get("charge_point_id")
@@ -177,6 +185,7 @@ def _log_refusal(request: web.Request, reason: str, status: int, detail: str = "
             "remote": request.remote,
             "offered": offered[:100] if offered else offered,
             **({"detail": detail} if detail else {}),
+            **({"suppressed": suppressed} if suppressed else {}),
         },
     )
 
@@ -215,11 +224,20 @@ class Admission:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        # A reconnect storm refused by a busy backend would write a line per attempt: at most
+        # REFUSAL_LINES per 10 s pass, the next line says how many were left out (the
+        # handshakes_refused_total counter has every one).
+        self._log_budget = Throttle(10.0, REFUSAL_LINES)
+
+    def _log(self, request: web.Request, reason: str, status: int, detail: str = "") -> None:
+        suppressed = self._log_budget.allow(time.monotonic())
+        if suppressed is not None:
+            _log_refusal(request, reason, status, detail, suppressed)
 
     def _refuse(self, request: web.Request, refusal: Refusal) -> web.Response:
         """Count, log (reason, id, address; never a credential) and answer a refusal."""
         self._runtime.metrics.handshakes_refused.labels(refusal.reason).inc()
-        _log_refusal(request, refusal.reason, refusal.status, refusal.detail)
+        self._log(request, refusal.reason, refusal.status, refusal.detail)
         return web.Response(status=refusal.status, text=refusal.text, headers=refusal.headers)
 
     async def admit(self, request: web.Request) -> Connection | web.StreamResponse:
@@ -262,7 +280,7 @@ class Admission:
         if chosen is None:
             # RFC 6455 / OCPP-J §3.1: finish the handshake without a subprotocol, then close.
             runtime.metrics.handshakes_refused.labels("subprotocol").inc()
-            _log_refusal(request, "subprotocol", 101)
+            self._log(request, "subprotocol", 101)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.prepare(request)
                 await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"no supported OCPP subprotocol")

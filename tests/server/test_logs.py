@@ -72,6 +72,27 @@ async def test_a_refusal_names_reason_id_and_address_but_never_the_password(
     assert "Q1AtUDp3cm9uZy1wYXNzd29yZC05" not in text  # its Basic encoding
 
 
+async def test_a_storm_of_refusals_is_logged_at_a_bounded_rate(
+    gateway_factory: GatewayFactory,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Refused handshakes (here: an identity too long) beyond the per-process budget are
+    answered and counted, not written (`Throttle`, tested below, puts how many were left out
+    on the next line written)."""
+    from ocpp_gateway.admission import REFUSAL_LINES
+
+    caplog.set_level(logging.INFO)
+    gateway = await gateway_factory()
+    attempts = REFUSAL_LINES + 20
+    for _ in range(attempts):
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await client.ws_connect(f"{gateway.url}/ocpp/{'X' * 200}", protocols=("ocpp1.6",))
+    lines = _records(caplog, "handshake refused")
+    assert len(lines) == REFUSAL_LINES
+    assert all("suppressed" not in line for line in lines)  # nothing was left out before them
+
+
 async def test_an_upstream_refusal_logs_its_status_and_the_subprotocol(
     csms: Csms,
     gateway_factory: GatewayFactory,
