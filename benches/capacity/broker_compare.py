@@ -8,6 +8,10 @@ with the test CSMS's canned results). One load generator drives 100 connections 
 repetitions alternate the targets. CPU comes from /proc/PID/stat over the measured window.
 
     python benches/capacity/broker_compare.py --repeats 3 --seconds 5 --idle 2000
+
+`--before DIR` runs the gateway of every target named with a `_before` suffix (e.g.
+`--targets nats,nats_before`) from another source tree (`DIR/python`, with its extension built
+or copied in), so that a change is measured before and after in the same run.
 """
 
 from __future__ import annotations
@@ -67,27 +71,35 @@ def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
-def _gateway(port: int, upstream: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _gateway(
+    port: int, upstream: dict[str, str], log: Path, source: Path | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         "OCPP_GATEWAY_SECURITY__MESSAGE_RATE": "0",
         "OCPP_GATEWAY_LOG_LEVEL": "warning",
         **upstream,
     }
+    if source is not None:
+        env["PYTHONPATH"] = str(source / "python")
     command = [sys.executable, "-m", "ocpp_gateway.cli", "serve", "--host", "127.0.0.1"]
     return _spawn([*command, "--port", str(port)], env, log)
 
 
-async def start(name: str, csms: CsmsPool, out: Path) -> Setup:
+async def start(name: str, csms: CsmsPool, out: Path, before: Path | None = None) -> Setup:
     port = free_port()
     log = out / f"{name}.log"
-    if name == "websocket":
-        gateway = _gateway(port, {"OCPP_GATEWAY_UPSTREAM_URL": csms.url(0)}, log)
+    kind_name = name.removesuffix("_before")
+    source = before if kind_name != name else None
+    if kind_name != name and before is None:
+        raise SystemExit(f"{name}: pass --before DIR")
+    if kind_name == "websocket":
+        gateway = _gateway(port, {"OCPP_GATEWAY_UPSTREAM_URL": csms.url(0)}, log, source)
         setup = Setup(name, f"ws://127.0.0.1:{port}/ocpp", gateway)
         setup.parts = {"gateway": [gateway.pid], "backend": [p.pid for p in csms.processes]}
     else:
         broker_port = free_port()
         store = tempfile.mkdtemp(prefix=f"bench-{name}-")
-        if name == "nats":
+        if kind_name == "nats":
             server_cmd = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(broker_port)]
             server_cmd += ["-sd", store]
             url = f"nats://127.0.0.1:{broker_port}"
@@ -101,7 +113,10 @@ async def start(name: str, csms: CsmsPool, out: Path) -> Setup:
         await wait_tcp_open("127.0.0.1", broker_port, 30.0, lambda: server.poll() is None)
         backend = _spawn([sys.executable, str(HERE / "broker_backend.py"), flag, url], {}, log)
         gateway = _gateway(
-            port, {"OCPP_GATEWAY_UPSTREAM_TYPE": kind, "OCPP_GATEWAY_UPSTREAM_URL": url}, log
+            port,
+            {"OCPP_GATEWAY_UPSTREAM_TYPE": kind, "OCPP_GATEWAY_UPSTREAM_URL": url},
+            log,
+            source,
         )
         setup = Setup(name, f"ws://127.0.0.1:{port}/ocpp", gateway, procs=[server, backend])
         setup.parts = {"gateway": [gateway.pid], "broker": [server.pid], "backend": [backend.pid]}
@@ -159,7 +174,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {name: {"phases": []} for name in names}
     try:
         for name in names:
-            setups[name] = await start(name, csms, out)
+            setups[name] = await start(name, csms, out, Path(args.before) if args.before else None)
         for name in names:
             results[name]["idle"] = await idle_memory(loadgen, setups[name], args.idle)
             print(name, "idle", results[name]["idle"], file=sys.stderr)
@@ -211,6 +226,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--idle", type=int, default=2000, help="charge points for idle memory")
     parser.add_argument("--out", default="/tmp/broker-compare")
+    parser.add_argument("--before", help="source tree of the `*_before` targets' gateway")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     results = asyncio.run(measure(args))

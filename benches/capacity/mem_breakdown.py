@@ -7,8 +7,13 @@ the traced Python allocations grouped by source line, and the new objects by typ
 
     python benches/capacity/mem_breakdown.py gateway --charge-points 3000
     python benches/capacity/mem_breakdown.py bare_relay --charge-points 3000
+    python benches/capacity/mem_breakdown.py gateway --upstream nats --charge-points 5000
 
 The gateway reads `OCPP_GATEWAY_*` variables as `serve` does, so a setting can be compared.
+`--upstream nats|redis` starts a broker server (nats-server -js / redis-server, on loopback,
+in a temporary directory) and the bench backend service (`broker_backend.py`), and points the
+gateway at the broker instead of the test CSMS; `--types-by-size` also sums the new objects'
+`sys.getsizeof` by type (containers only, not what they refer to).
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ import collections
 import gc
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,17 +37,47 @@ import uvloop
 from aiohttp import web
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
-from ocpp_gateway.bench.procs import usage
+from ocpp_gateway.bench.procs import free_port, usage, wait_tcp_open
 from ocpp_gateway.bench.runner import fleet_ids
 from ocpp_gateway.bench.targets import CsmsPool, find_baselines
 
+HERE = Path(__file__).resolve().parent
 
-async def _gateway(upstream: str) -> tuple[str, Any]:
+
+def _spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as sink:
+        return subprocess.Popen(command, stdout=sink, stderr=sink, start_new_session=True)
+
+
+async def _broker(kind: str, store: str) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """Start a broker server and the bench backend on it. Returns: its URL and the processes."""
+    binary = "nats-server" if kind == "nats" else "redis-server"
+    if shutil.which(binary) is None:
+        raise SystemExit(f"{binary} not found (apt-get install {binary})")
+    port = free_port()
+    if kind == "nats":
+        command = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store]
+        url = f"nats://127.0.0.1:{port}"
+    else:
+        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "no", "--dir", store]
+        url = f"redis://127.0.0.1:{port}/0"
+    log = Path(store) / "log"
+    server = _spawn(command, log)
+    await wait_tcp_open("127.0.0.1", port, 30.0, lambda: server.poll() is None)
+    backend = _spawn([sys.executable, str(HERE / "broker_backend.py"), f"--{kind}", url], log)
+    return url, [backend, server]
+
+
+async def _gateway(upstream: str, kind: str = "websocket") -> tuple[str, Any]:
     from ocpp_gateway.config import load_config
     from ocpp_gateway.server import start_gateway
 
     # OCPP_GATEWAY_* variables apply (e.g. OCPP_GATEWAY_UPSTREAM_CLIENT=aiohttp for an A/B).
-    config = load_config(overrides={"host": "127.0.0.1", "port": 0, "upstream.url": upstream})
+    overrides = {"host": "127.0.0.1", "port": 0, "upstream.url": upstream}
+    if kind != "websocket":
+        overrides["upstream.type"] = "nats" if kind == "nats" else "redis_streams"
+    config = load_config(overrides=overrides)
     running = await start_gateway(config)
     return f"ws://127.0.0.1:{running.port}/ocpp", running.stop
 
@@ -67,19 +106,31 @@ async def _bare_relay(upstream: str) -> tuple[str, Any]:
     return f"ws://127.0.0.1:{port}/ocpp", stop
 
 
-def _types() -> collections.Counter[str]:
+def _types(sizes: bool) -> tuple[collections.Counter[str], collections.Counter[str]]:
     gc.collect()
-    return collections.Counter(
-        f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()
-    )
+    counts: collections.Counter[str] = collections.Counter()
+    bytes_: collections.Counter[str] = collections.Counter()
+    for o in gc.get_objects():
+        name = f"{type(o).__module__}.{type(o).__qualname__}"
+        counts[name] += 1
+        if sizes:
+            bytes_[name] += sys.getsizeof(o)
+    return counts, bytes_
 
 
 async def _main(args: argparse.Namespace) -> None:
     csms = await CsmsPool.start(1)
     loadgen = LoadGenerator(1, ["127.0.1.1"])
     loadgen.start()
-    start = _gateway if args.target == "gateway" else _bare_relay
-    url, stop = await start(csms.url())
+    store = tempfile.mkdtemp(prefix="mem-breakdown-")
+    brokers: list[subprocess.Popen[bytes]] = []
+    upstream = csms.url()
+    if args.upstream != "websocket":
+        upstream, brokers = await _broker(args.upstream, store)
+    if args.target == "gateway":
+        url, stop = await _gateway(upstream, args.upstream)
+    else:
+        url, stop = await _bare_relay(upstream)
     me = [os.getpid()]
     try:
         warm = fleet_ids("warm", 200, 0.3)
@@ -87,18 +138,18 @@ async def _main(args: argparse.Namespace) -> None:
         await loadgen.all("close")
         await asyncio.sleep(1.0)
         tracemalloc.start(args.frames)
-        types_before = _types()
+        types_before, sizes_before = _types(args.types_by_size)
         rss_before = usage(me).rss
         before = tracemalloc.take_snapshot()
         fleet = fleet_ids("idle", args.charge_points, 0.3)
         answers = await loadgen.all("connect", fleet=[(url, *cp) for cp in fleet])
         connected = sum(a.get("connected", 0) for a in answers)
         await asyncio.sleep(2.0)
-        types_after = _types()
+        types_after, sizes_after = _types(args.types_by_size)
         after = tracemalloc.take_snapshot()
         rss_after = usage(me).rss
         n = connected or args.charge_points
-        print(f"target {args.target}: {n} idle charge points")
+        print(f"target {args.target} ({args.upstream} upstream): {n} idle charge points")
         print(
             f"RSS growth per charge point (tracemalloc on): {(rss_after - rss_before) / n:,.0f} B"
         )
@@ -114,12 +165,26 @@ async def _main(args: argparse.Namespace) -> None:
         delta = types_after - types_before
         for name, count in delta.most_common(args.top):
             print(f"{count / n:6.2f}  {name}")
+        if args.types_by_size:
+            print("\nnew object bytes per charge point (sys.getsizeof), by type:")
+            grown = sizes_after.copy()
+            grown.subtract(sizes_before)
+            for name, size in grown.most_common(args.top):
+                print(f"{size / n:8.0f}  {name}")
         await loadgen.all("close")
     finally:
         tracemalloc.stop()
         await stop()
         await loadgen.stop()
         csms.stop()
+        for proc in brokers:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        shutil.rmtree(store, ignore_errors=True)
 
 
 def main() -> int:
@@ -133,6 +198,8 @@ def main() -> int:
     parser.add_argument("--charge-points", type=int, default=3000)
     parser.add_argument("--frames", type=int, default=1, help="traceback depth (1: by line)")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--upstream", choices=("websocket", "nats", "redis"), default="websocket")
+    parser.add_argument("--types-by-size", action="store_true")
 
     args = parser.parse_args()
     import resource
