@@ -25,7 +25,7 @@ from ocpp_gateway import _core
 from ocpp_gateway._core import OcppVersionName
 from ocpp_gateway.routing import ConnectionInfo
 from ocpp_gateway.security.outbound import BoundedSender
-from ocpp_gateway.transports import Link
+from ocpp_gateway.transports import Link, WakingLink
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
@@ -241,6 +241,9 @@ class Connection:
         the plugins' on_disconnect."""
         runtime = self._runtime
         runtime.unregister(self)
+        for link in self.links.values():
+            if isinstance(link, WakingLink):
+                link.set_wake(None)  # a parked pump goes like the running ones below
         for task in self.readers:
             task.cancel()
         await asyncio.gather(*self.readers, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,21 +258,70 @@ class QueueLink:
         return await asyncio.wait_for(self.sent.get(), WAIT)
 
 
-class QueueTransport:
-    """A transport of `QueueLink`s, given to `start_gateway(transports=...)`."""
+class _WakingIncoming:
+    """What a test puts in a `WakingQueueLink` (the `put_nowait` of `QueueLink.incoming`)."""
 
-    def __init__(self, name: str = "default") -> None:
+    def __init__(self, link: WakingQueueLink) -> None:
+        self.frames: deque[bytes | None] = deque()
+        self._link = link
+
+    def put_nowait(self, frame: bytes | None) -> None:
+        self.frames.append(frame)
+        self._link.woken()
+
+
+class WakingQueueLink(QueueLink):
+    """A `QueueLink` that is also a `WakingLink`, as the broker links are: the gateway parks
+    its pump on it (`set_wake`) instead of keeping a task waiting in `recv`."""
+
+    def __init__(self, charge_point_id: str, version: str) -> None:
+        super().__init__(charge_point_id, version)
+        self.incoming = _WakingIncoming(self)  # type: ignore[assignment]
+        self.wake: Callable[[], object] | None = None  # the parked pump, while one is
+        self.wakes = 0  # times a parked pump was woken
+
+    def recv_ready(self) -> bool:
+        return bool(self.incoming.frames) or self.closed
+
+    def set_wake(self, wake: Callable[[], object] | None) -> None:
+        self.wake = wake
+        if wake is not None and self.recv_ready():
+            self.woken()
+
+    def woken(self) -> None:
+        wake, self.wake = self.wake, None
+        if wake is not None:
+            self.wakes += 1
+            wake()
+
+    async def recv(self) -> bytes | None:
+        frames = self.incoming.frames
+        assert frames or self.closed, "a parked pump is only woken with something to read"
+        return frames.popleft() if frames else None
+
+    async def close(self) -> None:
+        self.closed = True
+        self.woken()
+
+
+class QueueTransport:
+    """A transport of `QueueLink`s (`WakingQueueLink`s with `waking`), given to
+    `start_gateway(transports=...)`."""
+
+    def __init__(self, name: str = "default", waking: bool = False) -> None:
         self.name = name
         self.links: dict[str, QueueLink] = {}
         self.opened: asyncio.Queue[QueueLink] = asyncio.Queue()
         self.refuse = False
+        self.waking = waking
 
     async def open(self, charge_point_id: str, versions: tuple[str, ...]) -> QueueLink:
         from ocpp_gateway.errors import TransportUnavailable
 
         if self.refuse:
             raise TransportUnavailable("refused by the test")
-        link = self.links[charge_point_id] = QueueLink(charge_point_id, versions[0])
+        kind = WakingQueueLink if self.waking else QueueLink
+        link = self.links[charge_point_id] = kind(charge_point_id, versions[0])
         self.opened.put_nowait(link)
         return link
 

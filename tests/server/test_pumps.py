@@ -6,14 +6,21 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 
 from ._support import WAIT, GatewayFactory, QueueTransport, receive_frame, scrape
 
+# A backend link with a task waiting in recv, and one that wakes a parked pump (broker links).
+both_pumps = pytest.mark.parametrize("waking", [False, True], ids=["waiting", "waking"])
+
 
 async def _connect(
-    gateway_factory: GatewayFactory, client: aiohttp.ClientSession, **overrides: object
+    gateway_factory: GatewayFactory,
+    client: aiohttp.ClientSession,
+    waking: bool = False,
+    **overrides: object,
 ) -> tuple[QueueTransport, aiohttp.ClientWebSocketResponse]:
-    backend = QueueTransport()
+    backend = QueueTransport(waking=waking)
     gateway = await gateway_factory(backends={"default": backend}, **overrides)
     ws = await client.ws_connect(f"{gateway.url}/ocpp/PUMP1", protocols=("ocpp1.6",))
     return backend, ws
@@ -37,10 +44,11 @@ async def test_charge_point_pump_forwards_bytes_and_answers_invalid_calls(
     await ws.close()
 
 
+@both_pumps
 async def test_backend_pump_validates_both_ways(
-    gateway_factory: GatewayFactory, client: aiohttp.ClientSession
+    gateway_factory: GatewayFactory, client: aiohttp.ClientSession, waking: bool
 ) -> None:
-    backend, ws = await _connect(gateway_factory, client)
+    backend, ws = await _connect(gateway_factory, client, waking)
     link = await backend.next_link()
     link.incoming.put_nowait(b'[2,"c-1","ClearCache",{}]')
     assert await receive_frame(ws) == b'[2,"c-1","ClearCache",{}]'
@@ -57,10 +65,11 @@ async def test_backend_pump_validates_both_ways(
     await ws.close()
 
 
+@both_pumps
 async def test_backend_gone_closes_the_charge_point_with_1013(
-    gateway_factory: GatewayFactory, client: aiohttp.ClientSession
+    gateway_factory: GatewayFactory, client: aiohttp.ClientSession, waking: bool
 ) -> None:
-    backend, ws = await _connect(gateway_factory, client)
+    backend, ws = await _connect(gateway_factory, client, waking)
     link = await backend.next_link()
     link.incoming.put_nowait(None)  # the backend link ends
     msg = await asyncio.wait_for(ws.receive(), WAIT)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ocpp_gateway.transports.base import Link, Transport, TransportUnavailable
+from ocpp_gateway.transports.base import Link, Transport, TransportUnavailable, WakingLink
 from ocpp_gateway.transports.local import LocalOptions
 from ocpp_gateway.transports.websocket import WebSocketOptions
 
@@ -29,6 +29,7 @@ __all__ = [
     "Transport",
     "TransportType",
     "TransportUnavailable",
+    "WakingLink",
     "WebSocketOptions",
     "build_transports",
     "transport_types",

@@ -15,6 +15,10 @@ the backends' commands; the link itself keeps:
   waiting (the next one is answered busy), each with a deadline (then: timeout);
 - its connection epoch (the broker's ownership revision); frames stamped with another epoch are
   dropped by the owner before they get here.
+
+An idle link holds no task: it is a `WakingLink` (`ocpp_gateway.transports.base`), so the relay
+parks its pump with `set_wake` instead of a task waiting in `recv`, and the link calls the
+wake-up once a frame is queued or the link ended. Its frame queue exists only while frames wait.
 """
 
 from __future__ import annotations
@@ -262,6 +266,7 @@ class BrokerLink:
         "_queue",
         "_reader",
         "_waiter",
+        "_wake",
         "charge_point_id",
         "end_reason",
         "epoch",
@@ -281,8 +286,10 @@ class BrokerLink:
         # Frames handed to the broker on this connection: the last part of the dedup key, so
         # that the gateway's own publish retries collapse and a charger's retry never does.
         self.published = 0
-        self._frames: deque[bytes] | None = None  # created on the first frame (saves ~0.6 KB)
+        # Exists only while frames wait (an empty deque is ~0.6 KB): see `deliver` and `recv`.
+        self._frames: deque[bytes] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._wake: Callable[[], object] | None = None  # the parked pump's wake-up (set_wake)
         self._ended = False
         self.end_reason = ""  # once ended: "closed", "broker_lost" or "ownership_moved"
         self._reader: asyncio.Task[Any] | None = None
@@ -344,6 +351,8 @@ class BrokerLink:
             frames = self._frames
             if frames:
                 frame = frames.popleft()
+                if not frames:
+                    self._frames = None
                 inflight = self._inflight
                 if inflight is not None and inflight.frame is frame:
                     inflight.delivered = True
@@ -355,6 +364,33 @@ class BrokerLink:
                 await waiter
             finally:
                 self._waiter = None
+
+    def recv_ready(self) -> bool:
+        """Returns: True when `recv` would not wait (a frame is queued, or the link ended)."""
+        return bool(self._frames) or self._ended
+
+    def set_wake(self, wake: Callable[[], object] | None) -> None:
+        """Park the reader: call `wake` once, as soon as `recv` would not wait (a frame is
+        queued or the link ended); at once when that is already so.
+
+        Args:
+            wake: called without arguments, at most once per `set_wake`; None forgets it.
+        """
+        self._reader = None  # the parked task has ended: hold no reference to it
+        if wake is not None and (self._frames or self._ended):
+            self._wake = None
+            wake()
+        else:
+            self._wake = wake
+
+    def _wake_reader(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake()
 
     async def close(self) -> None:
         """Close the link (idempotent): queued commands are answered, ownership given up."""
@@ -376,9 +412,7 @@ class BrokerLink:
         if frames is None:
             frames = self._frames = deque()
         frames.append(frame)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_reader()
 
     def lose(self, reason: str = "broker_lost") -> None:
         """End the link: `recv` returns None; waiting commands are answered offline (never
@@ -402,9 +436,7 @@ class BrokerLink:
         for command in self._queue or ():
             self._answer(command, CommandStatus.OFFLINE, b"")
         self._queue = None
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_reader()
 
     def offer_command(self, command: Command) -> None:
         """Take a backend's command: send it now, queue it, or answer busy / offline.
@@ -445,8 +477,12 @@ class BrokerLink:
         if self._inflight is command:
             if not command.delivered:
                 # Still waiting for the relay: take it back, it never reached the charge point.
-                with contextlib.suppress(ValueError, AttributeError):
-                    self._frames.remove(command.frame)  # type: ignore[union-attr]
+                frames = self._frames
+                if frames is not None:
+                    with contextlib.suppress(ValueError):
+                        frames.remove(command.frame)
+                    if not frames:
+                        self._frames = None
             self._finish(command, CommandStatus.TIMEOUT, b"")
 
     def _command_answered(self, unique_id: str, message_type: int, frame: bytes) -> None:
@@ -538,7 +574,8 @@ class LinkTable:
     __slots__ = ("_links", "stats")
 
     def __init__(self, stats: BrokerStats) -> None:
-        self._links: dict[str, list[BrokerLink]] = {}
+        # Tuples, not lists: one link per token is the rule, and a 1-tuple is half a list's size.
+        self._links: dict[str, tuple[BrokerLink, ...]] = {}
         self.stats = stats
 
     def __len__(self) -> int:
@@ -546,15 +583,16 @@ class LinkTable:
 
     def add(self, link: BrokerLink) -> None:
         """Register a link that is claiming ownership (epoch 0 until the claim returns)."""
-        self._links.setdefault(link.token, []).append(link)
+        self._links[link.token] = (*self._links.get(link.token, ()), link)
 
     def forget(self, link: BrokerLink) -> None:
         """Remove a link; no error when it is not registered."""
         links = self._links.get(link.token)
-        if links is not None:
-            with contextlib.suppress(ValueError):
-                links.remove(link)
-            if not links:
+        if links is not None and link in links:
+            rest = tuple(other for other in links if other is not link)
+            if rest:
+                self._links[link.token] = rest
+            else:
                 del self._links[link.token]
 
     def live(self, charge_point_id: str, epoch: str) -> BrokerLink | None:
@@ -583,7 +621,7 @@ class LinkTable:
         links = self._links.get(token)
         if not links:
             return
-        for link in list(links):
+        for link in links:
             if link.epoch == 0:
                 link.seen_revision = max(link.seen_revision, revision)
             elif revision > link.epoch and not link.ended:
