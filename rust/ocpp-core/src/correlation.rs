@@ -137,10 +137,15 @@ impl Correlation {
     }
 
     /// Remove calls seen more than `timeout` seconds before `now`; returns them.
+    ///
+    /// A direction left with no pending call also gives its table's memory back (a map keeps
+    /// its capacity after its last entry is taken: about 300 bytes per connection that is idle
+    /// after one call). This runs from the caller's timer, off the per-frame path.
     pub fn expire(&mut self, now: f64, timeout: f64) -> Vec<(Direction, String, PendingCall)> {
         let mut gone = Vec::new();
         for direction in [Direction::CpToCsms, Direction::CsmsToCp] {
-            self.pending[direction as usize].retain(|id, call| {
+            let map = &mut self.pending[direction as usize];
+            map.retain(|id, call| {
                 if now - call.seen >= timeout {
                     gone.push((
                         direction,
@@ -152,6 +157,9 @@ impl Correlation {
                     true
                 }
             });
+            if map.is_empty() && map.capacity() > 0 {
+                map.shrink_to_fit();
+            }
         }
         gone.sort_by(|a, b| a.2.seen.total_cmp(&b.2.seen));
         gone
@@ -192,6 +200,28 @@ mod tests {
         assert_eq!((gone[0].0, gone[0].1.as_str()), (Direction::CpToCsms, "a"));
         assert_eq!(c.take(Direction::CsmsToCp, "a"), Some(call(6.0)));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn expire_gives_back_the_memory_of_an_empty_direction() {
+        let mut c = Correlation::default();
+        let call = PendingCall {
+            action: 1,
+            seen: 0.0,
+        };
+        c.add(Direction::CpToCsms, "a", call).unwrap();
+        c.add(Direction::CsmsToCp, "b", call).unwrap();
+        assert!(c.take(Direction::CpToCsms, "a").is_some());
+        assert!(c.pending[0].capacity() > 0);
+        assert!(c.expire(1.0, 30.0).is_empty());
+        assert_eq!(c.pending[0].capacity(), 0);
+        assert!(
+            c.pending[1].capacity() > 0,
+            "a direction with a pending call keeps its table"
+        );
+        assert_eq!(c.get(Direction::CsmsToCp, "b"), Some(call));
+        c.add(Direction::CpToCsms, "a", call).unwrap();
+        assert_eq!(c.len(), 2);
     }
 
     #[test]
