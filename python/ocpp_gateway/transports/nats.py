@@ -419,7 +419,7 @@ class NatsTransport:
             self._links.forget(link)
             raise TransportUnavailable(f"cannot claim ownership: {type(exc).__name__}") from exc
         link.epoch = epoch
-        if link.seen_revision > epoch:
+        if link.seen_revision > epoch or link.ended:
             self._links.forget(link)
             raise TransportUnavailable("another node took the charge point meanwhile")
         return link
