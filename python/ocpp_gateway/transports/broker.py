@@ -1,6 +1,9 @@
 """What the broker transports share: the wire contract's names and the per-charge-point link.
 
-Identity tokens, node ids, and the link with its one-command-in-flight queue.
+Identity tokens, node ids, the link with its one-command-in-flight queue, and
+`BrokerTransportBase`: what a broker transport does the same way on every broker (claim a charge
+point and open its link, ask another node whether it still holds one, take and answer commands,
+refresh this node's liveness), with hooks that each broker module implements with its client.
 
 The contract (docs/brokers.md) is the same on NATS and on Redis Streams: the body is the frame
 exactly as the charge point sent it; metadata travels beside it under the header (NATS) or
@@ -23,6 +26,7 @@ wake-up once a frame is queued or the link ended. Its frame queue exists only wh
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -31,10 +35,10 @@ import re
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import orjson
 
@@ -59,8 +63,10 @@ __all__ = [
     "VERSION_TOKENS",
     "BrokerCollector",
     "BrokerLink",
+    "BrokerOptions",
     "BrokerStats",
     "BrokerTransport",
+    "BrokerTransportBase",
     "Command",
     "CommandStatus",
     "LinkOwner",
@@ -73,6 +79,7 @@ __all__ = [
     "is_transaction",
     "parse_command",
     "received_timestamp",
+    "url_errors",
 ]
 
 log = logging.getLogger("ocpp_gateway.transports.broker")
@@ -136,6 +143,30 @@ def identity_token(charge_point_id: str) -> str:
 def default_node_id() -> str:
     """Returns: this process's node id when none is configured: host name and pid, as a token."""
     return identity_token(f"{socket.gethostname()}-{os.getpid()}")
+
+
+def url_errors(key: str, url: str, schemes: tuple[str, ...]) -> list[str]:
+    """The errors of a broker's `url` setting (several URLs may be given comma-separated).
+
+    Args:
+        key: the setting's place in the configuration, starting each error.
+        url: the setting.
+        schemes: the schemes the broker's client takes ("unix" needs no host).
+
+    Returns:
+        One error per URL with another scheme or no host.
+    """
+    from urllib.parse import urlsplit
+
+    errors = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        if parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
+            expected = " or ".join(f"{scheme}://" for scheme in schemes)
+            errors.append(
+                f"{key}.url: expected {expected}host[:port]..., got {parts.scheme or 'no scheme'}"
+            )
+    return errors
 
 
 def is_transaction(action: str, frame: bytes, actions: frozenset[str]) -> bool:
@@ -664,6 +695,439 @@ class BrokerTransport(Protocol):
     def pending_commands(self) -> int:
         """Commands in flight or waiting, over all links."""
         ...
+
+
+class BrokerOptions(Protocol):
+    """The settings every broker transport has (`NatsOptions`, `RedisStreamsOptions`)."""
+
+    @property
+    def node_id(self) -> str:
+        """This gateway process's id on the broker, as a token."""
+        ...
+
+    @property
+    def transaction_actions(self) -> tuple[str, ...]:
+        """CALLs that go to the transaction stream."""
+        ...
+
+    @property
+    def publish_timeout(self) -> float:
+        """Seconds a frame, a claim or an ownership read may take."""
+        ...
+
+    @property
+    def node_ttl(self) -> float:
+        """Seconds a node stays alive without a refresh."""
+        ...
+
+    @property
+    def command_timeout(self) -> float:
+        """Seconds a command may wait for the charge point's answer."""
+        ...
+
+    @property
+    def command_queue(self) -> int:
+        """Commands that may wait per charge point behind the one in flight."""
+        ...
+
+
+OptionsT = TypeVar("OptionsT", bound=BrokerOptions)
+
+
+class BrokerTransportBase(abc.ABC, Generic[OptionsT]):
+    """The flow a broker transport follows on every broker (`BrokerTransport`, `LinkOwner`,
+    `base.SharedOwnership`); a subclass, one module per broker, implements the hooks with its
+    client and keeps its layout, its publishing and its subscriptions.
+
+    Hooks (a broker failure raises one of `_broker_errors`, TimeoutError or
+    TransportUnavailable):
+    - `_ensure_started()`: connect on the first `open`; TransportUnavailable when the broker
+      cannot take charge points;
+    - `_claim_epoch(token, subprotocol)`: write this node's ownership entry, return its epoch;
+    - `_read_owner(token)`, `_node_alive(node)`, `_ask_probe(...)`: the ownership entry, the
+      holder's liveness entry, the probe of the holder (`held_elsewhere`);
+    - `_drop_owner(link)`: delete the link's ownership entry unless a newer claim replaced it;
+    - `_respond(reply, status, frame, fields)`: send a command's outcome (in the background);
+    - `_refresh_node(limit)`, `_heartbeat_failed(exc)`: the liveness entry's refresh;
+    - `_shut_down()`: leave the liveness entry, stop the broker's tasks, close the client;
+    - `publish_frame(...)`: hand a charge point frame to the broker.
+
+    Args:
+        name: the transport's configured name.
+        options: the settings.
+    """
+
+    #: The broker's name in messages.
+    _broker = "the broker"
+    #: What the broker's client raises when the broker fails or is away.
+    _broker_errors: tuple[type[Exception], ...] = (OSError,)
+    #: The metadata name of a frame's dedup key (each broker its own).
+    _dedup_field: str
+
+    def __init__(self, name: str, options: OptionsT) -> None:
+        self.name = name
+        self.options = options
+        self.node_id = options.node_id
+        self.stats = BrokerStats()
+        self.command_timeout = options.command_timeout
+        self.command_queue = options.command_queue
+        self._tx_actions = frozenset(options.transaction_actions)
+        self._links = LinkTable(self.stats)
+        self._connected = False
+        self._closed = False
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        # What a hook raises when the broker fails: its client's errors, a timeout, or
+        # TransportUnavailable.
+        self._failures: tuple[type[Exception], ...] = (
+            *self._broker_errors,
+            TimeoutError,
+            TransportUnavailable,
+        )
+        # Pings this node's charge points when another node asks (set by the server).
+        self.prober: Prober = assume_alive
+
+    @classmethod
+    def from_options(cls, name: str, options: OptionsT, max_message_bytes: int = 0) -> Self:
+        """Build the transport from its typed settings (the registry's entry point)."""
+        return cls(name, options)
+
+    # -- hooks for the server -----------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Returns: True while the broker can take frames."""
+        return self._connected
+
+    @property
+    def connected_links(self) -> int:
+        """Returns: links open now."""
+        return len(self._links)
+
+    @property
+    def pending_commands(self) -> int:
+        """Returns: commands in flight or waiting, over all links."""
+        return self._links.pending_commands()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Lose every link, leave the node's liveness entry, close the connection and stop the
+        background tasks; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._links.lose_all("closed")
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self._shut_down()
+        self._connected = False
+        for task in list(self._background):
+            task.cancel()
+
+    # -- links --------------------------------------------------------------------------------
+
+    async def open(self, charge_point_id: str, versions: tuple[str, ...]) -> BrokerLink:
+        """Claim the charge point on the broker (a new epoch) and open its link.
+
+        Args:
+            charge_point_id: the identity.
+            versions: the versions the charge point offered, preferred first; a backend on a
+                broker is not asked, so the link takes the first.
+
+        Returns:
+            The link; its `epoch` is the ownership revision of the claim.
+
+        Raises:
+            TransportUnavailable: the broker is unreachable (or was lost while claiming), or
+                another node took the charge point while this one claimed it.
+        """
+        await self._ensure_started()
+        subprotocol = next((v for v in versions if v in VERSION_TOKENS), None)
+        if subprotocol is None:
+            raise TransportUnavailable(f"no {self._broker} token for {', '.join(versions)}")
+        token = identity_token(charge_point_id)
+        link = BrokerLink(self, charge_point_id, token, subprotocol)
+        self._links.add(link)
+        try:
+            epoch = await asyncio.wait_for(
+                self._claim_epoch(token, subprotocol), self.options.publish_timeout
+            )
+        except self._failures as exc:
+            self._links.forget(link)
+            raise TransportUnavailable(f"cannot claim ownership: {type(exc).__name__}") from exc
+        link.epoch = epoch
+        if link.seen_revision > epoch or link.ended:
+            self._links.forget(link)
+            raise TransportUnavailable("another node took the charge point meanwhile")
+        return link
+
+    async def held_elsewhere(self, charge_point_id: str, probe: bool, limit: float) -> Holder:
+        """Whether another live node holds this identity (`base.SharedOwnership`): its
+        ownership entry names another node, and that node is alive (its liveness entry exists;
+        with `probe`, it answers a probe after pinging its charge point: nobody listening for
+        that node means it is gone).
+
+        Args:
+            charge_point_id: the newcomer's identity.
+            probe: ask the holding node for a ping.
+            limit: seconds to wait for its answer.
+
+        Returns:
+            "free", "live" or "unresponsive".
+
+        Raises:
+            TransportUnavailable: the broker cannot be asked.
+        """
+        if not self.ready():
+            raise TransportUnavailable(f"{self._broker} unavailable")
+        timeout = self.options.publish_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                owner = await self._read_owner(identity_token(charge_point_id))
+            if owner is None or owner[0] == self.node_id:
+                return "free"  # none, or this node's own stale entry: the server holds none
+            node, epoch = owner
+            if not probe:
+                async with asyncio.timeout(timeout):
+                    if not await self._node_alive(node):
+                        return "free"  # the holder's node is dead; its sockets went with it
+                return "live"
+            return await self._ask_probe(node, charge_point_id, epoch, limit)
+        except self._failures as exc:
+            raise TransportUnavailable(f"cannot read ownership: {type(exc).__name__}") from exc
+
+    def _answer_probe(
+        self, charge_point_id: str, epoch: str, respond: Callable[[bytes], Awaitable[object]]
+    ) -> None:
+        """Answer another node's probe (`answer_probe`) in the background: a ping takes up to
+        takeover_ping_timeout, and the broker's callbacks must go on meanwhile.
+
+        Args:
+            charge_point_id: the identity asked about.
+            epoch: the epoch of the ownership entry the asker read.
+            respond: sends the answer (b"alive", b"unresponsive" or b"gone") to the asker.
+        """
+
+        async def answer() -> None:
+            verdict = await answer_probe(self._links, self.prober, charge_point_id, epoch)
+            with contextlib.suppress(*self._broker_errors):
+                await respond(verdict)
+
+        self._in_background(answer())
+
+    async def release(self, link: BrokerLink) -> None:
+        """Forget a closed link; delete its ownership entry unless a newer claim replaced it.
+
+        Args:
+            link: the closed link.
+        """
+        self._links.forget(link)
+        if not link.epoch or not self.ready():
+            return
+        with contextlib.suppress(*self._failures):
+            await asyncio.wait_for(self._drop_owner(link), 2.0)
+
+    # -- frames to the broker -----------------------------------------------------------------
+
+    def _frame_fields(
+        self,
+        fields: dict[str, Any],
+        link: BrokerLink,
+        message_type: int,
+        unique_id: str,
+        action: str,
+        reply: str | bytes,
+    ) -> dict[str, Any]:
+        """Write the metadata beside one charge point frame (docs/brokers.md) into `fields`:
+        the `H_*` names, then the dedup key `<node>:<epoch>:<n>` under `_dedup_field` (n: the
+        frame's number on its connection, so that the gateway's own retries collapse and a
+        charger's retry never does).
+
+        Args:
+            fields: what goes before them (kept first).
+            link: the charge point's link.
+            message_type: 2 (CALL) or 6 (SEND).
+            unique_id: the frame's UniqueId.
+            action: its action.
+            reply: where backends answer (`H_REPLY`).
+
+        Returns:
+            `fields`.
+        """
+        epoch = str(link.epoch)
+        fields[H_CHARGE_POINT] = link.charge_point_id
+        fields[H_PROTOCOL] = link.version
+        fields[H_MESSAGE_TYPE] = str(message_type)
+        fields[H_MESSAGE_ID] = unique_id
+        fields[H_ACTION] = action
+        fields[H_NODE] = self.node_id
+        fields[H_EPOCH] = epoch
+        fields[H_RECEIVED] = received_timestamp()
+        fields[H_REPLY] = reply
+        fields[self._dedup_field] = f"{self.node_id}:{epoch}:{link.published}"
+        return fields
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def _take_command(
+        self,
+        frame: bytes,
+        reply: str,
+        charge_point_id: str,
+        epoch: str,
+        command_id: str,
+        echo: Mapping[str, str] | None = None,
+    ) -> None:
+        """Take a backend's command: hand it to its live link, or answer rejected (not a CALL)
+        or offline (no live link of that epoch here).
+
+        Args:
+            frame: the command's bytes.
+            reply: where its outcome goes.
+            charge_point_id: the identity it is addressed to.
+            epoch: the epoch it carries.
+            command_id: the backend's own id for it.
+            echo: the metadata (`H_*` names) a refusal answers with; None: the charge point
+                and the epoch, and, once the frame parsed, its UniqueId, action and command id.
+        """
+        parsed = parse_command(frame)
+        if parsed is None:
+            fields = echo if echo is not None else {H_CHARGE_POINT: charge_point_id, H_EPOCH: epoch}
+            self._refuse(reply, CommandStatus.REJECTED, fields)
+            return
+        unique_id, action = parsed
+        link = self._links.live(charge_point_id, epoch)
+        if link is None:
+            if echo is None:
+                echo = {
+                    H_CHARGE_POINT: charge_point_id,
+                    H_EPOCH: epoch,
+                    H_MESSAGE_ID: unique_id,
+                    H_ACTION: action,
+                    H_COMMAND_ID: command_id,
+                }
+            self._refuse(reply, CommandStatus.OFFLINE, echo)
+            return
+        link.offer_command(Command(unique_id, action, frame, reply, command_id))
+
+    def _refuse(self, reply: str, status: CommandStatus, fields: Mapping[str, str]) -> None:
+        self.stats.commands[status.value] += 1
+        self._respond(reply, status, b"", fields)
+
+    def answer_command(
+        self, link: BrokerLink, command: Command, status: CommandStatus, frame: bytes
+    ) -> None:
+        """Send a command's outcome to the backend that asked, at its reply address (in the
+        background).
+
+        Args:
+            link: the charge point's link.
+            command: the command.
+            status: its outcome.
+            frame: the charge point's (or the gateway's rejecting) frame, or empty.
+        """
+        fields = {
+            H_CHARGE_POINT: link.charge_point_id,
+            H_EPOCH: str(link.epoch),
+            H_MESSAGE_ID: command.unique_id,
+            H_ACTION: command.action,
+            H_COMMAND_ID: command.command_id,
+        }
+        self._respond(command.reply, status, frame, fields)
+
+    def _in_background(self, work: Awaitable[Any]) -> None:
+        """Run `work` as a task the transport holds until it is done (and cancels on close)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- liveness -----------------------------------------------------------------------------
+
+    def _node_value(self) -> bytes:
+        return orjson.dumps({"node": self.node_id, "ts": time.time()})
+
+    async def _heartbeat_loop(self) -> None:
+        """Refresh this node's liveness entry every third of `node_ttl` while ready."""
+        interval = max(0.2, self.options.node_ttl / 3)
+        while True:
+            await asyncio.sleep(interval)
+            if not self.ready():
+                continue
+            try:
+                await self._refresh_node(interval)
+            except self._failures as exc:
+                await self._heartbeat_failed(exc)
+
+    # -- what each broker implements ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def publish_frame(
+        self, link: BrokerLink, frame: bytes, message_type: int, unique_id: str, action: str
+    ) -> None:
+        """Hand one charge point frame to the broker; return once it acknowledged it
+        (`LinkOwner.publish_frame`).
+
+        Raises:
+            TransportUnavailable: the broker did not take it in time.
+        """
+
+    @abc.abstractmethod
+    async def _ensure_started(self) -> None:
+        """Connect on first use; raise TransportUnavailable unless ready."""
+
+    @abc.abstractmethod
+    async def _shut_down(self) -> None:
+        """Leave the liveness entry, stop the broker's own tasks, close the client."""
+
+    @abc.abstractmethod
+    async def _claim_epoch(self, token: str, subprotocol: str) -> int:
+        """Returns: the epoch of this node's new ownership entry of `token`."""
+
+    @abc.abstractmethod
+    async def _read_owner(self, token: str) -> tuple[str, str] | None:
+        """Returns: (node, epoch as text) of the ownership entry, None when there is none."""
+
+    @abc.abstractmethod
+    async def _node_alive(self, node: str) -> bool:
+        """Returns: whether the node's liveness entry exists."""
+
+    @abc.abstractmethod
+    async def _ask_probe(self, node: str, charge_point_id: str, epoch: str, limit: float) -> Holder:
+        """Ask `node` to ping its charge point; wait up to `limit` seconds for the answer.
+
+        Returns:
+            Its answer through `PROBE_ANSWERS`; "free" when nobody listens for that node,
+            "unresponsive" when no answer came in time.
+        """
+
+    @abc.abstractmethod
+    async def _drop_owner(self, link: BrokerLink) -> None:
+        """Delete the link's ownership entry unless a newer claim replaced it."""
+
+    @abc.abstractmethod
+    def _respond(
+        self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
+    ) -> None:
+        """Send a command's outcome to `reply` (in the background); no reply: nothing.
+
+        Args:
+            reply: the backend's reply address.
+            status: the outcome.
+            frame: the charge point's (or the gateway's rejecting) frame, or empty.
+            fields: `H_CHARGE_POINT`, `H_EPOCH`, `H_MESSAGE_ID`, `H_ACTION`, `H_COMMAND_ID`
+                (missing or empty: unknown).
+        """
+
+    @abc.abstractmethod
+    async def _refresh_node(self, limit: float) -> None:
+        """Write this node's liveness entry (`_node_value`), within `limit` seconds if the
+        client does not bound it itself."""
+
+    @abc.abstractmethod
+    async def _heartbeat_failed(self, exc: Exception) -> None:
+        """A refresh failed with `exc`."""
 
 
 class BrokerCollector:

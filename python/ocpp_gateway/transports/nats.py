@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,27 +52,18 @@ from ocpp_gateway.transports.broker import (
     H_COMMAND_ID,
     H_EPOCH,
     H_MESSAGE_ID,
-    H_MESSAGE_TYPE,
     H_NODE,
-    H_PROTOCOL,
-    H_RECEIVED,
-    H_REPLY,
     H_STATUS,
     PROBE_ANSWERS,
     VERSION_TOKENS,
     BrokerLink,
-    BrokerStats,
-    Command,
+    BrokerTransportBase,
     CommandStatus,
-    LinkTable,
-    Prober,
-    answer_probe,
-    assume_alive,
     default_node_id,
     identity_token,
     is_transaction,
-    parse_command,
     received_timestamp,
+    url_errors,
 )
 
 __all__ = ["NatsOptions", "NatsTransport", "connect", "ensure_layout"]
@@ -132,20 +123,7 @@ class NatsOptions:
 
     def check(self, key: str) -> list[str]:
         """Returns: the errors of these settings, each starting with `key`."""
-        from urllib.parse import urlsplit
-
-        errors = []
-        for url in self.url.split(","):
-            parts = urlsplit(url.strip())
-            if parts.scheme not in ("nats", "tls") or not (
-                parts.hostname or parts.scheme == "unix"
-            ):
-                expected = " or ".join(f"{scheme}://" for scheme in ("nats", "tls"))
-                errors.append(
-                    f"{key}.url: expected {expected}host[:port]..., got "
-                    f"{parts.scheme or 'no scheme'}"
-                )
-        return errors
+        return url_errors(key, self.url, ("nats", "tls"))
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -258,7 +236,7 @@ async def ensure_layout(js: JetStreamContext, options: NatsOptions) -> tuple[Key
     return buckets[0], buckets[1]
 
 
-class NatsTransport:
+class NatsTransport(BrokerTransportBase[NatsOptions]):
     """The NATS JetStream transport (see the module docstring).
 
     It connects on `start` (or on the first `open`). Hooks for the server: `ready()` (False
@@ -270,14 +248,12 @@ class NatsTransport:
         options: the settings.
     """
 
+    _broker = "NATS"
+    _broker_errors = (nats.errors.Error, OSError)
+    _dedup_field = "Nats-Msg-Id"
+
     def __init__(self, name: str, options: NatsOptions) -> None:
-        self.name = name
-        self.options = options
-        self.node_id = options.node_id
-        self.stats = BrokerStats()
-        self.command_timeout = options.command_timeout
-        self.command_queue = options.command_queue
-        self._tx_actions = frozenset(options.transaction_actions)
+        super().__init__(name, options)
         self._reply_subject = options.subject("gw", self.node_id, "res")
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -285,37 +261,13 @@ class NatsTransport:
         self._nodes: KeyValue | None = None
         self._owner_prefix = f"$KV.{options.owner_bucket}."
         self._subs: list[Subscription] = []
-        self._links = LinkTable(self.stats)
-        self._connected = False
-        self._closed = False
         self._start_lock = asyncio.Lock()
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
-        # Pings this node's charge points when another node asks (set by the server).
-        self.prober: Prober = assume_alive
-
-    @classmethod
-    def from_options(
-        cls, name: str, options: NatsOptions, max_message_bytes: int = 0
-    ) -> NatsTransport:
-        """Build the transport from its typed settings (the registry's entry point)."""
-        return cls(name, options)
 
     # -- hooks for the server -----------------------------------------------------------------
 
     def ready(self) -> bool:
         """Returns: True while connected to NATS with the layout in place."""
         return self._connected and self._nc is not None and self._nc.is_connected
-
-    @property
-    def connected_links(self) -> int:
-        """Returns: links open now."""
-        return len(self._links)
-
-    @property
-    def pending_commands(self) -> int:
-        """Returns: commands in flight or waiting, over all links."""
-        return self._links.pending_commands()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -361,16 +313,8 @@ class NatsTransport:
             self._connected = True
             self._heartbeat = asyncio.create_task(self._heartbeat_loop())
 
-    async def close(self) -> None:
-        """Lose every link, leave the node bucket, close the connection; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._links.lose_all("closed")
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+    async def _shut_down(self) -> None:
+        """Leave the node bucket, close the connection."""
         nc = self._nc
         if nc is not None and nc.is_connected:
             with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
@@ -380,51 +324,17 @@ class NatsTransport:
                 await asyncio.wait_for(nc.flush(), 2.0)
         if nc is not None:
             await nc.close()
-        self._connected = False
-        for task in list(self._background):
-            task.cancel()
 
-    # -- links --------------------------------------------------------------------------------
+    # -- ownership ----------------------------------------------------------------------------
 
-    async def open(self, charge_point_id: str, versions: tuple[str, ...]) -> BrokerLink:
-        """Take ownership of the charge point on the broker and open its link.
-
-        Args:
-            charge_point_id: the identity.
-            versions: the versions the charge point offered, preferred first; a backend on a
-                broker is not asked, so the link takes the first.
-
-        Returns:
-            The link; its `epoch` is the ownership revision.
-
-        Raises:
-            TransportUnavailable: NATS is unreachable, or another node took the charge point
-                while this one claimed it.
-        """
+    async def _ensure_started(self) -> None:
         if self._nc is None:
             await self.start()
         if not self.ready() or self._owners is None:
             raise TransportUnavailable("NATS unavailable")
-        subprotocol = next((v for v in versions if v in VERSION_TOKENS), None)
-        if subprotocol is None:
-            raise TransportUnavailable(f"no subject token for {', '.join(versions)}")
-        token = identity_token(charge_point_id)
-        link = BrokerLink(self, charge_point_id, token, subprotocol)
-        self._links.add(link)
-        try:
-            epoch = await asyncio.wait_for(
-                self._claim(token, subprotocol), self.options.publish_timeout
-            )
-        except (nats.errors.Error, TimeoutError, OSError, TransportUnavailable) as exc:
-            self._links.forget(link)
-            raise TransportUnavailable(f"cannot claim ownership: {type(exc).__name__}") from exc
-        link.epoch = epoch
-        if link.seen_revision > epoch or link.ended:
-            self._links.forget(link)
-            raise TransportUnavailable("another node took the charge point meanwhile")
-        return link
 
-    async def _claim(self, token: str, subprotocol: str) -> int:
+    async def _claim_epoch(self, token: str, subprotocol: str) -> int:
+        """Create the KV entry, or update it from the revision read: its revision is the epoch."""
         owners = self._owners
         assert owners is not None
         value = orjson.dumps(
@@ -445,51 +355,37 @@ class NatsTransport:
                 continue
         raise TransportUnavailable("ownership contended")
 
-    async def held_elsewhere(self, charge_point_id: str, probe: bool, limit: float) -> Holder:
-        """Whether another live node holds this identity (`base.SharedOwnership`): its
-        ownership entry names another node, and that node is alive (its liveness entry exists;
-        with `probe`, it answers a request on `<p>.gw.<node>.probe` after pinging its charge
-        point: nobody listening there means it is gone).
-
-        Args:
-            charge_point_id: the newcomer's identity.
-            probe: ask the holding node for a ping.
-            limit: seconds to wait for its answer.
-
-        Returns:
-            "free", "live" or "unresponsive".
-
-        Raises:
-            TransportUnavailable: NATS cannot be asked.
-        """
-        owners, nodes, nc = self._owners, self._nodes, self._nc
-        if not self.ready() or owners is None or nodes is None or nc is None:
-            raise TransportUnavailable("NATS unavailable")
-        timeout = self.options.publish_timeout
+    async def _read_owner(self, token: str) -> tuple[str, str] | None:
+        owners = self._owners
+        assert owners is not None
         try:
-            try:
-                entry = await asyncio.wait_for(owners.get(identity_token(charge_point_id)), timeout)
-                node = str(orjson.loads(entry.value or b"{}").get("node") or "")
-            except (nats.js.errors.KeyNotFoundError, orjson.JSONDecodeError, AttributeError):
-                return "free"
-            if not node or node == self.node_id:
-                return "free"  # this node's own stale entry: the server knows it holds none
-            if not probe:
-                try:
-                    await asyncio.wait_for(nodes.get(node), timeout)
-                except nats.js.errors.KeyNotFoundError:
-                    return "free"  # the holder's node is dead; its sockets went with it
-                return "live"
-            body = orjson.dumps({"cp": charge_point_id, "epoch": entry.revision})
-            try:
-                reply = await nc.request(self.options.subject("gw", node, "probe"), body, limit)
-            except nats.errors.NoRespondersError:
-                return "free"  # nobody listens for that node: it is gone, with its sockets
-            except nats.errors.TimeoutError:
-                return "unresponsive"
-            return PROBE_ANSWERS.get(reply.data, "unresponsive")
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise TransportUnavailable(f"cannot read ownership: {type(exc).__name__}") from exc
+            entry = await owners.get(token)
+            node = str(orjson.loads(entry.value or b"{}").get("node") or "")
+        except (nats.js.errors.KeyNotFoundError, orjson.JSONDecodeError, AttributeError):
+            return None
+        return (node, str(entry.revision)) if node else None
+
+    async def _node_alive(self, node: str) -> bool:
+        nodes = self._nodes
+        assert nodes is not None
+        try:
+            await nodes.get(node)
+        except nats.js.errors.KeyNotFoundError:
+            return False
+        return True
+
+    async def _ask_probe(self, node: str, charge_point_id: str, epoch: str, limit: float) -> Holder:
+        """A request on `<p>.gw.<node>.probe`: no responders means that node is gone."""
+        nc = self._nc
+        assert nc is not None
+        body = orjson.dumps({"cp": charge_point_id, "epoch": int(epoch)})
+        try:
+            reply = await nc.request(self.options.subject("gw", node, "probe"), body, limit)
+        except nats.errors.NoRespondersError:
+            return "free"  # nobody listens for that node: it is gone, with its sockets
+        except nats.errors.TimeoutError:
+            return "unresponsive"
+        return PROBE_ANSWERS.get(reply.data, "unresponsive")
 
     async def _on_probe(self, msg: Msg) -> None:
         try:
@@ -497,31 +393,14 @@ class NatsTransport:
             charge_point_id, epoch = str(asked["cp"]), str(asked["epoch"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return
+        # This subscription's callbacks run one after another: the answer comes from a task.
+        self._answer_probe(charge_point_id, epoch, msg.respond)
 
-        async def answer() -> None:
-            verdict = await answer_probe(self._links, self.prober, charge_point_id, epoch)
-            with contextlib.suppress(nats.errors.Error, OSError):
-                await msg.respond(verdict)
-
-        # In the background: a ping takes up to takeover_ping_timeout, and this subscription's
-        # callbacks run one after another.
-        task = asyncio.ensure_future(answer())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def release(self, link: BrokerLink) -> None:
-        """Forget a closed link; delete its ownership entry unless a newer owner wrote it.
-
-        Args:
-            link: the closed link.
-        """
-        self._links.forget(link)
+    async def _drop_owner(self, link: BrokerLink) -> None:
         owners = self._owners
-        if owners is None or not link.epoch or not self.ready():
-            return
-        with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
-            # Fails (wrong last sequence) when someone else owns it now: then it is theirs.
-            await asyncio.wait_for(owners.delete(link.token, last=link.epoch), 2.0)
+        assert owners is not None
+        # Fails (wrong last sequence) when someone else owns it now: then it is theirs.
+        await owners.delete(link.token, last=link.epoch)
 
     # -- frames to the broker -----------------------------------------------------------------
 
@@ -553,20 +432,8 @@ class NatsTransport:
             identity_token(action) or "_",
             link.token,
         )
-        epoch = str(link.epoch)
-        headers = {
-            H_CHARGE_POINT: link.charge_point_id,
-            H_PROTOCOL: link.version,
-            H_MESSAGE_TYPE: str(message_type),
-            H_MESSAGE_ID: unique_id,
-            H_ACTION: action,
-            H_NODE: self.node_id,
-            H_EPOCH: epoch,
-            H_RECEIVED: received_timestamp(),
-            H_REPLY: self._reply_subject,
-            "Nats-Msg-Id": f"{self.node_id}:{epoch}:{link.published}",
-            "Nats-Expected-Stream": stream,
-        }
+        headers = self._frame_fields({}, link, message_type, unique_id, action, self._reply_subject)
+        headers["Nats-Expected-Stream"] = stream
         stats = self.stats
         stats.publishing += 1
         try:
@@ -581,7 +448,7 @@ class NatsTransport:
         subject: str,
         stream: str,
         frame: bytes,
-        headers: dict[str, str],
+        headers: dict[str, Any],
     ) -> None:
         stats = self.stats
         loop = asyncio.get_running_loop()
@@ -625,57 +492,31 @@ class NatsTransport:
 
     async def _on_command(self, msg: Msg) -> None:
         headers = msg.headers or {}
-        parsed = parse_command(msg.data)
-        if parsed is None:
-            self.stats.commands[CommandStatus.REJECTED.value] += 1
-            self._respond(msg.reply, CommandStatus.REJECTED, b"", headers)
-            return
-        link = self._links.live(headers.get(H_CHARGE_POINT, ""), headers.get(H_EPOCH, ""))
-        if link is None:
-            self.stats.commands[CommandStatus.OFFLINE.value] += 1
-            self._respond(msg.reply, CommandStatus.OFFLINE, b"", headers)
-            return
-        unique_id, action = parsed
-        link.offer_command(
-            Command(unique_id, action, msg.data, msg.reply, headers.get(H_COMMAND_ID, ""))
+        self._take_command(
+            msg.data,
+            msg.reply,
+            headers.get(H_CHARGE_POINT, ""),
+            headers.get(H_EPOCH, ""),
+            headers.get(H_COMMAND_ID, ""),
+            echo=headers,  # a refusal carries the command's own headers back
         )
 
-    def answer_command(
-        self, link: BrokerLink, command: Command, status: CommandStatus, frame: bytes
-    ) -> None:
-        """Send a command's outcome to the backend that asked (in the background).
-
-        Args:
-            link: the charge point's link.
-            command: the command.
-            status: its outcome.
-            frame: the charge point's (or the gateway's rejecting) frame, or empty.
-        """
-        headers = {
-            H_CHARGE_POINT: link.charge_point_id,
-            H_EPOCH: str(link.epoch),
-            H_MESSAGE_ID: command.unique_id,
-            H_ACTION: command.action,
-            H_COMMAND_ID: command.command_id,
-        }
-        self._respond(command.reply, status, frame, headers)
-
     def _respond(
-        self, reply: str, status: CommandStatus, frame: bytes, headers: dict[str, str]
+        self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
     ) -> None:
+        """Publish the outcome to the request's inbox; its headers: the non-empty `fields`,
+        `Ocpp-Status` and `Ocpp-Node`."""
         nc = self._nc
         if not reply or nc is None or nc.is_closed:
             return
         out = {
-            key: headers[key]
+            key: fields[key]
             for key in (H_CHARGE_POINT, H_EPOCH, H_MESSAGE_ID, H_ACTION, H_COMMAND_ID)
-            if headers.get(key)
+            if fields.get(key)
         }
         out[H_STATUS] = status.value
         out[H_NODE] = self.node_id
-        task = asyncio.ensure_future(nc.publish(reply, frame, headers=out))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(nc.publish(reply, frame, headers=out))
 
     async def _on_owner_change(self, msg: Msg) -> None:
         # A newer owner (another node, or a newer connection here): older links go.
@@ -701,16 +542,9 @@ class NatsTransport:
             assert self._nodes is not None
             await self._nodes.put(self.node_id, self._node_value())
 
-    def _node_value(self) -> bytes:
-        return orjson.dumps({"node": self.node_id, "ts": time.time()})
+    async def _refresh_node(self, limit: float) -> None:
+        assert self._nodes is not None
+        await self._nodes.put(self.node_id, self._node_value())  # bounded by the JetStream timeout
 
-    async def _heartbeat_loop(self) -> None:
-        interval = max(0.2, self.options.node_ttl / 3)
-        while True:
-            await asyncio.sleep(interval)
-            if self._nodes is None or not self.ready():
-                continue
-            try:
-                await self._nodes.put(self.node_id, self._node_value())
-            except (nats.errors.Error, TimeoutError, OSError) as exc:
-                log.warning("node heartbeat failed", extra={"error": type(exc).__name__})
+    async def _heartbeat_failed(self, exc: Exception) -> None:
+        log.warning("node heartbeat failed", extra={"error": type(exc).__name__})

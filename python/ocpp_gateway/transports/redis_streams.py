@@ -32,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,28 +49,18 @@ from ocpp_gateway.transports.broker import (
     DEFAULT_TRANSACTION_ACTIONS,
     H_ACTION,
     H_CHARGE_POINT,
+    H_COMMAND_ID,
     H_EPOCH,
     H_MESSAGE_ID,
-    H_MESSAGE_TYPE,
-    H_NODE,
-    H_PROTOCOL,
-    H_RECEIVED,
-    H_REPLY,
     PROBE_ANSWERS,
-    VERSION_TOKENS,
     BrokerLink,
-    BrokerStats,
-    Command,
+    BrokerTransportBase,
     CommandStatus,
-    LinkTable,
-    Prober,
-    answer_probe,
-    assume_alive,
     default_node_id,
     identity_token,
     is_transaction,
-    parse_command,
     received_timestamp,
+    url_errors,
 )
 
 __all__ = [
@@ -154,21 +144,9 @@ class RedisStreamsOptions:
 
     def check(self, key: str) -> list[str]:
         """Returns: the errors of these settings, each starting with `key`."""
-        from urllib.parse import urlsplit
-
-        errors = []
+        errors = url_errors(key, self.url, ("redis", "rediss", "unix"))
         if self.pool_size < 4:
-            errors.append(f"{key}.pool_size: at least 4, got {self.pool_size}")
-        for url in self.url.split(","):
-            parts = urlsplit(url.strip())
-            if parts.scheme not in ("redis", "rediss", "unix") or not (
-                parts.hostname or parts.scheme == "unix"
-            ):
-                expected = " or ".join(f"{scheme}://" for scheme in ("redis", "rediss", "unix"))
-                errors.append(
-                    f"{key}.url: expected {expected}host[:port]..., got "
-                    f"{parts.scheme or 'no scheme'}"
-                )
+            errors.insert(0, f"{key}.pool_size: at least 4, got {self.pool_size}")
         return errors
 
     def __post_init__(self) -> None:
@@ -218,7 +196,7 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisStreamsTransport:
+class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
     """The Redis Streams transport (see the module docstring).
 
     Hooks for the server: `ready()` (False while Redis is unreachable: `/readyz` answers 503),
@@ -229,15 +207,12 @@ class RedisStreamsTransport:
         options: the settings.
     """
 
+    _broker = "Redis"
+    _broker_errors = (*_ERRORS, redis.exceptions.RedisError)
+    _dedup_field = H_DEDUP
+
     def __init__(self, name: str, options: RedisStreamsOptions) -> None:
-        self.name = name
-        self.options = options
-        self.node_id = options.node_id
-        self.stats = BrokerStats()
-        self.command_timeout = options.command_timeout
-        self.command_queue = options.command_queue
-        self._tx_actions = frozenset(options.transaction_actions)
-        self._links = LinkTable(self.stats)
+        super().__init__(name, options)
         self._tx_stream = options.key("in", "tx")
         self._gen_stream = options.key("in", "gen")
         self._reply_channel = options.key("gw", self.node_id, "res").encode()
@@ -252,37 +227,14 @@ class RedisStreamsTransport:
         self._liveness: aioredis.Redis | None = None
         self._claim: Any = None
         self._release: Any = None
-        self._connected = False
-        self._closed = False
         self._started: asyncio.Event | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
-        # Pings this node's charge points when another node asks (set by the server).
-        self.prober: Prober = assume_alive
-
-    @classmethod
-    def from_options(
-        cls, name: str, options: RedisStreamsOptions, max_message_bytes: int = 0
-    ) -> RedisStreamsTransport:
-        """Build the transport from its typed settings (the registry's entry point)."""
-        return cls(name, options)
 
     # -- hooks for the server -----------------------------------------------------------------
 
     def ready(self) -> bool:
         """Returns: True while Redis answers and this node listens to its channels."""
         return self._connected
-
-    @property
-    def connected_links(self) -> int:
-        """Returns: links open now."""
-        return len(self._links)
-
-    @property
-    def pending_commands(self) -> int:
-        """Returns: commands in flight or waiting, over all links."""
-        return self._links.pending_commands()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -308,17 +260,12 @@ class RedisStreamsTransport:
         if not self._connected:
             raise TransportUnavailable("cannot reach Redis")
 
-    async def close(self) -> None:
-        """Lose every link, leave the node key, stop the background tasks; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._links.lose_all("closed")
-        for task in (self._listener, self._heartbeat):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def _shut_down(self) -> None:
+        """Stop the listener, leave the node key, close the clients."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         redis_client = self._redis
         if redis_client is not None:
             if self._connected:
@@ -327,133 +274,63 @@ class RedisStreamsTransport:
             await redis_client.aclose()
         if self._liveness is not None:
             await self._liveness.aclose()
-        self._connected = False
-        for task in list(self._background):
-            task.cancel()
 
-    # -- links --------------------------------------------------------------------------------
+    # -- ownership ----------------------------------------------------------------------------
 
-    async def open(self, charge_point_id: str, versions: tuple[str, ...]) -> BrokerLink:
-        """Claim the charge point (a new epoch) and open its link.
-
-        Args:
-            charge_point_id: the identity.
-            versions: the versions the charge point offered, preferred first; a backend on a
-                broker is not asked, so the link takes the first.
-
-        Returns:
-            The link; its `epoch` comes from the claim.
-
-        Raises:
-            TransportUnavailable: Redis is unreachable, or a newer claim came in meanwhile.
-        """
+    async def _ensure_started(self) -> None:
         if not self._connected:
             await self.start()
-        subprotocol = next((v for v in versions if v in VERSION_TOKENS), None)
-        if subprotocol is None:
-            raise TransportUnavailable(f"no key token for {', '.join(versions)}")
-        token = identity_token(charge_point_id)
-        link = BrokerLink(self, charge_point_id, token, subprotocol)
-        self._links.add(link)
+
+    async def _claim_epoch(self, token: str, subprotocol: str) -> int:
+        """The claim script: a new epoch from `<p>:epoch`, announced on `<p>:owners`."""
         options = self.options
-        try:
-            epoch = int(
-                await asyncio.wait_for(
-                    self._claim(
-                        keys=[options.key("owner", token), options.key("epoch")],
-                        args=[
-                            self.node_id,
-                            subprotocol,
-                            received_timestamp(),
-                            self._owners_channel,
-                            token,
-                        ],
-                    ),
-                    options.publish_timeout,
-                )
-            )
-        except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
-            self._links.forget(link)
-            raise TransportUnavailable(f"cannot claim ownership: {type(exc).__name__}") from exc
-        link.epoch = epoch
-        if link.seen_revision > epoch or link.ended:
-            self._links.forget(link)
-            raise TransportUnavailable("another node took the charge point meanwhile")
-        return link
+        epoch = await self._claim(
+            keys=[options.key("owner", token), options.key("epoch")],
+            args=[self.node_id, subprotocol, received_timestamp(), self._owners_channel, token],
+        )
+        return int(epoch)
 
-    async def held_elsewhere(self, charge_point_id: str, probe: bool, limit: float) -> Holder:
-        """Whether another live node holds this identity (`base.SharedOwnership`): its
-        ownership hash names another node, and that node is alive (its liveness key exists;
-        with `probe`, it answers a probe on its command channel after pinging its charge point:
-        no subscriber there means it is gone).
+    async def _read_owner(self, token: str) -> tuple[str, str] | None:
+        assert self._redis is not None
+        entry = await self._redis.hmget(self.options.key("owner", token), "node", "epoch")
+        holder, epoch = (_text(value) for value in entry)
+        return (holder, epoch) if holder and epoch else None
 
-        Args:
-            charge_point_id: the newcomer's identity.
-            probe: ask the holding node for a ping.
-            limit: seconds to wait for its answer.
+    async def _node_alive(self, node: str) -> bool:
+        assert self._redis is not None
+        return bool(await self._redis.exists(self.options.key("node", node)))
 
-        Returns:
-            "free", "live" or "unresponsive".
-
-        Raises:
-            TransportUnavailable: Redis cannot be asked.
-        """
+    async def _ask_probe(self, node: str, charge_point_id: str, epoch: str, limit: float) -> Holder:
+        """A probe envelope on the holder's command channel, no subscriber there meaning it is
+        gone; the answer comes back on this node's probe channel (the pub/sub listener), so no
+        pool connection is held while the holder pings."""
         redis_client = self._redis
-        if not self.ready() or redis_client is None:
-            raise TransportUnavailable("Redis unavailable")
-        options = self.options
-        token = identity_token(charge_point_id)
+        assert redis_client is not None
+        probe_id = uuid.uuid4().hex
+        answer = self._probes[probe_id] = asyncio.get_running_loop().create_future()
+        asked = orjson.dumps(
+            {
+                "probe": probe_id,
+                "cp": charge_point_id,
+                "epoch": epoch,
+                "frame": "",
+                "reply": self._probe_channel.decode(),
+            }
+        )
         try:
-            async with asyncio.timeout(options.publish_timeout):
-                entry = await redis_client.hmget(options.key("owner", token), "node", "epoch")
-                holder, epoch = (_text(value) for value in entry)
-                if not holder or not epoch or holder == self.node_id:
-                    return "free"
-                if not probe:
-                    if not await redis_client.exists(options.key("node", holder)):
-                        return "free"  # the holder's node is dead; its sockets went with it
-                    return "live"
-            # The answer comes back on this node's probe channel (the pub/sub listener): no
-            # pool connection is held while the holder pings.
-            probe_id = uuid.uuid4().hex
-            answer = self._probes[probe_id] = asyncio.get_running_loop().create_future()
-            asked = orjson.dumps(
-                {
-                    "probe": probe_id,
-                    "cp": charge_point_id,
-                    "epoch": epoch,
-                    "frame": "",
-                    "reply": self._probe_channel.decode(),
-                }
-            )
+            async with asyncio.timeout(self.options.publish_timeout):
+                listening = await redis_client.publish(self.options.key("gw", node, "cmd"), asked)
+            if not listening:
+                return "free"  # nobody listens for that node: it is gone, with its sockets
             try:
-                async with asyncio.timeout(options.publish_timeout):
-                    listening = await redis_client.publish(options.key("gw", holder, "cmd"), asked)
-                if not listening:
-                    return "free"  # nobody listens for that node: it is gone, with its sockets
-                try:
-                    return PROBE_ANSWERS.get(await asyncio.wait_for(answer, limit), "unresponsive")
-                except TimeoutError:
-                    return "unresponsive"
-            finally:
-                self._probes.pop(probe_id, None)
-        except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
-            raise TransportUnavailable(f"cannot read ownership: {type(exc).__name__}") from exc
+                return PROBE_ANSWERS.get(await asyncio.wait_for(answer, limit), "unresponsive")
+            except TimeoutError:
+                return "unresponsive"
+        finally:
+            self._probes.pop(probe_id, None)
 
-    async def release(self, link: BrokerLink) -> None:
-        """Forget a closed link; delete its ownership hash unless a newer claim replaced it.
-
-        Args:
-            link: the closed link.
-        """
-        self._links.forget(link)
-        if not link.epoch or not self._connected or self._release is None:
-            return
-        with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError, TimeoutError):
-            await asyncio.wait_for(
-                self._release(keys=[self.options.key("owner", link.token)], args=[link.epoch]),
-                2.0,
-            )
+    async def _drop_owner(self, link: BrokerLink) -> None:
+        await self._release(keys=[self.options.key("owner", link.token)], args=[link.epoch])
 
     # -- frames to the broker -----------------------------------------------------------------
 
@@ -477,20 +354,9 @@ class RedisStreamsTransport:
             raise TransportUnavailable("Redis unavailable")
         options = self.options
         tx = message_type == 2 and is_transaction(action, frame, self._tx_actions)
-        epoch = str(link.epoch)
-        fields: dict[Any, Any] = {
-            "frame": frame,
-            H_CHARGE_POINT: link.charge_point_id,
-            H_PROTOCOL: link.version,
-            H_MESSAGE_TYPE: str(message_type),
-            H_MESSAGE_ID: unique_id,
-            H_ACTION: action,
-            H_NODE: self.node_id,
-            H_EPOCH: epoch,
-            H_RECEIVED: received_timestamp(),
-            H_REPLY: self._reply_channel,
-            H_DEDUP: f"{self.node_id}:{epoch}:{link.published}",
-        }
+        fields = self._frame_fields(
+            {"frame": frame}, link, message_type, unique_id, action, self._reply_channel
+        )
         loop = asyncio.get_running_loop()
         started = loop.time()
         stats = self.stats
@@ -608,78 +474,25 @@ class RedisStreamsTransport:
                 self._on_command(envelope, charge_point_id, epoch, frame)
 
     def _on_probe(self, reply: str, probe_id: str, charge_point_id: str, epoch: str) -> None:
-        async def answer() -> None:
-            verdict = await answer_probe(self._links, self.prober, charge_point_id, epoch)
+        async def respond(verdict: bytes) -> None:
             redis_client = self._redis
             if reply and redis_client is not None:
-                with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
-                    await redis_client.publish(reply, f"{probe_id} ".encode() + verdict)
+                await redis_client.publish(reply, f"{probe_id} ".encode() + verdict)
 
-        # In the background: a ping takes up to takeover_ping_timeout.
-        task = asyncio.ensure_future(answer())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._answer_probe(charge_point_id, epoch, respond)
 
     def _on_command(
         self, envelope: dict[str, Any], charge_point_id: str, epoch: str, frame: bytes
     ) -> None:
         reply = str(envelope.get("reply") or "")
         command_id = str(envelope.get("cmd_id") or "")
-        parsed = parse_command(frame)
-        if parsed is None:
-            self.stats.commands[CommandStatus.REJECTED.value] += 1
-            self._respond(reply, CommandStatus.REJECTED, b"", charge_point_id, epoch, "", "", "")
-            return
-        unique_id, action = parsed
-        link = self._links.live(charge_point_id, epoch)
-        if link is None:
-            self.stats.commands[CommandStatus.OFFLINE.value] += 1
-            self._respond(
-                reply,
-                CommandStatus.OFFLINE,
-                b"",
-                charge_point_id,
-                epoch,
-                unique_id,
-                action,
-                command_id,
-            )
-            return
-        link.offer_command(Command(unique_id, action, frame, reply, command_id))
-
-    def answer_command(
-        self, link: BrokerLink, command: Command, status: CommandStatus, frame: bytes
-    ) -> None:
-        """Push a command's outcome onto its reply list (in the background).
-
-        Args:
-            link: the charge point's link.
-            command: the command.
-            status: its outcome.
-            frame: the charge point's (or the gateway's rejecting) frame, or empty.
-        """
-        self._respond(
-            command.reply,
-            status,
-            frame,
-            link.charge_point_id,
-            str(link.epoch),
-            command.unique_id,
-            command.action,
-            command.command_id,
-        )
+        self._take_command(frame, reply, charge_point_id, epoch, command_id)
 
     def _respond(
-        self,
-        reply: str,
-        status: CommandStatus,
-        frame: bytes,
-        charge_point_id: str,
-        epoch: str,
-        unique_id: str,
-        action: str,
-        command_id: str,
+        self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
     ) -> None:
+        """Push the outcome envelope `{"status", "frame", "cp", "epoch", "msg_id", "action",
+        "cmd_id", "node"}` onto the reply list."""
         redis_client = self._redis
         if not reply or redis_client is None:
             return
@@ -687,11 +500,11 @@ class RedisStreamsTransport:
             {
                 "status": status.value,
                 "frame": frame.decode(),
-                "cp": charge_point_id,
-                "epoch": epoch,
-                "msg_id": unique_id,
-                "action": action,
-                "cmd_id": command_id,
+                "cp": fields.get(H_CHARGE_POINT, ""),
+                "epoch": fields.get(H_EPOCH, ""),
+                "msg_id": fields.get(H_MESSAGE_ID, ""),
+                "action": fields.get(H_ACTION, ""),
+                "cmd_id": fields.get(H_COMMAND_ID, ""),
                 "node": self.node_id,
             }
         )
@@ -710,33 +523,24 @@ class RedisStreamsTransport:
             with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
                 await pipe.execute()
 
-        task = asyncio.ensure_future(push())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(push())
 
     # -- liveness -----------------------------------------------------------------------------
 
-    def _node_value(self) -> bytes:
-        return orjson.dumps({"node": self.node_id, "ts": time.time()})
+    async def _refresh_node(self, limit: float) -> None:
+        assert self._liveness is not None
+        async with asyncio.timeout(limit):
+            await self._liveness.set(
+                self._node_key, self._node_value(), px=int(self.options.node_ttl * 1000)
+            )
 
-    async def _heartbeat_loop(self) -> None:
-        """Refresh the node key; a failed refresh means Redis is away (also when it hangs
-        without closing the connection)."""
-        interval = max(0.2, self.options.node_ttl / 3)
-        while True:
-            await asyncio.sleep(interval)
-            if not self._connected or self._liveness is None:
-                continue
-            try:
-                async with asyncio.timeout(interval):
-                    await self._liveness.set(
-                        self._node_key, self._node_value(), px=int(self.options.node_ttl * 1000)
-                    )
-            except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
-                self._disconnected(exc)
-                if self._listener is not None:
-                    # Make the listener reconnect: its connection may be hanging.
-                    self._listener.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await self._listener
-                    self._listener = asyncio.create_task(self._listen_loop())
+    async def _heartbeat_failed(self, exc: Exception) -> None:
+        """A failed refresh means Redis is away (also when it hangs without closing the
+        connection): links are lost and the listener reconnects."""
+        self._disconnected(exc)
+        if self._listener is not None:
+            # Make the listener reconnect: its connection may be hanging.
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = asyncio.create_task(self._listen_loop())
