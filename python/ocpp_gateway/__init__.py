@@ -7,7 +7,9 @@ The names below are the public API; everything else is internal and may change:
   `RunningGateway`;
 - routing plugins: `Plugin`, `ConnectionInfo`, `MessageView` and the decisions `Continue`
   (`CONTINUE`), `Forward`, `Reply`, `Reject`;
-- backends: the `Transport` and `Link` protocols and `TransportUnavailable`.
+- backends: the `Transport` and `Link` protocols, the optional `WakingLink` (a link the relay
+  need not wait on while idle) and `SharedOwnership` (identities owned across gateway nodes),
+  and `TransportUnavailable`.
 """
 
 from ocpp_gateway._core import (
@@ -39,7 +41,7 @@ from ocpp_gateway.routing import (
 )
 from ocpp_gateway.server import RunningGateway, start_gateway
 from ocpp_gateway.session import default_schemas
-from ocpp_gateway.transports import Link, Transport
+from ocpp_gateway.transports import Link, SharedOwnership, Transport, WakingLink
 
 __all__ = [
     "CALL",
@@ -66,9 +68,11 @@ __all__ = [
     "SchemaError",
     "SchemaSet",
     "Session",
+    "SharedOwnership",
     "Transport",
     "TransportUnavailable",
     "Verdict",
+    "WakingLink",
     "__version__",
     "default_schemas",
     "error_code_for",

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ocpp_gateway.transports.base import Link, Transport, TransportUnavailable, WakingLink
+from ocpp_gateway.transports.base import (
+    Link,
+    SharedOwnership,
+    Transport,
+    TransportUnavailable,
+    WakingLink,
+)
 from ocpp_gateway.transports.local import LocalOptions
 from ocpp_gateway.transports.websocket import WebSocketOptions
 
@@ -26,6 +32,7 @@ __all__ = [
     "DEFAULT_TRANSPORT",
     "Link",
     "LocalOptions",
+    "SharedOwnership",
     "Transport",
     "TransportType",
     "TransportUnavailable",
