@@ -29,6 +29,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -183,7 +184,10 @@ def is_transaction(action: str, frame: bytes, actions: frozenset[str]) -> bool:
     return is_transaction_message(action, frame, actions)
 
 
-_second_text: list[Any] = [-1, ""]  # the whole second last formatted, and its text
+@functools.lru_cache(maxsize=1)
+def _second_text(second: int) -> str:
+    """The date and time of a whole second, RFC 3339 UTC without the fraction."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 def received_timestamp() -> str:
@@ -194,11 +198,7 @@ def received_timestamp() -> str:
     """
     now = time.time()
     second = int(now)
-    cached = _second_text
-    if cached[0] != second:
-        cached[0] = second
-        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{cached[1]}.{int((now - second) * 1e6):06d}Z"
+    return f"{_second_text(second)}.{int((now - second) * 1e6):06d}Z"
 
 
 @dataclass(slots=True)
