@@ -426,19 +426,21 @@ class Admission:
         runtime.reserved.add(charge_point_id)
         try:
             transport = runtime.default_transport
+            elsewhere: str | None = None
             try:
                 if victim is None and isinstance(transport, SharedOwnership):
                     # Held on another node? The same rule as for a connection held here.
-                    outcome = await self._may_displace_elsewhere(
+                    elsewhere = await self._may_displace_elsewhere(
                         transport, charge_point_id, authenticated
                     )
-                    if outcome is None:
+                    if elsewhere is None:
                         takeovers.labels("refused").inc()
                         refusal = Refusal("takeover", 409, "charge point already connected")
                         return self._refuse(request, refusal)
-                    if outcome != "free":
-                        takeovers.labels(outcome).inc()
                 link = await transport.open(charge_point_id, tuple(offered))
+                if elsewhere is not None and elsewhere != "free":
+                    # Counted once the claim displaced it (the other node closes that socket).
+                    takeovers.labels(elsewhere).inc()
             except TransportUnavailable as exc:
                 runtime.metrics.upstream_connect_failures.labels(transport.name).inc()
                 refusal = Refusal("upstream_unavailable", 503, "backend unavailable")

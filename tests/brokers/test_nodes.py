@@ -129,6 +129,8 @@ async def test_a_charge_point_moving_to_another_node_is_owned_there_and_the_old_
         await asyncio.wait_for(old.recorder.connection.wait_closed(), WAIT)
         assert old.recorder.connection.close_code == 1008
         assert await owner_of(cluster.kind, cluster.url, "MOVER") == "node-b"
+        # Node B counted it as a takeover of an unresponsive connection.
+        assert await _takeovers(cluster.b, "replaced_dead") == 1
         result = await cluster.apps[0].call("MOVER", "ClearCache", {}, timeout=WAIT)
         assert result.status is CommandStatus.OK
         assert [x for x, _ in new.handled] == ["ClearCache"]
@@ -150,6 +152,7 @@ async def test_a_newcomer_does_not_displace_a_live_charge_point_held_by_another_
         with pytest.raises(InvalidStatus) as refused:
             await _open_once(second)
         assert refused.value.response.status_code == 409
+        assert await _takeovers(cluster.b, "refused") == 1
         assert held.recorder.connection.state.name == "OPEN"
         assert await owner_of(cluster.kind, cluster.url, "HELD") == "node-a"
         result = await cluster.apps[0].call("HELD", "ClearCache", {}, timeout=WAIT)
@@ -197,6 +200,22 @@ async def test_the_same_identity_on_both_nodes_at_once_ends_with_one_owner(
         finally:
             for charger in chargers:
                 await charger.close()
+
+
+async def _takeovers(node: GatewayNode, outcome: str) -> float:
+    """A node's `ocpp_gateway_takeovers_total{outcome}`, scraped from its /metrics."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    base = node.url.replace("ws://", "http://", 1)
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "ocpp_gateway_takeovers_total" and sample.labels["outcome"] == outcome
+    )
 
 
 async def _open_once(charger: Charger) -> Any:
