@@ -298,3 +298,10 @@ def test_transports_and_routing_do_not_import_the_configuration() -> None:
                     assert node.module != "ocpp_gateway.config", source
                 elif isinstance(node, ast.Import):
                     assert all(a.name != "ocpp_gateway.config" for a in node.names), source
+
+
+def test_a_fixed_node_id_is_refused_for_several_workers() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {}, {"node_id": "edge-1", "workers": 2})
+    assert refused.value.errors[0].startswith("node_id: one id for several workers")
+    assert load_config(None, {}, {"node_id": "edge-1", "workers": 1}).node_id == "edge-1"

@@ -574,6 +574,13 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
         errors.append(f"port: {cfg.port} is not a TCP port (0-65535)")
     if cfg.workers < 1:
         errors.append(f"workers: must be at least 1, got {cfg.workers}")
+    if cfg.node_id and cfg.workers > 1:
+        # Every worker would claim charge points as the same node (and answer each other's
+        # takeover probes about connections they do not hold).
+        errors.append(
+            "node_id: one id for several workers; leave it unset with workers > 1 (each worker "
+            "is then its own node, host name and pid)"
+        )
     if cfg.call_timeout <= 0:
         errors.append(f"call_timeout: must be positive, got {cfg.call_timeout}")
     if cfg.drain_timeout < 0:

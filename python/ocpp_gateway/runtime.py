@@ -161,8 +161,11 @@ class Runtime:
             charge_point_id: the identity.
 
         Returns:
-            False when no connection holds it here or the ping went unanswered.
+            True while a newcomer of that identity is being admitted here; False when no
+            connection holds it here or the ping went unanswered.
         """
+        if charge_point_id in self.reserved:
+            return True  # a connection of it is being admitted here (its claim is the newest)
         connection = self.live.get(charge_point_id)
         return connection is not None and await connection.answers_ping()
 

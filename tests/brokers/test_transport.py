@@ -244,3 +244,35 @@ async def test_a_full_nats_stream_refuses_the_frame_at_once() -> None:
     finally:
         await transport.close()
         running.close()
+
+
+def _node(kind: str, url: str, node_id: str) -> Any:
+    if kind == "nats":
+        return NatsTransport("default", NatsOptions(url=url, node_id=node_id, node_ttl=1.5))
+    return RedisStreamsTransport(
+        "default", RedisStreamsOptions(url=url, node_id=node_id, node_ttl=1.5)
+    )
+
+
+async def test_the_holding_node_is_asked_even_without_a_ping(server: tuple[str, Broker]) -> None:
+    """With the "refuse" rule (no ping), an ownership entry that outlived its connection (the
+    link was lost while the broker was away, so the entry was never deleted) must not lock the
+    charge point out of other nodes: the holder answers from its links."""
+    kind, running = server
+    a, b = _node(kind, running.url, "node-a"), _node(kind, running.url, "node-b")
+    try:
+        await a.start()
+        await b.start()
+        held = await a.open("CP-H", ("ocpp1.6",))
+        assert await b.held_elsewhere("CP-H", False, 3.0) == "live"
+        assert await b.held_elsewhere("CP-H", True, 3.0) == "live"  # assume_alive: no server
+        stale = await a.open("CP-STALE", ("ocpp1.6",))
+        a._links.forget(stale)  # as a link lost with the broker: its entry stays behind
+        stale.lose("broker_lost")
+        assert await b.held_elsewhere("CP-STALE", False, 3.0) == "free"
+        assert await b.held_elsewhere("CP-STALE", True, 3.0) == "free"
+        await held.close()
+        assert await b.held_elsewhere("CP-H", False, 3.0) == "free"  # released: no entry
+    finally:
+        await a.close()
+        await b.close()

@@ -574,7 +574,9 @@ async def assume_alive(charge_point_id: str) -> bool:
     return True
 
 
-async def answer_probe(links: LinkTable, prober: Prober, charge_point_id: str, epoch: str) -> bytes:
+async def answer_probe(
+    links: LinkTable, prober: Prober, charge_point_id: str, epoch: str, ping: bool = True
+) -> bytes:
     """This node's answer to another node asking whether it still holds a connection.
 
     Args:
@@ -582,13 +584,17 @@ async def answer_probe(links: LinkTable, prober: Prober, charge_point_id: str, e
         prober: pings the charge point's socket.
         charge_point_id: the identity asked about.
         epoch: the epoch of the ownership entry the asker read.
+        ping: ping the charge point (the "ping" takeover rule); without, a live link is alive.
 
     Returns:
-        b"gone" (no live link of that epoch here), b"alive" (the charge point answered a
-        ping) or b"unresponsive".
+        b"gone" (no live link of that epoch here: a stale entry, e.g. left while the broker was
+        away), b"alive" (held; the charge point answered the ping when one was asked for) or
+        b"unresponsive".
     """
     if links.live(charge_point_id, epoch) is None:
         return b"gone"
+    if not ping:
+        return b"alive"
     return b"alive" if await prober(charge_point_id) else b"unresponsive"
 
 
@@ -744,8 +750,8 @@ class BrokerTransportBase(abc.ABC, Generic[OptionsT]):
     - `_ensure_started()`: connect on the first `open`; TransportUnavailable when the broker
       cannot take charge points;
     - `_claim_epoch(token, subprotocol)`: write this node's ownership entry, return its epoch;
-    - `_read_owner(token)`, `_node_alive(node)`, `_ask_probe(...)`: the ownership entry, the
-      holder's liveness entry, the probe of the holder (`held_elsewhere`);
+    - `_read_owner(token)`, `_ask_probe(...)`: the ownership entry and the probe of the
+      holder (`held_elsewhere`);
     - `_drop_owner(link)`: delete the link's ownership entry unless a newer claim replaced it;
     - `_respond(reply, status, frame, fields)`: send a command's outcome (in the background);
     - `_refresh_node(limit)`, `_heartbeat_failed(exc)`: the liveness entry's refresh;
@@ -889,17 +895,19 @@ class BrokerTransportBase(abc.ABC, Generic[OptionsT]):
             if owner is None or owner[0] == self.node_id:
                 return "free"  # none, or this node's own stale entry: the server holds none
             node, epoch = owner
-            if not probe:
-                async with asyncio.timeout(timeout):
-                    if not await self._node_alive(node):
-                        return "free"  # the holder's node is dead; its sockets went with it
-                return "live"
-            return await self._ask_probe(node, charge_point_id, epoch, limit)
+            # The holder is always asked: an entry can outlive its connection (left while the
+            # broker was away), and only the holding node knows. Without `probe`, it answers
+            # from its links alone, with `probe` after pinging the charge point.
+            return await self._ask_probe(node, charge_point_id, epoch, limit, probe)
         except self._failures as exc:
             raise TransportUnavailable(f"cannot read ownership: {type(exc).__name__}") from exc
 
     def _answer_probe(
-        self, charge_point_id: str, epoch: str, respond: Callable[[bytes], Awaitable[object]]
+        self,
+        charge_point_id: str,
+        epoch: str,
+        respond: Callable[[bytes], Awaitable[object]],
+        ping: bool = True,
     ) -> None:
         """Answer another node's probe (`answer_probe`) in the background: a ping takes up to
         takeover_ping_timeout, and the broker's callbacks must go on meanwhile.
@@ -908,10 +916,11 @@ class BrokerTransportBase(abc.ABC, Generic[OptionsT]):
             charge_point_id: the identity asked about.
             epoch: the epoch of the ownership entry the asker read.
             respond: sends the answer (b"alive", b"unresponsive" or b"gone") to the asker.
+            ping: ping the charge point before answering.
         """
 
         async def answer() -> None:
-            verdict = await answer_probe(self._links, self.prober, charge_point_id, epoch)
+            verdict = await answer_probe(self._links, self.prober, charge_point_id, epoch, ping)
             with contextlib.suppress(*self._broker_errors):
                 await respond(verdict)
 
@@ -1090,16 +1099,16 @@ class BrokerTransportBase(abc.ABC, Generic[OptionsT]):
         """Returns: (node, epoch as text) of the ownership entry, None when there is none."""
 
     @abc.abstractmethod
-    async def _node_alive(self, node: str) -> bool:
-        """Returns: whether the node's liveness entry exists."""
-
-    @abc.abstractmethod
-    async def _ask_probe(self, node: str, charge_point_id: str, epoch: str, limit: float) -> Holder:
-        """Ask `node` to ping its charge point; wait up to `limit` seconds for the answer.
+    async def _ask_probe(
+        self, node: str, charge_point_id: str, epoch: str, limit: float, ping: bool
+    ) -> Holder:
+        """Ask `node` whether it holds the connection (and, with `ping`, to ping its charge
+        point); wait up to `limit` seconds for the answer.
 
         Returns:
-            Its answer through `PROBE_ANSWERS`; "free" when nobody listens for that node,
-            "unresponsive" when no answer came in time.
+            Its answer through `PROBE_ANSWERS`; "free" when nobody listens for that node;
+            "live" when no answer came in time (a busy holder keeps its charge point: the
+            newcomer is refused and retries).
         """
 
     @abc.abstractmethod

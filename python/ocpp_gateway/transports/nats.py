@@ -365,36 +365,30 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
             return None
         return (node, str(entry.revision)) if node else None
 
-    async def _node_alive(self, node: str) -> bool:
-        nodes = self._nodes
-        assert nodes is not None
-        try:
-            await nodes.get(node)
-        except nats.js.errors.KeyNotFoundError:
-            return False
-        return True
-
-    async def _ask_probe(self, node: str, charge_point_id: str, epoch: str, limit: float) -> Holder:
+    async def _ask_probe(
+        self, node: str, charge_point_id: str, epoch: str, limit: float, ping: bool
+    ) -> Holder:
         """A request on `<p>.gw.<node>.probe`: no responders means that node is gone."""
         nc = self._nc
         assert nc is not None
-        body = orjson.dumps({"cp": charge_point_id, "epoch": int(epoch)})
+        body = orjson.dumps({"cp": charge_point_id, "epoch": int(epoch), "ping": ping})
         try:
             reply = await nc.request(self.options.subject("gw", node, "probe"), body, limit)
         except nats.errors.NoRespondersError:
             return "free"  # nobody listens for that node: it is gone, with its sockets
         except nats.errors.TimeoutError:
-            return "unresponsive"
-        return PROBE_ANSWERS.get(reply.data, "unresponsive")
+            return "live"  # no answer: the holder is busy, not known to have lost it
+        return PROBE_ANSWERS.get(reply.data, "live")
 
     async def _on_probe(self, msg: Msg) -> None:
         try:
             asked = orjson.loads(msg.data)
             charge_point_id, epoch = str(asked["cp"]), str(asked["epoch"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            ping = bool(asked.get("ping", True))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return
         # This subscription's callbacks run one after another: the answer comes from a task.
-        self._answer_probe(charge_point_id, epoch, msg.respond)
+        self._answer_probe(charge_point_id, epoch, msg.respond, ping)
 
     async def _drop_owner(self, link: BrokerLink) -> None:
         owners = self._owners

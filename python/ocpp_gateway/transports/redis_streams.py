@@ -296,11 +296,9 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
         holder, epoch = (_text(value) for value in entry)
         return (holder, epoch) if holder and epoch else None
 
-    async def _node_alive(self, node: str) -> bool:
-        assert self._redis is not None
-        return bool(await self._redis.exists(self.options.key("node", node)))
-
-    async def _ask_probe(self, node: str, charge_point_id: str, epoch: str, limit: float) -> Holder:
+    async def _ask_probe(
+        self, node: str, charge_point_id: str, epoch: str, limit: float, ping: bool
+    ) -> Holder:
         """A probe envelope on the holder's command channel, no subscriber there meaning it is
         gone; the answer comes back on this node's probe channel (the pub/sub listener), so no
         pool connection is held while the holder pings."""
@@ -313,6 +311,7 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
                 "probe": probe_id,
                 "cp": charge_point_id,
                 "epoch": epoch,
+                "ping": ping,
                 "frame": "",
                 "reply": self._probe_channel.decode(),
             }
@@ -323,9 +322,9 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
             if not listening:
                 return "free"  # nobody listens for that node: it is gone, with its sockets
             try:
-                return PROBE_ANSWERS.get(await asyncio.wait_for(answer, limit), "unresponsive")
+                return PROBE_ANSWERS.get(await asyncio.wait_for(answer, limit), "live")
             except TimeoutError:
-                return "unresponsive"
+                return "live"  # no answer: the holder is busy, not known to have lost it
         finally:
             self._probes.pop(probe_id, None)
 
@@ -439,6 +438,10 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
             )
         self._connected = False
         self._links.lose_all()
+        # Answers to this node's probes came over the lost pub/sub connection: they will not.
+        for waiter in self._probes.values():
+            if not waiter.done():
+                waiter.set_exception(TransportUnavailable("Redis connection lost"))
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         if channel == self._owners_channel:
@@ -469,17 +472,20 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
         elif channel == self._command_channel:
             if envelope.get("probe"):
                 reply = str(envelope.get("reply") or "")
-                self._on_probe(reply, str(envelope["probe"]), charge_point_id, epoch)
+                ping = bool(envelope.get("ping", True))
+                self._on_probe(reply, str(envelope["probe"]), charge_point_id, epoch, ping)
             else:
                 self._on_command(envelope, charge_point_id, epoch, frame)
 
-    def _on_probe(self, reply: str, probe_id: str, charge_point_id: str, epoch: str) -> None:
+    def _on_probe(
+        self, reply: str, probe_id: str, charge_point_id: str, epoch: str, ping: bool
+    ) -> None:
         async def respond(verdict: bytes) -> None:
             redis_client = self._redis
             if reply and redis_client is not None:
                 await redis_client.publish(reply, f"{probe_id} ".encode() + verdict)
 
-        self._answer_probe(charge_point_id, epoch, respond)
+        self._answer_probe(charge_point_id, epoch, respond, ping)
 
     def _on_command(
         self, envelope: dict[str, Any], charge_point_id: str, epoch: str, frame: bytes
@@ -541,6 +547,7 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
         if self._listener is not None:
             # Make the listener reconnect: its connection may be hanging.
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            # asyncio.wait, not await: a close() cancelling this heartbeat meanwhile must end
+            # it, not be taken for the listener's cancellation.
+            await asyncio.wait([self._listener])
             self._listener = asyncio.create_task(self._listen_loop())
