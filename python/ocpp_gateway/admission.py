@@ -428,10 +428,11 @@ class Admission:
             transport = runtime.default_transport
             elsewhere: str | None = None
             try:
-                if victim is None and isinstance(transport, SharedOwnership):
+                shared = runtime.shared_ownership
+                if victim is None and shared is not None:
                     # Held on another node? The same rule as for a connection held here.
                     elsewhere = await self._may_displace_elsewhere(
-                        transport, charge_point_id, authenticated
+                        shared, charge_point_id, authenticated
                     )
                     if elsewhere is None:
                         takeovers.labels("refused").inc()

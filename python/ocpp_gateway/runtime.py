@@ -26,7 +26,12 @@ from ocpp_gateway.model_rules import build_model_rules, version_policy
 from ocpp_gateway.routing import Chain, build_chain, check_forward_targets
 from ocpp_gateway.security import SecurityLayer, build_security
 from ocpp_gateway.session import default_schemas, official_schema_dir
-from ocpp_gateway.transports import DEFAULT_TRANSPORT, Transport, build_transports
+from ocpp_gateway.transports import (
+    DEFAULT_TRANSPORT,
+    SharedOwnership,
+    Transport,
+    build_transports,
+)
 from ocpp_gateway.violations import ViolationLog
 
 if TYPE_CHECKING:
@@ -117,6 +122,11 @@ class Runtime:
         if unknown_targets:
             raise PluginError("; ".join(unknown_targets))
         self.default_transport = self.transports[DEFAULT_TRANSPORT]
+        # The default transport when its identities are owned across gateway nodes (a broker):
+        # decided once here, not by a Protocol isinstance check per handshake.
+        self.shared_ownership: SharedOwnership | None = (
+            self.default_transport if isinstance(self.default_transport, SharedOwnership) else None
+        )
         # Broker transports (NATS, Redis Streams) connect at start and report readiness.
         self.brokers: list[Any] = [
             t for t in self.transports.values() if hasattr(t, "ready") and hasattr(t, "start")

@@ -733,6 +733,15 @@ def per(amount: float, count: float) -> float:
     return amount / count if count else 0.0
 
 
+def _add_counts(answers: Sequence[dict[str, Any]], key: str) -> dict[str, int]:
+    """The workers' counters under `key` (reason -> count), added up."""
+    total: dict[str, int] = {}
+    for answer in answers:
+        for reason, count in answer[key].items():
+            total[reason] = total.get(reason, 0) + count
+    return total
+
+
 def merge_connect(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Add up the workers' answers to "connect".
 
@@ -742,10 +751,7 @@ def merge_connect(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Returns:
         connected, total held, failures by reason, seconds (slowest worker), load-generator CPU.
     """
-    failures: dict[str, int] = {}
-    for answer in answers:
-        for reason, count in answer["failures"].items():
-            failures[reason] = failures.get(reason, 0) + count
+    failures = _add_counts(answers, "failures")
     return {
         "connected": sum(a["connected"] for a in answers),
         "total": sum(a["total"] for a in answers),
@@ -765,10 +771,7 @@ def merge_storm(answers: Sequence[dict[str, Any]]) -> dict[str, Any]:
         charge_points (dropped), booted (back), seconds (slowest worker), refused (failed
         attempts by reason), refused_total, loadgen_cpu.
     """
-    refused: dict[str, int] = {}
-    for answer in answers:
-        for reason, count in answer["refused"].items():
-            refused[reason] = refused.get(reason, 0) + count
+    refused = _add_counts(answers, "refused")
     return {
         "charge_points": sum(a["charge_points"] for a in answers),
         "booted": sum(a["booted"] for a in answers),
