@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ocpp_gateway.aio import stop as stop_tasks
 from ocpp_gateway.simulate import PROFILES, FleetSnapshot, FleetStats, Profile, run_fleet
 from ocpp_gateway.simulate.profile import SimVersion
 
@@ -556,6 +557,17 @@ async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
     import subprocess
     import tempfile
 
+    from ocpp_gateway.transports import transport_types
+
+    kind = "nats" if transport == "nats" else "redis_streams"
+    transport_type = transport_types()[kind]
+    try:
+        transport_type.options()  # imports the client library
+    except ImportError as exc:
+        raise RuntimeError(
+            f"the {transport} demo needs the {transport_type.extra!r} extra ({exc.name} is "
+            f"missing): {transport_type.install_hint()}"
+        ) from exc
     from ocpp_gateway.backend.example import TransactionJournal, build_app
 
     binary = shutil.which("nats-server" if transport == "nats" else "redis-server")
@@ -591,14 +603,12 @@ async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
             app = build_app(broker, TransactionJournal(journal))
             await app.start()
             runner = asyncio.create_task(app.run())
-            kind = "nats" if transport == "nats" else "redis_streams"
             yield _BrokerBackend(
                 transport, url, journal, {"upstream.type": kind, "upstream.url": url}
             )
         finally:
             if runner is not None:
-                runner.cancel()
-                await asyncio.gather(runner, return_exceptions=True)
+                await stop_tasks([runner])
                 await app.stop()
             if server.returncode is None:
                 server.kill()

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from ocpp_gateway.aio import stop as stop_tasks
 from ocpp_gateway.backend.app import BackendApp, Broker, CallError, Request
 from ocpp_gateway.transports.local import LocalTransport
 
@@ -233,8 +234,7 @@ async def main(argv: list[str] | None = None) -> None:
     runner = asyncio.create_task(app.run())
     print("broker backend ready", flush=True)
     await stop.wait()
-    runner.cancel()
-    await asyncio.gather(runner, return_exceptions=True)
+    await stop_tasks([runner])
     await app.stop()
 
 

@@ -42,6 +42,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
+from ocpp_gateway.aio import raise_if_cancelling
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import redact_url
 from ocpp_gateway.transports.base import Holder
@@ -459,6 +460,7 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
                 ack = orjson.loads(reply.data)
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
                 # Same Nats-Msg-Id on the retry: the stream keeps one copy.
+                raise_if_cancelling()
                 await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
                 continue
             except (nats.errors.Error, OSError, orjson.JSONDecodeError) as exc:
