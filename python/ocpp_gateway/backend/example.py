@@ -211,6 +211,13 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", default="broker_backend.sqlite", help="SQLite journal file")
     parser.add_argument("--service", default="csms", help="durable consumer name")
     parser.add_argument("--ack-wait", type=float, default=30.0, help="redelivery after (s)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="NATS: replicas of the streams and buckets if this service creates them "
+        "(the gateways' `replicas` option; 3 on a three-node cluster)",
+    )
     parser.add_argument("--stall-after-commit", action="store_true", help="fault tests only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -221,9 +228,10 @@ async def main(argv: list[str] | None = None) -> None:
         broker = RedisBroker(args.redis, service=args.service, ack_wait=args.ack_wait)
     else:
         from ocpp_gateway.backend.nats import NatsBroker
+        from ocpp_gateway.transports.nats import NatsOptions
 
-        url = args.nats or "nats://127.0.0.1:4222"
-        broker = NatsBroker(url, service=args.service, ack_wait=args.ack_wait)
+        options = NatsOptions(url=args.nats or "nats://127.0.0.1:4222", replicas=args.replicas)
+        broker = NatsBroker(options, service=args.service, ack_wait=args.ack_wait)
     app = build_app(broker, TransactionJournal(args.db), stall=args.stall_after_commit)
     await app.start()
     stop = asyncio.Event()
