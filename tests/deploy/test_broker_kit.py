@@ -44,6 +44,7 @@ from ocpp_gateway.settings_table import flags
 from ocpp_gateway.simulate import FleetStats, run_fleet
 from ocpp_gateway.transports.nats import NatsOptions
 
+from .test_files import check_gateway_manifests
 from .test_prometheus import (
     PROFILE,
     WAIT,
@@ -84,7 +85,7 @@ def _tool(name: str) -> str:
     return path
 
 
-# -- the compose file as data ----------------------------------------------------------------------
+# -- the compose file as data ---------------------------------------------------------------------
 
 
 def compose() -> dict[str, Any]:
@@ -231,9 +232,7 @@ def test_the_compose_file_mounts_files_that_exist_and_its_services_agree() -> No
     published = []
     for name, service in gateways.items():
         assert not SETTING_FLAGS & set(service["command"]), name
-        assert service["environment"]["OCPP_GATEWAY_ADMIN__PORT"] == str(
-            settings["admin"]["port"]
-        )
+        assert service["environment"]["OCPP_GATEWAY_ADMIN__PORT"] == str(settings["admin"]["port"])
         assert seconds(service["stop_grace_period"]) > settings["drain_timeout"], name
         assert set(service["depends_on"]) == set(nats_nodes), name
         published += [port.split(":")[0] for port in service["ports"]]
@@ -286,7 +285,7 @@ def test_nats_server_accepts_the_shipped_configuration(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
-# -- a three-node cluster on loopback from the compose file's configuration -------------------------
+# -- a three-node cluster on loopback from the compose file's configuration -----------------------
 
 
 @dataclass
@@ -413,7 +412,7 @@ async def nats_cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         yield Cluster(nodes, http)
 
 
-# -- gateway nodes and the example backend, as the compose file runs them ---------------------------
+# -- gateway nodes and the example backend, as the compose file runs them -------------------------
 
 
 @dataclass
@@ -534,7 +533,9 @@ async def charge_point(url: str, charge_point_id: str) -> AsyncIterator[ChargePo
 async def boot_and_start(peer: ChargePoint) -> tuple[Any, Any]:
     """Boot and start a transaction; returns both answers (a CALLERROR raises)."""
     boot = await peer.call(
-        call16.BootNotification(charge_point_model="Deploy-Kit", charge_point_vendor="ocpp-gateway"),
+        call16.BootNotification(
+            charge_point_model="Deploy-Kit", charge_point_vendor="ocpp-gateway"
+        ),
         suppress=False,
     )
     start = await peer.call(
@@ -628,7 +629,7 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
         assert len(holders) == 2, holders
 
 
-# -- Prometheus scraping two gateway nodes on the cluster -------------------------------------------
+# -- Prometheus scraping two gateway nodes on the cluster -----------------------------------------
 
 
 def broker_alert_rules() -> list[dict[str, Any]]:
@@ -825,7 +826,9 @@ async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Pat
                 r["expr"] for r in broker_alert_rules() if r["alert"] == "OcppGatewayBrokerNotReady"
             )
             result = await prom.poll(
-                "OcppGatewayBrokerNotReady holds", lambda: prom.query(not_ready), lambda r: len(r) == 2
+                "OcppGatewayBrokerNotReady holds",
+                lambda: prom.query(not_ready),
+                lambda r: len(r) == 2,
             )
             assert sorted((s["metric"]["instance"], s["metric"]["transport"]) for s in result) == (
                 sorted((target, "default") for target in targets)
@@ -841,3 +844,58 @@ async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Pat
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*fleets, return_exceptions=True), WAIT)
+
+
+# -- Kubernetes -----------------------------------------------------------------------------------
+
+
+def quantity(text: str) -> int:
+    """A Kubernetes binary quantity ("20Gi") in bytes."""
+    match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)", text)
+    assert match is not None, text
+    return int(match.group(1)) * 1024 ** ("_KMGT".index(match.group(2)[0]))
+
+
+def test_the_kubernetes_manifests_and_the_nats_chart_values(tmp_path: Path) -> None:
+    manifests = check_gateway_manifests(KUBERNETES, tmp_path)
+    settings = manifests["settings"]
+    dialled = settings["upstream"]["url"]
+    # The same settings as the compose file's gateways, but for the cluster's NATS Service.
+    compose_settings = gateway_settings()
+    for shipped in (settings, compose_settings):
+        shipped["upstream"].pop("url")
+    assert settings == compose_settings
+    (deployment,) = manifests["Deployment"]
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert (
+        deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        > (settings["drain_timeout"])
+    )
+    (pdb,) = manifests["PodDisruptionBudget"]
+    assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+
+    # The NATS cluster of the Helm chart's values: as large as the gateways' replicas, with
+    # JetStream on files, room for both streams, and the Service name the gateways dial.
+    chart = yaml.safe_load(HELM_VALUES.read_text())
+    config = chart["config"]
+    options = settings["upstream"]["options"]
+    assert config["cluster"]["enabled"] is True
+    assert config["cluster"]["replicas"] == options["replicas"] == 3
+    assert config["jetstream"]["enabled"] is True
+    assert config["jetstream"]["fileStore"]["enabled"] is True
+    assert config["jetstream"]["memoryStore"]["enabled"] is False
+    assert 2 * options["max_bytes"] < quantity(config["jetstream"]["fileStore"]["pvc"]["size"])
+    assert chart["podDisruptionBudget"]["enabled"] is True
+    ((host, port),) = server_urls(dialled)
+    service, namespace, *rest = host.split(".")
+    assert service == chart["fullnameOverride"]
+    assert rest == ["svc", "cluster", "local"]
+    assert port == 4222  # the chart's config.nats.port, left at its default
+    # The install command written in the values file uses that namespace and this file.
+    header = HELM_VALUES.read_text()
+    assert f"--namespace {namespace}" in header
+    assert "deploy/kubernetes/broker/helm/nats-values.yaml" in header
+    # The image has the nats extra (the compose file builds it the same way).
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.endswith("-nats")
