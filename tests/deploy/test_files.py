@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -32,6 +33,7 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None and not os.environ.get("REQUIRE_TEST_TOOLS"),
     reason="needs promtool (apt-get install prometheus); required when REQUIRE_TEST_TOOLS is set",
 )
+KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
 # Flags that set a setting: in an image or a manifest they would override TOML and environment.
 SETTING_FLAGS = frozenset(flags().values())
 
@@ -94,6 +96,11 @@ def check_gateway_manifests(directory: Path, tmp_path: Path) -> dict[str, Any]:
         for path in sorted(directory.glob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
     ]
+    # Kubernetes' own OpenAPI schemas, strict (no field the API does not know), of the oldest
+    # release still in wide use and the newest the schema package ships.
+    for doc in docs:
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
     kinds = {doc["kind"] for doc in docs}
     assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= kinds
     deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
