@@ -674,6 +674,43 @@ def prometheus_config(tmp_path: Path, targets: list[str]) -> Path:
     return path
 
 
+# What the issue asks the alerts and the dashboard to cover, by the metric that shows it.
+COVERED = {
+    "broker not ready": "ocpp_gateway_broker_connected",
+    "publish latency": "ocpp_gateway_broker_publish_seconds_count",
+    "unacknowledged frames": "ocpp_gateway_broker_publishing",
+    "pending commands": "ocpp_gateway_broker_pending_commands",
+    "ownership churn": "ocpp_gateway_broker_ownership_changes_total",
+    "command outcomes": "ocpp_gateway_broker_commands_total",
+}
+
+
+def test_the_broker_alerts_and_dashboard_cover_the_broker_metrics() -> None:
+    rules = broker_alert_rules()
+    for rule in rules:
+        assert set(rule) >= {"alert", "expr", "labels", "annotations"}, rule
+        assert rule["alert"].startswith("OcppGatewayBroker"), rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+        # Per node and transport, so a notification says where.
+        assert "by (instance, transport)" in rule["expr"], rule["alert"]
+    in_alerts = {name for rule in rules for name in METRIC.findall(rule["expr"])}
+    dashboard = json.loads(DASHBOARD.read_text())
+    in_panels = {name for _, expr in dashboard_targets() for name in METRIC.findall(expr)}
+    for what, metric in COVERED.items():
+        assert metric in in_alerts, (what, metric)
+        assert metric in in_panels, (what, metric)
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(set(ids)) == len(ids)
+    assert (
+        dashboard["uid"] != json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())["uid"]
+    )
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        for target in panel["targets"]:
+            assert 'instance=~"$instance"' in target["expr"], panel["title"]
+
+
 @pytest.mark.timeout(300)
 async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Path) -> None:
     prometheus_binary = _tool("prometheus")
