@@ -39,12 +39,11 @@ from ocpp.v16 import call as call16
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from ocpp_gateway.backend import NatsBroker
 from ocpp_gateway.config import check_config
-from ocpp_gateway.settings_table import flags
 from ocpp_gateway.simulate import FleetStats, run_fleet
-from ocpp_gateway.transports.nats import NatsOptions
 
-from .test_files import check_gateway_manifests
+from .test_files import SETTING_FLAGS, check_gateway_manifests
 from .test_prometheus import (
     PROFILE,
     WAIT,
@@ -69,7 +68,6 @@ DASHBOARD = DEPLOY / "grafana" / "broker-dashboard.json"
 KUBERNETES = DEPLOY / "kubernetes" / "broker"
 HELM_VALUES = KUBERNETES / "helm" / "nats-values.yaml"
 METRIC = re.compile(r"\bocpp_gateway_[a-z_]+")
-SETTING_FLAGS = frozenset(flags().values())
 SCRAPE_SECONDS = 1
 FLEET_SIZE = 6  # charge points per gateway node
 
@@ -616,7 +614,7 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
         assert journaled == ["DEPLOY-0", "DEPLOY-1"]
 
         # The gateways' layout got the configured replicas.
-        options = NatsOptions()
+        options = NatsBroker().options  # the layout's default names
         for stream in (options.tx_stream, options.gen_stream, f"KV_{options.owner_bucket}"):
             assert (await js.stream_info(stream)).config.num_replicas == replicas, stream
         # Each charge point is owned, in the replicated bucket, by the node holding its socket:

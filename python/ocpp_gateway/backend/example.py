@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sqlite3
@@ -228,10 +229,12 @@ async def main(argv: list[str] | None = None) -> None:
         broker = RedisBroker(args.redis, service=args.service, ack_wait=args.ack_wait)
     else:
         from ocpp_gateway.backend.nats import NatsBroker
-        from ocpp_gateway.transports.nats import NatsOptions
 
-        options = NatsOptions(url=args.nats or "nats://127.0.0.1:4222", replicas=args.replicas)
-        broker = NatsBroker(options, service=args.service, ack_wait=args.ack_wait)
+        url = args.nats or "nats://127.0.0.1:4222"
+        nats_broker = NatsBroker(url, service=args.service, ack_wait=args.ack_wait)
+        # The layout's replicas, used if this service creates the streams and buckets first.
+        nats_broker.options = dataclasses.replace(nats_broker.options, replicas=args.replicas)
+        broker = nats_broker
     app = build_app(broker, TransactionJournal(args.db), stall=args.stall_after_commit)
     await app.start()
     stop = asyncio.Event()
