@@ -7,7 +7,8 @@ mount. A three-node nats-server cluster is started on loopback from the compose 
 nats.conf (only the host:port pairs and the store directory rewritten), two gateway processes
 run with the compose file's gateway.toml (only the addresses overridden by environment) and the
 example backend with the compose file's arguments; `ocpp` library charge points are answered
-through them, and a real Prometheus scrapes both nodes with the broker alerts loaded.
+through them, also after the NATS node leading the transaction stream was killed, and a real
+Prometheus scrapes both nodes with the broker alerts loaded.
 """
 
 from __future__ import annotations
@@ -559,7 +560,9 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
         assert leader in {node.name for node in cluster.nodes}
 
         # A stream with the gateways' replicas: placed on every node, a PubAck for a publish.
-        nc = await nats.connect(servers=cluster.url.split(","), connect_timeout=WAIT)
+        nc = await nats.connect(
+            servers=cluster.url.split(","), connect_timeout=WAIT, reconnect_time_wait=0.2
+        )
         stack.push_async_callback(nc.close)
         js = nc.jetstream(timeout=WAIT)
         await js.add_stream(
@@ -604,14 +607,7 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
             assert boot.status == "Accepted"
             assert start.id_tag_info["status"] == "Accepted"
             assert isinstance(start.transaction_id, int)
-        with contextlib.closing(sqlite3.connect(journal)) as db:
-            journaled = sorted(
-                json.loads(key)[0]
-                for (key,) in db.execute(
-                    "SELECT key FROM journal WHERE action = 'StartTransaction'"
-                )
-            )
-        assert journaled == ["DEPLOY-0", "DEPLOY-1"]
+        assert started(journal) == ["DEPLOY-0", "DEPLOY-1"]
 
         # The gateways' layout got the configured replicas.
         options = NatsBroker().options  # the layout's default names
@@ -625,6 +621,51 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
             entry = await owners.get(peer.id)
             holders.add(json.loads(entry.value or b"{}")["node"])
         assert len(holders) == 2, holders
+
+        # The node leading the transaction stream dies: the two others keep a majority, elect
+        # new leaders, and both gateways serve new charge points (replicas 3, any one lost).
+        dead = (await js.stream_info(options.tx_stream)).cluster.leader  # type: ignore[union-attr]
+        (victim,) = [node for node in cluster.nodes if node.name == dead]
+        assert victim.proc is not None
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        layout = (
+            options.tx_stream,
+            options.gen_stream,
+            f"KV_{options.owner_bucket}",
+            f"KV_{options.nodes_bucket}",
+        )
+
+        quick = nc.jetstream(timeout=2)
+
+        async def new_leaders() -> bool:
+            for stream in layout:
+                try:
+                    info = await quick.stream_info(stream)
+                except (nats.errors.Error, TimeoutError):
+                    return False
+                if info.cluster is None or info.cluster.leader in (None, "", dead):
+                    return False
+            return True
+
+        await poll_async("new stream leaders without the killed node", new_leaders)
+        for gateway in gateways:
+            await poll_async("gateway ready again", lambda g=gateway: ready(http, g))
+        later = [
+            await stack.enter_async_context(charge_point(gateway.url, f"DEPLOY-{i + 2}"))
+            for i, gateway in enumerate(gateways)
+        ]
+        answers = await asyncio.wait_for(asyncio.gather(*map(boot_and_start, later)), WAIT)
+        for boot, start in answers:
+            assert boot.status == "Accepted"
+            assert start.id_tag_info["status"] == "Accepted"
+        assert started(journal) == [f"DEPLOY-{i}" for i in range(4)]
+
+
+def started(journal: Path) -> list[str]:
+    """The charge points whose StartTransaction the example backend journaled."""
+    with contextlib.closing(sqlite3.connect(journal)) as db:
+        rows = db.execute("SELECT key FROM journal WHERE action = 'StartTransaction'")
+        return sorted(json.loads(key)[0] for (key,) in rows)
 
 
 # -- Prometheus scraping two gateway nodes on the cluster -----------------------------------------
