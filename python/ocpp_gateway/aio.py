@@ -1,5 +1,4 @@
-"""asyncio helpers for long-lived tasks: stop a task for certain, and notice a cancellation that an
-await swallowed.
+"""asyncio helpers for long-lived tasks: stop them for certain, and notice a lost cancellation.
 
 Python 3.11's `asyncio.wait_for` returns the inner result when that result and a cancellation of
 the waiting task arrive in the same loop iteration: the cancellation is lost, and a `while True`
