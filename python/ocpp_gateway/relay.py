@@ -135,14 +135,15 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                         _count_drop(runtime, conn, _CP, verdict)
                 if out is None:
                     continue
+                # A substitute is a CALLERROR in place of the charge point's invalid result.
                 out_type = message_type if out is data else _CALLERROR
                 if origin == DEFAULT_TRANSPORT:
                     try:
-                        if send_frame is not None:
+                        if send_frame is None:
+                            await link_send(out)
+                        else:
                             unique_id = verdict.unique_id or ""
                             await send_frame(out, out_type, unique_id, verdict.action or "", False)
-                        else:
-                            await link_send(out)
                     except (TransportUnavailable, ConnectionError):
                         conn.close_reason = conn.close_reason or "upstream_lost"
                         return

@@ -403,9 +403,14 @@ async def test_send_frame_routes_by_the_sessions_facts() -> None:
         (b'[6,"u2","NotifyPeriodicEventStream",{}]', 6, "u2", "Notify"),
     ]
     assert link.published == 2  # the dedup key's frame number
-    # Unreadable (only with validation off): dropped, nothing published.
+    # Unreadable (only with validation off): dropped, nothing published; what the Session
+    # could not tell the link reads itself.
     await link.send_frame(b"garbage", 0, "", "", False)
+    await link.send_frame(b'[7,"u3"]', 7, "u3", "", False)
     assert len(host.published) == 2
+    await link.send_frame(b'[2,"u4","Heartbeat",{}]', 0, "", "", False)
+    assert host.published[-1] == (b'[2,"u4","Heartbeat",{}]', 2, "u4", "Heartbeat")
+    assert link.published == 3
     # An answer goes to the command in flight, by the facts (the bytes are not read).
     link.offer_command(_command("k"), 0.0)
     await link.send_frame(b"[4, 'not read']", 4, "k", "ClearCache", True)

@@ -160,7 +160,7 @@ class BrokerLink:
 
         Args:
             frame: the frame, as the Session passed it.
-            message_type: its MessageTypeId.
+            message_type: its MessageTypeId (0: the Session could not tell; read here).
             unique_id: its UniqueId.
             action: its action (a CALL's: the subject's action token).
             from_gateway: the gateway answered the backend's command itself (then: rejected).
@@ -168,16 +168,10 @@ class BrokerLink:
         Raises:
             TransportUnavailable: the link is lost, or the broker did not acknowledge in time.
         """
-        if self._ended:
-            raise TransportUnavailable("broker link closed")
-        if message_type == 2 or message_type == 6:
-            self.published += 1
-            await self._host.publish_frame(self, frame, message_type, unique_id, action)
-        elif 3 <= message_type <= 5:
-            self.answered(unique_id, message_type, frame, from_gateway, monotonic())
+        if message_type == 0:
+            await self.send(frame)
         else:
-            # Only possible with validation off: nothing to route it by.
-            log.warning("unroutable frame dropped", extra={"charge_point_id": self.charge_point_id})
+            await self._route(frame, message_type, unique_id, action, from_gateway)
 
     async def send(self, frame: bytes) -> None:
         """Take one frame without the Session's facts (`Link.send`): its head is read here.
@@ -195,7 +189,21 @@ class BrokerLink:
             action = message[2] if len(message) > 2 and isinstance(message[2], str) else ""
         except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, ValueError):
             message_type, unique_id, action = 0, "", ""
-        await self.send_frame(frame, message_type, unique_id, action, False)
+        await self._route(frame, message_type, unique_id, action, False)
+
+    async def _route(
+        self, frame: bytes, message_type: int, unique_id: str, action: str, from_gateway: bool
+    ) -> None:
+        if self._ended:
+            raise TransportUnavailable("broker link closed")
+        if message_type == 2 or message_type == 6:
+            self.published += 1
+            await self._host.publish_frame(self, frame, message_type, unique_id, action)
+        elif 3 <= message_type <= 5:
+            self.answered(unique_id, message_type, frame, from_gateway, monotonic())
+        else:
+            # Only possible with validation off: nothing to route it by.
+            log.warning("unroutable frame dropped", extra={"charge_point_id": self.charge_point_id})
 
     async def recv(self) -> bytes | None:
         """Returns: the next frame for the charge point, or None once the link ended."""
