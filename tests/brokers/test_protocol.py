@@ -523,13 +523,7 @@ def test_identity_tokens(name: str, token: str) -> None:
 def test_redis_answer_envelope_round_trip_and_refusals() -> None:
     data = encode_redis_answer("cp.1", 17, b'[3,"u",{"a":"\\u00fc"}]')
     assert orjson.loads(data) == {"cp": "cp.1", "epoch": 17, "frame": '[3,"u",{"a":"\\u00fc"}]'}
-    answer = decode_redis_answer(data)
-    assert answer is not None
-    assert (answer.charge_point_id, answer.epoch, answer.frame) == (
-        "cp.1",
-        "17",
-        b'[3,"u",{"a":"\\u00fc"}]',
-    )
+    assert decode_redis_answer(data) == ("cp.1", "17", b'[3,"u",{"a":"\\u00fc"}]')
     for bad in (b"nope", b"[]", b'{"cp":"x"}', b"1"):
         assert decode_redis_answer(bad) is None
 

@@ -47,7 +47,6 @@ __all__ = [
     "CommandEnvelope",
     "CommandStatus",
     "ProbeRequest",
-    "RedisAnswer",
     "answer_status",
     "decode_nats_probe",
     "decode_owner_change",
@@ -361,21 +360,6 @@ def decode_probe_reply(data: bytes) -> tuple[str, bytes]:
 # -- answers and commands ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RedisAnswer:
-    """A backend's answer to a charge point CALL, as published on Redis.
-
-    Attributes:
-        charge_point_id: `Ocpp-Cp` of the CALL.
-        epoch: `Ocpp-Epoch` of the CALL (text).
-        frame: the answer frame's bytes.
-    """
-
-    charge_point_id: str
-    epoch: str
-    frame: bytes
-
-
 def encode_redis_answer(charge_point_id: str, epoch: int | str, frame: bytes) -> bytes:
     """Returns: the envelope a backend publishes on `Ocpp-Reply`, `{"cp", "epoch", "frame"}`.
 
@@ -387,17 +371,16 @@ def encode_redis_answer(charge_point_id: str, epoch: int | str, frame: bytes) ->
     return orjson.dumps({"cp": charge_point_id, "epoch": epoch, "frame": frame.decode()})
 
 
-def decode_redis_answer(data: bytes) -> RedisAnswer | None:
-    """Returns: the answer of a Redis answer envelope, None when it is not one.
+def decode_redis_answer(data: bytes) -> tuple[str, str, bytes] | None:
+    """Returns: (charge point id, epoch as text, frame) of a Redis answer envelope (one per
+    answer on the hot path: a plain tuple), None when it is not one.
 
     Args:
         data: the published message.
     """
     try:
         envelope = orjson.loads(data)
-        return RedisAnswer(
-            str(envelope["cp"]), str(envelope["epoch"]), str(envelope["frame"]).encode()
-        )
+        return str(envelope["cp"]), str(envelope["epoch"]), str(envelope["frame"]).encode()
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
 

@@ -25,10 +25,10 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from time import monotonic
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -40,6 +40,19 @@ from ocpp_gateway.transports.broker.metrics import BrokerStats
 __all__ = ["BrokerLink", "Command", "LinkHost", "LinkTable"]
 
 log = logging.getLogger("ocpp_gateway.transports.broker.link")
+
+
+class _Done:
+    """An awaitable that is done at once (what `send_frame` returns when nothing waits)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator that ends at once
+
+
+_DONE = _Done()
 
 
 @dataclass(slots=True, eq=False)
@@ -151,12 +164,13 @@ class BrokerLink:
 
     # -- the relay's side ---------------------------------------------------------------------
 
-    async def send_frame(
+    def send_frame(
         self, frame: bytes, message_type: int, unique_id: str, action: str, from_gateway: bool
-    ) -> None:
+    ) -> Awaitable[None]:
         """Take one frame from the relay (`FramedLink`): a charge point CALL (or SEND) is
-        published and acknowledged by the broker before this returns; an answer to a command
-        goes to the command's reply address.
+        published and acknowledged by the broker once the awaitable is done; an answer to a
+        command goes to the command's reply address. A plain method returning the host's
+        awaitable: no coroutine of its own per frame.
 
         Args:
             frame: the frame, as the Session passed it.
@@ -165,13 +179,25 @@ class BrokerLink:
             action: its action (a CALL's: the subject's action token).
             from_gateway: the gateway answered the backend's command itself (then: rejected).
 
+        Returns:
+            An awaitable, done once the frame is handed over.
+
         Raises:
-            TransportUnavailable: the link is lost, or the broker did not acknowledge in time.
+            TransportUnavailable: the link is lost (at once), or the broker did not acknowledge
+                in time (from the awaitable).
         """
-        if message_type == 0:
-            await self.send(frame)
+        if self._ended:
+            raise TransportUnavailable("broker link closed")
+        if message_type == 2 or message_type == 6:
+            self.published += 1
+            return self._host.publish_frame(self, frame, message_type, unique_id, action)
+        if 3 <= message_type <= 5:
+            self.answered(unique_id, message_type, frame, from_gateway, monotonic())
+        elif message_type == 0:
+            return self.send(frame)
         else:
-            await self._route(frame, message_type, unique_id, action, from_gateway)
+            self._unroutable()
+        return _DONE
 
     async def send(self, frame: bytes) -> None:
         """Take one frame without the Session's facts (`Link.send`): its head is read here.
@@ -189,21 +215,16 @@ class BrokerLink:
             action = message[2] if len(message) > 2 and isinstance(message[2], str) else ""
         except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, ValueError):
             message_type, unique_id, action = 0, "", ""
-        await self._route(frame, message_type, unique_id, action, False)
+        if message_type == 0:
+            if self._ended:
+                raise TransportUnavailable("broker link closed")
+            self._unroutable()
+            return
+        await self.send_frame(frame, message_type, unique_id, action, False)
 
-    async def _route(
-        self, frame: bytes, message_type: int, unique_id: str, action: str, from_gateway: bool
-    ) -> None:
-        if self._ended:
-            raise TransportUnavailable("broker link closed")
-        if message_type == 2 or message_type == 6:
-            self.published += 1
-            await self._host.publish_frame(self, frame, message_type, unique_id, action)
-        elif 3 <= message_type <= 5:
-            self.answered(unique_id, message_type, frame, from_gateway, monotonic())
-        else:
-            # Only possible with validation off: nothing to route it by.
-            log.warning("unroutable frame dropped", extra={"charge_point_id": self.charge_point_id})
+    def _unroutable(self) -> None:
+        # Only possible with validation off: nothing to route it by.
+        log.warning("unroutable frame dropped", extra={"charge_point_id": self.charge_point_id})
 
     async def recv(self) -> bytes | None:
         """Returns: the next frame for the charge point, or None once the link ended."""

@@ -239,6 +239,7 @@ class NatsClient:
     broker = "NATS"
     errors: tuple[type[Exception], ...] = _ERRORS
     dedup_field = NATS_MSG_ID
+    body_field = ""
 
     def __init__(self, options: NatsOptions) -> None:
         self.options = options

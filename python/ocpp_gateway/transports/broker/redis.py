@@ -202,6 +202,7 @@ class RedisClient:
     broker = "Redis"
     errors: tuple[type[Exception], ...] = (*_ERRORS, redis.exceptions.RedisError)
     dedup_field = H_DEDUP
+    body_field = "frame"
 
     def __init__(self, options: RedisStreamsOptions) -> None:
         self.options = options
@@ -341,15 +342,14 @@ class RedisClient:
     async def publish(
         self, link: BrokerLink, tx: bool, action: str, frame: bytes, metadata: dict[str, object]
     ) -> None:
-        """XADD one charge point frame to its stream, the field `frame` first, then its
-        metadata (then WAIT for replicas when configured).
+        """XADD one charge point frame to its stream (then WAIT for replicas when configured).
 
         Args:
             link: the charge point's link.
             tx: it goes to the transaction stream.
             action: its action.
             frame: the bytes, unchanged.
-            metadata: the fields (`protocol.frame_metadata`).
+            metadata: the fields (`protocol.frame_metadata`), the frame first (`body_field`).
 
         Raises:
             TransportUnavailable: Redis did not take it within `publish_timeout`.
@@ -358,8 +358,7 @@ class RedisClient:
         if redis_client is None:
             raise TransportUnavailable("Redis unavailable")
         options = self.options
-        fields: dict[Any, Any] = {"frame": frame}
-        fields.update(metadata)
+        fields: dict[Any, Any] = metadata
         try:
             async with asyncio.timeout(options.publish_timeout):
                 if options.wait_replicas > 0:
@@ -472,7 +471,7 @@ class RedisClient:
             if answered is None:
                 inbox.stale()
             else:
-                inbox.answer(answered.charge_point_id, answered.epoch, answered.frame)
+                inbox.answer(*answered)
         elif channel == self._command_channel:
             asked = decode_redis_command(data)
             if asked is None:

@@ -175,12 +175,15 @@ class BrokerClient(Protocol):
         broker: the broker's name in messages ("NATS", "Redis").
         errors: what its client library raises when the broker fails or is away.
         dedup_field: the broker's name of the dedup key.
+        body_field: the field that carries the frame before its metadata (Redis: "frame"),
+            "" when the frame is the message's body (NATS).
         reply_address: where backends answer this node's frames (`Ocpp-Reply`).
     """
 
     broker: str
     errors: tuple[type[Exception], ...]
     dedup_field: str
+    body_field: str
     reply_address: str | bytes
 
     def ready(self) -> bool:
@@ -434,8 +437,9 @@ class BrokerTransport:
         if self._closed or not client.ready():
             raise TransportUnavailable(f"{client.broker} unavailable")
         tx = to_transaction_stream(message_type, action, frame, self._tx_actions)
+        body_field = client.body_field
         metadata = frame_metadata(
-            {},
+            {body_field: frame} if body_field else {},
             link,
             self.node_id,
             message_type,
