@@ -471,8 +471,7 @@ class LinkTable:
         """
         for group in list(self._links.values()):
             for link in group:
-                if link._inflight is not None:
-                    link.tick(now)
+                link.tick(now)
 
     def lose_all(self, reason: LinkEnd = "lost") -> None:
         """End every link (the broker connection is gone, or the transport closes).
