@@ -38,7 +38,6 @@ __all__ = [
     "Deliver",
     "Refuse",
     "claim_outcome",
-    "dedup_key",
     "frame_metadata",
     "holder_state",
     "holder_to_ask",
@@ -237,18 +236,6 @@ def to_transaction_stream(
     return message_type == 2 and is_transaction_message(action, frame, actions)
 
 
-def dedup_key(node_id: str, epoch: int, number: int) -> str:
-    """Returns: a frame's dedup key, `<node>:<epoch>:<n>`: the gateway's own publish retries
-    of one frame collapse, a charger's retry (a new frame, or a new epoch) never does.
-
-    Args:
-        node_id: this node's id.
-        epoch: the connection's epoch.
-        number: the frame's number on its connection (1, 2, ...).
-    """
-    return f"{node_id}:{epoch}:{number}"
-
-
 def frame_metadata(
     fields: dict[str, object],
     link: BrokerLink,
@@ -260,7 +247,9 @@ def frame_metadata(
     dedup_field: str,
 ) -> dict[str, object]:
     """Write the metadata beside one charge point frame (docs/brokers.md) into `fields`: the
-    `H_*` names, then the dedup key under `dedup_field`.
+    `H_*` names, then the dedup key `<node>:<epoch>:<n>` under `dedup_field` (n: the frame's
+    number on its connection, so that the gateway's own publish retries of one frame collapse
+    and a charger's retry, a new frame or a new epoch, never does).
 
     Args:
         fields: what goes before them (kept first).
