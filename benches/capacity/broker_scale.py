@@ -55,7 +55,7 @@ from ocpp_gateway.bench.runner import (
     ramp,
 )
 from ocpp_gateway.bench.targets import CsmsPool, Target, start_target
-from ocpp_gateway.transports.broker import identity_token
+from ocpp_gateway.transports.broker.contract import identity_token
 
 HERE = Path(__file__).resolve().parent
 #: Gateway worker processes per node with the WebSocket upstream (two sockets per charge

@@ -8,8 +8,9 @@ The names below are the public API; everything else is internal and may change:
 - routing plugins: `Plugin`, `ConnectionInfo`, `MessageView` and the decisions `Continue`
   (`CONTINUE`), `Forward`, `Reply`, `Reject`;
 - backends: the `Transport` and `Link` protocols, the optional `WakingLink` (a link the relay
-  need not wait on while idle) and `SharedOwnership` (identities owned across gateway nodes),
-  and `TransportUnavailable`.
+  need not wait on while idle), `FramedLink` (a link given the Session's facts with each frame,
+  which says why it ended) and `SharedOwnership` (identities owned across gateway nodes), and
+  `TransportUnavailable`.
 """
 
 from ocpp_gateway._core import (
@@ -41,7 +42,13 @@ from ocpp_gateway.routing import (
 )
 from ocpp_gateway.server import RunningGateway, start_gateway
 from ocpp_gateway.session import default_schemas
-from ocpp_gateway.transports import Link, SharedOwnership, Transport, WakingLink
+from ocpp_gateway.transports import (
+    FramedLink,
+    Link,
+    SharedOwnership,
+    Transport,
+    WakingLink,
+)
 
 __all__ = [
     "CALL",
@@ -55,6 +62,7 @@ __all__ = [
     "Continue",
     "Decision",
     "Forward",
+    "FramedLink",
     "GatewayConfig",
     "GatewayError",
     "Link",

@@ -14,7 +14,9 @@ The loops keep what they use per frame in locals (bound methods, the sender) and
 or verdict across the wait for the next frame, so an idle connection keeps nothing alive. A
 backend link that can wake its reader (`WakingLink`: the broker links) gets no waiting task at
 all: its pump runs while the link has frames, then parks on the link (`set_wake`) and ends, and
-the link starts it again when the next frame (or its end) comes.
+the link starts it again when the next frame (or its end) comes. A link that routes frames by
+what they are (`FramedLink`: the broker links) gets the Verdict's facts with each frame
+(`send_frame`), and says why it ended (`end_reason`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from time import monotonic
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -39,7 +42,7 @@ from ocpp_gateway.connection import (
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
 from ocpp_gateway.session import is_transaction_message
-from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link, WakingLink
+from ocpp_gateway.transports import DEFAULT_TRANSPORT, FramedLink, Link, WakingLink
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
@@ -55,6 +58,10 @@ _PING = WSMsgType.PING
 _PONG = WSMsgType.PONG
 _CP: Literal["cp_to_csms"] = "cp_to_csms"
 _CSMS: Literal["csms_to_cp"] = "csms_to_cp"
+# What the core builds: a substitute is a CALLERROR standing in for an invalid CALLRESULT; a
+# reply is a CALLERROR, or (2.1) a CALLRESULTERROR to the sender of an invalid CALLRESULT.
+_CALLERROR = 4
+_CALLRESULTERROR = 5
 
 
 async def run(runtime: Runtime, conn: Connection) -> None:
@@ -75,6 +82,8 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     relaxing = bool(runtime.model_rules)
     link = conn.links[DEFAULT_TRANSPORT]
     link_send = link.send
+    # A FramedLink takes the Verdict's facts with the frame (decided once per connection).
+    send_frame = link.send_frame if isinstance(link, FramedLink) else None
     send_cp = conn.sender.send
     call_origin = conn.call_origin
     runtime.register(conn)
@@ -126,13 +135,21 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                         _count_drop(runtime, conn, _CP, verdict)
                 if out is None:
                     continue
+                # A substitute is a CALLERROR in place of the charge point's invalid result.
+                out_type = message_type if out is data else _CALLERROR
                 if origin == DEFAULT_TRANSPORT:
                     try:
-                        await link_send(out)
+                        if send_frame is None:
+                            await link_send(out)
+                        else:
+                            unique_id = verdict.unique_id or ""
+                            await send_frame(out, out_type, unique_id, verdict.action or "", False)
                     except (TransportUnavailable, ConnectionError):
                         conn.close_reason = conn.close_reason or "upstream_lost"
                         return
-                elif not await send_backend(conn, runtime, origin, out):
+                elif not await send_backend(
+                    conn, runtime, origin, out, out_type, verdict.unique_id, verdict.action
+                ):
                     return
             elif kind is _PING:
                 await ws.pong(msg.data)
@@ -249,7 +266,8 @@ async def backend_pump(
                 if reply is not None or substitute is not None:
                     _count_rejected(runtime, conn, _CSMS, verdict, data)
                     if reply is not None:
-                        await link.send(reply)
+                        reply_type = _CALLRESULTERROR if verdict.message_type == 3 else _CALLERROR
+                        await _send(link, reply, reply_type, verdict, from_gateway=True)
                     if substitute is not None:
                         await send_cp(substitute)
                 else:
@@ -265,7 +283,7 @@ async def backend_pump(
     # The backend is gone: close the charge point socket so that it queues its transaction
     # messages itself (Local Controller rule); never answer on its behalf. On a broker, the
     # link also ends when the charge point connected to another node, which now owns it.
-    if getattr(link, "end_reason", None) == "ownership_moved":
+    if isinstance(link, FramedLink) and link.end_reason == "moved":
         conn.close_reason = conn.close_reason or "takeover"
         await conn.close(CLOSE_POLICY, "connected elsewhere", "takeover")
         return
@@ -285,8 +303,27 @@ def _park(runtime: Runtime, conn: Connection, name: str, link: Link) -> None:
     waking.set_wake(_ParkedPump(runtime, conn, name, waking))
 
 
-async def send_backend(conn: Connection, runtime: Runtime, name: str, frame: bytes) -> bool:
+async def send_backend(
+    conn: Connection,
+    runtime: Runtime,
+    name: str,
+    frame: bytes,
+    message_type: int = 0,
+    unique_id: str | None = None,
+    action: str | None = None,
+    from_gateway: bool = False,
+) -> bool:
     """Send a frame to the named backend, opening its link (and its pump) on first use.
+
+    Args:
+        conn: the charge point's connection.
+        runtime: the process.
+        name: the transport's name.
+        frame: the frame.
+        message_type: its MessageTypeId, for a `FramedLink` (0: unknown, the link reads it).
+        unique_id: its UniqueId.
+        action: its action (of a result: the call's).
+        from_gateway: the gateway answers the backend's own frame (`FramedLink.send_frame`).
 
     Returns:
         False when the charge point's connection is being closed (link lost or unknown).
@@ -307,11 +344,24 @@ async def send_backend(conn: Connection, runtime: Runtime, name: str, frame: byt
         conn.links[name] = link
         start_backend_pump(runtime, conn, name, link)
     try:
-        await link.send(frame)
+        if message_type and isinstance(link, FramedLink):
+            await link.send_frame(frame, message_type, unique_id or "", action or "", from_gateway)
+        else:
+            await link.send(frame)
     except (TransportUnavailable, ConnectionError):
         await conn.close(CLOSE_TRY_AGAIN, "backend connection lost", "upstream_lost")
         return False
     return True
+
+
+def _send(
+    link: Link, frame: bytes, message_type: int, verdict: _core.Verdict, from_gateway: bool
+) -> Awaitable[None]:
+    """Send a frame about `verdict`'s message to a link: with the facts to a `FramedLink`."""
+    if isinstance(link, FramedLink):
+        unique_id, action = verdict.unique_id or "", verdict.action or ""
+        return link.send_frame(frame, message_type, unique_id, action, from_gateway)
+    return link.send(frame)
 
 
 # -- slow paths: off the common frame's way ------------------------------------------------
@@ -354,7 +404,9 @@ async def _plugin_call(
     if isinstance(decision, Forward):
         if direction != _CP or decision.transport == DEFAULT_TRANSPORT:
             return False
-        await send_backend(conn, runtime, decision.transport, data)
+        await send_backend(
+            conn, runtime, decision.transport, data, 2, verdict.unique_id, verdict.action
+        )
         return True
     if not isinstance(decision, Reply | Reject):
         return False
@@ -374,7 +426,12 @@ async def _plugin_call(
         answer = conn.session.from_charge_point(frame, now)
         out = frame if answer.forward else answer.substitute
         if out is not None:
-            await send_backend(conn, runtime, origin, out)
+            # The gateway answers the backend's CALL itself (for a command: rejected, unless
+            # the plugin's CALLRESULT passed).
+            out_type = answer.message_type if out is frame else _CALLERROR
+            await send_backend(
+                conn, runtime, origin, out, out_type, unique_id, verdict.action, True
+            )
     return True
 
 
@@ -422,7 +479,8 @@ async def _refuse_collision(
     code = _core.error_code_for(conn.version, "framework")
     runtime.metrics.count_rejected(_CSMS, verdict.action, code)
     detail = "UniqueId in use by a pending call of another backend"
-    await link.send(orjson.dumps([4, verdict.unique_id, code, detail, {}]))
+    frame = orjson.dumps([4, verdict.unique_id, code, detail, {}])
+    await _send(link, frame, _CALLERROR, verdict, from_gateway=True)
 
 
 def _count_observed(

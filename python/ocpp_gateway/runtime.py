@@ -132,7 +132,7 @@ class Runtime:
             t for t in self.transports.values() if hasattr(t, "ready") and hasattr(t, "start")
         ]
         if self.brokers:
-            from ocpp_gateway.transports.broker import BrokerCollector
+            from ocpp_gateway.transports.broker.metrics import BrokerCollector
 
             self.metrics.add_collector(BrokerCollector(self.brokers))
         # With transports besides the default one, a charge point may talk to several
@@ -235,14 +235,17 @@ class Runtime:
             self.tick(monotonic())
 
     def tick(self, now: float) -> None:
-        """Run every connection's timers (call expiry, idle close, keep-alive pings), then flush
-        the batched metrics and write the violation log.
+        """Run every connection's timers (call expiry, idle close, keep-alive pings) and the
+        broker transports' command deadlines, then flush the batched metrics and write the
+        violation log.
 
         Args:
             now: `time.monotonic()` (the clock of the relay and the Sessions).
         """
         for conn in list(self.connections):
             conn.tick(now)
+        for broker in self.brokers:
+            broker.tick(now)  # backend commands past their deadline time out
         self.metrics.flush()
         self.dump_violations()
 

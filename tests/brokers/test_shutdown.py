@@ -17,8 +17,8 @@ import pytest
 
 from ocpp_gateway.aio import stop
 from ocpp_gateway.backend import BackendApp, Request
-from ocpp_gateway.transports.nats import NatsOptions, NatsTransport
-from ocpp_gateway.transports.redis_streams import RedisStreamsOptions, RedisStreamsTransport
+from ocpp_gateway.transports.broker.nats import NatsOptions, NatsTransport
+from ocpp_gateway.transports.broker.redis import RedisStreamsOptions, RedisStreamsTransport
 
 from ._support import BROKERS, WAIT, Broker, backend_broker, broker_server, subprocess_env
 

@@ -16,9 +16,10 @@ from ocpp_gateway.backend import BackendApp, CommandStatus
 from ocpp_gateway.config import load_config
 from ocpp_gateway.errors import ConfigError, TransportUnavailable
 from ocpp_gateway.transports import build_transports
-from ocpp_gateway.transports.broker import BrokerCollector, identity_token
-from ocpp_gateway.transports.nats import NatsOptions, NatsTransport
-from ocpp_gateway.transports.redis_streams import RedisStreamsOptions, RedisStreamsTransport
+from ocpp_gateway.transports.broker.contract import identity_token
+from ocpp_gateway.transports.broker.metrics import BrokerCollector
+from ocpp_gateway.transports.broker.nats import NatsOptions, NatsTransport
+from ocpp_gateway.transports.broker.redis import RedisStreamsOptions, RedisStreamsTransport
 
 from ._support import (
     BROKERS,
@@ -60,7 +61,7 @@ async def test_readiness_and_links_follow_the_broker(server: tuple[str, Broker])
         running.stop()
         # The link ends (the relay then closes the charge point socket with 1013) ...
         assert await asyncio.wait_for(receiver, WAIT) is None
-        assert link.end_reason == "broker_lost"
+        assert link.end_reason == "lost"
         await poll(lambda: not transport.ready(), "not ready while the broker is away")
         # ... sends fail, and new charge points are refused (the handshake answers 503).
         with pytest.raises(TransportUnavailable):
@@ -75,7 +76,7 @@ async def test_readiness_and_links_follow_the_broker(server: tuple[str, Broker])
         # A newer claim of the same identity (here: on the same node) ends the older link.
         newer = await transport.open("CP-R", ("ocpp1.6",))
         assert await asyncio.wait_for(again.recv(), WAIT) is None
-        assert again.end_reason == "ownership_moved"
+        assert again.end_reason == "moved"
         await newer.close()
         assert newer.end_reason == "closed"
         await again.close()
@@ -213,7 +214,7 @@ def test_upstream_type_selects_the_broker_and_its_options_are_checked() -> None:
 def test_the_receive_timestamp_is_rfc3339_utc_with_microseconds_and_now() -> None:
     from datetime import UTC, datetime
 
-    from ocpp_gateway.transports.broker import received_timestamp
+    from ocpp_gateway.transports.broker.contract import received_timestamp
 
     for _ in range(3):  # the second's text is cached: the first and later calls alike
         before = datetime.now(UTC)
@@ -268,7 +269,7 @@ async def test_the_holding_node_is_asked_even_without_a_ping(server: tuple[str, 
         assert await b.held_elsewhere("CP-H", True, 3.0) == "live"  # assume_alive: no server
         stale = await a.open("CP-STALE", ("ocpp1.6",))
         a._links.forget(stale)  # as a link lost with the broker: its entry stays behind
-        stale.lose("broker_lost")
+        stale.lose("lost")
         assert await b.held_elsewhere("CP-STALE", False, 3.0) == "free"
         assert await b.held_elsewhere("CP-STALE", True, 3.0) == "free"
         await held.close()

@@ -34,7 +34,7 @@ from ocpp_gateway.backend.app import (
     Handler,
     Request,
 )
-from ocpp_gateway.transports.broker import CommandStatus
+from ocpp_gateway.transports.broker.contract import CommandStatus
 
 if TYPE_CHECKING:
     from ocpp_gateway.backend.nats import NatsBroker

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ocpp_gateway.transports.broker import CommandStatus
+from ocpp_gateway.transports.broker.contract import CommandStatus
 
 __all__ = ["BackendApp", "Broker", "CallError", "CommandResult", "Delivery", "Handler", "Request"]
 

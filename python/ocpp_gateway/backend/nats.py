@@ -20,7 +20,7 @@ from nats.js.kv import KeyValue
 
 from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.backend.app import CommandResult, Delivery, Request
-from ocpp_gateway.transports.broker import (
+from ocpp_gateway.transports.broker.contract import (
     H_ACTION,
     H_CHARGE_POINT,
     H_EPOCH,
@@ -32,9 +32,10 @@ from ocpp_gateway.transports.broker import (
     H_REPLY,
     H_STATUS,
     CommandStatus,
+    decode_owner_node,
     identity_token,
 )
-from ocpp_gateway.transports.nats import NatsOptions, connect, ensure_layout
+from ocpp_gateway.transports.broker.nats import NatsOptions, connect, ensure_layout
 
 __all__ = ["NatsBroker"]
 
@@ -295,11 +296,11 @@ class NatsBroker:
         offline = CommandResult(CommandStatus.OFFLINE, b"", unique_id)
         try:
             entry = await owners.get(identity_token(charge_point_id))
-            node = str(orjson.loads(entry.value or b"{}")["node"])
+            node = decode_owner_node(entry.value)
+            if not node:
+                return offline
             await nodes.get(node)
         except nats.js.errors.KeyNotFoundError:  # also KeyDeletedError
-            return offline
-        except (KeyError, orjson.JSONDecodeError):
             return offline
         headers = {
             H_CHARGE_POINT: charge_point_id,

@@ -20,7 +20,7 @@ import redis.exceptions
 
 from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.backend.app import CommandResult, Delivery, Request
-from ocpp_gateway.transports.broker import (
+from ocpp_gateway.transports.broker.contract import (
     H_ACTION,
     H_CHARGE_POINT,
     H_EPOCH,
@@ -29,9 +29,12 @@ from ocpp_gateway.transports.broker import (
     H_RECEIVED,
     H_REPLY,
     CommandStatus,
+    decode_redis_outcome,
+    encode_redis_answer,
+    encode_redis_command,
     identity_token,
 )
-from ocpp_gateway.transports.redis_streams import RedisStreamsOptions, connect
+from ocpp_gateway.transports.broker.redis import RedisStreamsOptions, connect
 
 __all__ = ["RedisBroker"]
 
@@ -62,9 +65,7 @@ class _RedisDelivery:
         if not reply:
             return
         request = self.request
-        envelope = orjson.dumps(
-            {"cp": request.charge_point_id, "epoch": request.epoch, "frame": frame.decode()}
-        )
+        envelope = encode_redis_answer(request.charge_point_id, request.epoch, frame)
         await self._broker.client.publish(reply, envelope)
 
     async def ack(self) -> None:
@@ -263,29 +264,18 @@ class RedisBroker:
         if not node or not await client.exists(options.key("node", node)):
             return offline
         reply = options.key("reply", uuid.uuid4().hex)
-        envelope = orjson.dumps(
-            {
-                "cp": charge_point_id,
-                "epoch": owner.get(b"epoch", b"0").decode(),
-                "frame": frame.decode(),
-                "reply": reply,
-                "cmd_id": unique_id,
-                H_ACTION: action,
-            }
-        )
+        epoch = owner.get(b"epoch", b"0").decode()
+        envelope = encode_redis_command(charge_point_id, epoch, frame, reply, unique_id, action)
         receivers = await client.publish(options.key("gw", node, "cmd"), envelope)
         if not receivers:
             return offline
         answer = await client.blpop([reply], timeout=wait)
         if answer is None:
             return CommandResult(CommandStatus.TIMEOUT, b"", unique_id)
-        try:
-            result = orjson.loads(answer[1])
-            status = CommandStatus(result["status"])
-            body = str(result.get("frame") or "").encode()
-        except (orjson.JSONDecodeError, KeyError, ValueError):
+        outcome = decode_redis_outcome(answer[1])
+        if outcome is None:
             return CommandResult(CommandStatus.TIMEOUT, b"", unique_id)
-        return CommandResult(status, body, unique_id)
+        return CommandResult(outcome[0], outcome[1], unique_id)
 
     async def close(self) -> None:
         """Close the client; idempotent."""

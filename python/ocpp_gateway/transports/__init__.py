@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ocpp_gateway.transports.base import (
+    FramedLink,
     Link,
     SharedOwnership,
     Transport,
@@ -30,6 +31,7 @@ from ocpp_gateway.transports.websocket import WebSocketOptions
 
 __all__ = [
     "DEFAULT_TRANSPORT",
+    "FramedLink",
     "Link",
     "LocalOptions",
     "SharedOwnership",
@@ -50,7 +52,7 @@ class TransportType:
     """One kind of backend, found in its module when first used.
 
     Attributes:
-        module: the module of the transport ("ocpp_gateway.transports.nats").
+        module: the module of the transport ("ocpp_gateway.transports.broker.nats").
         options_class: the name of its frozen options dataclass in that module.
         transport_class: the name of its transport class, which has a
             `from_options(name, options, max_message_bytes)` class method.
@@ -95,10 +97,10 @@ _TYPES = MappingProxyType(
         ),
         "local": TransportType("ocpp_gateway.transports.local", "LocalOptions", "LocalTransport"),
         "nats": TransportType(
-            "ocpp_gateway.transports.nats", "NatsOptions", "NatsTransport", "nats"
+            "ocpp_gateway.transports.broker.nats", "NatsOptions", "NatsTransport", "nats"
         ),
         "redis_streams": TransportType(
-            "ocpp_gateway.transports.redis_streams",
+            "ocpp_gateway.transports.broker.redis",
             "RedisStreamsOptions",
             "RedisStreamsTransport",
             "redis",

@@ -28,6 +28,12 @@ Rules for implementers:
   broker connection) may also be a `WakingLink`: the server then parks the link's pump with
   `set_wake` instead of keeping a task waiting in `recv` (an idle task costs ~1.5 KB per charge
   point), and runs it again when the link calls the wake-up.
+- A link that routes frames by what they are (a broker link: a CALL goes to a stream, an answer
+  to the command it answers) may also be a `FramedLink`: the server then hands it, with each
+  frame, the facts the Session already parsed (message type, UniqueId, action, and whether
+  the gateway itself answered the backend's frame), so the link parses nothing again, and
+  reads from it why it ended (`end_reason`: a link that ends because its charge point
+  connected to another node closes the charge point socket as a takeover, 1008).
 
 A transport whose identities are owned cluster-wide (the broker transports: several gateway
 nodes share one broker) also implements `SharedOwnership`: before a newcomer may displace
@@ -44,8 +50,10 @@ from typing import Literal, Protocol, runtime_checkable
 from ocpp_gateway.errors import TransportUnavailable
 
 __all__ = [
+    "FramedLink",
     "Holder",
     "Link",
+    "LinkEnd",
     "SharedOwnership",
     "Transport",
     "TransportUnavailable",
@@ -56,6 +64,11 @@ __all__ = [
 #: holds it), "live" (a live node holds it; its charge point answered a ping when one was
 #: asked for), "unresponsive" (held, but the charge point did not answer the ping).
 Holder = Literal["free", "live", "unresponsive"]
+
+#: Why a link ended: "" while open, "closed" (the gateway closed it), "lost" (the backend or
+#: the broker went away), "moved" (the charge point's identity is now held by a newer
+#: connection, on another node or this one).
+LinkEnd = Literal["", "closed", "lost", "moved"]
 
 
 @runtime_checkable
@@ -107,6 +120,38 @@ class WakingLink(Link, Protocol):
         Args:
             wake: called once, without arguments, as soon as a frame is queued or the link
                 ends (at once when that is already so); None forgets a parked reader.
+        """
+        ...
+
+
+@runtime_checkable
+class FramedLink(Link, Protocol):
+    """A link that takes the Session's facts with each frame and says why it ended."""
+
+    @property
+    def end_reason(self) -> LinkEnd:
+        """Why the link ended ("" while open)."""
+        ...
+
+    def send_frame(
+        self, frame: bytes, message_type: int, unique_id: str, action: str, from_gateway: bool
+    ) -> Awaitable[None]:
+        """Send one frame to the backend, with what the Session found in it (`Link.send`).
+
+        Args:
+            frame: the OCPP-J frame, exactly as the charge point sent it (or built by the core).
+            message_type: its MessageTypeId (2..6; 0 when the Session could not read it).
+            unique_id: its UniqueId ("" when unknown).
+            action: its action; for a result, the action of the call it answers ("" when
+                unknown).
+            from_gateway: the gateway answers the backend's own frame itself (validation
+                refused the backend's CALL, a plugin answered it, its UniqueId collided): the
+                frame never came from the charge point. The charge point's answers, a CALLERROR
+                the Session put in place of an invalid one included, are not.
+
+        Raises:
+            TransportUnavailable: the link is lost.
+            ConnectionError: the link broke during the write.
         """
         ...
 

@@ -1,30 +1,12 @@
-"""Redis Streams transport: charge point frames into two streams read by consumer groups.
+"""Redis Streams: the broker client of the Redis transport, its options and its scripts.
 
-Answers and commands go over pub/sub; the ownership of each charge point is a hash claimed
-atomically with an epoch, node liveness keys with a TTL.
-
-Layout (`<p>` is `key_prefix`, `<cp>` the identity token of `broker.identity_token`, `<node>`
-the node id):
-- transaction-class CALLs: stream `<p>:in:tx`; every other CALL (and 2.1 SEND): `<p>:in:gen`.
-  Each entry has the field `frame` (the bytes, unchanged) and the metadata fields `Ocpp-Cp`,
-  `Ocpp-Proto`, `Ocpp-Type`, `Ocpp-Msg-Id`, `Ocpp-Action`, `Ocpp-Node`, `Ocpp-Epoch`,
-  `Ocpp-Rx-Ts`, `Ocpp-Reply`, `Ocpp-Dedup` (`<node>:<epoch>:<n>`, n the frame's number on
-  its connection);
-- backend answers: PUBLISH to the `Ocpp-Reply` channel `<p>:gw:<node>:res` a JSON envelope
-  `{"cp", "epoch", "frame"}` (`frame`: the answer frame's text);
-- commands: PUBLISH to `<p>:gw:<node>:cmd` a JSON envelope `{"cp", "epoch", "frame", "reply",
-  "cmd_id"}`; the node LPUSHes `{"status", "frame", ...}` to the list `reply` (expiring after
-  a minute); no receiver on the channel means offline;
-- ownership: hash `<p>:owner:<cp>` = `{node, epoch, proto, since}`, written by one Lua script
-  that takes the epoch from INCR `<p>:epoch` (never below the server clock in µs, so that it
-  grows across a restart that lost the counter) and announces `<cp> <epoch>` on the channel
-  `<p>:owners`, where every node listens (the old holder's link then ends);
-- liveness: `<p>:node:<node>` with a TTL of `node_ttl`, refreshed every third of it.
-
-A frame is handed over once XADD returned (and, with `wait_replicas`, WAIT confirmed that many
-replicas within `publish_timeout`). When Redis cannot be reached every link is lost, `open`
-refuses, and the transport reconnects in the background. The wire contract for backend
-developers is docs/brokers.md.
+Charge point frames go into two streams read by consumer groups and are handed over once XADD
+returned (and, with `wait_replicas`, WAIT confirmed that many replicas within
+`publish_timeout`); answers, commands and probes travel over pub/sub; the ownership of each
+charge point is a hash claimed atomically with an epoch; node liveness is a key with a TTL.
+The layout (keys, channels, fields, envelopes) is the wire contract of docs/brokers.md,
+"Redis Streams". When Redis cannot be reached every link is lost, `open` refuses, and the
+client reconnects in the background.
 """
 
 from __future__ import annotations
@@ -35,9 +17,8 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
-import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.client import PubSub
@@ -46,37 +27,41 @@ from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import redact_url
 from ocpp_gateway.transports.base import Holder
-from ocpp_gateway.transports.broker import (
+from ocpp_gateway.transports.broker.contract import (
     DEFAULT_TRANSACTION_ACTIONS,
-    H_ACTION,
-    H_CHARGE_POINT,
-    H_COMMAND_ID,
-    H_EPOCH,
-    H_MESSAGE_ID,
-    PROBE_ANSWERS,
-    BrokerLink,
-    BrokerTransportBase,
+    H_DEDUP,
+    CommandEnvelope,
     CommandStatus,
+    decode_owner_change,
+    decode_probe_reply,
+    decode_redis_answer,
+    decode_redis_command,
     default_node_id,
+    encode_node_value,
+    encode_probe_reply,
+    encode_redis_outcome,
+    encode_redis_probe,
     identity_token,
-    is_transaction,
     received_timestamp,
-    url_errors,
 )
+from ocpp_gateway.transports.broker.link import BrokerLink
+from ocpp_gateway.transports.broker.protocol import holder_state
+from ocpp_gateway.transports.broker.transport import BrokerTransport, Inbox, url_errors
 
 __all__ = [
     "CLAIM_SCRIPT",
     "H_DEDUP",
     "RELEASE_SCRIPT",
+    "RedisClient",
     "RedisStreamsOptions",
     "RedisStreamsTransport",
     "connect",
 ]
 
-log = logging.getLogger("ocpp_gateway.transports.redis_streams")
+log = logging.getLogger("ocpp_gateway.transports.broker.redis")
 
-H_DEDUP = "Ocpp-Dedup"
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_FAILURES = (*_ERRORS, redis.exceptions.RedisError, TimeoutError)
 
 # KEYS: owner hash, epoch counter. ARGV: node, proto, since, owners channel, token.
 # The epoch never falls below the server clock in microseconds, so it keeps growing even after
@@ -204,31 +189,33 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
-    """The Redis Streams transport (see the module docstring).
-
-    Hooks for the server: `ready()` (False while Redis is unreachable: `/readyz` answers 503),
-    `stats` (counters for the metrics), `connected_links` (links open now).
+class RedisClient:
+    """The Redis I/O of a `BrokerTransport` (`transport.BrokerClient`): the layout of
+    docs/brokers.md read and written with redis-py. One pub/sub connection (a listener task,
+    reconnecting with a short back-off) receives answers, commands, probes and ownership
+    announcements; the node key's refresh has a connection of its own.
 
     Args:
-        name: the transport's configured name.
         options: the settings.
     """
 
-    _broker = "Redis"
-    _broker_errors = (*_ERRORS, redis.exceptions.RedisError)
-    _dedup_field = H_DEDUP
+    broker = "Redis"
+    errors: tuple[type[Exception], ...] = (*_ERRORS, redis.exceptions.RedisError)
+    dedup_field = H_DEDUP
+    body_field = "frame"
 
-    def __init__(self, name: str, options: RedisStreamsOptions) -> None:
-        super().__init__(name, options)
+    def __init__(self, options: RedisStreamsOptions) -> None:
+        self.options = options
+        self.node_id = node = options.node_id
         self._tx_stream = options.key("in", "tx")
         self._gen_stream = options.key("in", "gen")
-        self._reply_channel = options.key("gw", self.node_id, "res").encode()
-        self._command_channel = options.key("gw", self.node_id, "cmd").encode()
-        self._probe_channel = options.key("gw", self.node_id, "probe").encode()
+        self._reply_channel = options.key("gw", node, "res").encode()
+        self.reply_address: str | bytes = self._reply_channel
+        self._command_channel = options.key("gw", node, "cmd").encode()
+        self._probe_channel = options.key("gw", node, "probe").encode()
         self._probes: dict[str, asyncio.Future[bytes]] = {}  # probe id -> the holder's answer
         self._owners_channel = options.key("owners").encode()
-        self._node_key = options.key("node", self.node_id)
+        self._node_key = options.key("node", node)
         self._redis: aioredis.Redis | None = None
         # The node key's refresh has a connection of its own: a pool busy with a storm's
         # claims must not starve it (a refresh that cannot run means Redis is away).
@@ -237,8 +224,8 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
         self._release: Any = None
         self._started: asyncio.Event | None = None
         self._listener: asyncio.Task[None] | None = None
-
-    # -- hooks for the server -----------------------------------------------------------------
+        self._inbox: Inbox | None = None
+        self._connected = False
 
     def ready(self) -> bool:
         """Returns: True while Redis answers and this node listens to its channels."""
@@ -246,29 +233,30 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def subscribe(self, inbox: Inbox) -> None:
         """Start listening (in the background, reconnecting while Redis is away) and wait up to
         `connect_timeout` for the first connection.
+
+        Args:
+            inbox: where what arrives goes.
 
         Raises:
             TransportUnavailable: Redis could not be reached in time.
         """
-        if self._closed:
-            raise TransportUnavailable("transport closed")
         if self._started is None:
+            self._inbox = inbox
             self._started = asyncio.Event()
             self._redis = connect(self.options)
             self._liveness = connect(self.options, pool_size=1)
             self._claim = self._redis.register_script(CLAIM_SCRIPT)
             self._release = self._redis.register_script(RELEASE_SCRIPT)
             self._listener = asyncio.create_task(self._listen_loop())
-            self._heartbeat = asyncio.create_task(self._heartbeat_loop())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._started.wait(), self.options.connect_timeout)
         if not self._connected:
             raise TransportUnavailable("cannot reach Redis")
 
-    async def _shut_down(self) -> None:
+    async def close(self) -> None:
         """Stop the listener, leave the node key, close the clients."""
         await stop([self._listener])
         redis_client = self._redis
@@ -279,29 +267,48 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
             await redis_client.aclose()
         if self._liveness is not None:
             await self._liveness.aclose()
+        self._connected = False
+
+    async def refresh_node(self, limit: float) -> None:
+        """Write the node key within `limit`. A failure means Redis is away (also when it
+        hangs without closing the connection): links are lost and the listener reconnects."""
+        assert self._liveness is not None
+        try:
+            async with asyncio.timeout(limit):
+                await self._liveness.set(
+                    self._node_key,
+                    encode_node_value(self.node_id),
+                    px=int(self.options.node_ttl * 1000),
+                )
+        except _FAILURES as exc:
+            self._disconnected(exc)
+            if self._listener is not None:
+                # Make the listener reconnect: its connection may be hanging.
+                # stop, not await: a close() cancelling this heartbeat meanwhile must end it,
+                # not be taken for the listener's cancellation.
+                await stop([self._listener])
+                raise_if_cancelling()
+                self._listener = asyncio.create_task(self._listen_loop())
 
     # -- ownership ----------------------------------------------------------------------------
 
-    async def _ensure_started(self) -> None:
-        if not self._connected:
-            await self.start()
-
-    async def _claim_epoch(self, token: str, subprotocol: str) -> int:
+    async def claim(self, token: str, version: str) -> int:
         """The claim script: a new epoch from `<p>:epoch`, announced on `<p>:owners`."""
         options = self.options
         epoch = await self._claim(
             keys=[options.key("owner", token), options.key("epoch")],
-            args=[self.node_id, subprotocol, received_timestamp(), self._owners_channel, token],
+            args=[self.node_id, version, received_timestamp(), self._owners_channel, token],
         )
         return int(epoch)
 
-    async def _read_owner(self, token: str) -> tuple[str, str] | None:
+    async def read_owner(self, token: str) -> tuple[str, str] | None:
+        """Returns: (node, epoch) of the ownership hash, None when there is none."""
         assert self._redis is not None
         entry = await self._redis.hmget(self.options.key("owner", token), "node", "epoch")
         holder, epoch = (_text(value) for value in entry)
         return (holder, epoch) if holder and epoch else None
 
-    async def _ask_probe(
+    async def ask_probe(
         self, node: str, charge_point_id: str, epoch: str, limit: float, ping: bool
     ) -> Holder:
         """A probe envelope on the holder's command channel, no subscriber there meaning it is
@@ -311,60 +318,47 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
         assert redis_client is not None
         probe_id = uuid.uuid4().hex
         answer = self._probes[probe_id] = asyncio.get_running_loop().create_future()
-        asked = orjson.dumps(
-            {
-                "probe": probe_id,
-                "cp": charge_point_id,
-                "epoch": epoch,
-                "ping": ping,
-                "frame": "",
-                "reply": self._probe_channel.decode(),
-            }
+        asked = encode_redis_probe(
+            probe_id, charge_point_id, epoch, ping, self._probe_channel.decode()
         )
         try:
             async with asyncio.timeout(self.options.publish_timeout):
                 listening = await redis_client.publish(self.options.key("gw", node, "cmd"), asked)
             if not listening:
-                return "free"  # nobody listens for that node: it is gone, with its sockets
+                return holder_state(False, None)
             try:
-                return PROBE_ANSWERS.get(await asyncio.wait_for(answer, limit), "live")
+                return holder_state(True, await asyncio.wait_for(answer, limit))
             except TimeoutError:
-                return "live"  # no answer: the holder is busy, not known to have lost it
+                return holder_state(True, None)
         finally:
             self._probes.pop(probe_id, None)
 
-    async def _drop_owner(self, link: BrokerLink) -> None:
-        await self._release(keys=[self.options.key("owner", link.token)], args=[link.epoch])
+    async def drop_owner(self, token: str, epoch: int) -> None:
+        """The release script: delete the hash if its epoch is still `epoch`."""
+        await self._release(keys=[self.options.key("owner", token)], args=[epoch])
 
     # -- frames to the broker -----------------------------------------------------------------
 
-    async def publish_frame(
-        self, link: BrokerLink, frame: bytes, message_type: int, unique_id: str, action: str
+    async def publish(
+        self, link: BrokerLink, tx: bool, action: str, frame: bytes, metadata: dict[str, object]
     ) -> None:
         """XADD one charge point frame to its stream (then WAIT for replicas when configured).
 
         Args:
             link: the charge point's link.
-            frame: the bytes, unchanged.
-            message_type: 2 (CALL) or 6 (SEND).
-            unique_id: the frame's UniqueId.
+            tx: it goes to the transaction stream.
             action: its action.
+            frame: the bytes, unchanged.
+            metadata: the fields (`protocol.frame_metadata`), the frame first (`body_field`).
 
         Raises:
             TransportUnavailable: Redis did not take it within `publish_timeout`.
         """
         redis_client = self._redis
-        if redis_client is None or not self._connected:
+        if redis_client is None:
             raise TransportUnavailable("Redis unavailable")
         options = self.options
-        tx = message_type == 2 and is_transaction(action, frame, self._tx_actions)
-        fields = self._frame_fields(
-            {"frame": frame}, link, message_type, unique_id, action, self._reply_channel
-        )
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        stats = self.stats
-        stats.publishing += 1
+        fields: dict[Any, Any] = metadata
         try:
             async with asyncio.timeout(options.publish_timeout):
                 if options.wait_replicas > 0:
@@ -377,24 +371,33 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
                         raise TransportUnavailable("replicas did not confirm the frame")
                 else:
                     await self._xadd(redis_client, tx, fields)
-        except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
-            stats.publish_failures += 1
+        except _FAILURES as exc:
             raise TransportUnavailable(
                 f"Redis did not take the frame: {type(exc).__name__}"
             ) from exc
-        except TransportUnavailable:
-            stats.publish_failures += 1
-            raise
-        finally:
-            stats.publishing -= 1
-        stats.published += 1
-        stats.publish_seconds += loop.time() - started
 
     def _xadd(self, client: Any, tx: bool, fields: dict[Any, Any]) -> Any:
         stream = self._tx_stream if tx else self._gen_stream
         if self.options.max_len > 0:
             return client.xadd(stream, fields, maxlen=self.options.max_len, approximate=True)
         return client.xadd(stream, fields)
+
+    async def respond(
+        self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
+    ) -> None:
+        """Push the outcome envelope (`contract.encode_redis_outcome`) onto the reply list,
+        expiring after 60 s."""
+        await self._push(reply, encode_redis_outcome(status, frame, fields, self.node_id))
+
+    async def _push(self, reply: str, data: bytes) -> None:
+        redis_client = self._redis
+        if not reply or redis_client is None:
+            return
+        pipe = redis_client.pipeline(transaction=True)
+        pipe.lpush(reply, data)
+        pipe.expire(reply, 60)
+        with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
+            await pipe.execute()
 
     # -- messages from the broker -------------------------------------------------------------
 
@@ -414,7 +417,9 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
                         self._probe_channel,
                     )
                     await self._redis.set(
-                        self._node_key, self._node_value(), px=int(self.options.node_ttl * 1000)
+                        self._node_key,
+                        encode_node_value(self.node_id),
+                        px=int(self.options.node_ttl * 1000),
                     )
                 self._connected = True
                 self._started.set()
@@ -427,7 +432,7 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
                 with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
                     await _close_pubsub(pubsub)
                 raise
-            except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
+            except _FAILURES as exc:
                 self._disconnected(exc)
             with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
                 await _close_pubsub(pubsub)
@@ -436,124 +441,77 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
             delay = min(delay * 2, 2.0)
 
     def _disconnected(self, exc: BaseException) -> None:
-        if self._connected:
-            self.stats.disconnects += 1
+        first, self._connected = self._connected, False
+        if first:
             log.warning(
-                "Redis connection lost: closing every charge point link",
+                "Redis connection lost",
                 extra={"url": redact_url(self.options.url), "error": type(exc).__name__},
             )
-        self._connected = False
-        self._links.lose_all()
+        if self._inbox is not None:
+            self._inbox.lost(first)
         # Answers to this node's probes came over the lost pub/sub connection: they will not.
         for waiter in self._probes.values():
             if not waiter.done():
                 waiter.set_exception(TransportUnavailable("Redis connection lost"))
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
+        inbox = self._inbox
+        assert inbox is not None
         if channel == self._owners_channel:
-            token, _, epoch = data.decode().rpartition(" ")
-            with contextlib.suppress(ValueError):
-                self._links.owner_changed(token, int(epoch))
-            return
-        if channel == self._probe_channel:
-            probe_id, _, answer = data.decode(errors="replace").partition(" ")
+            change = decode_owner_change(data)
+            if change is not None:
+                inbox.owner_changed(*change)
+        elif channel == self._probe_channel:
+            probe_id, answer = decode_probe_reply(data)
             waiter = self._probes.get(probe_id)
             if waiter is not None and not waiter.done():
-                waiter.set_result(answer.encode())
-            return
-        try:
-            envelope = orjson.loads(data)
-            charge_point_id = str(envelope["cp"])
-            epoch = str(envelope["epoch"])
-            frame = str(envelope["frame"]).encode()
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            self.stats.stale_dropped += 1
-            return
-        if channel == self._reply_channel:
-            link = self._links.live(charge_point_id, epoch)
-            if link is None:
-                self.stats.stale_dropped += 1
+                waiter.set_result(answer)
+        elif channel == self._reply_channel:
+            answered = decode_redis_answer(data)
+            if answered is None:
+                inbox.stale()
             else:
-                link.deliver(frame)
+                inbox.answer(*answered)
         elif channel == self._command_channel:
-            if envelope.get("probe"):
-                reply = str(envelope.get("reply") or "")
-                ping = bool(envelope.get("ping", True))
-                self._on_probe(reply, str(envelope["probe"]), charge_point_id, epoch, ping)
+            asked = decode_redis_command(data)
+            if asked is None:
+                inbox.stale()
+            elif isinstance(asked, CommandEnvelope):
+                inbox.command(
+                    asked.frame,
+                    asked.reply,
+                    asked.charge_point_id,
+                    asked.epoch,
+                    asked.command_id,
+                    None,
+                )
             else:
-                self._on_command(envelope, charge_point_id, epoch, frame)
+                probe_id, reply = asked.probe_id, asked.reply
 
-    def _on_probe(
-        self, reply: str, probe_id: str, charge_point_id: str, epoch: str, ping: bool
-    ) -> None:
-        async def respond(verdict: bytes) -> None:
-            redis_client = self._redis
-            if reply and redis_client is not None:
-                await redis_client.publish(reply, f"{probe_id} ".encode() + verdict)
+                async def respond(verdict: bytes) -> None:
+                    redis_client = self._redis
+                    if reply and redis_client is not None:
+                        await redis_client.publish(reply, encode_probe_reply(probe_id, verdict))
 
-        self._answer_probe(charge_point_id, epoch, respond, ping)
+                inbox.probe(asked, respond)
 
-    def _on_command(
-        self, envelope: dict[str, Any], charge_point_id: str, epoch: str, frame: bytes
-    ) -> None:
-        reply = str(envelope.get("reply") or "")
-        command_id = str(envelope.get("cmd_id") or "")
-        self._take_command(frame, reply, charge_point_id, epoch, command_id)
 
-    def _respond(
-        self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
-    ) -> None:
-        """Push the outcome envelope `{"status", "frame", "cp", "epoch", "msg_id", "action",
-        "cmd_id", "node"}` onto the reply list."""
-        redis_client = self._redis
-        if not reply or redis_client is None:
-            return
-        envelope = orjson.dumps(
-            {
-                "status": status.value,
-                "frame": frame.decode(),
-                "cp": fields.get(H_CHARGE_POINT, ""),
-                "epoch": fields.get(H_EPOCH, ""),
-                "msg_id": fields.get(H_MESSAGE_ID, ""),
-                "action": fields.get(H_ACTION, ""),
-                "cmd_id": fields.get(H_COMMAND_ID, ""),
-                "node": self.node_id,
-            }
-        )
-        self._push(reply, envelope)
+class RedisStreamsTransport(BrokerTransport):
+    """The Redis Streams transport: a `BrokerTransport` over a `RedisClient`.
 
-    def _push(self, reply: str, data: bytes) -> None:
-        """Put an answer on the asker's list (expiring after 60 s), in the background."""
-        redis_client = self._redis
-        if not reply or redis_client is None:
-            return
+    Args:
+        name: the transport's configured name.
+        options: the settings.
+    """
 
-        async def push() -> None:
-            pipe = redis_client.pipeline(transaction=True)
-            pipe.lpush(reply, data)
-            pipe.expire(reply, 60)
-            with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
-                await pipe.execute()
+    options: RedisStreamsOptions
 
-        self._in_background(push())
+    def __init__(self, name: str, options: RedisStreamsOptions) -> None:
+        super().__init__(name, options, RedisClient(options))
 
-    # -- liveness -----------------------------------------------------------------------------
-
-    async def _refresh_node(self, limit: float) -> None:
-        assert self._liveness is not None
-        async with asyncio.timeout(limit):
-            await self._liveness.set(
-                self._node_key, self._node_value(), px=int(self.options.node_ttl * 1000)
-            )
-
-    async def _heartbeat_failed(self, exc: Exception) -> None:
-        """A failed refresh means Redis is away (also when it hangs without closing the
-        connection): links are lost and the listener reconnects."""
-        self._disconnected(exc)
-        if self._listener is not None:
-            # Make the listener reconnect: its connection may be hanging.
-            # stop, not await: a close() cancelling this heartbeat meanwhile must end it, not
-            # be taken for the listener's cancellation.
-            await stop([self._listener])
-            raise_if_cancelling()
-            self._listener = asyncio.create_task(self._listen_loop())
+    @classmethod
+    def from_options(
+        cls, name: str, options: RedisStreamsOptions, max_message_bytes: int = 0
+    ) -> Self:
+        """Build the transport from its typed settings (the registry's entry point)."""
+        return cls(name, options)

@@ -1,26 +1,14 @@
-"""NATS JetStream transport: charge point frames into durable streams, with broker acknowledgement.
+"""NATS JetStream: the broker client of the NATS transport, its options and its layout.
 
-Answers and commands go over core NATS; the ownership of each charge point is in a KV bucket
-whose revision is the connection epoch.
+Charge point frames go into two durable streams and are handed over once JetStream
+acknowledged them (PubAck); answers and commands travel over core NATS; the ownership of each
+charge point is an entry of a KV bucket whose revision is the connection epoch; node liveness
+is a KV bucket with a TTL. The layout (subjects, streams, buckets, headers) is the wire
+contract of docs/brokers.md, "NATS JetStream".
 
-Layout (`<p>` is `subject_prefix`, `<ver>` 16 | 201 | 21, `<cp>` the identity token of
-`broker.identity_token`, `<node>` the node id):
-
-- transaction-class CALLs: `<p>.in.tx.<ver>.<Action>.<cp>`, stream `tx_stream`;
-- every other CALL (and 2.1 SEND): `<p>.in.gen.<ver>.<Action>.<cp>`, stream `gen_stream`;
-- backend answers to those CALLs: `<p>.gw.<node>.res` (the `Ocpp-Reply` header), core NATS;
-- backend commands to a charge point: a request to `<p>.gw.<node>.cmd`, core NATS;
-- who holds a charge point: KV `owner_bucket`, key `<cp>`, value JSON `{node, proto, since}`,
-  whose revision is the connection epoch;
-- which nodes are alive: KV `nodes_bucket` (TTL `node_ttl`), key `<node>`, refreshed every
-  third of the TTL.
-
-A frame is handed over once JetStream acknowledged it (PubAck); a publish is retried with the
-same `Nats-Msg-Id` (`<node>:<epoch>:<n>`, n the frame's number on its connection) until
-`publish_timeout`, then the link is lost (the relay closes the charge point socket with 1013).
-When the connection to NATS drops, every link is lost and `open` refuses new charge points until
-it is back. The wire contract for
-backend developers is docs/brokers.md.
+A publish is retried with the same `Nats-Msg-Id` until `publish_timeout`, then the link is
+lost (the relay closes the charge point socket with 1013). When the connection to NATS drops,
+every link is lost and `open` refuses new charge points until it is back.
 """
 
 from __future__ import annotations
@@ -30,13 +18,13 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import nats
 import nats.errors
 import nats.js.errors
 import orjson
-from nats.aio.client import Client as NatsClient
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
@@ -46,32 +34,35 @@ from ocpp_gateway.aio import raise_if_cancelling
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import redact_url
 from ocpp_gateway.transports.base import Holder
-from ocpp_gateway.transports.broker import (
+from ocpp_gateway.transports.broker.contract import (
     DEFAULT_TRANSACTION_ACTIONS,
-    H_ACTION,
     H_CHARGE_POINT,
     H_COMMAND_ID,
     H_EPOCH,
-    H_MESSAGE_ID,
-    H_NODE,
-    H_STATUS,
-    PROBE_ANSWERS,
+    NATS_EXPECTED_STREAM,
+    NATS_MSG_ID,
     VERSION_TOKENS,
-    BrokerLink,
-    BrokerTransportBase,
     CommandStatus,
+    decode_nats_probe,
+    decode_owner_node,
     default_node_id,
+    encode_nats_probe,
+    encode_node_value,
+    encode_owner_value,
     identity_token,
-    is_transaction,
+    nats_outcome_headers,
     received_timestamp,
-    url_errors,
 )
+from ocpp_gateway.transports.broker.link import BrokerLink
+from ocpp_gateway.transports.broker.protocol import holder_state
+from ocpp_gateway.transports.broker.transport import BrokerTransport, Inbox, url_errors
 
-__all__ = ["NatsOptions", "NatsTransport", "connect", "ensure_layout"]
+__all__ = ["NatsClient", "NatsOptions", "NatsTransport", "connect", "ensure_layout"]
 
-log = logging.getLogger("ocpp_gateway.transports.nats")
+log = logging.getLogger("ocpp_gateway.transports.broker.nats")
 
 _CLAIM_ATTEMPTS = 8
+_ERRORS = (nats.errors.Error, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +136,7 @@ class NatsOptions:
         return ".".join((self.subject_prefix, *tokens))
 
 
-async def connect(options: NatsOptions, name: str, **callbacks: Any) -> NatsClient:
+async def connect(options: NatsOptions, name: str, **callbacks: Any) -> Client:
     """Connect to the servers of `options` (reconnecting forever once connected).
 
     Args:
@@ -237,34 +228,33 @@ async def ensure_layout(js: JetStreamContext, options: NatsOptions) -> tuple[Key
     return buckets[0], buckets[1]
 
 
-class NatsTransport(BrokerTransportBase[NatsOptions]):
-    """The NATS JetStream transport (see the module docstring).
-
-    It connects on `start` (or on the first `open`). Hooks for the server: `ready()` (False
-    while NATS is unreachable: `/readyz` answers 503), `stats` (counters for the metrics),
-    `connected_links` (links open now).
+class NatsClient:
+    """The NATS I/O of a `BrokerTransport` (`transport.BrokerClient`): the layout of
+    docs/brokers.md read and written with nats-py.
 
     Args:
-        name: the transport's configured name.
         options: the settings.
     """
 
-    _broker = "NATS"
-    _broker_errors = (nats.errors.Error, OSError)
-    _dedup_field = "Nats-Msg-Id"
+    broker = "NATS"
+    errors: tuple[type[Exception], ...] = _ERRORS
+    dedup_field = NATS_MSG_ID
+    body_field = ""
 
-    def __init__(self, name: str, options: NatsOptions) -> None:
-        super().__init__(name, options)
-        self._reply_subject = options.subject("gw", self.node_id, "res")
-        self._nc: NatsClient | None = None
+    def __init__(self, options: NatsOptions) -> None:
+        self.options = options
+        self.node_id = options.node_id
+        self.reply_address: str | bytes = options.subject("gw", self.node_id, "res")
+        self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._owners: KeyValue | None = None
         self._nodes: KeyValue | None = None
         self._owner_prefix = f"$KV.{options.owner_bucket}."
         self._subs: list[Subscription] = []
-        self._start_lock = asyncio.Lock()
-
-    # -- hooks for the server -----------------------------------------------------------------
+        self._inbox: Inbox | None = None
+        self._connected = False
+        self._closed = False
+        self._lock = asyncio.Lock()
 
     def ready(self) -> bool:
         """Returns: True while connected to NATS with the layout in place."""
@@ -272,15 +262,20 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Connect, create the layout when missing, subscribe, start the node heartbeat.
+    async def subscribe(self, inbox: Inbox) -> None:
+        """Connect, create the layout when missing, subscribe this node's subjects and the
+        ownership watch, write the liveness entry (once; nats-py reconnects by itself).
+
+        Args:
+            inbox: where what arrives goes.
 
         Raises:
             TransportUnavailable: NATS cannot be reached or JetStream refused.
         """
-        async with self._start_lock:
+        async with self._lock:
             if self._nc is not None or self._closed:
                 return
+            self._inbox = inbox
             nc = await connect(
                 self.options,
                 f"ocpp-gateway {self.node_id}",
@@ -290,14 +285,11 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
             try:
                 js = nc.jetstream(timeout=self.options.publish_timeout)
                 self._owners, self._nodes = await ensure_layout(js, self.options)
+                subject = self.options.subject
                 self._subs = [
-                    await nc.subscribe(self._reply_subject, cb=self._on_answer),
-                    await nc.subscribe(
-                        self.options.subject("gw", self.node_id, "cmd"), cb=self._on_command
-                    ),
-                    await nc.subscribe(
-                        self.options.subject("gw", self.node_id, "probe"), cb=self._on_probe
-                    ),
+                    await nc.subscribe(str(self.reply_address), cb=self._on_answer),
+                    await nc.subscribe(subject("gw", self.node_id, "cmd"), cb=self._on_command),
+                    await nc.subscribe(subject("gw", self.node_id, "probe"), cb=self._on_probe),
                     await js.subscribe(
                         f"{self._owner_prefix}>",
                         cb=self._on_owner_change,
@@ -306,16 +298,16 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
                         headers_only=True,
                     ),
                 ]
-                await self._nodes.put(self.node_id, self._node_value())
+                await self._nodes.put(self.node_id, encode_node_value(self.node_id))
             except (nats.errors.Error, TimeoutError, OSError) as exc:
                 await nc.close()
                 raise TransportUnavailable(f"NATS layout unavailable: {exc}") from exc
             self._nc, self._js = nc, js
             self._connected = True
-            self._heartbeat = asyncio.create_task(self._heartbeat_loop())
 
-    async def _shut_down(self) -> None:
+    async def close(self) -> None:
         """Leave the node bucket, unsubscribe, close the connection."""
+        self._closed = True
         nc = self._nc
         if nc is not None and nc.is_connected:
             # Unsubscribing stops the ordered consumer's own tasks (heartbeat and flow control
@@ -330,22 +322,27 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
                 await asyncio.wait_for(nc.flush(), 2.0)
         if nc is not None:
             await nc.close()
+        self._connected = False
+
+    async def refresh_node(self, limit: float) -> None:
+        """Write the liveness entry (bounded by the JetStream timeout); a failure is logged."""
+        assert self._nodes is not None
+        try:
+            await self._nodes.put(self.node_id, encode_node_value(self.node_id))
+        except (*_ERRORS, TimeoutError) as exc:
+            log.warning("node heartbeat failed", extra={"error": type(exc).__name__})
 
     # -- ownership ----------------------------------------------------------------------------
 
-    async def _ensure_started(self) -> None:
-        if self._nc is None:
-            await self.start()
-        if not self.ready() or self._owners is None:
-            raise TransportUnavailable("NATS unavailable")
+    async def claim(self, token: str, version: str) -> int:
+        """Create the KV entry, or update it from the revision read: its revision is the epoch.
 
-    async def _claim_epoch(self, token: str, subprotocol: str) -> int:
-        """Create the KV entry, or update it from the revision read: its revision is the epoch."""
+        Raises:
+            TransportUnavailable: other claims won every attempt.
+        """
         owners = self._owners
         assert owners is not None
-        value = orjson.dumps(
-            {"node": self.node_id, "proto": subprotocol, "since": received_timestamp()}
-        )
+        value = encode_owner_value(self.node_id, version, received_timestamp())
         for _ in range(_CLAIM_ATTEMPTS):
             try:
                 return await owners.create(token, value)
@@ -361,69 +358,60 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
                 continue
         raise TransportUnavailable("ownership contended")
 
-    async def _read_owner(self, token: str) -> tuple[str, str] | None:
+    async def read_owner(self, token: str) -> tuple[str, str] | None:
+        """Returns: (node, revision) of the KV entry, None when there is none."""
         owners = self._owners
         assert owners is not None
         try:
             entry = await owners.get(token)
-            node = str(orjson.loads(entry.value or b"{}").get("node") or "")
-        except (nats.js.errors.KeyNotFoundError, orjson.JSONDecodeError, AttributeError):
+        except nats.js.errors.KeyNotFoundError:
             return None
+        node = decode_owner_node(entry.value)
         return (node, str(entry.revision)) if node else None
 
-    async def _ask_probe(
+    async def ask_probe(
         self, node: str, charge_point_id: str, epoch: str, limit: float, ping: bool
     ) -> Holder:
         """A request on `<p>.gw.<node>.probe`: no responders means that node is gone."""
         nc = self._nc
         assert nc is not None
-        body = orjson.dumps({"cp": charge_point_id, "epoch": int(epoch), "ping": ping})
+        body = encode_nats_probe(charge_point_id, epoch, ping)
         try:
             reply = await nc.request(self.options.subject("gw", node, "probe"), body, limit)
         except nats.errors.NoRespondersError:
-            return "free"  # nobody listens for that node: it is gone, with its sockets
+            return holder_state(False, None)
         except nats.errors.TimeoutError:
-            return "live"  # no answer: the holder is busy, not known to have lost it
-        return PROBE_ANSWERS.get(reply.data, "live")
+            return holder_state(True, None)
+        return holder_state(True, reply.data)
 
-    async def _on_probe(self, msg: Msg) -> None:
-        try:
-            asked = orjson.loads(msg.data)
-            charge_point_id, epoch = str(asked["cp"]), str(asked["epoch"])
-            ping = bool(asked.get("ping", True))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            return
-        # This subscription's callbacks run one after another: the answer comes from a task.
-        self._answer_probe(charge_point_id, epoch, msg.respond, ping)
-
-    async def _drop_owner(self, link: BrokerLink) -> None:
+    async def drop_owner(self, token: str, epoch: int) -> None:
+        """Delete the KV entry at revision `epoch` (fails when someone else owns it now)."""
         owners = self._owners
         assert owners is not None
-        # Fails (wrong last sequence) when someone else owns it now: then it is theirs.
-        await owners.delete(link.token, last=link.epoch)
+        await owners.delete(token, last=epoch)
 
     # -- frames to the broker -----------------------------------------------------------------
 
-    async def publish_frame(
-        self, link: BrokerLink, frame: bytes, message_type: int, unique_id: str, action: str
+    async def publish(
+        self, link: BrokerLink, tx: bool, action: str, frame: bytes, metadata: dict[str, object]
     ) -> None:
-        """Publish one charge point frame to its stream and wait for the PubAck.
+        """Publish one charge point frame to its stream and wait for the PubAck; retried with
+        the same `Nats-Msg-Id` until `publish_timeout`.
 
         Args:
             link: the charge point's link.
+            tx: it goes to the transaction stream.
+            action: its action (a subject token).
             frame: the bytes, unchanged.
-            message_type: 2 (CALL) or 6 (SEND).
-            unique_id: the frame's UniqueId.
-            action: its action.
+            metadata: the headers (`protocol.frame_metadata`); `Nats-Expected-Stream` is added.
 
         Raises:
-            TransportUnavailable: no PubAck within `publish_timeout`.
+            TransportUnavailable: no PubAck within `publish_timeout`, or the stream refused.
         """
         nc = self._nc
-        if nc is None or not self.ready():
+        if nc is None:
             raise TransportUnavailable("NATS unavailable")
         options = self.options
-        tx = message_type == 2 and is_transaction(action, frame, self._tx_actions)
         stream = options.tx_stream if tx else options.gen_stream
         subject = options.subject(
             "in",
@@ -432,28 +420,10 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
             identity_token(action) or "_",
             link.token,
         )
-        headers = self._frame_fields({}, link, message_type, unique_id, action, self._reply_subject)
-        headers["Nats-Expected-Stream"] = stream
-        stats = self.stats
-        stats.publishing += 1
-        try:
-            await self._publish(nc, link, subject, stream, frame, headers)
-        finally:
-            stats.publishing -= 1
-
-    async def _publish(
-        self,
-        nc: NatsClient,
-        link: BrokerLink,
-        subject: str,
-        stream: str,
-        frame: bytes,
-        headers: dict[str, Any],
-    ) -> None:
-        stats = self.stats
+        headers: Any = metadata
+        headers[NATS_EXPECTED_STREAM] = stream
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + self.options.publish_timeout
+        deadline = loop.time() + options.publish_timeout
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0 or link.ended:
@@ -469,70 +439,59 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
                 await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
                 continue
             except (nats.errors.Error, OSError, orjson.JSONDecodeError) as exc:
-                stats.publish_failures += 1
                 raise TransportUnavailable(f"NATS refused the frame: {exc}") from exc
             if not isinstance(ack, dict) or "error" in ack:
-                stats.publish_failures += 1
                 error = ack.get("error") if isinstance(ack, dict) else ack
                 raise TransportUnavailable(f"NATS refused the frame: {error}")
-            stats.published += 1
-            stats.publish_seconds += loop.time() - started
             return
-        stats.publish_failures += 1
         raise TransportUnavailable("no PubAck in time")
+
+    async def respond(
+        self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
+    ) -> None:
+        """Publish a command's outcome to the request's inbox (`contract.nats_outcome_headers`)."""
+        nc = self._nc
+        if not reply or nc is None or nc.is_closed:
+            return
+        await nc.publish(reply, frame, headers=nats_outcome_headers(status, fields, self.node_id))
 
     # -- messages from the broker -------------------------------------------------------------
 
     async def _on_answer(self, msg: Msg) -> None:
         headers = msg.headers or {}
-        link = self._links.live(headers.get(H_CHARGE_POINT, ""), headers.get(H_EPOCH, ""))
-        if link is None:
-            self.stats.stale_dropped += 1
-            return
-        link.deliver(msg.data)
+        assert self._inbox is not None
+        self._inbox.answer(headers.get(H_CHARGE_POINT, ""), headers.get(H_EPOCH, ""), msg.data)
 
     async def _on_command(self, msg: Msg) -> None:
         headers = msg.headers or {}
-        self._take_command(
+        assert self._inbox is not None
+        self._inbox.command(
             msg.data,
             msg.reply,
             headers.get(H_CHARGE_POINT, ""),
             headers.get(H_EPOCH, ""),
             headers.get(H_COMMAND_ID, ""),
-            echo=headers,  # a refusal carries the command's own headers back
+            headers,  # a refusal carries the command's own headers back
         )
 
-    def _respond(
-        self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
-    ) -> None:
-        """Publish the outcome to the request's inbox; its headers: the non-empty `fields`,
-        `Ocpp-Status` and `Ocpp-Node`."""
-        nc = self._nc
-        if not reply or nc is None or nc.is_closed:
-            return
-        out = {
-            key: fields[key]
-            for key in (H_CHARGE_POINT, H_EPOCH, H_MESSAGE_ID, H_ACTION, H_COMMAND_ID)
-            if fields.get(key)
-        }
-        out[H_STATUS] = status.value
-        out[H_NODE] = self.node_id
-        self._in_background(nc.publish(reply, frame, headers=out))
+    async def _on_probe(self, msg: Msg) -> None:
+        request = decode_nats_probe(msg.data)
+        if request is not None and self._inbox is not None:
+            # This subscription's callbacks run one after another: the answer comes from a task.
+            self._inbox.probe(request, msg.respond)
 
     async def _on_owner_change(self, msg: Msg) -> None:
         # A newer owner (another node, or a newer connection here): older links go.
         token = msg.subject[len(self._owner_prefix) :]
-        self._links.owner_changed(token, msg.metadata.sequence.stream)
-
-    # -- connection events --------------------------------------------------------------------
+        assert self._inbox is not None
+        self._inbox.owner_changed(token, msg.metadata.sequence.stream)
 
     async def _on_disconnected(self) -> None:
         if self._closed:
             return
-        self._connected = False
-        self.stats.disconnects += 1
-        log.warning("NATS connection lost: closing every charge point link")
-        self._links.lose_all()
+        first, self._connected = self._connected, False
+        if self._inbox is not None:
+            self._inbox.lost(first)
 
     async def _on_reconnected(self) -> None:
         if self._closed or self._js is None:
@@ -541,11 +500,24 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
         self._connected = True
         with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
             assert self._nodes is not None
-            await self._nodes.put(self.node_id, self._node_value())
+            await self._nodes.put(self.node_id, encode_node_value(self.node_id))
 
-    async def _refresh_node(self, limit: float) -> None:
-        assert self._nodes is not None
-        await self._nodes.put(self.node_id, self._node_value())  # bounded by the JetStream timeout
 
-    async def _heartbeat_failed(self, exc: Exception) -> None:
-        log.warning("node heartbeat failed", extra={"error": type(exc).__name__})
+class NatsTransport(BrokerTransport):
+    """The NATS JetStream transport: a `BrokerTransport` over a `NatsClient`. It connects on
+    `start` (or on the first `open`).
+
+    Args:
+        name: the transport's configured name.
+        options: the settings.
+    """
+
+    options: NatsOptions
+
+    def __init__(self, name: str, options: NatsOptions) -> None:
+        super().__init__(name, options, NatsClient(options))
+
+    @classmethod
+    def from_options(cls, name: str, options: NatsOptions, max_message_bytes: int = 0) -> Self:
+        """Build the transport from its typed settings (the registry's entry point)."""
+        return cls(name, options)
