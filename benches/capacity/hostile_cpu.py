@@ -1,4 +1,4 @@
-"""Gateway CPU per hostile HTTP request beside an ordinary one, for this tree and another (issue 19).
+"""Gateway CPU per hostile HTTP request beside an ordinary one, this tree and another (issue 19).
 
 Starts `ocpp-gateway serve` (local responder, an admin port and token) from each tree given,
 sends each kind of request N times on its own connection, and reads the gateway process's CPU
@@ -68,8 +68,10 @@ def _start(tree: Path) -> tuple[subprocess.Popen[bytes], int, int]:
         OCPP_GATEWAY_ADMIN__HOST="127.0.0.1",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ocpp_gateway.cli", "serve", "--host", "127.0.0.1"]
-        + ["--port", "0", "--admin-port", "0", "--log-level", "info"],
+        [
+            *(sys.executable, "-m", "ocpp_gateway.cli", "serve", "--host", "127.0.0.1"),
+            *("--port", "0", "--admin-port", "0", "--log-level", "info"),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -138,7 +138,8 @@ async def test_a_trusted_balancer_gives_the_client_address_v1_and_v2(
     _, w3 = await _proxied(gateway, v2(0x0, 0x0, b""), "PX3")  # LOCAL: the peer stands
     assert await _remote(gateway, "PX3") == "127.0.0.1"
     async with client.get(
-        f"{gateway.admin_url}/charge-points", headers={"Authorization": "Bearer proxied-admin-token-20"}
+        f"{gateway.admin_url}/charge-points",
+        headers={"Authorization": "Bearer proxied-admin-token-20"},
     ) as resp:
         remotes = {cp["id"]: cp["remote"] for cp in (await resp.json())["charge_points"]}
     assert remotes == {"PX1": "203.0.113.7", "PX2": "2001:db8::9", "PX3": "127.0.0.1"}
