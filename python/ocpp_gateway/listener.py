@@ -30,7 +30,7 @@ from aiohttp.web_request import BaseRequest
 
 from ocpp_gateway.logs import Throttle
 
-__all__ = ["SERVER_NAME", "GuardedHandler", "GuardedRunner", "ListenerGuard"]
+__all__ = ["SERVER_NAME", "GuardedHandler", "GuardedRunner", "ListenerGuard", "parser_reason"]
 
 log = logging.getLogger("ocpp_gateway.listener")
 

@@ -22,10 +22,13 @@ from typing import Any, TextIO
 import orjson
 
 __all__ = [
+    "MAX_EXCEPTION_CHARS",
+    "MAX_FIELD_CHARS",
     "FrameLog",
     "JsonFormatter",
     "TextFormatter",
     "Throttle",
+    "bounded",
     "redact_url",
     "setup_logging",
 ]
