@@ -22,6 +22,7 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
 from yarl import URL
 
+from ocpp_gateway.cli import main as cli_main
 from ocpp_gateway.config import load_config, token_problems
 from ocpp_gateway.errors import ConfigError
 from ocpp_gateway.logs import TextFormatter, redact_url
@@ -344,10 +345,19 @@ async def test_wrong_tokens_are_throttled_per_address_with_bounded_lines(
     "token",
     [" " * 16, "a" * 16, "abababababababab", "short-token", "token with spaces ok?", "tab\tx" * 4],
 )
-def test_weak_tokens_are_refused_by_check_config_and_serve(token: str) -> None:
+def test_weak_tokens_are_refused_by_check_config_and_serve(
+    token: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F5: check-config accepted 16 spaces (a token that never matches: the given one is
+    stripped) and 16 times the same letter."""
     assert token_problems(token)
     with pytest.raises(ConfigError, match=r"admin\.token"):
         load_config(None, env={"OCPP_GATEWAY_ADMIN__TOKEN": token})
+    monkeypatch.setenv("OCPP_GATEWAY_ADMIN__TOKEN", token)
+    assert cli_main(["check-config"]) == 1
+    assert "admin.token:" in capsys.readouterr().out
+    assert cli_main(["serve", "--host", "127.0.0.1", "--port", "0"]) == 2
+    assert "admin.token:" in capsys.readouterr().err
 
 
 def test_a_generated_token_is_accepted() -> None:
