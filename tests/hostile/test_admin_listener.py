@@ -382,6 +382,23 @@ async def test_a_high_byte_in_authorization_gets_401_without_a_traceback(
     assert logs.count("admin request refused") == 1
 
 
+@pytest.mark.parametrize("byte", [0x80, 0xE9, 0xFF])
+async def test_a_high_byte_in_a_basic_header_gets_401_on_the_charge_point_port(
+    gateway: RunningGateway, logs: LogView, byte: int
+) -> None:
+    upgrade = request(
+        b"/ocpp/CP-1",
+        b"Upgrade: websocket",
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        b"Sec-WebSocket-Version: 13",
+        b"Sec-WebSocket-Protocol: ocpp1.6",
+        b"Authorization: Basic " + CP_BASIC.encode()[:-2] + bytes([byte]),
+    ).replace(b"Connection: close", b"Connection: Upgrade")
+    assert await first_status(http_port(gateway), upgrade) == 401
+    assert "Traceback" not in logs.text()
+    assert_no_secret(logs.text())
+
+
 @pytest.mark.parametrize("depth", [254, 300, 600, 1022])
 async def test_an_over_deep_payload_gets_400_and_nothing_is_sent(
     gateway: RunningGateway, logs: LogView, depth: int
