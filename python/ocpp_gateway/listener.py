@@ -115,9 +115,12 @@ class GuardedHandler(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Take the connection, or refuse it with 503 when the listener holds its cap."""
         guard = self._guard
+        if not guard.max_connections:
+            super().connection_made(transport)
+            return
         sock = transport.get_extra_info("socket")
         if sock is None or sock.family != socket.AF_UNIX:
-            if guard.max_connections and guard.open >= guard.max_connections:
+            if guard.open >= guard.max_connections:
                 guard.refused("connection_limit")
                 guard.log(
                     logging.WARNING,
