@@ -207,6 +207,8 @@ class AdminConfig:
             requests or sending headers slowly; then it is closed.
         body_timeout: seconds a request may take to send its body (408 after).
         max_connections: TCP connections it holds at once; more get 503 and are closed.
+        max_connections_per_ip: TCP connections it holds at once from one client address
+            (so one client cannot take every place, the probes' included); 0: no such cap.
         token_failures_per_minute: wrong or missing tokens allowed per client address per
             minute (as a burst, refilled evenly); over it, every API request of that address
             gets 429 without the token being checked. 0 disables.
@@ -220,6 +222,7 @@ class AdminConfig:
     idle_timeout: float = 10.0
     body_timeout: float = 10.0
     max_connections: int = 64
+    max_connections_per_ip: int = 16
     token_failures_per_minute: int = 10
 
 
@@ -693,6 +696,8 @@ def _check_admin(cfg: GatewayConfig, errors: list[str]) -> None:
             errors.append(f"admin.{key}: must be positive, got {getattr(admin, key)}")
     if admin.max_connections < 1:
         errors.append(f"admin.max_connections: must be at least 1, got {admin.max_connections}")
+    if admin.max_connections_per_ip < 0:
+        errors.append("admin.max_connections_per_ip: must not be negative")
     if admin.token_failures_per_minute < 0:
         errors.append("admin.token_failures_per_minute: must not be negative")
     if not cfg.metrics_on_main_port and admin.port is None:

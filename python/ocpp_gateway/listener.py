@@ -39,7 +39,7 @@ SERVER_NAME = "ocpp-gateway"
 # The leading words of a parser message ("Invalid header value char", "Bad status line"):
 # what follows them quotes the request.
 _LEADING_WORDS = re.compile(r"[A-Za-z][A-Za-z ]{0,59}")
-_UNCOUNTED, _COUNTED, _REFUSED = 0, 1, 2
+_REFUSED = "\x00refused"  # not an address
 _OVER_CAP = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
@@ -54,14 +54,61 @@ class ListenerGuard:
         refused: called with a reason ("bad_request", "connection_limit", "internal_error",
             "timeout") for each request or connection refused here (a counter's `inc`).
         max_connections: TCP connections held at once; 0 means no cap.
+        max_per_address: TCP connections held at once from one client address (so that one
+            client cannot hold every place, the probes' included); 0 means no such cap.
     """
 
-    def __init__(self, name: str, refused: Callable[[str], None], max_connections: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        refused: Callable[[str], None],
+        max_connections: int = 0,
+        max_per_address: int = 0,
+    ) -> None:
         self.name = name
         self.refused = refused
         self.max_connections = max_connections
+        self.max_per_address = max_per_address
         self.open = 0
+        self._per_address: dict[str, int] = {}
         self._lines = Throttle(10.0, 10)
+
+    @property
+    def capped(self) -> bool:
+        """Whether connections are counted at all."""
+        return bool(self.max_connections or self.max_per_address)
+
+    def admit(self, address: str) -> str | None:
+        """Count a new connection, or refuse it.
+
+        Args:
+            address: the client's address ("" when unknown).
+
+        Returns:
+            None when it is taken (and counted until `release`), else the refusal reason:
+            "connection_limit" or "address_limit".
+        """
+        if self.max_connections and self.open >= self.max_connections:
+            return "connection_limit"
+        held = self._per_address.get(address, 0)
+        if self.max_per_address and held >= self.max_per_address:
+            return "address_limit"
+        self.open += 1
+        self._per_address[address] = held + 1
+        return None
+
+    def release(self, address: str) -> None:
+        """A counted connection ended.
+
+        Args:
+            address: as given to `admit`.
+        """
+        self.open -= 1
+        held = self._per_address.get(address, 0) - 1
+        if held > 0:
+            self._per_address[address] = held
+        else:
+            self._per_address.pop(address, None)
 
     def log(self, level: int, message: str, exc: BaseException | None = None, **extra: Any) -> None:
         """Log a line at a bounded rate (10 per 10 s), with how many were left out before it.
@@ -110,40 +157,43 @@ class GuardedHandler(RequestHandler):
     def __init__(self, manager: web.Server, guard: ListenerGuard, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
-        self._place = _UNCOUNTED
+        # None: not counted; the client's address: counted; _REFUSED: refused at once.
+        self._place: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Take the connection, or refuse it with 503 when the listener holds its cap."""
+        """Take the connection, or refuse it with 503 when the listener (or the client's
+        address) holds its cap."""
         guard = self._guard
-        if not guard.max_connections:
+        if not guard.capped:
             super().connection_made(transport)
             return
         sock = transport.get_extra_info("socket")
         if sock is None or sock.family != socket.AF_UNIX:
-            if guard.open >= guard.max_connections:
-                guard.refused("connection_limit")
+            address = _peer(transport) or ""
+            reason = guard.admit(address)
+            if reason is not None:
+                guard.refused(reason)
                 guard.log(
                     logging.WARNING,
                     "connection refused: too many open",
-                    remote=_peer(transport),
-                    limit=guard.max_connections,
+                    remote=address,
+                    reason=reason,
                 )
                 writable: Any = transport
                 writable.write(_OVER_CAP)
                 writable.close()
                 self._place = _REFUSED
                 return
-            guard.open += 1
-            self._place = _COUNTED
+            self._place = address
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        """Release the connection's place under the cap."""
-        place, self._place = self._place, _UNCOUNTED
+        """Release the connection's place under the caps."""
+        place, self._place = self._place, None
         if place == _REFUSED:
             return  # refused in connection_made: aiohttp never took it
-        if place == _COUNTED:
-            self._guard.open -= 1
+        if place is not None:
+            self._guard.release(place)
         super().connection_lost(exc)
 
     def handle_error(

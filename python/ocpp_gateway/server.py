@@ -188,7 +188,10 @@ async def _start_admin(
     app = build_admin_app(runtime, health, peer_dir)
     refused = runtime.metrics.admin_refused
     guard = ListenerGuard(
-        "admin", lambda reason: refused.labels(reason).inc(), config.admin.max_connections
+        "admin",
+        lambda reason: refused.labels(reason).inc(),
+        config.admin.max_connections,
+        config.admin.max_connections_per_ip,
     )
     # aiohttp's keep-alive timer runs from accept until a complete request head arrives, and
     # between requests: idle and slowloris connections are closed after idle_timeout.
