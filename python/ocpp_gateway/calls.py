@@ -25,11 +25,13 @@ import orjson
 
 from ocpp_gateway import _core
 from ocpp_gateway._core import OcppVersionName
+from ocpp_gateway.errors import GatewayError
 
 __all__ = [
     "CALL_QUEUE_LIMIT",
     "CallAborted",
     "CallAnswer",
+    "CallFailed",
     "CallLink",
     "CallQueue",
     "CallQueueFull",
@@ -52,7 +54,11 @@ def call_id() -> str:
     return "gw-" + secrets.token_hex(16)
 
 
-class CallRefused(Exception):
+class CallFailed(GatewayError):
+    """A call the gateway sends itself did not get an answer (the subclasses say why)."""
+
+
+class CallRefused(CallFailed):
     """The call is invalid for this charge point and was not sent.
 
     Args:
@@ -66,11 +72,11 @@ class CallRefused(Exception):
         self.detail = detail
 
 
-class CallQueueFull(Exception):
+class CallQueueFull(CallFailed):
     """Too many calls already wait for this charge point; the call was not sent."""
 
 
-class CallTimedOut(TimeoutError):
+class CallTimedOut(CallFailed, TimeoutError):
     """No answer in time.
 
     Args:
@@ -83,7 +89,7 @@ class CallTimedOut(TimeoutError):
         self.unique_id = unique_id
 
 
-class CallAborted(ConnectionError):
+class CallAborted(CallFailed, ConnectionError):
     """The charge point disconnected before it answered.
 
     Args:

@@ -110,6 +110,8 @@ def _hostile(place: str, port: str, data: bytes, token: bool) -> bytes:
         return request(base + data, *auth)
     if place == "header":
         return request(base + b"CP-1", *auth, b"X-A: " + data)
+    if place == "start":  # the request line and head themselves
+        return data + b"\r\n" + BEARER + b"\r\n\r\n"
     return request(base + b"CP-1", BEARER + data)
 
 
@@ -121,7 +123,7 @@ def _hostile(place: str, port: str, data: bytes, token: bool) -> bytes:
 )
 @given(
     port=st.sampled_from(["admin", "charge_point"]),
-    place=st.sampled_from(["path", "header", "authorization"]),
+    place=st.sampled_from(["path", "header", "authorization", "start"]),
     data=junk,
     token=st.booleans(),
 )
@@ -130,6 +132,7 @@ def _hostile(place: str, port: str, data: bytes, token: bool) -> bytes:
 @example(port="admin", place="path", data=b"A" * 8000 + b"%3A%2F%2F", token=False)
 @example(port="admin", place="authorization", data=b"\r", token=True)
 @example(port="admin", place="authorization", data=b"\xe9", token=True)
+@example(port="charge_point", place="start", data=b"BREW /x HTCPCP/1.0", token=False)
 async def test_random_bytes_get_4xx_no_traceback_no_secret_bounded_cpu(
     target: Target, port: str, place: str, data: bytes, token: bool
 ) -> None:
@@ -141,7 +144,9 @@ async def test_random_bytes_get_4xx_no_traceback_no_secret_bounded_cpu(
     text = target.log.getvalue()
     for _, answer in runs:
         found = statuses(answer)
-        assert found, answer[:200]
+        # Junk in place of the request line may not make a request at all (an empty line is
+        # skipped): then the connection is closed at the idle timeout without an answer.
+        assert found or place == "start", answer[:200]
         assert all(status < 500 for status in found), found
         assert_no_secret(answer, text)
     assert "Traceback" not in text
