@@ -498,8 +498,8 @@ def _typed_options(
         cls = kind.options()
     except ImportError as exc:
         errors.append(
-            f"{key}: type {kind_name!r} needs its client library: "
-            f"pip install 'ocpp-gateway[{kind.extra}]' ({exc.name})"
+            f"{key}: type {kind_name!r} needs its client library ({exc.name}): "
+            f"{kind.install_hint()}"
         )
         return None
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ocpp_gateway.aio import stop as stop_tasks
 from ocpp_gateway.simulate import PROFILES, FleetSnapshot, FleetStats, Profile, run_fleet
 from ocpp_gateway.simulate.profile import SimVersion
 
@@ -244,9 +245,19 @@ def _ms(seconds: float | None) -> str:
 class _Dashboard:
     """Turns fleet and gateway counters into a rich renderable or a plain line."""
 
-    def __init__(self, url: str, metrics_url: str, target: dict[str, int], metrics: object):
+    def __init__(
+        self,
+        url: str,
+        metrics_url: str,
+        target: dict[str, int],
+        metrics: object,
+        backend: str = "",
+        api: str = "",
+    ):
         self.url = url
         self.metrics_url = metrics_url
+        self.backend = backend
+        self.api = api
         self.target = target
         self._metrics = metrics
         self._started = time.monotonic()
@@ -295,8 +306,14 @@ class _Dashboard:
         header = Text()
         header.append("gateway  ", style="bold")
         header.append(f"{self.url}/ocpp/{{charge_point_id}}\n")
+        if self.backend:
+            header.append("backend  ", style="bold")
+            header.append(f"{self.backend}\n")
         header.append("metrics  ", style="bold")
         header.append(f"{self.metrics_url}\n")
+        if self.api:
+            header.append("API      ", style="bold")
+            header.append(f"{self.api}\n")
         header.append("fleet    ", style="bold")
         header.append(f"{connected}/{sum(self.target.values())} connected, {booted} booted  (")
         header.append(
@@ -471,20 +488,27 @@ async def _run(
             signals.append(sig)
 
     metrics_url = f"{gateway.admin_url}/metrics"
-    dashboard = _Dashboard(gateway.url, metrics_url, target, gateway.metrics)
+    if backend is not None:
+        backend_line = backend.describe()
+    elif options.upstream:
+        backend_line = f"the CSMS at {options.upstream}/{{charge_point_id}}"
+    else:
+        backend_line = "the embedded local responder"
+    api_line = f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token})"
+    dashboard = _Dashboard(
+        gateway.url, metrics_url, target, gateway.metrics, backend_line, api_line
+    )
     live_view = stream.isatty() and not options.plain
     interval = options.interval or (1.0 if live_view else 5.0)
     deadline = None if options.duration is None else loop.time() + options.duration
     if not live_view:
         print(
             f"ocpp-gateway demo: {options.charge_points} charge points -> {gateway.url}/ocpp/"
-            f"{{id}}; metrics at {metrics_url}; charge point API at "
-            f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token})",
+            f"{{id}}; backend: {backend_line}; metrics at {metrics_url}; charge point API at "
+            f"{api_line}",
             file=stream,
             flush=True,
         )
-        if backend is not None:
-            print(backend.describe(), file=stream, flush=True)
 
     async def tick() -> bool:
         """Wait one interval; False once the demo should stop."""
@@ -534,8 +558,8 @@ class _BrokerBackend:
 
     def describe(self) -> str:
         return (
-            f"broker: {self.kind} at {self.url}; backend service: "
-            f"ocpp_gateway.backend.example, journal {self.journal}"
+            f"{self.kind} at {self.url}, consumed by the example backend service "
+            f"(ocpp_gateway.backend.example, journal {self.journal})"
         )
 
     def summary(self) -> str:
@@ -556,6 +580,17 @@ async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
     import subprocess
     import tempfile
 
+    from ocpp_gateway.transports import transport_types
+
+    kind = "nats" if transport == "nats" else "redis_streams"
+    transport_type = transport_types()[kind]
+    try:
+        transport_type.options()  # imports the client library
+    except ImportError as exc:
+        raise RuntimeError(
+            f"the {transport} demo needs the {transport_type.extra!r} extra ({exc.name} is "
+            f"missing): {transport_type.install_hint()}"
+        ) from exc
     from ocpp_gateway.backend.example import TransactionJournal, build_app
 
     binary = shutil.which("nats-server" if transport == "nats" else "redis-server")
@@ -591,14 +626,12 @@ async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
             app = build_app(broker, TransactionJournal(journal))
             await app.start()
             runner = asyncio.create_task(app.run())
-            kind = "nats" if transport == "nats" else "redis_streams"
             yield _BrokerBackend(
                 transport, url, journal, {"upstream.type": kind, "upstream.url": url}
             )
         finally:
             if runner is not None:
-                runner.cancel()
-                await asyncio.gather(runner, return_exceptions=True)
+                await stop_tasks([runner])
                 await app.stop()
             if server.returncode is None:
                 server.kill()

@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
+from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.backend.app import CommandResult, Delivery, Request
 from ocpp_gateway.transports.broker import (
     H_ACTION,
@@ -157,9 +158,7 @@ class NatsBroker:
         try:
             await asyncio.gather(*pulls)
         finally:
-            for task in pulls:
-                task.cancel()
-            await asyncio.gather(*pulls, return_exceptions=True)
+            await stop(pulls)
 
     async def _ensure_consumer(self, stream: str, kind: str) -> None:
         """Create the service's durable consumer on `stream` when missing. A JetStream that
@@ -192,6 +191,7 @@ class NatsBroker:
                     "consumer set-up failed",
                     extra={"stream": stream, "error": type(exc).__name__},
                 )
+                raise_if_cancelling()
                 await asyncio.sleep(0.5)
 
     async def _pull(
@@ -224,6 +224,7 @@ class NatsBroker:
                         await nc.publish(next_subject, request, reply=inbox)
                     except (nats.errors.Error, OSError) as exc:
                         log.warning("pull request failed", extra={"error": type(exc).__name__})
+                        raise_if_cancelling()
                         await asyncio.sleep(0.5)
                         continue
                     credit = credit + self.batch if now - asked <= expires * 0.8 else self.batch
@@ -231,6 +232,7 @@ class NatsBroker:
                 try:
                     msg = await asyncio.wait_for(arrived.get(), expires * 0.8)
                 except TimeoutError:
+                    raise_if_cancelling()
                     continue
                 if msg.headers and msg.headers.get("Status"):
                     continue  # 404 no messages, 408 request expired, 100 heartbeat, 409 ...

@@ -18,6 +18,7 @@ import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.backend.app import CommandResult, Delivery, Request
 from ocpp_gateway.transports.broker import (
     H_ACTION,
@@ -143,9 +144,7 @@ class RedisBroker:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop(tasks)
 
     async def _read(self, deliver: Callable[[Delivery], Awaitable[None]]) -> None:
         client = self.client
@@ -157,6 +156,7 @@ class RedisBroker:
                 )
             except _ERRORS as exc:
                 log.warning("read failed", extra={"error": type(exc).__name__})
+                raise_if_cancelling()
                 await asyncio.sleep(0.5)
                 continue
             for stream, entries in batches or ():
@@ -184,6 +184,7 @@ class RedisBroker:
                             break
                 except _ERRORS as exc:
                     log.warning("reclaim failed", extra={"error": type(exc).__name__})
+                    raise_if_cancelling()
 
     async def _deliver_entry(
         self,

@@ -71,6 +71,16 @@ class TransportType:
         cls: type = getattr(importlib.import_module(self.module), self.options_class)
         return cls
 
+    def install_hint(self) -> str:
+        """Returns: how to install the client library this type needs, from PyPI and from a
+        checkout of the repository ("" when it needs none)."""
+        if self.extra is None:
+            return ""
+        return (
+            f"pip install 'ocpp-gateway[{self.extra}]' "
+            f"(from a checkout of the repository: pip install -e '.[{self.extra}]')"
+        )
+
     def build(self, name: str, options: Any, max_message_bytes: int) -> Transport:
         """Build the transport named `name` from its options."""
         cls = getattr(importlib.import_module(self.module), self.transport_class)

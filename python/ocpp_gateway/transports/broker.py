@@ -43,6 +43,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 import orjson
 
+from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.session import TRANSACTION_ACTIONS, is_transaction_message
 from ocpp_gateway.transports.base import Holder
@@ -823,14 +824,10 @@ class BrokerTransportBase(abc.ABC, Generic[OptionsT]):
             return
         self._closed = True
         self._links.lose_all("closed")
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await stop([self._heartbeat])
         await self._shut_down()
         self._connected = False
-        for task in list(self._background):
-            task.cancel()
+        await stop(list(self._background))
 
     # -- links --------------------------------------------------------------------------------
 
@@ -1068,6 +1065,7 @@ class BrokerTransportBase(abc.ABC, Generic[OptionsT]):
                 await self._refresh_node(interval)
             except self._failures as exc:
                 await self._heartbeat_failed(exc)
+            raise_if_cancelling()
 
     # -- what each broker implements ----------------------------------------------------------
 

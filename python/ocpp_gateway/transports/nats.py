@@ -42,6 +42,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
+from ocpp_gateway.aio import raise_if_cancelling
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import redact_url
 from ocpp_gateway.transports.base import Holder
@@ -314,9 +315,14 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
             self._heartbeat = asyncio.create_task(self._heartbeat_loop())
 
     async def _shut_down(self) -> None:
-        """Leave the node bucket, close the connection."""
+        """Leave the node bucket, unsubscribe, close the connection."""
         nc = self._nc
         if nc is not None and nc.is_connected:
+            # Unsubscribing stops the ordered consumer's own tasks (heartbeat and flow control
+            # checks), which would otherwise outlive the connection by seconds.
+            for sub in self._subs:
+                with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
+                    await sub.unsubscribe()
             with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
                 assert self._nodes is not None
                 await asyncio.wait_for(self._nodes.delete(self.node_id), 2.0)
@@ -459,6 +465,7 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
                 ack = orjson.loads(reply.data)
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
                 # Same Nats-Msg-Id on the retry: the stream keeps one copy.
+                raise_if_cancelling()
                 await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
                 continue
             except (nats.errors.Error, OSError, orjson.JSONDecodeError) as exc:

@@ -42,6 +42,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.client import PubSub
 
+from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import redact_url
 from ocpp_gateway.transports.base import Holder
@@ -189,6 +190,13 @@ def connect(options: RedisStreamsOptions, pool_size: int = 0) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)
 
 
+async def _close_pubsub(pubsub: PubSub) -> None:
+    """Close a pub/sub connection. redis-py 8.1 leaves `PubSub.aclose` unannotated and 8.2
+    annotates it: called through Any, strict mypy accepts both."""
+    closer: Any = pubsub
+    await closer.aclose()
+
+
 def _text(value: bytes | str | None) -> str:
     """A reply value as text ("" for a missing one)."""
     if value is None:
@@ -262,10 +270,7 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
 
     async def _shut_down(self) -> None:
         """Stop the listener, leave the node key, close the clients."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await stop([self._listener])
         redis_client = self._redis
         if redis_client is not None:
             if self._connected:
@@ -420,12 +425,13 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
                         self._dispatch(message["channel"], message["data"])
             except asyncio.CancelledError:
                 with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await _close_pubsub(pubsub)
                 raise
             except (*_ERRORS, redis.exceptions.RedisError, TimeoutError) as exc:
                 self._disconnected(exc)
             with contextlib.suppress(*_ERRORS, redis.exceptions.RedisError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await _close_pubsub(pubsub)
+            raise_if_cancelling()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
@@ -546,8 +552,8 @@ class RedisStreamsTransport(BrokerTransportBase[RedisStreamsOptions]):
         self._disconnected(exc)
         if self._listener is not None:
             # Make the listener reconnect: its connection may be hanging.
-            self._listener.cancel()
-            # asyncio.wait, not await: a close() cancelling this heartbeat meanwhile must end
-            # it, not be taken for the listener's cancellation.
-            await asyncio.wait([self._listener])
+            # stop, not await: a close() cancelling this heartbeat meanwhile must end it, not
+            # be taken for the listener's cancellation.
+            await stop([self._listener])
+            raise_if_cancelling()
             self._listener = asyncio.create_task(self._listen_loop())
