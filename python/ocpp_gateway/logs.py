@@ -119,6 +119,11 @@ def _scrub(key: str, value: Any) -> Any:
     return value
 
 
+def _as_text(value: object) -> str:
+    """An extra that JSON cannot hold (an exception, a path object), as bounded text."""
+    return bounded(str(value))
+
+
 def _quoted(text: str) -> str:
     """A text-format value: as it is, or JSON-quoted when it could split or forge a line."""
     if text and _NEEDS_QUOTES.search(text) is None:
@@ -176,7 +181,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(_extras(record))
         if record.exc_info:
             entry["exc"] = _exception_text(self, record)
-        return orjson.dumps(entry, default=str).decode()
+        return orjson.dumps(entry, default=_as_text).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -202,7 +207,7 @@ class TextFormatter(logging.Formatter):
             if isinstance(value, str):
                 text = _quoted(value)
             else:
-                text = orjson.dumps(value, default=str).decode()
+                text = orjson.dumps(value, default=_as_text).decode()
             parts.append(f"{_quoted(str(key))}={text}")
         line = " ".join(parts)
         if record.exc_info:
