@@ -236,7 +236,10 @@ class GuardedHandler(RequestHandler):
             guard.log(logging.ERROR, "request failed", exc=exc, remote=remote)
         if request.writer.output_size > 0:
             raise ConnectionError("a response was already started")
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
         response = web.Response(
             status=status,
             text=f"{status} {phrase}\n",
