@@ -6,20 +6,23 @@ a configured token they do not exist, 404):
 - `GET /charge-points`: every connected charge point of every worker;
 - `GET /charge-points/{id}`: one of them (404 when not connected);
 - `POST /charge-points/{id}/calls` with `{"action": ..., "payload": {...}}`: the gateway sends
-  the CALL to the charge point itself and answers with the charge point's result.
+  the CALL to the charge point itself (`Connection.call`: checked strictly, one gateway call in
+  flight per charge point and a bounded queue behind it) and answers with the charge point's
+  result.
 
-A call the gateway makes goes through the connection's Session like a backend's call, after a
-strict check of its payload against the request schema whatever the validation policy (an
-invalid one gets 400 with the core's error code and is never sent). Its UniqueId is "gw-"
-followed by 32 random hex digits, so it does not collide with a backend's, and the relay hands
-its answer to the connection's admin link (`connection.ADMIN_LINK` in `call_origin`), never
-to a backend. The answer is checked against the response schema too.
+Against hostile clients: a client address that sends `admin.token_failures_per_minute` wrong or
+missing tokens gets 429 for every API request until its budget refills (the token is then not
+even compared); refusals are counted (`ocpp_gateway_admin_refused_total{reason}`) and logged at
+most `REFUSAL_LINES` per 10 s, with the path cut short and never a header. The listener itself
+(`listener.GuardedRunner`, built in server.py) closes connections idle or slow to send their
+head after `admin.idle_timeout`, caps them at `admin.max_connections`, and answers requests
+aiohttp cannot parse without echoing them; a body slower than `admin.body_timeout` gets 408.
 
 With `--workers`, the admin port is shared by SO_REUSEPORT, so a request lands on any worker.
 Every worker also serves this application on a unix socket `<peer_dir>/<worker>.sock` (a
 private directory made by the supervisor); a worker that does not hold the charge point asks
-the others there (with `?scope=worker`, which answers for that worker only) and relays the
-answer.
+the others there for exactly that id (`peer_url`: encoded once, with `?scope=worker`, which
+answers for that worker only) and relays the answer.
 """
 
 from __future__ import annotations
@@ -30,29 +33,33 @@ import datetime
 import hmac
 import logging
 import os
-import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from yarl import URL
 
 from ocpp_gateway import _core
-from ocpp_gateway.connection import ADMIN_LINK, Connection
+from ocpp_gateway.calls import CallAborted, CallQueueFull, CallRefused, CallTimedOut
+from ocpp_gateway.connection import Connection
+from ocpp_gateway.logs import Throttle
+from ocpp_gateway.security.auth import FailureThrottle
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
 
 __all__ = [
-    "AdminLink",
+    "REFUSAL_LINES",
     "admin_ssl_context",
     "build_admin_app",
-    "call_id",
     "describe",
     "peer_socket",
+    "peer_url",
     "remove_stale",
 ]
 
@@ -60,14 +67,12 @@ log = logging.getLogger("ocpp_gateway.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: Refusal log lines allowed per 10 s in one process.
+REFUSAL_LINES = 20
 _SCOPE_WORKER = "worker"
 _PEER_TIMEOUT = 5.0
-
-
-def call_id() -> str:
-    """Returns: a fresh UniqueId for a call the gateway makes ("gw-" + 32 hex digits, 35
-    characters: within OCPP's 36)."""
-    return "gw-" + secrets.token_hex(16)
+_MAX_ADDRESSES = 4096  # client addresses whose wrong tokens are remembered
+_LOGGED_PATH = 200  # characters of a refused request's path on its log line
 
 
 def peer_socket(peer_dir: str, worker: int) -> str:
@@ -99,45 +104,6 @@ def admin_ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | Non
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
     return context
-
-
-class AdminLink:
-    """The link under `Connection.links[ADMIN_LINK]`: the relay sends it the charge point's
-    answers to the gateway's own calls (found by UniqueId), and it wakes the waiting request.
-    Nothing is ever read from it.
-
-    Args:
-        version: the connection's OCPP version.
-    """
-
-    def __init__(self, version: str) -> None:
-        self.version = version
-        self.waiting: dict[str, asyncio.Future[bytes]] = {}
-
-    async def send(self, frame: bytes) -> None:
-        """Take an answer (a CALLRESULT, CALLERROR or CALLRESULTERROR, or the core's substitute).
-
-        Args:
-            frame: the frame's bytes.
-        """
-        try:
-            unique_id = orjson.loads(frame)[1]
-        except (orjson.JSONDecodeError, IndexError, KeyError, TypeError):
-            return
-        waiter = self.waiting.pop(unique_id, None) if isinstance(unique_id, str) else None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(frame)
-
-    async def recv(self) -> bytes | None:
-        """Returns: None (nothing comes from this link)."""
-        return None
-
-    async def close(self) -> None:
-        """Fail every waiting request (the connection ended)."""
-        for waiter in self.waiting.values():
-            if not waiter.done():
-                waiter.set_exception(ConnectionResetError("charge point disconnected"))
-        self.waiting.clear()
 
 
 def _iso(timestamp: float) -> str:
@@ -188,28 +154,67 @@ class _Api:
     def __init__(self, runtime: Runtime, peer_dir: str | None) -> None:
         self._runtime = runtime
         self._peer_dir = peer_dir
-        token = runtime.config.admin.token
-        self._token = token.encode() if token else None
+        admin = runtime.config.admin
+        self._token = admin.token.encode() if admin.token else None
+        self._failures = FailureThrottle(admin.token_failures_per_minute, max_keys=_MAX_ADDRESSES)
+        self._lines = Throttle(10.0, REFUSAL_LINES)
+        self._refused = runtime.metrics.admin_refused
 
     # -- authorisation and peers -----------------------------------------------------------
 
     def _authorised(self, request: web.Request) -> web.Response | None:
-        """None when the request carries the token; else the refusal (404 when the API is off)."""
+        """None when the request carries the token; else the refusal: 401, or 429 while the
+        client's address is over its budget of wrong tokens (the token is then not checked).
+        Raises HTTPNotFound when the API is off."""
         if self._token is None:
             raise web.HTTPNotFound()
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token):
+        address = request.remote or "unknown"
+        now = monotonic()
+        if self._failures.blocked(address, now):
+            return self._refuse(
+                request,
+                429,
+                "throttled",
+                "too many wrong tokens; try again later",
+                {"Retry-After": "60"},
+            )
+        if _bearer_matches(request.headers.get(hdrs.AUTHORIZATION, ""), self._token):
             return None
-        log.info(
-            "admin request refused",
-            extra={"remote": request.remote, "path": request.path, "reason": "bad_token"},
+        self._failures.record_failure(address, now)
+        return self._refuse(
+            request,
+            401,
+            "bad_token",
+            "missing or wrong bearer token",
+            {"WWW-Authenticate": 'Bearer realm="ocpp-gateway-admin"'},
         )
+
+    def _refuse(
+        self,
+        request: web.Request,
+        status: int,
+        reason: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        """Count, log at a bounded rate (address, path cut short; never a header) and answer."""
+        self._refused.labels(reason).inc()
+        suppressed = self._lines.allow(monotonic())
+        if suppressed is not None:
+            log.info(
+                "admin request refused",
+                extra={
+                    "remote": request.remote,
+                    "path": request.path[:_LOGGED_PATH],
+                    "reason": reason,
+                    **({"suppressed": suppressed} if suppressed else {}),
+                },
+            )
         return web.Response(
-            body=orjson.dumps({"error": "missing or wrong bearer token"}),
-            status=401,
+            body=orjson.dumps({"error": message}),
+            status=status,
             content_type="application/json",
-            headers={"WWW-Authenticate": 'Bearer realm="ocpp-gateway-admin"'},
+            headers=headers,
         )
 
     def _peers(self, request: web.Request) -> list[str]:
@@ -225,10 +230,18 @@ class _Api:
         return [path for path in paths if path != own]
 
     async def _ask(
-        self, path: str, request: web.Request, method: str, url: str, body: bytes | None
+        self, path: str, request: web.Request, method: str, url: URL, body: bytes | None
     ) -> tuple[int, Any] | None:
-        """Send the request to the worker on socket `path`; None when it cannot be reached."""
-        headers = {"Authorization": request.headers.get("Authorization", "")}
+        """Send the request to the worker on socket `path`; None when it cannot be reached.
+
+        Args:
+            path: the worker's socket.
+            request: the request being relayed (its Authorization header goes along).
+            method: "GET" or "POST".
+            url: the path to ask for, built by `peer_url` (already encoded).
+            body: the body to send, if any.
+        """
+        headers = {"Authorization": request.headers.get(hdrs.AUTHORIZATION, "")}
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
@@ -237,8 +250,7 @@ class _Api:
                 aiohttp.ClientSession(connector=connector) as session,
                 session.request(
                     method,
-                    f"http://worker{url}",
-                    params={"scope": _SCOPE_WORKER},
+                    url,
                     data=body,
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=self._peer_timeout()),
@@ -264,9 +276,8 @@ class _Api:
         found = [describe(runtime, conn) for conn in list(runtime.live.values())]
         unreachable: list[str] = []
         peers = self._peers(request)
-        answers = await asyncio.gather(
-            *(self._ask(p, request, "GET", "/charge-points", None) for p in peers)
-        )
+        url = peer_url(None)
+        answers = await asyncio.gather(*(self._ask(p, request, "GET", url, None) for p in peers))
         for path, answer in zip(peers, answers, strict=True):
             if answer is None or answer[0] != 200 or not isinstance(answer[1], Mapping):
                 unreachable.append(os.path.basename(path).removesuffix(".sock"))
@@ -292,11 +303,12 @@ class _Api:
         self, request: web.Request, method: str, body: bytes | None, charge_point_id: str
     ) -> web.Response:
         """Relay a request about a charge point this worker does not hold to the worker that
-        does; 404 when none does."""
+        does; 404 when none does. The peer is asked for exactly this id: it is percent-encoded
+        once into the path (never the decoded path joined again, where a `/`, `?`, `#` or
+        `..` in an id would change which resource is asked for)."""
         peers = self._peers(request)
-        answers = await asyncio.gather(
-            *(self._ask(p, request, method, request.path, body) for p in peers)
-        )
+        url = peer_url(charge_point_id, calls=method == "POST")
+        answers = await asyncio.gather(*(self._ask(p, request, method, url, body) for p in peers))
         for answer in answers:
             if answer is not None and answer[0] != 404:
                 return _json(answer[1], answer[0])
@@ -307,7 +319,12 @@ class _Api:
         if refused is not None:
             return refused
         charge_point_id = request.match_info["charge_point_id"]
-        body = await request.read()
+        try:
+            async with asyncio.timeout(self._runtime.config.admin.body_timeout):
+                body = await request.read()
+        except TimeoutError:
+            self._refused.labels("body_timeout").inc()
+            return _error(408, "the body did not arrive in time")
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -323,49 +340,21 @@ class _Api:
         return await self._call(conn, parsed["action"], payload)
 
     async def _call(self, conn: Connection, action: str, payload: dict[str, Any]) -> web.Response:
-        runtime = self._runtime
-        version = conn.version
-        schemas = runtime.schemas[version]
-        directions = dict(schemas.actions())
-        if directions.get(action) not in ("csms_to_cp", "both"):
-            kind = "not_implemented" if action not in directions else "not_supported"
-            code = _core.error_code_for(version, kind)
-            detail = f"{action} is not a call the CSMS makes in {version}"
-            return _error(400, "invalid call", error_code=code, detail=detail)
-        body = orjson.dumps(payload)
-        violation = schemas.validate(action, False, body)
-        if violation is not None:
-            return _error(400, "invalid call", error_code=violation[0], detail=violation[1])
-        unique_id = call_id()
-        frame = orjson.dumps([2, unique_id, action, payload])
-        verdict = conn.session.from_csms(frame, monotonic())
-        if not verdict.forward:
-            return _error(
-                400, "invalid call", error_code=verdict.error_code, detail=verdict.error_detail
-            )
-        found = conn.links.get(ADMIN_LINK)
-        link = found if isinstance(found, AdminLink) else AdminLink(conn.version)
-        conn.links[ADMIN_LINK] = link
-        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        link.waiting[unique_id] = waiter
-        # The relay pops this entry when the answer comes, and hands it to the admin link;
-        # the connection's timer drops it with the pending call when it expires.
-        conn.call_origin[unique_id] = ADMIN_LINK
-        log.info(
-            "admin call",
-            extra={"charge_point_id": conn.charge_point_id, "action": action, "id": unique_id},
-        )
+        schemas = self._runtime.schemas[conn.version]
         try:
-            await conn.sender.send(frame)
-            async with asyncio.timeout(runtime.config.call_timeout):
-                answer = await waiter
-        except TimeoutError:
-            link.waiting.pop(unique_id, None)
-            return _error(504, "the charge point did not answer", unique_id=unique_id)
-        except (ConnectionError, RuntimeError):
-            link.waiting.pop(unique_id, None)
-            return _error(502, "the charge point disconnected", unique_id=unique_id)
-        return self._answer(schemas, action, unique_id, answer)
+            answer = await conn.call(action, payload, self._runtime.config.call_timeout)
+        except CallRefused as exc:
+            return _error(400, "invalid call", error_code=exc.error_code, detail=exc.detail)
+        except CallQueueFull:
+            self._refused.labels("queue_full").inc()
+            return _error(429, "too many calls wait for this charge point", id=conn.charge_point_id)
+        except CallTimedOut as exc:
+            if exc.unique_id is None:
+                return _error(504, "the charge point was busy with earlier calls; not sent")
+            return _error(504, "the charge point did not answer", unique_id=exc.unique_id)
+        except CallAborted as exc:
+            return _error(502, "the charge point disconnected", unique_id=exc.unique_id)
+        return self._answer(schemas, action, answer.unique_id, answer.frame)
 
     def _answer(
         self, schemas: _core.SchemaSet, action: str, unique_id: str, answer: bytes
@@ -394,6 +383,40 @@ class _Api:
             error_description=frame[3] if len(frame) > 3 else None,
             error_details=frame[4] if len(frame) > 4 else None,
         )
+
+
+def _bearer_matches(header: str, token: bytes) -> bool:
+    """Whether an Authorization header value carries the bearer token, in constant time
+    whatever its bytes (aiohttp decodes header bytes 0x80-0xff to surrogates, which do not
+    encode: such a header is simply wrong)."""
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    try:
+        candidate = given.strip().encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(candidate, token)
+
+
+def peer_url(charge_point_id: str | None, calls: bool = False) -> URL:
+    """The path a worker asks another worker's socket for (`?scope=worker`).
+
+    Args:
+        charge_point_id: the charge point, or None for the listing.
+        calls: its `/calls` resource rather than its record.
+
+    Returns:
+        The URL, with the id percent-encoded once as one path segment (every character but
+        letters, digits, `-`, `_` and `~`; dots too, so `.` and `..` stay ids), built encoded
+        so that nothing normalises it.
+    """
+    path = "/charge-points"
+    if charge_point_id is not None:
+        segment = quote(charge_point_id, safe="").replace(".", "%2E")
+        path += "/" + segment + ("/calls" if calls else "")
+    query = f"scope={_SCOPE_WORKER}"
+    return URL.build(scheme="http", host="worker", path=path, query_string=query, encoded=True)
 
 
 def build_admin_app(

@@ -3,7 +3,7 @@
 Also the plugins' on_connect and the opening of the default backend link.
 
 Order (all before the upgrade, so that a refusal is a plain HTTP status):
-1. path rules (identity at most 48 characters, no colon): 400 / 404;
+1. path rules (identity at most 48 characters, no colon, no control character): 400 / 404;
 2. draining: 503;
 3. security check (authentication, limits): the status it chooses;
 4. plugins' on_connect: 403 on Reject, 500 when a plugin fails;
@@ -103,6 +103,9 @@ def check_path(charge_point_id: str) -> Refusal | None:
     if not charge_point_id:
         return Refusal("bad_path", 404, "missing charge point id")
     if len(charge_point_id) > MAX_ID_LENGTH or ":" in charge_point_id:
+        return Refusal("bad_path", 400, "invalid charge point id")
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in charge_point_id):
+        # Control characters (CR, LF, NUL...) in an identity only serve to forge log lines.
         return Refusal("bad_path", 400, "invalid charge point id")
     return None
 

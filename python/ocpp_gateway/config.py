@@ -52,6 +52,7 @@ __all__ = [
     "frozen",
     "load_config",
     "settings_reference",
+    "token_problems",
 ]
 
 ENV_PREFIX = "OCPP_GATEWAY_"
@@ -195,18 +196,34 @@ class AdminConfig:
     and the charge point API), apart from the charge point port.
 
     Attributes:
-        host: the address it listens on.
+        host: the address it listens on; loopback by default (set "0.0.0.0" for probes and
+            scrapes from other hosts, and see the README on exposing it).
         port: its port; none (the default) means no admin listener, 0 picks a free port.
         tls_cert, tls_key: PEM files; when both are set it serves https (plain http otherwise).
-        token: bearer token of the API (`/charge-points`), at least 16 characters, never
-            logged (`OCPP_GATEWAY_ADMIN_TOKEN`); none means the API is off (404).
+        token: bearer token of the API (`/charge-points`), at least 16 characters, no
+            whitespace or control characters, at least 6 different characters; never logged
+            (`OCPP_GATEWAY_ADMIN_TOKEN`); none means the API is off (404).
+        idle_timeout: seconds a connection may wait for a complete request head, idle between
+            requests or sending headers slowly; then it is closed.
+        body_timeout: seconds a request may take to send its body (408 after).
+        max_connections: TCP connections it holds at once; more get 503 and are closed.
+        max_connections_per_ip: TCP connections it holds at once from one client address
+            (so one client cannot take every place, the probes' included); 0: no such cap.
+        token_failures_per_minute: wrong or missing tokens allowed per client address per
+            minute (as a burst, refilled evenly); over it, every API request of that address
+            gets 429 without the token being checked. 0 disables.
     """
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     token: str | None = None
+    idle_timeout: float = 10.0
+    body_timeout: float = 10.0
+    max_connections: int = 64
+    max_connections_per_ip: int = 16
+    token_failures_per_minute: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -631,6 +648,31 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
 
 
 _MIN_TOKEN = 16
+_MIN_TOKEN_VARIETY = 6
+
+
+def token_problems(token: str) -> list[str]:
+    """Why an admin token is too weak to accept.
+
+    Args:
+        token: the configured token.
+
+    Returns:
+        One line per problem (empty when the token is acceptable): shorter than 16
+        characters, whitespace or control characters (a client strips or cannot send them,
+        so such a token never matches), fewer than 6 different characters.
+    """
+    problems = []
+    if len(token) < _MIN_TOKEN:
+        problems.append(f"must be at least {_MIN_TOKEN} characters")
+    if any(char.isspace() or not char.isprintable() for char in token):
+        problems.append("must not contain whitespace or control characters")
+    if len(set(token)) < _MIN_TOKEN_VARIETY:
+        problems.append(
+            f"must use at least {_MIN_TOKEN_VARIETY} different characters (generate one: "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return problems
 
 
 def _check_admin(cfg: GatewayConfig, errors: list[str]) -> None:
@@ -647,8 +689,22 @@ def _check_admin(cfg: GatewayConfig, errors: list[str]) -> None:
         path = getattr(admin, key)
         if path and not os.path.isfile(path):
             errors.append(f"admin.{key}: {path!r} is not a file")
-    if admin.token is not None and len(admin.token) < _MIN_TOKEN:
-        errors.append(f"admin.token: must be at least {_MIN_TOKEN} characters")
+    if admin.token is not None:
+        errors.extend(f"admin.token: {problem}" for problem in token_problems(admin.token))
+    for key in ("idle_timeout", "body_timeout"):
+        if getattr(admin, key) <= 0:
+            errors.append(f"admin.{key}: must be positive, got {getattr(admin, key)}")
+    if admin.max_connections < 1:
+        errors.append(f"admin.max_connections: must be at least 1, got {admin.max_connections}")
+    if admin.max_connections_per_ip < 0:
+        errors.append("admin.max_connections_per_ip: must not be negative")
+    if admin.token_failures_per_minute < 0:
+        errors.append("admin.token_failures_per_minute: must not be negative")
+    if not cfg.metrics_on_main_port and admin.port is None:
+        errors.append(
+            "metrics_on_main_port: false needs admin.port (/metrics, /healthz and /readyz "
+            "would be served nowhere)"
+        )
     for block in cfg.trusted_proxies:
         try:
             ipaddress.ip_network(block, strict=False)

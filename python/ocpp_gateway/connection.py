@@ -23,6 +23,14 @@ from aiohttp import web
 
 from ocpp_gateway import _core
 from ocpp_gateway._core import OcppVersionName
+from ocpp_gateway.calls import (
+    CallAborted,
+    CallAnswer,
+    CallLink,
+    CallRefused,
+    CallTimedOut,
+    prepare_call,
+)
 from ocpp_gateway.routing import ConnectionInfo
 from ocpp_gateway.security.outbound import BoundedSender
 from ocpp_gateway.transports import Link, WakingLink
@@ -49,9 +57,10 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 # Close code of the charge point socket by close reason, when the relay ends (others: 1001).
 _CLOSE_CODES = {"upstream_lost": CLOSE_TRY_AGAIN, "internal_error": CLOSE_INTERNAL_ERROR}
-# The name under `Connection.links` of the admin API's link: calls the gateway makes itself
-# (admin.py) put their UniqueId in `call_origin` with this name, so that the relay hands the
-# charge point's answer to that link, never to a backend. No transport can have this name.
+# The name under `Connection.links` of the gateway's own link (`calls.CallLink`): calls the
+# gateway makes itself (`Connection.call`) put their UniqueId in `call_origin` with this name,
+# so that the relay hands the charge point's answer to that link, never to a backend. No
+# transport can have this name.
 ADMIN_LINK = "\x00admin"
 
 
@@ -210,6 +219,73 @@ class Connection:
         finally:
             self._pong_waiter = None
         return True
+
+    # -- the gateway's own calls -----------------------------------------------------------
+
+    # The deadline covers the wait in the queue too, so it is the call's own (not the caller's).
+    async def call(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        timeout: float,  # noqa: ASYNC109
+    ) -> CallAnswer:
+        """Send a CALL of the gateway's own to the charge point and wait for its answer.
+
+        The call is checked strictly (`calls.prepare_call`) and judged by the Session like a
+        backend's call; it waits its turn behind the other gateway calls to this charge point
+        (one in flight, OCPP-J §4.1.1; at most `calls.CALL_QUEUE_LIMIT` waiting), and its
+        answer goes to the `ADMIN_LINK` link, never to a backend.
+
+        Args:
+            action: the action.
+            payload: the request payload.
+            timeout: seconds for the whole call, the wait for its turn included.
+
+        Returns:
+            The charge point's answer.
+
+        Raises:
+            calls.CallRefused: invalid; nothing was sent.
+            calls.CallQueueFull: too many calls wait for this charge point; nothing was sent.
+            calls.CallTimedOut: no answer within `timeout` (`unique_id` None: never sent).
+            calls.CallAborted: the charge point disconnected.
+        """
+        unique_id, frame = prepare_call(
+            self._runtime.schemas[self.version], self.version, action, payload
+        )
+        found = self.links.get(ADMIN_LINK)
+        link = found if isinstance(found, CallLink) else CallLink(self.version)
+        self.links[ADMIN_LINK] = link
+        sent = False
+        try:
+            async with asyncio.timeout(timeout):
+                await link.turn(unique_id)
+                verdict = self.session.from_csms(frame, monotonic())
+                if not verdict.forward:
+                    raise CallRefused(verdict.error_code or "", verdict.error_detail or "")
+                waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+                link.waiting[unique_id] = waiter
+                # The relay pops this entry when the answer comes and hands the answer to the
+                # link; the timer drops it with the pending call when that expires.
+                self.call_origin[unique_id] = ADMIN_LINK
+                log.info(
+                    "gateway call",
+                    extra={
+                        "charge_point_id": self.charge_point_id,
+                        "action": action,
+                        "id": unique_id,
+                    },
+                )
+                sent = True
+                try:
+                    await self.sender.send(frame)
+                except (ConnectionError, RuntimeError) as exc:
+                    raise CallAborted(unique_id) from exc
+                return CallAnswer(unique_id, await waiter)
+        except TimeoutError as exc:
+            raise CallTimedOut(unique_id if sent else None) from exc
+        finally:
+            link.done(unique_id)
 
     # -- close -----------------------------------------------------------------------------
 

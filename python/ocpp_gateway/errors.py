@@ -6,6 +6,11 @@ GatewayError
  +-- CredentialsError       the credentials file is unreadable or malformed (also a ValueError)
  +-- TransportUnavailable   a backend link cannot be opened or was lost
  +-- PluginError            a routing plugin cannot be found, built or configured
+ +-- calls.CallFailed       a call the gateway sends itself got no answer
+      +-- CallRefused       invalid for the charge point; not sent
+      +-- CallQueueFull     too many calls wait for that charge point; not sent
+      +-- CallTimedOut      no answer in time (also a TimeoutError)
+      +-- CallAborted       the charge point disconnected (also a ConnectionError)
 ```
 
 Errors of the Rust core (`ocpp_gateway._core.SchemaError`) are `ValueError`s and stay separate.

@@ -3,6 +3,12 @@
 Every record carries the worker id (`worker`: 0 for a single process, the slot number under
 `--workers`). `Throttle` bounds how often a repeated event (a rejected frame) is logged and
 counts what it suppressed.
+
+Log lines carry client data (paths, ids, header names, exception text), so the formatters treat
+every string as hostile: it is cut to a bounded length before anything scans it, credentials in
+URLs are found in linear time (`redact_url`), and the text format quotes any value holding a
+space, quote, `=` or control character, so that a CR or LF in a path or id cannot start a forged
+line.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ from typing import Any, TextIO
 import orjson
 
 __all__ = [
+    "MAX_EXCEPTION_CHARS",
+    "MAX_FIELD_CHARS",
     "FrameLog",
     "JsonFormatter",
     "TextFormatter",
     "Throttle",
+    "bounded",
     "redact_url",
     "setup_logging",
 ]
@@ -28,31 +37,110 @@ _frames = logging.getLogger("ocpp_gateway.frames")
 
 
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "authorization")
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
+# What follows "scheme://" when it is "user:password@" (matched at one position only).
+_USERINFO = re.compile(r"[^/@\s:]+:[^/@\s]*@")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_SCHEME_CHARS = _LETTERS | frozenset("0123456789+.-")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A text-format value is quoted when it holds one of these (C0, space, DEL, C1, quote, `=`,
+# and the Unicode line and paragraph separators some viewers break lines at).
+_NEEDS_QUOTES = re.compile('[\x00-\x20\x7f-\x9f"=\u2028\u2029]')
+#: Characters of one logged string kept at most (message, each extra); the rest is cut.
+MAX_FIELD_CHARS = 2048
+#: Characters of a logged exception (traceback) kept at most.
+MAX_EXCEPTION_CHARS = 16384
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
 )
 
 
 def redact_url(url: str) -> str:
-    """Hide the user information of a URL.
+    """Hide the user information of every URL in a text, in time linear in its length.
+
+    Each `://` is found with a plain search; the scheme is read backwards from it and the user
+    information matched forwards at one position, so no character is scanned more than a
+    bounded number of times (a regular expression searching for the scheme takes quadratic
+    time on a long run of letters).
 
     Args:
-        url: any URL, possibly with `user:password@`.
+        url: any text, possibly holding URLs with `user:password@`.
 
     Returns:
-        The URL with `user:password@` replaced by `***@`.
+        The text with each `scheme://user:password@` written `scheme://***@`.
     """
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", url)
+    found = url.find("://")
+    if found < 0:
+        return url
+    parts: list[str] = []
+    done = 0  # url[:done] is in parts
+    while found >= 0:
+        start = found
+        while start > done and url[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < found and url[start] not in _LETTERS:
+            start += 1  # a scheme begins with a letter
+        after = found + 3
+        match = _USERINFO.match(url, after) if start < found else None
+        if match is not None:
+            parts.append(url[done:after])
+            parts.append("***@")
+            done = match.end()
+            found = url.find("://", done)
+        else:
+            found = url.find("://", after)
+    parts.append(url[done:])
+    return "".join(parts)
+
+
+def bounded(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """Cut a client-supplied string before it is scanned or written.
+
+    Args:
+        text: any string.
+        limit: characters kept.
+
+    Returns:
+        `text` itself when short enough, else its first `limit` characters and a note of how
+        many were left out.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text) - limit} more characters)"
 
 
 def _scrub(key: str, value: Any) -> Any:
     lowered = key.lower()
     if any(secret in lowered for secret in _SECRET_KEYS):
         return "***"
-    if isinstance(value, str) and "://" in value:
-        return redact_url(value)
+    if isinstance(value, str):
+        value = bounded(value)
+        if "://" in value:
+            return redact_url(value)
     return value
+
+
+def _as_text(value: object) -> str:
+    """An extra that JSON cannot hold (an exception, a path object), as bounded text."""
+    return bounded(str(value))
+
+
+def _quoted(text: str) -> str:
+    """A text-format value: as it is, or JSON-quoted when it could split or forge a line."""
+    if text and _NEEDS_QUOTES.search(text) is None:
+        return text
+    return orjson.dumps(text).decode()
+
+
+def _one_line(text: str) -> str:
+    """A text-format message: control characters escaped, so it stays on one line."""
+    if _CONTROL.search(text) is None:
+        return text
+    return orjson.dumps(text).decode()[1:-1]
+
+
+def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    assert record.exc_info is not None
+    return redact_url(bounded(formatter.formatException(record.exc_info), MAX_EXCEPTION_CHARS))
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -88,17 +176,19 @@ class JsonFormatter(logging.Formatter):
             "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": redact_url(record.getMessage()),
+            "msg": redact_url(bounded(record.getMessage())),
         }
         entry.update(_extras(record))
         if record.exc_info:
-            entry["exc"] = redact_url(self.formatException(record.exc_info))
-        return orjson.dumps(entry, default=str).decode()
+            entry["exc"] = _exception_text(self, record)
+        return orjson.dumps(entry, default=_as_text).decode()
 
 
 class TextFormatter(logging.Formatter):
     """Formats a record as one readable line: `ts level logger: msg key=value ...`, with the
-    same scrubbing as `JsonFormatter`."""
+    same scrubbing as `JsonFormatter`. A value holding a space, quote, `=` or control character
+    is written JSON-quoted, control characters in the message are escaped, and the lines of a
+    traceback are indented, so that nothing a client sends can start a line of its own."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Args:
@@ -111,16 +201,18 @@ class TextFormatter(logging.Formatter):
             _timestamp(record),
             record.levelname.lower(),
             f"{record.name}:",
-            redact_url(record.getMessage()),
+            _one_line(redact_url(bounded(record.getMessage()))),
         ]
         for key, value in _extras(record).items():
-            text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
-            if isinstance(value, str) and (" " in value or not value):
-                text = orjson.dumps(value).decode()
-            parts.append(f"{key}={text}")
+            if isinstance(value, str):
+                text = _quoted(value)
+            else:
+                text = orjson.dumps(value, default=_as_text).decode()
+            parts.append(f"{_quoted(str(key))}={text}")
         line = " ".join(parts)
         if record.exc_info:
-            line += "\n" + redact_url(self.formatException(record.exc_info))
+            lines = _exception_text(self, record).splitlines()
+            line += "".join("\n    " + _one_line(text) for text in lines)
         return line
 
 

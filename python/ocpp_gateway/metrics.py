@@ -205,6 +205,12 @@ class Metrics:
             ["direction", "reason"],
             registry=reg,
         )
+        self.admin_refused = Counter(
+            "ocpp_gateway_admin_refused",
+            "Requests and connections the admin listener refused, by reason.",
+            ["reason"],
+            registry=reg,
+        )
         self._message_children: dict[tuple[str, int, str | None], Any] = {}
         self._duration_children: dict[tuple[str, str | None], Any] = {}
         self._size_children: dict[str, Any] = {}

@@ -2,7 +2,9 @@
 
 With `admin.port` set, a second listener (`admin`) serves `/metrics`, `/healthz`, `/readyz`
 and the admin API; `metrics_on_main_port` decides whether the charge point port keeps the
-first three. With `proxy_protocol`, the charge point port is a `proxy.ProxySite`.
+first three. With `proxy_protocol`, the charge point port is a `proxy.ProxySite`. Both
+listeners run through `listener.GuardedRunner` (parser errors answered without echo, no
+version banner); the admin one also gets its idle timeout and connection cap.
 
 A charge point's request goes through `admission` (which decides between an accepted connection
 and a refusal), then through `relay.run` (the two pumps) until it ends; `drain` stops the
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 from collections.abc import Mapping
@@ -26,6 +29,7 @@ from ocpp_gateway.admission import Admission, negotiate_subprotocol
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.connection import Connection
 from ocpp_gateway.drain import drain
+from ocpp_gateway.listener import GuardedRunner, ListenerGuard
 from ocpp_gateway.metrics import CONTENT_TYPE
 from ocpp_gateway.proxy import ProxySite, TrustedProxies, resolve_forwarded
 from ocpp_gateway.runtime import VERSIONS, Runtime
@@ -150,6 +154,14 @@ def _connect_host(host: str) -> str:
     return f"[{connect_host}]" if ":" in connect_host else connect_host
 
 
+def _loopback(host: str) -> bool:
+    """Whether a listen address is on loopback only."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _bound_port(site: web.TCPSite, asked: int) -> int:
     server: Any = site._server
     if server is not None and getattr(server, "sockets", None):
@@ -177,9 +189,32 @@ async def _start_admin(
         ("/readyz", endpoints.readyz),
     ]
     app = build_admin_app(runtime, health, peer_dir)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    refused = runtime.metrics.admin_refused
+    guard = ListenerGuard(
+        "admin",
+        lambda reason: refused.labels(reason).inc(),
+        config.admin.max_connections,
+        config.admin.max_connections_per_ip,
+    )
+    # aiohttp's keep-alive timer runs from accept until a complete request head arrives, and
+    # between requests: idle and slowloris connections are closed after idle_timeout.
+    runner = GuardedRunner(
+        app,
+        guard,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=1.0,
+        keepalive_timeout=config.admin.idle_timeout,
+    )
     await runner.setup()
     ssl_context = admin_ssl_context(config.admin.tls_cert, config.admin.tls_key)
+    if ssl_context is None and config.admin.token and not _loopback(config.admin.host):
+        log.warning(
+            "admin API on plain http beyond loopback: its bearer token crosses the network "
+            "in clear; set admin.tls_cert and admin.tls_key, or keep the port on a private "
+            "network (README: admin listener)",
+            extra={"host": config.admin.host},
+        )
     site = web.TCPSite(
         runner,
         config.admin.host,
@@ -245,8 +280,10 @@ async def start_gateway(
     # aiohttp's keep-alive timer also runs from accept until a complete request head arrives:
     # bounding it by the handshake timeout closes slowloris sockets.
     handshake_timeout = config.security.handshake_timeout
-    runner = web.AppRunner(
+    refused = runtime.metrics.handshakes_refused
+    runner = GuardedRunner(
         app,
+        ListenerGuard("charge_point", lambda reason: refused.labels(reason).inc()),
         access_log=None,
         handle_signals=False,
         shutdown_timeout=1.0,

@@ -6,12 +6,22 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ocpp_gateway.logs import FrameLog, JsonFormatter, TextFormatter, Throttle, setup_logging
+from ocpp_gateway.logs import (
+    FrameLog,
+    JsonFormatter,
+    TextFormatter,
+    Throttle,
+    redact_url,
+    setup_logging,
+)
 
 from ._support import Csms, GatewayFactory, receive_frame, until
 
@@ -174,3 +184,34 @@ def test_every_line_carries_the_worker_and_text_format_scrubs_too() -> None:
     assert isinstance(TextFormatter().format(logging.makeLogRecord({"msg": "x"})), str)
     with pytest.raises(ValueError, match="format"):
         setup_logging("info", io.StringIO(), fmt="xml")
+
+
+# The pattern redact_url used before it became linear: the reference for what it must hide.
+_QUADRATIC = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
+_PIECES = ["a", "B", "1", "+", ":", "/", "@", " ", "://", "u:p@", "é", "\n", "."]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40).map("".join))
+def test_redact_url_hides_what_the_old_pattern_hid(text: str) -> None:
+    assert redact_url(text) == _QUADRATIC.sub(r"\g<scheme>***@", text)
+
+
+def test_long_values_are_cut_and_text_values_with_control_characters_quoted() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "ocpp_gateway.test",
+            "levelname": "INFO",
+            "msg": "first\nsecond",
+            "path": "/x\r\n2026-12-07T00:00:00.000Z info forged",
+            "id": "a=b",
+            "plain": "CP-1",
+            "long": "B" * 10_000,
+        }
+    )
+    text = TextFormatter().format(record)
+    assert "\n" not in text and "\r" not in text
+    assert "first\\nsecond" in text
+    assert 'path="/x\\r\\n2026' in text and 'id="a=b"' in text and " plain=CP-1" in text
+    entry = json.loads(JsonFormatter().format(record))
+    assert len(entry["long"]) < 2100 and entry["long"].endswith("(7952 more characters)")

@@ -129,7 +129,7 @@ async def test_a_trusted_balancer_gives_the_client_address_v1_and_v2(
         trusted_proxies=["127.0.0.0/8"],
         admin__port=0,
         admin__host="127.0.0.1",
-        admin__token="t" * 20,
+        admin__token="proxied-admin-token-20",
     )
     _, w1 = await _proxied(gateway, b"PROXY TCP4 203.0.113.7 10.0.0.1 5555 9000\r\n", "PX1")
     assert await _remote(gateway, "PX1") == "203.0.113.7"
@@ -138,7 +138,8 @@ async def test_a_trusted_balancer_gives_the_client_address_v1_and_v2(
     _, w3 = await _proxied(gateway, v2(0x0, 0x0, b""), "PX3")  # LOCAL: the peer stands
     assert await _remote(gateway, "PX3") == "127.0.0.1"
     async with client.get(
-        f"{gateway.admin_url}/charge-points", headers={"Authorization": "Bearer " + "t" * 20}
+        f"{gateway.admin_url}/charge-points",
+        headers={"Authorization": "Bearer proxied-admin-token-20"},
     ) as resp:
         remotes = {cp["id"]: cp["remote"] for cp in (await resp.json())["charge_points"]}
     assert remotes == {"PX1": "203.0.113.7", "PX2": "2001:db8::9", "PX3": "127.0.0.1"}
