@@ -28,6 +28,7 @@ from ocpp_gateway.security.outbound import BoundedSender
 from ocpp_gateway.transports import Link, WakingLink
 
 if TYPE_CHECKING:
+    from ocpp_gateway.capture import CaptureStream
     from ocpp_gateway.runtime import Runtime
 
 __all__ = [
@@ -75,6 +76,7 @@ class Connection:
         sender: the bounded sender to the charge point.
         connected_at: wall-clock time (`time.time()`) of the upgrade.
         started: `time.monotonic()` of the upgrade.
+        capture: its capture stream while capture is on (the relay feeds it every frame).
     """
 
     __slots__ = (
@@ -86,6 +88,7 @@ class Connection:
         "_request",
         "_runtime",
         "call_origin",
+        "capture",
         "charge_point_id",
         "close_reason",
         "connected_at",
@@ -118,6 +121,7 @@ class Connection:
         self.links: dict[str, Link] = {"default": link}
         self.readers: list[asyncio.Task[None]] = []
         self.call_origin: dict[str, str] = {}
+        self.capture: CaptureStream | None = None  # set while its frames are captured
         self.close_reason: str | None = None
         self.last_seen = self.started = monotonic()
         self.connected_at = time.time()

@@ -78,6 +78,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     send_cp = conn.sender.send
     call_origin = conn.call_origin
     runtime.register(conn)
+    runtime.capture.attach(conn)
     start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
     del link
     try:
@@ -90,6 +91,8 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                 data = msg.data
                 del msg
                 verdict = judge(data, now)  # also counts the frame (Runtime.stats)
+                if conn.capture is not None:
+                    conn.capture.from_charge_point(data, verdict)
                 message_type = verdict.message_type
                 # Results are never rate-limited: they answer calls the backend made.
                 if allow is not None and (message_type < 3 or message_type > 5) and not allow(now):
@@ -218,6 +221,8 @@ async def backend_pump(
             if data is None:
                 break
             verdict = judge(data, clock())  # also counts the frame (Runtime.stats)
+            if conn.capture is not None:
+                conn.capture.from_backend(data, verdict, name)
             if verdict.forward:
                 if verdict.observed:
                     _count_observed(runtime, conn, _CSMS, verdict, data)

@@ -139,6 +139,7 @@ class RunningGateway:
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
         self.runtime.security.close()  # password verification threads
+        self.runtime.capture.close()  # the trace file writer
 
 
 def _connect_host(host: str) -> str:
