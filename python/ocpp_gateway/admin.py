@@ -40,7 +40,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from ocpp_gateway import _core
+from ocpp_gateway import _core, admin_capture
 from ocpp_gateway.connection import ADMIN_LINK, Connection
 
 if TYPE_CHECKING:
@@ -417,6 +417,7 @@ def build_admin_app(
     app.router.add_get("/charge-points", api.index)
     app.router.add_get("/charge-points/{charge_point_id}", api.show)
     app.router.add_post("/charge-points/{charge_point_id}/calls", api.call)
+    admin_capture.add_routes(app, runtime, api)  # capture, trace, live tail, web console
     return app
 
 

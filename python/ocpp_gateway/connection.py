@@ -96,6 +96,7 @@ class Connection:
         "last_seen",
         "links",
         "readers",
+        "rejections",
         "sender",
         "session",
         "started",
@@ -122,6 +123,7 @@ class Connection:
         self.readers: list[asyncio.Task[None]] = []
         self.call_origin: dict[str, str] = {}
         self.capture: CaptureStream | None = None  # set while its frames are captured
+        self.rejections = 0  # frames of either side refused by validation (the console)
         self.close_reason: str | None = None
         self.last_seen = self.started = monotonic()
         self.connected_at = time.time()

@@ -447,6 +447,7 @@ def _count_rejected(
 ) -> None:
     """A frame refused by validation (answered or replaced): counted and logged."""
     code = verdict.error_code or "unknown"
+    conn.rejections += 1
     runtime.metrics.count_rejected(direction, verdict.action, code)
     if runtime.violations is not None:
         runtime.violations.record_verdict(conn.session, verdict, direction, data)

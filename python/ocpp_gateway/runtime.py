@@ -17,8 +17,8 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from ocpp_gateway import _core
-from ocpp_gateway.capture import Capture
 from ocpp_gateway._core import OcppVersionName
+from ocpp_gateway.capture import Capture
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import PluginError, TransportUnavailable
 from ocpp_gateway.logs import FrameLog
