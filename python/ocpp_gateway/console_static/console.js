@@ -130,14 +130,22 @@ async function select(id) {
 async function toggleCapture() {
   const on = document.getElementById("tail-capture").dataset.on === "1";
   const path = "/charge-points/" + encodeURIComponent(state.selected) + "/capture";
-  await api(path, { method: on ? "DELETE" : "POST" });
-  await startTail();
+  const answer = await api(path, { method: on ? "DELETE" : "POST" });
+  if (answer.ok) state.captures[state.selected] = await answer.json();
+  drawTailHeader();
+  if (!on) await startTail();
   await refresh();
 }
 
 async function startTail() {
   if (state.tail) state.tail.abort();
+  state.tail = null;
   const id = state.selected;
+  if (!state.captures[id]) {
+    // Nothing was captured: there is no tail to read until capture is switched on.
+    document.getElementById("tail-count").textContent = "capture is off";
+    return;
+  }
   const controller = new AbortController();
   state.tail = controller;
   const path = "/charge-points/" + encodeURIComponent(id) + "/tail?backlog=100";
@@ -183,7 +191,7 @@ function addFrame(record) {
   const why = meta.errorCode || meta.rule || meta.reason || "";
   cell(row, meta.verdict + (why ? " " + why : ""), "v-" + meta.verdict);
   const shown = record.payload !== undefined ? record.payload : record.error || record.raw;
-  cell(row, JSON.stringify(shown, null, 1), "payload");
+  cell(row, JSON.stringify(shown), "payload");
   state.rows += 1;
   document.getElementById("tail-count").textContent = state.rows + " frames";
   while (body.rows.length > 500) body.deleteRow(body.rows.length - 1);
