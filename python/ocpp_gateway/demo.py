@@ -244,9 +244,17 @@ def _ms(seconds: float | None) -> str:
 class _Dashboard:
     """Turns fleet and gateway counters into a rich renderable or a plain line."""
 
-    def __init__(self, url: str, metrics_url: str, target: dict[str, int], metrics: object):
+    def __init__(
+        self,
+        url: str,
+        metrics_url: str,
+        target: dict[str, int],
+        metrics: object,
+        console_url: str | None = None,
+    ):
         self.url = url
         self.metrics_url = metrics_url
+        self.console_url = console_url
         self.target = target
         self._metrics = metrics
         self._started = time.monotonic()
@@ -297,6 +305,9 @@ class _Dashboard:
         header.append(f"{self.url}/ocpp/{{charge_point_id}}\n")
         header.append("metrics  ", style="bold")
         header.append(f"{self.metrics_url}\n")
+        if self.console_url:
+            header.append("console  ", style="bold")
+            header.append(f"{self.console_url}\n")
         header.append("fleet    ", style="bold")
         header.append(f"{connected}/{sum(self.target.values())} connected, {booted} booted  (")
         header.append(
@@ -471,7 +482,9 @@ async def _run(
             signals.append(sig)
 
     metrics_url = f"{gateway.admin_url}/metrics"
-    dashboard = _Dashboard(gateway.url, metrics_url, target, gateway.metrics)
+    # The token goes in the URL's fragment, which the browser keeps to itself.
+    console_url = f"{gateway.admin_url}/console/#token={options.admin_token}"
+    dashboard = _Dashboard(gateway.url, metrics_url, target, gateway.metrics, console_url)
     live_view = stream.isatty() and not options.plain
     interval = options.interval or (1.0 if live_view else 5.0)
     deadline = None if options.duration is None else loop.time() + options.duration
@@ -479,7 +492,8 @@ async def _run(
         print(
             f"ocpp-gateway demo: {options.charge_points} charge points -> {gateway.url}/ocpp/"
             f"{{id}}; metrics at {metrics_url}; charge point API at "
-            f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token})",
+            f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token}); "
+            f"web console at {console_url}",
             file=stream,
             flush=True,
         )

@@ -1,6 +1,6 @@
 """`ocpp-gateway replay`: play a charge point's side of an Open OCPP Trace against a CSMS.
 
-    ocpp-gateway replay TRACE --to ws://csms.example/ocpp [--speed 1 | --fast]
+    ocpp-gateway replay TRACE --to ws://csms.example/ocpp [--speed 1 | --fast] [--as ID]
 
 The charge point's CALLs go out in their recorded order, each with its recorded UniqueId and
 bytes, one at a time (the next after the answer to the last), spaced as recorded (divided by
@@ -9,7 +9,8 @@ charge point's recorded answer to a recorded call of the same action (the one wi
 payload first), under the new UniqueId. Each answer of the CSMS is compared with the recorded
 one; a different one is reported with the action, the UniqueId and both answers, and the
 exit status is then 1 (0 when every answer matches; 2 when the trace cannot be read or the
-CSMS cannot be reached).
+CSMS cannot be reached). A call whose answer the trace does not hold (the capture ended before
+it came) is played but not compared.
 
 What may differ without being a difference (unless `--strict`): `currentTime` and any other
 ISO 8601 time, and the `transactionId` a 1.6 CSMS assigns (later calls of the trace carry the
@@ -293,6 +294,7 @@ class Replay:
         self.differences: list[Difference] = []
         self.unexpected: list[str] = []
         self.same = 0
+        self.unrecorded: list[str] = []  # calls whose answer the trace does not hold
         self._ids: dict[Any, Any] = {}  # recorded 1.6 transactionId -> this replay's
         self._used: set[int] = set()
 
@@ -323,8 +325,11 @@ class Replay:
             now: the answer's bytes (None: none came in time).
 
         Returns:
-            The difference, or None when it matches the recording.
+            The difference, or None when it matches the recording (or none was recorded).
         """
+        if step.answer is None:
+            self.unrecorded.append(f"{step.action} {step.unique_id}")
+            return None
         if not self.strict and step.action == "StartTransaction" and step.answer and now:
             old, new = orjson.loads(step.answer), orjson.loads(now)
             if old[0] == new[0] == 3 and "transactionId" in old[2] and "transactionId" in new[2]:
@@ -370,6 +375,7 @@ class Replay:
         lines.extend(
             f"UNEXPECTED call from the CSMS: {u} (answered NotImplemented)" for u in self.unexpected
         )
+        lines.extend(f"NOT COMPARED (no answer in the trace): {u}" for u in self.unrecorded)
         calls = len(self.trace.steps)
         lines.append(
             f"replay: {self.trace.charge_point_id} ({self.trace.subprotocol}) -> {url}: "
@@ -476,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--to", required=True, help="the CSMS URL (the charge point id is appended)"
     )
     parser.add_argument("--charge-point", help="the charge point to replay (a trace of several)")
+    parser.add_argument(
+        "--as", dest="identity", help="connect under this identity instead of the recorded one"
+    )
     timing = parser.add_mutually_exclusive_group()
     timing.add_argument(
         "--speed", type=float, default=1.0, help="recorded time divided by this (default 1)"
@@ -493,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with open(args.trace, "rb") as handle:
                 lines = handle.read().splitlines()
         trace = plan(load_records(lines), args.charge_point)
+        if args.identity:
+            trace.charge_point_id = args.identity
     except (OSError, ValueError) as exc:
         print(f"ocpp-gateway replay: {exc}", file=sys.stderr)
         return 2

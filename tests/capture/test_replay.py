@@ -317,3 +317,26 @@ def test_the_cli_refuses_a_missing_file_and_a_bad_url(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
     trace.write_bytes((REFERENCE / "normal-session.jsonl").read_bytes())
     assert cli.main(["replay", str(trace), "--to", "http://example"]) == 2
+
+
+def test_a_call_whose_answer_the_trace_lacks_is_not_compared() -> None:
+    record = {
+        "schemaVersion": "1.1",
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "ocppVersion": "1.6",
+        "transport": "json",
+        "chargePointId": "CP-U",
+        "direction": "cp-to-csms",
+        "messageType": "CALL",
+        "messageId": "h1",
+        "action": "Heartbeat",
+        "payload": {},
+    }
+    trace = plan([record])
+    assert trace.steps[0].frame == b'[2,"h1","Heartbeat",{}]'  # rebuilt: no raw
+    state = Replay(trace)
+    assert (
+        state.answered(trace.steps[0], b'[3,"h1",{"currentTime":"2026-01-01T00:00:00Z"}]') is None
+    )
+    assert state.unrecorded == ["Heartbeat h1"] and state.differences == []
+    assert "NOT COMPARED (no answer in the trace): Heartbeat h1" in state.report("ws://x")
