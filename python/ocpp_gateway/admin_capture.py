@@ -51,6 +51,8 @@ _KEEPALIVE = 15.0
 _GONE_CHECK = 0.5  # seconds between checks that the tail's reader is still there
 _DIRECTIONS = ("cp-to-csms", "csms-to-cp")
 _NDJSON = "application/x-ndjson"
+# Headers of another worker's answer passed on to the client.
+_RELAYED = ("content-type", "cache-control", "x-next-after", "link", "content-disposition")
 
 
 class AdminAccess(Protocol):
@@ -189,7 +191,6 @@ class _CaptureApi:
         refused = self._access._authorised(request)
         if refused is not None:
             return refused
-        charge_point_id = request.match_info["charge_point_id"]
         body = await request.read()
         cfg = self._runtime.config.capture
         frames: int | None = cfg.default_frames
@@ -204,45 +205,33 @@ class _CaptureApi:
             frames, seconds = asked.get("frames", frames), asked.get("seconds", seconds)
             if not (_positive(frames, int) and _positive(seconds, float)):
                 return _json({"error": "frames and seconds are positive numbers or null"}, 400)
-        conn = self._runtime.live.get(charge_point_id)
+        conn = self._runtime.live.get(request.match_info["charge_point_id"])
         if conn is None:
-            return await self._elsewhere(request, body, charge_point_id)
+            return await self._elsewhere(request, body) or _missing(request)
         stream = self._runtime.capture.start(conn, frames, seconds)
         return _json(stream.status())
 
     async def switch_off(self, request: web.Request) -> web.StreamResponse:
-        refused = self._access._authorised(request)
-        if refused is not None:
-            return refused
-        charge_point_id = request.match_info["charge_point_id"]
-        stream = self._runtime.capture.stop(charge_point_id)
-        if stream is None:
-            return await self._elsewhere(request, None, charge_point_id)
-        return _json(stream.status())
+        found = await self._resolve(request)
+        if isinstance(found, CaptureStream):
+            found.stop()
+            return _json(found.status())
+        return found
 
     async def status(self, request: web.Request) -> web.StreamResponse:
-        refused = self._access._authorised(request)
-        if refused is not None:
-            return refused
-        charge_point_id = request.match_info["charge_point_id"]
-        stream = self._runtime.capture.get(charge_point_id)
-        if stream is None:
-            return await self._elsewhere(request, None, charge_point_id)
-        return _json(stream.status())
+        found = await self._resolve(request)
+        return _json(found.status()) if isinstance(found, CaptureStream) else found
 
     # -- read --------------------------------------------------------------------------------
 
     async def trace(self, request: web.Request) -> web.StreamResponse:
-        refused = self._access._authorised(request)
-        if refused is not None:
-            return refused
-        charge_point_id = request.match_info["charge_point_id"]
         query = parse_query(request.query)
         if isinstance(query, str):
-            return _json({"error": query}, 400)
-        stream = self._runtime.capture.get(charge_point_id)
-        if stream is None:
-            return await self._elsewhere(request, None, charge_point_id)
+            refused = self._access._authorised(request)
+            return refused if refused is not None else _json({"error": query}, 400)
+        stream = await self._resolve(request)
+        if not isinstance(stream, CaptureStream):
+            return stream
         found, cursor = query.page(stream, self._runtime.capture.records)
         body = b"".join(orjson.dumps(record) + b"\n" for record in found)
         headers = {}
@@ -252,22 +241,23 @@ class _CaptureApi:
             params["after"] = str(cursor)
             headers["Link"] = f'<{request.path}?{urlencode(params)}>; rel="next"'
         if request.query.get("download") == "1":
-            name = "".join(c if c.isalnum() or c in "-_" else "_" for c in charge_point_id)
+            name = "".join(c if c.isalnum() or c in "-_" else "_" for c in stream.charge_point_id)
             headers["Content-Disposition"] = f'attachment; filename="{name}.trace.jsonl"'
         return web.Response(body=body, content_type=_NDJSON, headers=headers)
 
     async def tail(self, request: web.Request) -> web.StreamResponse:
-        refused = self._access._authorised(request)
-        if refused is not None:
-            return refused
-        charge_point_id = request.match_info["charge_point_id"]
-        stream = self._runtime.capture.get(charge_point_id)
-        if stream is None:
-            return await self._elsewhere(request, None, charge_point_id)
         try:
-            backlog = max(0, min(int(request.query.get("backlog", "0")), len(stream.ring)))
+            asked = int(request.query.get("backlog", "0"))
         except ValueError:
-            return _json({"error": "backlog is an integer"}, 400)
+            refused = self._access._authorised(request)
+            return (
+                refused if refused is not None else _json({"error": "backlog is an integer"}, 400)
+            )
+        stream = await self._resolve(request)
+        if not isinstance(stream, CaptureStream):
+            return stream
+        charge_point_id = stream.charge_point_id
+        backlog = max(0, min(asked, len(stream.ring)))
         answer = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -307,11 +297,27 @@ class _CaptureApi:
 
     # -- other workers -------------------------------------------------------------------------
 
+    async def _resolve(self, request: web.Request) -> CaptureStream | web.StreamResponse:
+        """The charge point's stream, or the answer to give instead: the refusal without the
+        token, the answer of the worker holding its connection, or 404. A stream left here by
+        an earlier connection serves only when no other worker holds the charge point."""
+        refused = self._access._authorised(request)
+        if refused is not None:
+            return refused
+        charge_point_id = request.match_info["charge_point_id"]
+        stream = self._runtime.capture.get(charge_point_id)
+        if stream is not None and charge_point_id in self._runtime.live:
+            return stream
+        answer = await self._elsewhere(request, None)
+        if answer is not None:
+            return answer
+        return stream if stream is not None else _missing(request)
+
     async def _elsewhere(
-        self, request: web.Request, body: bytes | None, charge_point_id: str
-    ) -> web.StreamResponse:
-        """Ask the other workers, one after the other; stream the first answer that is not a
-        404 through; 404 when none holds the charge point."""
+        self, request: web.Request, body: bytes | None
+    ) -> web.StreamResponse | None:
+        """Ask the other workers, one after the other, and stream the first answer that is not
+        a 404 through; None when none holds the charge point (or this is a worker's request)."""
         headers = {"Authorization": request.headers.get("Authorization", "")}
         if body:
             headers["Content-Type"] = "application/json"
@@ -334,18 +340,7 @@ class _CaptureApi:
                 ):
                     if found.status == 404:
                         continue
-                    relayed = {
-                        k: v
-                        for k, v in found.headers.items()
-                        if k.lower()
-                        in (
-                            "content-type",
-                            "cache-control",
-                            "x-next-after",
-                            "link",
-                            "content-disposition",
-                        )
-                    }
+                    relayed = {k: v for k, v in found.headers.items() if k.lower() in _RELAYED}
                     answer = web.StreamResponse(status=found.status, headers=relayed)
                     await answer.prepare(request)
                     async for chunk in found.content.iter_any():
@@ -354,8 +349,14 @@ class _CaptureApi:
                     return answer
             except (aiohttp.ClientError, OSError, TimeoutError):
                 continue
-        missing = {"error": "charge point not captured or not connected", "id": charge_point_id}
-        return _json(missing, 404)
+        return None
+
+
+def _missing(request: web.Request) -> web.Response:
+    charge_point_id = request.match_info["charge_point_id"]
+    return _json(
+        {"error": "charge point not captured or not connected", "id": charge_point_id}, 404
+    )
 
 
 def _positive(value: object, kind: type) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from ocpp_gateway.capture import Redactor, TraceIdentity, records
 from ocpp_gateway.config import load_config
 from ocpp_gateway.runtime import Runtime
 
+WAIT_PROCESS = 60.0  # seconds a replay process may take
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "open-ocpp-trace"
 
 
@@ -81,3 +84,25 @@ def record_of(
     for record in found:
         check_record(record)
     return found
+
+
+async def run_replay(trace: Path, url: str, *options: str) -> tuple[int | None, str, str]:
+    """`ocpp-gateway replay TRACE --to URL OPTIONS` as a process.
+
+    Returns:
+        (exit status, standard output, standard error).
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ocpp_gateway.cli",
+        "replay",
+        str(trace),
+        "--to",
+        url,
+        *options,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), WAIT_PROCESS)
+    return process.returncode, out.decode(), err.decode()

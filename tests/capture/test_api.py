@@ -45,6 +45,19 @@ async def _gateway(**overrides: Any) -> AsyncIterator[RunningGateway]:
         await gateway.stop(0.0)
 
 
+@contextlib.asynccontextmanager
+async def _two_workers(
+    peer_dir: Path,
+) -> AsyncIterator[tuple[RunningGateway, RunningGateway]]:
+    """Two gateways in this process as workers 0 and 1 of one supervisor would be: each on its
+    own ports, both serving the admin API on their sockets in `peer_dir`."""
+    async with (
+        _gateway(worker=0, peer_dir=str(peer_dir)) as first,
+        _gateway(worker=1, peer_dir=str(peer_dir)) as second,
+    ):
+        yield first, second
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT)) as session:
@@ -237,11 +250,7 @@ async def test_the_console_page_and_overview(client: aiohttp.ClientSession) -> N
 async def test_any_worker_answers_for_a_charge_point_of_another(
     client: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    peers = str(tmp_path)
-    async with (
-        _gateway(worker=0, peer_dir=peers) as first,
-        _gateway(worker=1, peer_dir=peers) as second,
-    ):
+    async with _two_workers(tmp_path) as (first, second):
         ws = await client.ws_connect(f"{second.url}/ocpp/CP-W", protocols=("ocpp1.6",))
         base = f"{first.admin_url}/charge-points/CP-W"
         async with client.post(f"{base}/capture", headers=AUTH) as answer:
@@ -262,4 +271,33 @@ async def test_any_worker_answers_for_a_charge_point_of_another(
         assert "CP-W" in view["charge_points"] and {b["worker"] for b in view["backends"]} == {0, 1}
         async with client.get(f"{first.admin_url}/charge-points/nobody/trace", headers=AUTH) as a:
             assert a.status == 404
+        await ws.close()
+
+
+async def test_the_worker_holding_the_connection_answers_before_a_stale_stream(
+    client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    async with _two_workers(tmp_path) as (first, second):
+        base = f"{first.admin_url}/charge-points/CP-M"
+        ws = await client.ws_connect(f"{first.url}/ocpp/CP-M", protocols=("ocpp1.6",))
+        async with client.post(f"{base}/capture", headers=AUTH) as answer:
+            assert answer.status == 200
+        await _call(ws, b'[2,"on-0","Heartbeat",{}]')
+        await ws.close()
+        await poll(lambda: "CP-M" not in first.runtime.live, "the first connection is gone")
+        # The charger comes back on the other worker; capture is switched on there.
+        ws = await client.ws_connect(f"{second.url}/ocpp/CP-M", protocols=("ocpp1.6",))
+        await poll(lambda: "CP-M" in second.runtime.live, "the second connection")
+        async with client.post(f"{base}/capture", headers=AUTH) as answer:
+            assert answer.status == 200
+        await _call(ws, b'[2,"on-1","Heartbeat",{}]')
+        found, _ = await _trace(client, first, "CP-M")
+        assert [(r["messageId"], r["meta"]["worker"]) for r in found] == [("on-1", 1)] * 2
+        async with client.delete(f"{base}/capture", headers=AUTH) as answer:
+            assert answer.status == 200
+        second_stream = second.runtime.capture.get("CP-M")
+        assert second_stream is not None and not second_stream.active
+        # Asked on the worker itself, the stale stream there still answers.
+        stale, _ = await _trace(client, first, "CP-M", scope="worker")
+        assert [r["messageId"] for r in stale] == ["on-0", "on-0"]
         await ws.close()

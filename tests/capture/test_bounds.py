@@ -131,3 +131,32 @@ async def test_a_live_tail_gets_each_frame_and_a_slow_one_is_counted() -> None:
 def test_identity_fields() -> None:
     ident = TraceIdentity("CP-1", "ocpp2.0.1", 7, 2)
     assert (ident.ocpp_version, ident.epoch, ident.worker) == ("2.0.1", 7, 2)
+
+
+def test_the_ring_is_bounded_in_bytes_too() -> None:
+    stream = CaptureStream("CP-1", 10_000, None, None, None, ring_bytes=4096)
+    stream.bind(_Conn("CP-1"), 0)  # type: ignore[arg-type]
+    frames = _frames()[:1000]
+    for frame, verdict in frames:
+        stream.from_charge_point(frame, verdict)
+    assert stream.bytes == sum(len(e[3]) for e in stream.ring) <= 4096
+    assert stream.bytes > 4096 - len(frames[-1][0]) and stream.ring[-1][3] == frames[-1][0]
+    assert stream.status()["ring_bytes"] == stream.bytes
+
+
+def test_frames_left_out_of_the_files_are_counted_per_stream(tmp_path: Path) -> None:
+    sink = FileSink(str(tmp_path), 0, 1 << 30, 3600.0, 3, 10, None)
+    sink.close()  # no writer: the queue fills up
+    stream = CaptureStream("CP-1", 100, None, None, sink)
+    stream.bind(_Conn("CP-1"), 0)  # type: ignore[arg-type]
+    for frame, verdict in _frames()[:25]:
+        stream.from_charge_point(frame, verdict)
+    assert stream.status()["files_dropped"] == 15 == sink.dropped
+
+
+def test_a_new_connection_of_the_identity_takes_the_stream_over() -> None:
+    stream = CaptureStream("CP-1", 100, None, None, None)
+    old, new = _Conn("CP-1"), _Conn("CP-1")
+    stream.bind(old, 0)  # type: ignore[arg-type]
+    stream.bind(new, 0)  # type: ignore[arg-type]
+    assert old.capture is None and new.capture is stream

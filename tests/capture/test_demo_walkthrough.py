@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +14,8 @@ import orjson
 from ocpp_gateway.demo import DemoOptions, run_demo
 from polling import WAIT, poll
 from simulate.test_demo import Watched
+
+from ._support import run_replay
 
 
 async def test_capture_watch_download_and_replay_a_demo_charger(tmp_path: Path) -> None:
@@ -52,23 +53,11 @@ async def test_capture_watch_download_and_replay_a_demo_charger(tmp_path: Path) 
         assert {r["chargePointId"] for r in records} == {"DEMO16-0001"}
         path = tmp_path / "DEMO16-0001.trace.jsonl"
         await asyncio.to_thread(path.write_bytes, body)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ocpp_gateway.cli",
-            "replay",
-            str(path),
-            "--to",
-            f"{gateway.group(1)}/ocpp",
-            "--as",
-            "REPLAY-1",
-            "--fast",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        status, report, err = await run_replay(
+            path, f"{gateway.group(1)}/ocpp", "--as", "REPLAY-1", "--fast"
         )
-        report, err = await asyncio.wait_for(process.communicate(), WAIT)
-        assert process.returncode == 0, (report.decode(), err.decode())
-        assert "REPLAY-1 (ocpp1.6)" in report.decode() and " 0 differently" in report.decode()
+        assert status == 0, (report, err)
+        assert "REPLAY-1 (ocpp1.6)" in report and " 0 differently" in report
     finally:
         stop.set()
         await asyncio.wait_for(task, WAIT)

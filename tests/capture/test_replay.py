@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ import pytest
 from interop.conftest import WAIT, Interop, LibraryCsms, RawCsms, _serving, running_gateway
 from ocpp_gateway.replay import Replay, compare, load_records, plan, replay
 from ocpp_gateway.server import RunningGateway
+
+from ._support import run_replay
 
 TOKEN = "replay-test-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -141,21 +142,8 @@ async def test_a_responder_that_answers_differently_is_reported_with_exit_status
 ) -> None:
     overrides = {"local.accept_all": False, "local.allowed_id_tags": ["SOMEONE-ELSE"]}
     async with _local(**overrides) as gateway:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ocpp_gateway.cli",
-            "replay",
-            str(recorded),
-            "--to",
-            f"{gateway.url}/ocpp",
-            "--fast",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), WAIT)
-    report = out.decode()
-    assert process.returncode == 1, (report, err.decode())
+        status, report, err = await run_replay(recorded, f"{gateway.url}/ocpp", "--fast")
+    assert status == 1, (report, err)
     different = [line for line in report.splitlines() if line.startswith("DIFFERENT")]
     names = [line.split()[1] for line in different]
     assert names == ["Authorize", "StartTransaction"], report
@@ -167,22 +155,9 @@ async def test_a_responder_that_answers_differently_is_reported_with_exit_status
 
 async def test_the_same_trace_replayed_by_the_cli_exits_0(recorded: Path) -> None:
     async with _local() as gateway:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ocpp_gateway.cli",
-            "replay",
-            str(recorded),
-            "--to",
-            f"{gateway.url}/ocpp",
-            "--speed",
-            "1000",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), WAIT)
-    assert process.returncode == 0, (out.decode(), err.decode())
-    assert "6 calls, 6 answered as recorded, 0 differently" in out.decode()
+        status, report, err = await run_replay(recorded, f"{gateway.url}/ocpp", "--speed", "1000")
+    assert status == 0, (report, err)
+    assert "6 calls, 6 answered as recorded, 0 differently" in report
 
 
 async def test_the_csmss_calls_are_answered_from_the_recording() -> None:

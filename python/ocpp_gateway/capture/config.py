@@ -19,6 +19,7 @@ class CaptureConfig:
         default_frames: frames captured by `POST /charge-points/{id}/capture` with no body.
         default_seconds: seconds captured by `POST /charge-points/{id}/capture` with no body.
         ring_frames: frames each captured charge point keeps in memory for the API.
+        ring_bytes: ... and at most this many bytes of frames (the oldest go first).
         max_streams: charge points whose ring is kept (the oldest stopped capture goes first).
         queue_frames: frames waiting for the file writer thread; beyond them frames are left
             out of the files (counted) rather than slowing the relay.
@@ -39,6 +40,7 @@ class CaptureConfig:
     default_frames: int = 10_000
     default_seconds: float = 900.0
     ring_frames: int = 2_000
+    ring_bytes: int = 4 * 1024 * 1024
     max_streams: int = 256
     queue_frames: int = 20_000
     file_max_bytes: int = 16 * 1024 * 1024
@@ -60,7 +62,8 @@ def check_capture_config(cfg: CaptureConfig) -> list[str]:
         Every problem, each starting with its key; empty when consistent.
     """
     errors: list[str] = []
-    for name in ("default_frames", "ring_frames", "max_streams", "queue_frames", "files_keep"):
+    names = ("default_frames", "ring_frames", "ring_bytes", "max_streams", "queue_frames")
+    for name in (*names, "files_keep"):
         if getattr(cfg, name) < 1:
             errors.append(f"capture.{name}: must be at least 1")
     for name in ("default_seconds", "file_max_seconds"):

@@ -92,16 +92,21 @@ class FileSink:
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
-    def put(self, entry: Entry) -> None:
+    def put(self, entry: Entry) -> bool:
         """Queue a captured frame for the files (never blocks; counted when full).
 
         Args:
             entry: the frame.
+
+        Returns:
+            False when the queue was full and the frame is left out of the files.
         """
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
             self.dropped += 1
+            return False
+        return True
 
     def flush(self) -> None:
         """Block until every queued frame is written (tests, shutdown)."""

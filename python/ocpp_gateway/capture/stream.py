@@ -47,6 +47,8 @@ class CaptureStream:
         frames: frames to capture before it stops by itself (None: no bound).
         seconds: seconds to capture before it stops by itself (None: no bound).
         sink: the trace files, or None.
+        worker: the gateway worker id.
+        ring_bytes: bytes of frames kept in memory (the oldest frames go first).
 
     Attributes:
         ring: the last captured frames, oldest first.
@@ -54,16 +56,21 @@ class CaptureStream:
         frames_left, deadline: the bounds still to go (None: none).
         tails: queues of the live tails (the API's event streams).
         lagged: frames a slow live tail missed.
+        files_dropped: frames left out of the files (the writer's queue was full).
     """
 
     __slots__ = (
         "_conn",
         "_ident",
+        "_ring_bytes",
+        "_ring_frames",
         "_sink",
         "_worker",
         "active",
+        "bytes",
         "charge_point_id",
         "deadline",
+        "files_dropped",
         "frames_left",
         "lagged",
         "ring",
@@ -80,9 +87,13 @@ class CaptureStream:
         seconds: float | None,
         sink: FileSink | None,
         worker: int = 0,
+        ring_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.charge_point_id = charge_point_id
-        self.ring: deque[Entry] = deque(maxlen=ring_frames)
+        self.ring: deque[Entry] = deque()
+        self.bytes = 0  # of the frames in the ring
+        self._ring_frames = ring_frames
+        self._ring_bytes = ring_bytes
         self.frames_left = frames
         self.started = time.time()
         self.deadline = None if seconds is None else self.started + seconds
@@ -92,6 +103,7 @@ class CaptureStream:
         self.active = True
         self.tails: list[asyncio.Queue[Entry]] = []
         self.lagged = 0
+        self.files_dropped = 0
         self._conn: weakref.ref[Connection] | None = None
         self._ident: TraceIdentity | None = None
 
@@ -131,9 +143,13 @@ class CaptureStream:
         now = time.time()
         self.seq += 1
         entry = (self.seq, now, direction, data, verdict, backend, ident)
-        self.ring.append(entry)
-        if self._sink is not None:
-            self._sink.put(entry)
+        ring = self.ring
+        ring.append(entry)
+        self.bytes += len(data)
+        while len(ring) > self._ring_frames or (self.bytes > self._ring_bytes and len(ring) > 1):
+            self.bytes -= len(ring.popleft()[3])
+        if self._sink is not None and not self._sink.put(entry):
+            self.files_dropped += 1
         for tail in self.tails:
             try:
                 tail.put_nowait(entry)
@@ -157,6 +173,9 @@ class CaptureStream:
             conn: the connection.
             worker: the gateway worker id.
         """
+        previous = self._conn() if self._conn is not None else None
+        if previous is not None and previous is not conn and previous.capture is self:
+            previous.capture = None  # an older connection of the identity, still closing
         link = conn.links.get(_DEFAULT)
         epoch = getattr(link, "epoch", None) or round(conn.connected_at, 3)
         self._ident = TraceIdentity(conn.charge_point_id, conn.version, epoch, worker)
@@ -198,8 +217,10 @@ class CaptureStream:
             "frames_left": self.frames_left,
             "until": self.deadline,
             "ring": len(self.ring),
+            "ring_bytes": self.bytes,
             "tails": len(self.tails),
             "lagged": self.lagged,
+            "files_dropped": self.files_dropped,
         }
 
 
@@ -276,7 +297,8 @@ class Capture:
         stream = self._new(conn.charge_point_id, frames, seconds)
         if old is not None:
             old.stop()
-            stream.ring.extend(old.ring)
+            stream.ring.extend(list(old.ring)[-self.config.ring_frames :])
+            stream.bytes = sum(len(entry[3]) for entry in stream.ring)
             stream.seq = old.seq
             stream.tails = old.tails
         stream.bind(conn, self.worker)
@@ -318,8 +340,15 @@ class Capture:
     def _new(
         self, charge_point_id: str, frames: int | None, seconds: float | None
     ) -> CaptureStream:
+        cfg = self.config
         stream = CaptureStream(
-            charge_point_id, self.config.ring_frames, frames, seconds, self.sink, self.worker
+            charge_point_id,
+            cfg.ring_frames,
+            frames,
+            seconds,
+            self.sink,
+            self.worker,
+            cfg.ring_bytes,
         )
         self.streams[charge_point_id] = stream
         self.streams.move_to_end(charge_point_id)
