@@ -356,6 +356,8 @@ class _Api:
             extra={"charge_point_id": conn.charge_point_id, "action": action, "id": unique_id},
         )
         try:
+            if conn.capture is not None:
+                conn.capture.from_gateway("csms_to_cp", frame, action, "admin_call", "admin")
             await conn.sender.send(frame)
             async with asyncio.timeout(runtime.config.call_timeout):
                 answer = await waiter

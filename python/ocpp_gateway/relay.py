@@ -374,11 +374,15 @@ async def _plugin_call(
         answer = conn.session.from_csms(frame, now)
         out = frame if answer.forward else answer.substitute
         if out is not None:
+            if conn.capture is not None:
+                conn.capture.from_gateway(_CSMS, out, verdict.action, "plugin")
             await conn.sender.send(out)
     else:
         answer = conn.session.from_charge_point(frame, now)
         out = frame if answer.forward else answer.substitute
         if out is not None:
+            if conn.capture is not None:
+                conn.capture.from_gateway(_CP, out, verdict.action, "plugin", origin)
             await send_backend(conn, runtime, origin, out)
     return True
 
@@ -416,6 +420,8 @@ async def _rate_limited(
         now = monotonic()
         answer = conn.session.from_csms(frame, now)  # clears the pending call
         if answer.forward:
+            if conn.capture is not None:
+                conn.capture.from_gateway(_CSMS, frame, verdict.action, "rate_limited")
             await conn.sender.send(frame)
     return True
 

@@ -18,8 +18,11 @@ messageId, action, payload, raw, error) and the gateway's own fields live under 
 - `verdict`: "forwarded", "relaxed" (with `rule`, the model relaxation that let it pass),
   "answered" (with `errorCode`, the CALLERROR the gateway sent back), "replaced" (a result
   that failed its schema, replaced by the gateway's CALLERROR), "dropped" (with `reason`),
-  or "sent" for the gateway's own frames; `observed` holds the error code of a violation
-  forwarded under an observe policy;
+  or "sent" for the gateway's own frames (with `reason` when it answered for a plugin,
+  "plugin", for the rate limiter, "rate_limited", or called the charge point itself,
+  "admin_call"); `observed` holds the error code of a violation forwarded under an observe
+  policy. The verdict is the Session's (validation): a CALL a plugin or the rate limiter then
+  answered is "forwarded", followed by the gateway's answer;
 - `backend`: the transport name of the backend the frame went to or came from;
 - `worker`: the gateway worker that relayed it;
 - `messageTypeId`: only for 2.1's CALLRESULTERROR (5, recorded as CALLERROR) and SEND (6,
@@ -44,6 +47,7 @@ from ocpp_gateway.capture.redact import Redactor
 __all__ = [
     "SCHEMA_VERSION",
     "Entry",
+    "GatewaySent",
     "Judged",
     "TraceIdentity",
     "format_version",
@@ -97,6 +101,30 @@ class TraceIdentity:
         self.ocpp_version = format_version(version)
         self.epoch = epoch
         self.worker = worker
+
+
+class GatewaySent:
+    """The verdict of a frame the gateway sent itself (a plugin's answer, the rate limiter's,
+    an admin API call): recorded with `meta.source = "gateway"` and this reason.
+
+    Args:
+        action: the action of the CALL (or of the call the frame answers).
+        reason: "plugin", "rate_limited", "admin_call".
+    """
+
+    __slots__ = ("action", "reason")
+
+    forward = True
+    reply = None
+    substitute = None
+    error_code = None
+    relaxed = None
+    observed = False
+    drop_reason = None
+
+    def __init__(self, action: str | None, reason: str) -> None:
+        self.action = action
+        self.reason = reason
 
 
 # (seq, time.time(), "cp_to_csms" | "csms_to_cp", frame bytes, verdict, backend, identity)
@@ -160,8 +188,13 @@ def records(entry: Entry, redactor: Redactor | None) -> list[dict[str, Any]]:
     """
     seq, moment, direction, data, verdict, backend, ident = entry
     stamp = timestamp(moment)
-    meta = verdict_meta(verdict)
-    meta.update(seq=seq, epoch=ident.epoch, source=_SOURCES[direction], backend=backend)
+    if isinstance(verdict, GatewaySent):
+        meta: dict[str, Any] = {"verdict": "sent", "reason": verdict.reason}
+        source = "gateway"
+    else:
+        meta = verdict_meta(verdict)
+        source = _SOURCES[direction]
+    meta.update(seq=seq, epoch=ident.epoch, source=source, backend=backend)
     meta["worker"] = ident.worker
     found = [_record(data, stamp, _DIRECTIONS[direction], verdict.action, ident, meta, redactor)]
     for frame, towards in ((verdict.reply, _OPPOSITE), (verdict.substitute, _DIRECTIONS)):

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ocpp_gateway.capture.config import CaptureConfig
-from ocpp_gateway.capture.record import Entry, Judged, TraceIdentity, records
+from ocpp_gateway.capture.record import Entry, GatewaySent, Judged, TraceIdentity, records
 from ocpp_gateway.capture.redact import Redactor
 from ocpp_gateway.capture.sink import FileSink
 
@@ -135,6 +135,20 @@ class CaptureStream:
             backend: the transport's name.
         """
         self._add("csms_to_cp", data, verdict, backend)
+
+    def from_gateway(
+        self, direction: str, data: bytes, action: str | None, reason: str, backend: str = _DEFAULT
+    ) -> None:
+        """Capture a frame the gateway sent itself.
+
+        Args:
+            direction: "csms_to_cp" (to the charge point) or "cp_to_csms" (to a backend).
+            data: its bytes.
+            action: the action of its CALL, or of the call it answers.
+            reason: why it sent it: "plugin", "rate_limited", "admin_call".
+            backend: the backend it went to, or on whose behalf it was sent.
+        """
+        self._add(direction, data, GatewaySent(action, reason), backend)
 
     def _add(self, direction: str, data: bytes, verdict: Judged, backend: str) -> None:
         ident = self._ident
