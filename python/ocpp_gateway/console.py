@@ -46,7 +46,8 @@ def overview(runtime: Runtime) -> dict[str, Any]:
 
     Returns:
         charge_points (id -> rejections), capture (id -> stream status), violations (one per
-        model, action and rule, with its count), backends (name, kind, ready).
+        model, action and rule, with its count), violation_log (whether it is kept:
+        `validation.violation_log`), backends (name, kind, ready).
     """
     points = {
         conn.charge_point_id: {"rejections": conn.rejections}
@@ -83,6 +84,7 @@ def overview(runtime: Runtime) -> dict[str, Any]:
         "charge_points": points,
         "capture": capture,
         "violations": violations,
+        "violation_log": runtime.violations is not None,
         "backends": backends,
     }
 
@@ -125,6 +127,7 @@ class _Console:
                 found[key].update(other.get(key) or {})
             for key in ("violations", "backends"):
                 found[key].extend(other.get(key) or ())
+            found["violation_log"] = found["violation_log"] or bool(other.get("violation_log"))
         found["violations"].sort(key=lambda v: (-int(v.get("count", 0)), str(v.get("model"))))
         return web.Response(body=orjson.dumps(found), content_type="application/json")
 

@@ -244,6 +244,7 @@ async def test_the_console_page_and_overview(client: aiohttp.ClientSession) -> N
         assert view["charge_points"]["CP-5"] == {"rejections": 1}
         assert view["capture"]["CP-5"]["active"] is True
         assert [b["name"] for b in view["backends"]] == ["default"]
+        assert view["violation_log"] is False and view["violations"] == []
         await ws.close()
 
 

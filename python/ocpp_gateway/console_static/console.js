@@ -51,7 +51,7 @@ async function refresh() {
     ]);
     state.captures = overview.capture || {};
     drawChargePoints(list.charge_points || [], overview);
-    drawViolations(overview.violations || []);
+    drawViolations(overview.violations || [], overview.violation_log);
     drawBackends(overview.backends || []);
     document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();
     if (state.selected) drawTailHeader();
@@ -85,9 +85,15 @@ function drawChargePoints(list, overview) {
   }
 }
 
-function drawViolations(rows) {
+function drawViolations(rows, kept) {
   const body = document.querySelector("#violations tbody");
   body.replaceChildren();
+  if (!kept) {
+    const row = body.insertRow();
+    const td = cell(row, "The violation log is off: set validation.violation_log to list them here.");
+    td.colSpan = 7;
+    return;
+  }
   for (const v of rows) {
     const row = body.insertRow();
     for (const key of ["model", "version", "action", "path", "keyword", "error_code", "count"]) {
