@@ -25,6 +25,7 @@ their admin sockets (as `admin` does for the other endpoints) and streams the an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import math
 from collections.abc import Iterator
@@ -343,13 +344,32 @@ class _CaptureApi:
                     relayed = {k: v for k, v in found.headers.items() if k.lower() in _RELAYED}
                     answer = web.StreamResponse(status=found.status, headers=relayed)
                     await answer.prepare(request)
-                    async for chunk in found.content.iter_any():
-                        await answer.write(chunk)
-                    await answer.write_eof()
+                    # Once the answer has begun, a broken stream (either side) ends it here.
+                    with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                        await _pipe(found, answer, request)
                     return answer
             except (aiohttp.ClientError, OSError, TimeoutError):
-                continue
+                continue  # that worker cannot be reached: ask the next one
         return None
+
+
+async def _pipe(
+    found: aiohttp.ClientResponse, answer: web.StreamResponse, request: web.Request
+) -> None:
+    """Copy another worker's answer to the client until it ends or the client leaves (checked
+    every `_GONE_CHECK` seconds, so a live tail's worker learns it soon)."""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(found.content.readany(), _GONE_CHECK)
+        except TimeoutError:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            continue
+        if not chunk:
+            await answer.write_eof()
+            return
+        await answer.write(chunk)
 
 
 def _missing(request: web.Request) -> web.Response:

@@ -264,6 +264,10 @@ async def test_any_worker_answers_for_a_charge_point_of_another(
             lines: list[bytes] = []
             while len([x for x in lines if x.startswith(b"data: ")]) < 2:
                 lines.append(await asyncio.wait_for(tail.content.readline(), WAIT))
+        stream = second.runtime.capture.get("CP-W")
+        assert stream is not None
+        # The client left: the relaying worker notices, and so does the one holding the tail.
+        await poll(lambda: not stream.tails, "the other worker's tail ends with the client")
         found, _ = await _trace(client, first, "CP-W")
         assert [r["meta"]["worker"] for r in found] == [1, 1]
         assert found[0]["raw"].encode() == BOOT
