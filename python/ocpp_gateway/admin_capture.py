@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import datetime
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
@@ -90,7 +90,9 @@ class TraceQuery:
         self.after = 0
         self.limit = _LIMIT
 
-    def page(self, stream: CaptureStream, build: Any) -> tuple[list[dict[str, Any]], int | None]:
+    def page(
+        self, stream: CaptureStream, build: Callable[[Iterable[Entry]], Iterator[dict[str, Any]]]
+    ) -> tuple[list[dict[str, Any]], int | None]:
         """The page of records.
 
         Args:

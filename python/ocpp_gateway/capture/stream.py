@@ -20,7 +20,7 @@ import fnmatch
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ocpp_gateway.capture.config import CaptureConfig
@@ -333,7 +333,7 @@ class Capture:
         """Returns: the identity's stream (on or off), or None."""
         return self.streams.get(charge_point_id)
 
-    def records(self, entries: Iterator[Entry] | list[Entry]) -> Iterator[dict[str, Any]]:
+    def records(self, entries: Iterable[Entry]) -> Iterator[dict[str, Any]]:
         """The trace records of captured frames, redacted by the configuration.
 
         Args:
