@@ -260,3 +260,13 @@ def test_redaction_can_be_switched_off() -> None:
     off = Redactor(("AuthorizationKey",), False, False)
     assert not off.active
     assert record_of("csms_to_cp", frame, verdict, "ocpp1.6", None)[0]["raw"].encode() == frame
+
+
+def test_an_unmatched_result_is_redacted_by_every_result_rule() -> None:
+    key = {"key": "AuthorizationKey", "readonly": False, "value": "0011"}
+    frame = orjson.dumps([3, "lost", {"configurationKey": [key]}])
+    verdict = session().from_charge_point(frame, monotonic())
+    assert verdict.drop_reason == "unmatched_result" and verdict.action is None
+    record = record_of("cp_to_csms", frame, verdict, "ocpp1.6", SECRETS)[0]
+    assert record["payload"]["configurationKey"][0]["value"] == MASK
+    assert "0011" not in record["raw"]

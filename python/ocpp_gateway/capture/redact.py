@@ -15,6 +15,7 @@ paths it changed, so the record can say what was hidden. The rules:
 - with `hash_id_tags`: every `idTag`/`parentIdTag` string (1.6) and every `idToken` string of
   an `idToken`/`groupIdToken` object (2.x), in any action, as "sha256:" + 16 hex digits.
 
+A result whose call is unknown (unmatched, so without an action) gets every result rule.
 A secret name is one of the configured names or any name containing "password", compared
 without case.
 """
@@ -91,10 +92,17 @@ class Redactor:
         changed: list[str] = []
         if not isinstance(payload, dict):
             return changed
-        if self._redact and action is not None:
-            rule = _RULES.get((action, message_type))
-            if rule is not None:
-                rule(self, payload, changed)
+        if self._redact:
+            if action is not None:
+                rule = _RULES.get((action, message_type))
+                if rule is not None:
+                    rule(self, payload, changed)
+            else:
+                # A result whose call is unknown (dropped as unmatched): every result rule,
+                # since each looks for members of its own action only.
+                for (_, kind), rule in _RULES.items():
+                    if kind == message_type:
+                        rule(self, payload, changed)
         if self._hash:
             self._hash_tags(payload, "", changed)
         return changed
