@@ -37,14 +37,14 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import aiohttp
 import orjson
 from aiohttp import hdrs, web
 from yarl import URL
 
-from ocpp_gateway import _core
+from ocpp_gateway import _core, admin_capture
+from ocpp_gateway.admin_peers import SCOPE_WORKER, peer_socket, peer_url
 from ocpp_gateway.calls import CallAborted, CallQueueFull, CallRefused, CallTimedOut
 from ocpp_gateway.connection import Connection
 from ocpp_gateway.logs import Throttle
@@ -69,21 +69,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Refusal log lines allowed per 10 s in one process.
 REFUSAL_LINES = 20
-_SCOPE_WORKER = "worker"
 _PEER_TIMEOUT = 5.0
 _MAX_ADDRESSES = 4096  # client addresses whose wrong tokens are remembered
 _LOGGED_PATH = 200  # characters of a refused request's path on its log line
-
-
-def peer_socket(peer_dir: str, worker: int) -> str:
-    """Args:
-        peer_dir: the supervisor's directory of worker sockets.
-        worker: a worker id.
-
-    Returns:
-        The path of that worker's admin socket.
-    """
-    return os.path.join(peer_dir, f"{worker}.sock")
 
 
 def admin_ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -219,7 +207,7 @@ class _Api:
 
     def _peers(self, request: web.Request) -> list[str]:
         """The other workers' sockets, unless the request asks for this worker only."""
-        if self._peer_dir is None or request.query.get("scope") == _SCOPE_WORKER:
+        if self._peer_dir is None or request.query.get("scope") == SCOPE_WORKER:
             return []
         own = peer_socket(self._peer_dir, self._runtime.worker)
         try:
@@ -307,7 +295,7 @@ class _Api:
         once into the path (never the decoded path joined again, where a `/`, `?`, `#` or
         `..` in an id would change which resource is asked for)."""
         peers = self._peers(request)
-        url = peer_url(charge_point_id, calls=method == "POST")
+        url = peer_url(charge_point_id, "calls" if method == "POST" else "")
         answers = await asyncio.gather(*(self._ask(p, request, method, url, body) for p in peers))
         for answer in answers:
             if answer is not None and answer[0] != 404:
@@ -399,26 +387,6 @@ def _bearer_matches(header: str, token: bytes) -> bool:
     return hmac.compare_digest(candidate, token)
 
 
-def peer_url(charge_point_id: str | None, calls: bool = False) -> URL:
-    """The path a worker asks another worker's socket for (`?scope=worker`).
-
-    Args:
-        charge_point_id: the charge point, or None for the listing.
-        calls: its `/calls` resource rather than its record.
-
-    Returns:
-        The URL, with the id percent-encoded once as one path segment (every character but
-        letters, digits, `-`, `_` and `~`; dots too, so `.` and `..` stay ids), built encoded
-        so that nothing normalises it.
-    """
-    path = "/charge-points"
-    if charge_point_id is not None:
-        segment = quote(charge_point_id, safe="").replace(".", "%2E")
-        path += "/" + segment + ("/calls" if calls else "")
-    query = f"scope={_SCOPE_WORKER}"
-    return URL.build(scheme="http", host="worker", path=path, query_string=query, encoded=True)
-
-
 def build_admin_app(
     runtime: Runtime, health: Sequence[tuple[str, Handler]], peer_dir: str | None = None
 ) -> web.Application:
@@ -440,6 +408,7 @@ def build_admin_app(
     app.router.add_get("/charge-points", api.index)
     app.router.add_get("/charge-points/{charge_point_id}", api.show)
     app.router.add_post("/charge-points/{charge_point_id}/calls", api.call)
+    admin_capture.add_routes(app, runtime, api)  # capture, trace, live tail, web console
     return app
 
 

@@ -25,6 +25,7 @@ _DELEGATES = {
     "bench": "ocpp_gateway.bench",
     "hash-password": "ocpp_gateway.security.passwords",
     "violations": "ocpp_gateway.violations",
+    "replay": "ocpp_gateway.replay",
 }
 
 
@@ -200,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  bench         run the benchmark suite")
         print("  hash-password hash a charge point password for the credentials file")
         print("  violations    show logged payload violations, or model tables (--toml)")
+        print(
+            "  replay        play a charge point's side of a trace against a CSMS, report changes"
+        )
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "serve":

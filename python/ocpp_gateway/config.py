@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from ocpp_gateway.capture.config import CaptureConfig, check_capture_config
 from ocpp_gateway.errors import ConfigError, PluginError
 from ocpp_gateway.routing import build_chain, check_forward_targets
 from ocpp_gateway.security import check_security
@@ -254,6 +255,7 @@ class GatewayConfig:
             X-Forwarded-For header are believed (empty: none is).
         proxy_protocol: connections from `trusted_proxies` must begin with a PROXY protocol
             header (v1 or v2) giving the charge point's address; others are served as they are.
+        capture: per charge point capture in the Open OCPP Trace format (`[capture]`).
     """
 
     host: str = "0.0.0.0"
@@ -274,6 +276,7 @@ class GatewayConfig:
     metrics_on_main_port: bool = True
     trusted_proxies: tuple[str, ...] = ()
     proxy_protocol: bool = False
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
 
     def __post_init__(self) -> None:
         _freeze_fields(self)
@@ -645,6 +648,7 @@ def _check_values(cfg: GatewayConfig, errors: list[str]) -> None:
     errors.extend(cfg.local.check("local"))
     errors.extend(check_security_config(cfg.security))
     _check_admin(cfg, errors)
+    errors.extend(check_capture_config(cfg.capture))
 
 
 _MIN_TOKEN = 16

@@ -36,6 +36,7 @@ from ocpp_gateway.security.outbound import BoundedSender
 from ocpp_gateway.transports import Link, WakingLink
 
 if TYPE_CHECKING:
+    from ocpp_gateway.capture import CaptureStream
     from ocpp_gateway.runtime import Runtime
 
 __all__ = [
@@ -84,6 +85,7 @@ class Connection:
         sender: the bounded sender to the charge point.
         connected_at: wall-clock time (`time.time()`) of the upgrade.
         started: `time.monotonic()` of the upgrade.
+        capture: its capture stream while capture is on (the relay feeds it every frame).
     """
 
     __slots__ = (
@@ -95,6 +97,7 @@ class Connection:
         "_request",
         "_runtime",
         "call_origin",
+        "capture",
         "charge_point_id",
         "close_reason",
         "connected_at",
@@ -102,6 +105,7 @@ class Connection:
         "last_seen",
         "links",
         "readers",
+        "rejections",
         "sender",
         "session",
         "started",
@@ -127,6 +131,8 @@ class Connection:
         self.links: dict[str, Link] = {"default": link}
         self.readers: list[asyncio.Task[None]] = []
         self.call_origin: dict[str, str] = {}
+        self.capture: CaptureStream | None = None  # set while its frames are captured
+        self.rejections = 0  # frames of either side refused by validation (the console)
         self.close_reason: str | None = None
         self.last_seen = self.started = monotonic()
         self.connected_at = time.time()
@@ -277,6 +283,8 @@ class Connection:
                     },
                 )
                 sent = True
+                if self.capture is not None:
+                    self.capture.from_gateway("csms_to_cp", frame, action, "admin_call", "admin")
                 try:
                     await self.sender.send(frame)
                 except (ConnectionError, RuntimeError) as exc:

@@ -253,11 +253,13 @@ class _Dashboard:
         metrics: object,
         backend: str = "",
         api: str = "",
+        console_url: str | None = None,
     ):
         self.url = url
         self.metrics_url = metrics_url
         self.backend = backend
         self.api = api
+        self.console_url = console_url
         self.target = target
         self._metrics = metrics
         self._started = time.monotonic()
@@ -314,6 +316,9 @@ class _Dashboard:
         if self.api:
             header.append("API      ", style="bold")
             header.append(f"{self.api}\n")
+        if self.console_url:
+            header.append("console  ", style="bold")
+            header.append(f"{self.console_url}\n")
         header.append("fleet    ", style="bold")
         header.append(f"{connected}/{sum(self.target.values())} connected, {booted} booted  (")
         header.append(
@@ -495,8 +500,10 @@ async def _run(
     else:
         backend_line = "the embedded local responder"
     api_line = f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token})"
+    # The token goes in the URL's fragment, which the browser keeps to itself.
+    console_url = f"{gateway.admin_url}/console/#token={options.admin_token}"
     dashboard = _Dashboard(
-        gateway.url, metrics_url, target, gateway.metrics, backend_line, api_line
+        gateway.url, metrics_url, target, gateway.metrics, backend_line, api_line, console_url
     )
     live_view = stream.isatty() and not options.plain
     interval = options.interval or (1.0 if live_view else 5.0)
@@ -505,7 +512,7 @@ async def _run(
         print(
             f"ocpp-gateway demo: {options.charge_points} charge points -> {gateway.url}/ocpp/"
             f"{{id}}; backend: {backend_line}; metrics at {metrics_url}; charge point API at "
-            f"{api_line}",
+            f"{api_line}; web console at {console_url}",
             file=stream,
             flush=True,
         )

@@ -87,6 +87,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     send_cp = conn.sender.send
     call_origin = conn.call_origin
     runtime.register(conn)
+    runtime.capture.attach(conn)
     start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
     del link
     try:
@@ -99,6 +100,8 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                 data = msg.data
                 del msg
                 verdict = judge(data, now)  # also counts the frame (Runtime.stats)
+                if conn.capture is not None:
+                    conn.capture.from_charge_point(data, verdict)
                 message_type = verdict.message_type
                 # Results are never rate-limited: they answer calls the backend made.
                 if allow is not None and (message_type < 3 or message_type > 5) and not allow(now):
@@ -235,6 +238,8 @@ async def backend_pump(
             if data is None:
                 break
             verdict = judge(data, clock())  # also counts the frame (Runtime.stats)
+            if conn.capture is not None:
+                conn.capture.from_backend(data, verdict, name)
             if verdict.forward:
                 if verdict.observed:
                     _count_observed(runtime, conn, _CSMS, verdict, data)
@@ -421,6 +426,8 @@ async def _plugin_call(
         answer = conn.session.from_csms(frame, now)
         out = frame if answer.forward else answer.substitute
         if out is not None:
+            if conn.capture is not None:
+                conn.capture.from_gateway(_CSMS, out, verdict.action, "plugin")
             await conn.sender.send(out)
     else:
         answer = conn.session.from_charge_point(frame, now)
@@ -429,6 +436,8 @@ async def _plugin_call(
             # The gateway answers the backend's CALL itself (for a command: rejected, unless
             # the plugin's CALLRESULT passed).
             out_type = answer.message_type if out is frame else _CALLERROR
+            if conn.capture is not None:
+                conn.capture.from_gateway(_CP, out, verdict.action, "plugin", origin)
             await send_backend(
                 conn, runtime, origin, out, out_type, unique_id, verdict.action, True
             )
@@ -468,6 +477,8 @@ async def _rate_limited(
         now = monotonic()
         answer = conn.session.from_csms(frame, now)  # clears the pending call
         if answer.forward:
+            if conn.capture is not None:
+                conn.capture.from_gateway(_CSMS, frame, verdict.action, "rate_limited")
             await conn.sender.send(frame)
     return True
 
@@ -500,6 +511,7 @@ def _count_rejected(
 ) -> None:
     """A frame refused by validation (answered or replaced): counted and logged."""
     code = verdict.error_code or "unknown"
+    conn.rejections += 1
     runtime.metrics.count_rejected(direction, verdict.action, code)
     if runtime.violations is not None:
         runtime.violations.record_verdict(conn.session, verdict, direction, data)

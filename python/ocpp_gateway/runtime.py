@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocpp_gateway import _core
 from ocpp_gateway._core import OcppVersionName
+from ocpp_gateway.capture import Capture
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import PluginError, TransportUnavailable
 from ocpp_gateway.logs import FrameLog
@@ -148,6 +149,7 @@ class Runtime:
         self.drain_progress: asyncio.Event | None = None
         self.gauges: dict[str, Any] = {v: self.metrics.connected.labels(v) for v in self.versions}
         self.frame_log = FrameLog()
+        self.capture = Capture(config.capture, worker)  # per charge point frame capture
 
     async def start(self) -> None:
         """Connect the broker transports; one that cannot be reached now is connected by the

@@ -24,7 +24,8 @@ from typing import Any
 from aiohttp import web
 
 from ocpp_gateway import relay
-from ocpp_gateway.admin import admin_ssl_context, build_admin_app, peer_socket, remove_stale
+from ocpp_gateway.admin import admin_ssl_context, build_admin_app, remove_stale
+from ocpp_gateway.admin_peers import peer_socket
 from ocpp_gateway.admission import Admission, negotiate_subprotocol
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.connection import Connection
@@ -146,6 +147,7 @@ class RunningGateway:
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
         self.runtime.security.close()  # password verification threads
+        self.runtime.capture.close()  # the trace file writer
 
 
 def _connect_host(host: str) -> str:
