@@ -12,8 +12,9 @@ import pytest
 
 from ocpp_gateway import _core
 from ocpp_gateway.cli import main
-from ocpp_gateway.config import check_config, load_config
+from ocpp_gateway.config import load_config
 from ocpp_gateway.model_rules import build_model_rules, schema_sets
+from ocpp_gateway.preflight import check_config
 from ocpp_gateway.violations import UNKNOWN_MODEL, ViolationLog, redact
 
 FIXTURES = Path(__file__).parent / "fixtures"
