@@ -168,11 +168,17 @@ def unknown_setting(prefix: str, key: str, names: list[str]) -> str:
     return f"{lead}{key}: unknown setting{hint}"
 
 
-def _quoted(value: object, kind: str) -> str:
-    """The error text for a value of the wrong type (a quoted TOML number gets a hint)."""
-    if isinstance(value, str) and not isinstance(value, Text):
-        return f"expected {kind}, got the string {value!r} (TOML: write it without quotes)"
-    return f"expected {kind}, got {value!r}"
+_UNQUOTE = " (TOML: a quoted value is a string; write it without quotes)"
+_TOML_LIST = ' (TOML: a list is written ["a", "b"])'
+_TOML_TABLE = " (TOML: a table is written { key = value })"
+
+
+def _wrong_type(value: object, kind: str, hint: str = "") -> str:
+    """The error text for a value of the wrong type, with a hint for a file's value when the
+    fix is in how TOML spells it."""
+    if not isinstance(value, str) or isinstance(value, Text):
+        hint = ""
+    return f"expected {kind}, got {str(value) if isinstance(value, Text) else value!r}{hint}"
 
 
 def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
@@ -203,7 +209,8 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
             return True
         if isinstance(value, Text) and value.lower() in _FALSE:
             return False
-        errors.append(f"{key}: {_quoted(value, 'a boolean')}")
+        words = isinstance(value, str) and value.lower() in ("true", "false")
+        errors.append(f"{key}: {_wrong_type(value, 'a boolean', _UNQUOTE if words else '')}")
         return None
     if tp is int or tp is float:
         return _convert_number(tp, value, key, errors)
@@ -216,7 +223,7 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
         if isinstance(value, Text):
             value = [Text(part.strip()) for part in value.split(",") if part.strip()]
         if not isinstance(value, list | tuple):
-            errors.append(f"{key}: {_quoted(value, 'a list')}")
+            errors.append(f"{key}: {_wrong_type(value, 'a list', _TOML_LIST)}")
             return None
         item_tp = args[0] if args else Any
         return tuple(_convert(item_tp, item, f"{key}[{i}]", errors) for i, item in enumerate(value))
@@ -260,7 +267,12 @@ def _convert_number(tp: type, value: Any, key: str, errors: list[str]) -> Any:
     elif isinstance(value, Text):
         with contextlib.suppress(ValueError):
             return tp(value.strip())
-    errors.append(f"{key}: {_quoted(value, 'an integer' if tp is int else 'a number')}")
+    hint = ""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            tp(value.strip())
+            hint = _UNQUOTE
+    errors.append(f"{key}: {_wrong_type(value, 'an integer' if tp is int else 'a number', hint)}")
     return None
 
 
@@ -273,6 +285,6 @@ def _table(value: object, key: str, errors: list[str]) -> Mapping[str, Any] | No
             errors.append(f"{key}: expected a JSON table, got {str(value)!r}")
             return None
     if not isinstance(value, Mapping):
-        errors.append(f"{key}: {_quoted(value, 'a table')}")
+        errors.append(f"{key}: {_wrong_type(value, 'a table', _TOML_TABLE)}")
         return None
     return value
