@@ -326,8 +326,7 @@ pinned_profiles = '{"CP-1": 1}'
     assert errors == [
         f"port: expected an integer, got '9000'{unquote}",
         f"metrics_on_main_port: expected a boolean, got 'true'{unquote}",
-        "trusted_proxies: expected a list, got '10.0.0.0/8' (TOML: a list is written "
-        '["a", "b"])',
+        'trusted_proxies: expected a list, got \'10.0.0.0/8\' (TOML: a list is written ["a", "b"])',
         f"security.idle_timeout: expected a number, got '300'{unquote}",
         "security.pinned_profiles: expected a table, got '{\"CP-1\": 1}' (TOML: a table is "
         "written { key = value })",
