@@ -42,6 +42,7 @@ from aiohttp import web
 
 from ocpp_gateway import _core
 from ocpp_gateway.connection import ADMIN_LINK, Connection
+from ocpp_gateway.registry import Registry
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
@@ -185,8 +186,11 @@ def _error(status: int, message: str, **extra: object) -> web.Response:
 class _Api:
     """The API handlers of one runtime."""
 
-    def __init__(self, runtime: Runtime, peer_dir: str | None) -> None:
+    def __init__(
+        self, runtime: Runtime, registry: Registry[Connection], peer_dir: str | None
+    ) -> None:
         self._runtime = runtime
+        self._registry = registry
         self._peer_dir = peer_dir
         token = runtime.config.admin.token
         self._token = token.encode() if token else None
@@ -261,7 +265,7 @@ class _Api:
         if refused is not None:
             return refused
         runtime = self._runtime
-        found = [describe(runtime, conn) for conn in list(runtime.live.values())]
+        found = [describe(runtime, conn) for conn in list(self._registry.live.values())]
         unreachable: list[str] = []
         peers = self._peers(request)
         answers = await asyncio.gather(
@@ -283,7 +287,7 @@ class _Api:
         if refused is not None:
             return refused
         charge_point_id = request.match_info["charge_point_id"]
-        conn = self._runtime.live.get(charge_point_id)
+        conn = self._registry.holder(charge_point_id)
         if conn is not None:
             return _json(describe(self._runtime, conn))
         return await self._elsewhere(request, "GET", None, charge_point_id)
@@ -317,7 +321,7 @@ class _Api:
         payload = parsed.get("payload", {})
         if not isinstance(payload, dict):
             return _error(400, "payload must be a JSON object")
-        conn = self._runtime.live.get(charge_point_id)
+        conn = self._registry.holder(charge_point_id)
         if conn is None:
             return await self._elsewhere(request, "POST", body, charge_point_id)
         return await self._call(conn, parsed["action"], payload)
@@ -397,12 +401,16 @@ class _Api:
 
 
 def build_admin_app(
-    runtime: Runtime, health: Sequence[tuple[str, Handler]], peer_dir: str | None = None
+    runtime: Runtime,
+    registry: Registry[Connection],
+    health: Sequence[tuple[str, Handler]],
+    peer_dir: str | None = None,
 ) -> web.Application:
     """The admin application.
 
     Args:
         runtime: the process.
+        registry: its connections.
         health: (path, handler) of `/metrics`, `/healthz`, `/readyz`, shared with the charge
             point port.
         peer_dir: the directory of the workers' admin sockets under `--workers`, else None.
@@ -410,7 +418,7 @@ def build_admin_app(
     Returns:
         The application (routes added).
     """
-    api = _Api(runtime, peer_dir)
+    api = _Api(runtime, registry, peer_dir)
     app = web.Application(client_max_size=runtime.config.security.max_message_bytes)
     for path, handler in health:
         app.router.add_get(path, handler)

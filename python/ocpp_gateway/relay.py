@@ -37,6 +37,7 @@ from ocpp_gateway.connection import (
     Connection,
 )
 from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.reasons import CloseReason
 from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
 from ocpp_gateway.session import is_transaction_message
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link, WakingLink
@@ -77,7 +78,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     link_send = link.send
     send_cp = conn.sender.send
     call_origin = conn.call_origin
-    runtime.register(conn)
+    registry = conn.registry
     start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
     del link
     try:
@@ -108,7 +109,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                     if relaxing and verdict.relaxed is not None:
                         _count_relaxed(runtime, conn, verdict)
                     if message_type != 2:
-                        if chain is not None or runtime.drain_progress is not None:
+                        if chain is not None or registry.drain_progress is not None:
                             _result_seen(runtime, conn, _CP, verdict, data)
                     elif chain is not None and await _plugin_call(
                         runtime, conn, _CP, verdict, data
@@ -130,7 +131,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                     try:
                         await link_send(out)
                     except (TransportUnavailable, ConnectionError):
-                        conn.close_reason = conn.close_reason or "upstream_lost"
+                        conn.end("upstream_lost")
                         return
                 elif not await send_backend(conn, runtime, origin, out):
                     return
@@ -139,12 +140,11 @@ async def run(runtime: Runtime, conn: Connection) -> None:
             elif kind is _PONG:
                 conn.pong()
             else:
-                if conn.close_reason is None:
-                    conn.close_reason = _close_reason(ws, msg.data)
+                conn.end(_close_reason(ws, msg.data))
                 return
     except Exception:
         log.exception("connection failed", extra={"charge_point_id": conn.charge_point_id})
-        conn.close_reason = conn.close_reason or "internal_error"
+        conn.end("internal_error")
     finally:
         await conn.finish()
 
@@ -206,6 +206,7 @@ async def backend_pump(
     send_cp = conn.sender.send
     call_origin = conn.call_origin
     track = runtime.track_origins
+    registry = conn.registry
     code = CLOSE_TRY_AGAIN
     try:
         while True:
@@ -224,7 +225,7 @@ async def backend_pump(
                 if relaxing and verdict.relaxed is not None:
                     _count_relaxed(runtime, conn, verdict)
                 if verdict.message_type != 2:
-                    if chain is not None or runtime.drain_progress is not None:
+                    if chain is not None or registry.drain_progress is not None:
                         _result_seen(runtime, conn, _CSMS, verdict, data)
                 else:
                     unique_id = verdict.unique_id
@@ -260,17 +261,15 @@ async def backend_pump(
         return
     except Exception:
         log.exception("backend relay failed", extra={"transport": name})
-        conn.close_reason = conn.close_reason or "internal_error"
+        conn.end("internal_error")
         code = CLOSE_INTERNAL_ERROR
     # The backend is gone: close the charge point socket so that it queues its transaction
     # messages itself (Local Controller rule); never answer on its behalf. On a broker, the
     # link also ends when the charge point connected to another node, which now owns it.
     if getattr(link, "end_reason", None) == "ownership_moved":
-        conn.close_reason = conn.close_reason or "takeover"
         await conn.close(CLOSE_POLICY, "connected elsewhere", "takeover")
         return
-    if conn.close_reason is None:
-        conn.close_reason = "upstream_lost"
+    conn.end("upstream_lost")
     if not ws.closed:
         message = b"backend connection lost" if code == CLOSE_TRY_AGAIN else b"internal error"
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -326,8 +325,7 @@ def _result_seen(
 ) -> None:
     """A forwarded result (or SEND) while draining or with plugins: wake the drain, tell the
     plugins (the call's duration is recorded by the pump)."""
-    if runtime.drain_progress is not None:
-        runtime.drain_progress.set()
+    conn.registry.progress()
     if runtime.chain is not None:
         try:
             runtime.chain.on_call_result(_view(conn, direction, verdict, data))
@@ -397,7 +395,7 @@ async def _rate_limited(
         and verdict.message_type == 2
         and is_transaction_message(verdict.action, data)
     ):
-        conn.close_reason = "rate_limited"
+        conn.end("rate_limited")
         with contextlib.suppress(ConnectionError, RuntimeError):
             await conn.ws.close(code=CLOSE_POLICY, message=b"message rate exceeded")
         return False
@@ -482,7 +480,7 @@ def _view(
     )
 
 
-def _close_reason(ws: web.WebSocketResponse, data: object) -> str:
+def _close_reason(ws: web.WebSocketResponse, data: object) -> CloseReason:
     """Why the charge point's receive loop ended, as a connections_closed_total reason."""
     # After aiohttp's own close handshake ws.close_code is the peer's echo (or 1006), so read
     # the 1009 from the error message itself.
