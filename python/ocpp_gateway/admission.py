@@ -43,7 +43,7 @@ from ocpp_gateway.logs import Throttle
 from ocpp_gateway.reasons import RefusalReason
 from ocpp_gateway.registry import Registry
 from ocpp_gateway.routing import ConnectionInfo, Reject
-from ocpp_gateway.runtime import VERSIONS
+from ocpp_gateway.schemas import VERSIONS
 from ocpp_gateway.transports.base import SharedOwnership
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ _DELEGATES = {
     "demo": "ocpp_gateway.demo",
     "bench": "ocpp_gateway.bench",
     "hash-password": "ocpp_gateway.security.passwords",
-    "violations": "ocpp_gateway.violations",
+    "violations": "ocpp_gateway.violations.report",
 }
 
 

@@ -39,12 +39,12 @@ from ocpp_gateway.connection import (
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.reasons import CloseReason
 from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
-from ocpp_gateway.session import is_transaction_message
+from ocpp_gateway.schemas import is_transaction_message
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link, WakingLink
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
-    from ocpp_gateway.violations import ViolationLog
+    from ocpp_gateway.violations.log import ViolationLog
 
 __all__ = ["backend_pump", "run", "send_backend", "start_backend_pump"]
 

@@ -24,22 +24,20 @@ from ocpp_gateway.logs import FrameLog
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.model_rules import build_model_rules, version_policy
 from ocpp_gateway.routing import Chain, build_chain, check_forward_targets
+from ocpp_gateway.schemas import VERSIONS, default_schemas, official_schema_dir
 from ocpp_gateway.security import SecurityLayer, build_security
-from ocpp_gateway.session import default_schemas, official_schema_dir
 from ocpp_gateway.transports import (
     DEFAULT_TRANSPORT,
     SharedOwnership,
     Transport,
     build_transports,
 )
-from ocpp_gateway.violations import ViolationLog
+from ocpp_gateway.violations.log import ViolationLog
+from ocpp_gateway.violations.store import dump_if_changed
 
-__all__ = ["VERSIONS", "Runtime"]
+__all__ = ["Runtime"]
 
 log = logging.getLogger("ocpp_gateway.runtime")
-
-# The OCPP versions the gateway serves, as subprotocol names.
-VERSIONS: tuple[OcppVersionName, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
 
 
 def _compile_schemas(config: GatewayConfig) -> dict[OcppVersionName, _core.SchemaSet]:
@@ -212,7 +210,7 @@ class Runtime:
         """Rewrite the violation log file when it changed (`validation.violation_log`)."""
         if self.violations is not None and self.violation_log_path:
             try:
-                self.violations.dump_if_changed(self.violation_log_path)
+                dump_if_changed(self.violations, self.violation_log_path)
             except OSError as exc:
                 log.warning(
                     "cannot write the violation log",

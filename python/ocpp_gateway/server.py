@@ -30,14 +30,12 @@ from ocpp_gateway.drain import drain
 from ocpp_gateway.metrics import CONTENT_TYPE
 from ocpp_gateway.proxy import ProxySite, TrustedProxies, resolve_forwarded
 from ocpp_gateway.registry import Registry
-from ocpp_gateway.runtime import VERSIONS, Runtime
+from ocpp_gateway.runtime import Runtime
 from ocpp_gateway.transports import Transport
 
-__all__ = ["SUBPROTOCOLS", "RunningGateway", "negotiate_subprotocol", "start_gateway"]
+__all__ = ["RunningGateway", "negotiate_subprotocol", "start_gateway"]
 
 log = logging.getLogger("ocpp_gateway.server")
-
-SUBPROTOCOLS = VERSIONS
 
 
 class _Endpoints:

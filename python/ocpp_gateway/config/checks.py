@@ -25,6 +25,7 @@ from ocpp_gateway.config.sections import (
     UpstreamConfig,
     ValidationConfig,
 )
+from ocpp_gateway.schemas import VERSIONS
 from ocpp_gateway.transports.websocket import PLACEHOLDER as UPSTREAM_PLACEHOLDER
 
 __all__ = ["SECTION_CHECKS", "check_security_config", "check_values", "number_errors"]
@@ -32,7 +33,6 @@ __all__ = ["SECTION_CHECKS", "check_security_config", "check_values", "number_er
 _MODES = ("enforce", "observe", "off")
 _DIRECTIONS = ("cp_to_csms", "csms_to_cp")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-_VERSIONS = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
 _UPSTREAM_SCHEMES = {
     "websocket": ("ws", "wss"),
     "nats": ("nats", "tls"),
@@ -165,7 +165,7 @@ def _check_validation(validation: ValidationConfig, key: str) -> list[str]:
     errors: list[str] = []
     _check_policy_table(f"{key}.overrides", validation.overrides, errors)
     for version, table in validation.versions.items():
-        if version not in _VERSIONS:
+        if version not in VERSIONS:
             errors.append(f"{key}.versions.{version}: unknown OCPP version")
         _check_policy_table(f"{key}.versions.{version}", table, errors)
     for model, table in validation.models.items():

@@ -45,7 +45,7 @@ import orjson
 
 from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.errors import TransportUnavailable
-from ocpp_gateway.session import TRANSACTION_ACTIONS, is_transaction_message
+from ocpp_gateway.schemas import TRANSACTION_ACTIONS, is_transaction_message
 from ocpp_gateway.transports.base import Holder
 
 __all__ = [
