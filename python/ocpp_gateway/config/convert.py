@@ -196,22 +196,9 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
     if origin in (typing.Union, types.UnionType):
         return _convert_union(args, value, key, errors)
     if origin is Literal:
-        if value in args and not isinstance(value, bool):
-            return args[args.index(value)]
-        allowed = ", ".join(repr(a) for a in args)
-        shown = str(value) if isinstance(value, Text) else value
-        errors.append(f"{key}: {shown!r} is not one of {allowed}")
-        return None
+        return _convert_literal(args, value, key, errors)
     if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, Text) and value.lower() in _TRUE:
-            return True
-        if isinstance(value, Text) and value.lower() in _FALSE:
-            return False
-        words = isinstance(value, str) and value.lower() in ("true", "false")
-        errors.append(f"{key}: {_wrong_type(value, 'a boolean', _UNQUOTE if words else '')}")
-        return None
+        return _convert_bool(value, key, errors)
     if tp is int or tp is float:
         return _convert_number(tp, value, key, errors)
     if tp is str:
@@ -220,26 +207,58 @@ def _convert(tp: Any, value: Any, key: str, errors: list[str]) -> Any:
         errors.append(f"{key}: expected a string, got {value!r}")
         return None
     if origin is tuple:
-        if isinstance(value, Text):
-            value = [Text(part.strip()) for part in value.split(",") if part.strip()]
-        if not isinstance(value, list | tuple):
-            errors.append(f"{key}: {_wrong_type(value, 'a list', _TOML_LIST)}")
-            return None
-        item_tp = args[0] if args else Any
-        return tuple(_convert(item_tp, item, f"{key}[{i}]", errors) for i, item in enumerate(value))
+        return _convert_list(args[0] if args else Any, value, key, errors)
     if origin is Mapping:
-        table = _table(value, key, errors)
-        if table is None:
-            return None
-        key_tp, val_tp = args or (str, Any)
-        return MappingProxyType(
-            {
-                _convert(key_tp, k, f"{key}.{k}", errors): _convert(val_tp, v, f"{key}.{k}", errors)
-                for k, v in table.items()
-            }
-        )
+        return _convert_table(args or (str, Any), value, key, errors)
     errors.append(f"{key}: unsupported setting type {tp!r}")
     return None
+
+
+def _convert_literal(args: tuple[Any, ...], value: Any, key: str, errors: list[str]) -> Any:
+    """One of a Literal's values (the Literal's own object, not a `Text` equal to it)."""
+    if value in args and not isinstance(value, bool):
+        return args[args.index(value)]
+    allowed = ", ".join(repr(a) for a in args)
+    shown = str(value) if isinstance(value, Text) else value
+    errors.append(f"{key}: {shown!r} is not one of {allowed}")
+    return None
+
+
+def _convert_bool(value: Any, key: str, errors: list[str]) -> bool | None:
+    """A boolean: as it is from TOML or JSON, one of the usual words from `Text`."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Text) and value.lower() in _TRUE:
+        return True
+    if isinstance(value, Text) and value.lower() in _FALSE:
+        return False
+    words = isinstance(value, str) and value.lower() in ("true", "false")
+    errors.append(f"{key}: {_wrong_type(value, 'a boolean', _UNQUOTE if words else '')}")
+    return None
+
+
+def _convert_list(item_tp: Any, value: Any, key: str, errors: list[str]) -> Any:
+    """A tuple of `item_tp`: from a TOML or JSON array, or comma-separated `Text`."""
+    if isinstance(value, Text):
+        value = [Text(part.strip()) for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        errors.append(f"{key}: {_wrong_type(value, 'a list', _TOML_LIST)}")
+        return None
+    return tuple(_convert(item_tp, item, f"{key}[{i}]", errors) for i, item in enumerate(value))
+
+
+def _convert_table(args: tuple[Any, ...], value: Any, key: str, errors: list[str]) -> Any:
+    """A read-only mapping with keys and values of `args`' types."""
+    table = _table(value, key, errors)
+    if table is None:
+        return None
+    key_tp, val_tp = args
+    return MappingProxyType(
+        {
+            _convert(key_tp, k, f"{key}.{k}", errors): _convert(val_tp, v, f"{key}.{k}", errors)
+            for k, v in table.items()
+        }
+    )
 
 
 def _convert_union(args: tuple[Any, ...], value: Any, key: str, errors: list[str]) -> Any:
