@@ -114,6 +114,15 @@ def test_bad_env_values_are_errors() -> None:
     assert any(e.startswith("OCPP_GATEWAY_NO_SUCH:") for e in info.value.errors)
 
 
+def test_check_config_is_still_importable_from_the_configuration() -> None:
+    """The preflight moved out of the configuration package; its old name still works."""
+    from ocpp_gateway import config, preflight
+
+    assert config.check_config is preflight.check_config
+    with pytest.raises(AttributeError):
+        _ = config.no_such_name  # type: ignore[attr-defined]
+
+
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
     assert "invalid TOML" in check_config(write(tmp_path, "port = = 1"))[0]
     assert "cannot read" in check_config(str(tmp_path / "missing.toml"))[0]

@@ -254,3 +254,21 @@ def test_violations_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     (tmp_path / "other.json").write_text("{}")
     assert main(["violations", str(tmp_path / "other.json")]) == 2
     assert "not a violation log" in capsys.readouterr().err
+
+
+def test_serving_never_loads_the_report() -> None:
+    """The gateway records and stores; only `ocpp-gateway violations` loads the report, whose
+    names stay importable from `ocpp_gateway.violations`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ocpp_gateway.server\n"
+        "print('ocpp_gateway.violations.report' in sys.modules)\n"
+        "from ocpp_gateway.violations import main, table\n"
+        "print('ocpp_gateway.violations.report' in sys.modules, main.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["False", "True", "ocpp_gateway.violations.report"]
