@@ -278,6 +278,20 @@ class Admission:
         self._log(request, refusal.reason, refusal.status, refusal.detail)
         return web.Response(status=refusal.status, text=refusal.text, headers=refusal.headers)
 
+    def refuse_unknown_path(self, request: web.Request) -> web.Response:
+        """Answer a request for a path that is no endpoint (404), counted and logged as a
+        `bad_path` refusal: a charger configured with the wrong URL shows in the metrics and
+        the log, not only in its own retries.
+
+        Args:
+            request: the request.
+
+        Returns:
+            The 404 response.
+        """
+        detail = f"no endpoint at {request.path[:100]!r}"
+        return self._refuse(request, Refusal("bad_path", 404, "not found", detail=detail))
+
     async def admit(self, request: web.Request) -> Connection | web.StreamResponse:
         """Run the admission steps for one upgrade request.
 

@@ -245,9 +245,19 @@ def _ms(seconds: float | None) -> str:
 class _Dashboard:
     """Turns fleet and gateway counters into a rich renderable or a plain line."""
 
-    def __init__(self, url: str, metrics_url: str, target: dict[str, int], metrics: object):
+    def __init__(
+        self,
+        url: str,
+        metrics_url: str,
+        target: dict[str, int],
+        metrics: object,
+        backend: str = "",
+        api: str = "",
+    ):
         self.url = url
         self.metrics_url = metrics_url
+        self.backend = backend
+        self.api = api
         self.target = target
         self._metrics = metrics
         self._started = time.monotonic()
@@ -296,8 +306,14 @@ class _Dashboard:
         header = Text()
         header.append("gateway  ", style="bold")
         header.append(f"{self.url}/ocpp/{{charge_point_id}}\n")
+        if self.backend:
+            header.append("backend  ", style="bold")
+            header.append(f"{self.backend}\n")
         header.append("metrics  ", style="bold")
         header.append(f"{self.metrics_url}\n")
+        if self.api:
+            header.append("API      ", style="bold")
+            header.append(f"{self.api}\n")
         header.append("fleet    ", style="bold")
         header.append(f"{connected}/{sum(self.target.values())} connected, {booted} booted  (")
         header.append(
@@ -472,20 +488,27 @@ async def _run(
             signals.append(sig)
 
     metrics_url = f"{gateway.admin_url}/metrics"
-    dashboard = _Dashboard(gateway.url, metrics_url, target, gateway.metrics)
+    if backend is not None:
+        backend_line = backend.describe()
+    elif options.upstream:
+        backend_line = f"the CSMS at {options.upstream}/{{charge_point_id}}"
+    else:
+        backend_line = "the embedded local responder"
+    api_line = f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token})"
+    dashboard = _Dashboard(
+        gateway.url, metrics_url, target, gateway.metrics, backend_line, api_line
+    )
     live_view = stream.isatty() and not options.plain
     interval = options.interval or (1.0 if live_view else 5.0)
     deadline = None if options.duration is None else loop.time() + options.duration
     if not live_view:
         print(
             f"ocpp-gateway demo: {options.charge_points} charge points -> {gateway.url}/ocpp/"
-            f"{{id}}; metrics at {metrics_url}; charge point API at "
-            f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token})",
+            f"{{id}}; backend: {backend_line}; metrics at {metrics_url}; charge point API at "
+            f"{api_line}",
             file=stream,
             flush=True,
         )
-        if backend is not None:
-            print(backend.describe(), file=stream, flush=True)
 
     async def tick() -> bool:
         """Wait one interval; False once the demo should stop."""
@@ -535,8 +558,8 @@ class _BrokerBackend:
 
     def describe(self) -> str:
         return (
-            f"broker: {self.kind} at {self.url}; backend service: "
-            f"ocpp_gateway.backend.example, journal {self.journal}"
+            f"{self.kind} at {self.url}, consumed by the example backend service "
+            f"(ocpp_gateway.backend.example, journal {self.journal})"
         )
 
     def summary(self) -> str:

@@ -59,6 +59,9 @@ class _Endpoints:
         finally:
             self._runtime.security.release(request)
 
+    async def unknown_path(self, request: web.Request) -> web.Response:
+        return self._admission.refuse_unknown_path(request)
+
     async def metrics(self, request: web.Request) -> web.Response:
         body = self._runtime.metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
@@ -254,6 +257,9 @@ async def start_gateway(
         app.router.add_get("/metrics", endpoints.metrics)
         app.router.add_get("/healthz", endpoints.healthz)
         app.router.add_get("/readyz", endpoints.readyz)
+    # Any other path: a 404 that is counted and logged (a charger with a wrong URL). GET only,
+    # so that another method on an endpoint still gets its 405.
+    app.router.add_get("/{tail:.*}", endpoints.unknown_path)
     # aiohttp's keep-alive timer also runs from accept until a complete request head arrives:
     # bounding it by the handshake timeout closes slowloris sockets.
     handshake_timeout = config.security.handshake_timeout

@@ -11,11 +11,15 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
+from ocpp_gateway.config import check_config
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.settings_table import flags
 
@@ -29,6 +33,7 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None and not os.environ.get("REQUIRE_TEST_TOOLS"),
     reason="needs promtool (apt-get install prometheus); required when REQUIRE_TEST_TOOLS is set",
 )
+KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
 # Flags that set a setting: in an image or a manifest they would override TOML and environment.
 SETTING_FLAGS = frozenset(flags().values())
 
@@ -78,12 +83,24 @@ def test_grafana_dashboard_queries_real_metrics() -> None:
         assert name in used
 
 
-def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
+def check_gateway_manifests(directory: Path, tmp_path: Path) -> dict[str, Any]:
+    """The checks every kit's Kubernetes manifests pass (those of `directory`, *.yaml): the
+    kinds, probes on the admin listener, no setting by flag, the image's user, a grace period
+    longer than the drain, a ConfigMap file the gateway's own checker accepts.
+
+    Returns:
+        The manifests by kind (a list per kind) and the ConfigMap's settings under "settings".
+    """
     docs = [
         doc
-        for path in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+        for path in sorted(directory.glob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
     ]
+    # Kubernetes' own OpenAPI schemas, strict (no field the API does not know), of the oldest
+    # release still in wide use and the newest the schema package ships.
+    for doc in docs:
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
     kinds = {doc["kind"] for doc in docs}
     assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= kinds
     deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
@@ -93,17 +110,10 @@ def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     configmap = next(doc for doc in docs if doc["kind"] == "ConfigMap")
     # The shipped configuration must pass the gateway's own checker.
-    import tomllib
-
-    from ocpp_gateway.config import check_config
-
     toml_text = configmap["data"]["gateway.toml"]
-    drain = tomllib.loads(toml_text)["drain_timeout"]
-    assert pod["terminationGracePeriodSeconds"] > drain
-    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    assert "gateway" in compose["services"]
+    shipped_config = tomllib.loads(toml_text)
+    assert pod["terminationGracePeriodSeconds"] > shipped_config["drain_timeout"]
     assert not SETTING_FLAGS & set(container.get("args", []) + container.get("command", []))
-    assert not SETTING_FLAGS & set(_words(compose["services"]["gateway"].get("command", [])))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] in ports, probe
@@ -116,19 +126,47 @@ def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
     assert int(annotations["prometheus.io/port"]) in ports.values()
     # Probes and scrapes use the admin listener the ConfigMap turns on, not the charge point
     # port (which may ask for client certificates).
-    shipped_config = tomllib.loads(toml_text)
     admin_port = shipped_config["admin"]["port"]
     assert ports["admin"] == admin_port == int(annotations["prometheus.io/port"])
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == "admin", probe
     assert shipped_config["metrics_on_main_port"] is False
+    # Selectors find the pods, the Service targets a named container port, and the config
+    # volume names the ConfigMap.
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for doc in docs:
+        selector = doc.get("spec", {}).get("selector")
+        if selector is not None:
+            match = selector.get("matchLabels", selector)
+            assert match.items() <= labels.items(), doc["kind"]
+        if doc["kind"] == "Service":
+            for port in doc["spec"]["ports"]:
+                assert port["targetPort"] in ports, port
+    (volume,) = [v for v in pod["volumes"] if "configMap" in v]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    shipped = tmp_path / "gateway.toml"
+    shipped.write_text(toml_text)
+    assert check_config(str(shipped)) == []
+    by_kind: dict[str, Any] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    by_kind["settings"] = shipped_config
+    return by_kind
+
+
+def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
+    manifests = check_gateway_manifests(DEPLOY / "kubernetes", tmp_path)
+    (deployment,) = manifests["Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert manifests["settings"]["upstream"]["url"].startswith("ws://")
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert "gateway" in compose["services"]
+    assert not SETTING_FLAGS & set(_words(compose["services"]["gateway"].get("command", [])))
+    assert container["image"].startswith("ocpp-gateway:")
     environment = compose["services"]["gateway"]["environment"]
     prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     [target] = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
     assert target == f"gateway:{environment['OCPP_GATEWAY_ADMIN__PORT']}"
-    shipped = tmp_path / "gateway.toml"
-    shipped.write_text(toml_text)
-    assert check_config(str(shipped)) == []
 
 
 def _words(command: object) -> list[str]:
@@ -142,6 +180,9 @@ def _words(command: object) -> list[str]:
         ("check", "config", "prometheus.yml"),
         ("check", "rules", "alerts.yaml"),
         ("test", "rules", "rules.test.yml"),
+        ("check", "config", "prometheus-broker.yml"),
+        ("check", "rules", "broker-alerts.yaml"),
+        ("test", "rules", "broker-rules.test.yml"),
     ],
     ids=" ".join,
 )
@@ -155,10 +196,15 @@ def test_promtool(args: tuple[str, ...]) -> None:
     assert "SUCCESS" in result.stdout + result.stderr
 
 
-def test_every_alert_has_a_promtool_unit_test() -> None:
-    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+@pytest.mark.parametrize(
+    ("rules_file", "tests_file"),
+    [("alerts.yaml", "rules.test.yml"), ("broker-alerts.yaml", "broker-rules.test.yml")],
+)
+def test_every_alert_has_a_promtool_unit_test(rules_file: str, tests_file: str) -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / rules_file).read_text())
     names = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
-    tests = yaml.safe_load((DEPLOY / "prometheus" / "rules.test.yml").read_text())
+    tests = yaml.safe_load((DEPLOY / "prometheus" / tests_file).read_text())
+    assert tests["rule_files"] == [rules_file]
     firing = {
         case["alertname"]
         for test in tests["tests"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import sys
 from pathlib import Path
@@ -109,6 +110,26 @@ async def test_bad_identity_paths_are_refused_before_the_upgrade(
 ) -> None:
     got, _ = await raw_handshake(client, relay, path, ["ocpp1.6"])
     assert got == status
+    assert csms.handshakes == 0
+
+
+@pytest.mark.parametrize("path", ["/elsewhere/CP1", "/", "/ocpp"])
+async def test_a_path_outside_the_endpoints_is_counted_and_logged(
+    relay: RunningGateway,
+    csms: Csms,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+) -> None:
+    # A charger configured with a wrong URL shows in the metrics and the log.
+    with caplog.at_level(logging.INFO, logger="ocpp_gateway"):
+        async with client.get(f"{relay.url}{path}") as resp:
+            assert resp.status == 404
+            assert await resp.text() == "not found"
+    metrics = await scrape(client, relay)
+    assert metrics['ocpp_gateway_handshakes_refused_total{reason="bad_path"}'] == 1.0
+    refusals = [r for r in caplog.records if r.getMessage() == "handshake refused"]
+    assert [getattr(r, "detail", "") for r in refusals] == [f"no endpoint at {path!r}"]
     assert csms.handshakes == 0
 
 

@@ -64,6 +64,7 @@ async def test_plain_output_reports_the_fleet_and_a_summary() -> None:
     assert await run_until(options, out) == 0
     text = out.getvalue()
     assert text.startswith("ocpp-gateway demo: 6 charge points -> ws://127.0.0.1:")
+    assert "backend: the embedded local responder;" in text
     assert "/metrics" in text
     summary = text.split("metrics were at ")[-1]
     assert "BootNotification" in summary and "StatusNotification" in summary
@@ -77,6 +78,11 @@ async def test_live_view_renders_on_a_terminal() -> None:
     assert "ocpp-gateway demo" in text
     assert "CALLs from charge points" in text
     assert "Rejected by the gateway" in text
+    # The live view says which backend answers and where the API is, as the plain lines do.
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # without the terminal's styles
+    assert re.search(r"backend +the embedded local responder", plain), plain
+    assert re.search(r"API +http://127\.0\.0\.1:\d+/charge-points \(Authorization: Bearer", plain)
+    assert "demo-admin-token" in plain
 
 
 async def test_a_busy_port_is_an_error_not_a_crash(capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,7 +162,8 @@ async def test_demo_on_a_broker_runs_broker_gateway_and_example_backend(transpor
     assert await run_until(options, out) == 0
     text = out.getvalue()
     kind = "nats" if transport == "nats" else "redis"
-    assert f"broker: {kind} at {kind}://127.0.0.1:" in text
+    assert f"backend: {kind} at {kind}://127.0.0.1:" in text
+    assert "consumed by the example backend service" in text
     # Every boot was answered through the broker by the example backend.
     assert re.search(r"BootNotification +sent +(\d+) +answered +\1 ", text), text
     assert "backend journal (" in text.splitlines()[-1]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sqlite3
@@ -212,6 +213,13 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", default="broker_backend.sqlite", help="SQLite journal file")
     parser.add_argument("--service", default="csms", help="durable consumer name")
     parser.add_argument("--ack-wait", type=float, default=30.0, help="redelivery after (s)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="NATS: replicas of the streams and buckets if this service creates them "
+        "(the gateways' `replicas` option; 3 on a three-node cluster)",
+    )
     parser.add_argument("--stall-after-commit", action="store_true", help="fault tests only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -224,7 +232,10 @@ async def main(argv: list[str] | None = None) -> None:
         from ocpp_gateway.backend.nats import NatsBroker
 
         url = args.nats or "nats://127.0.0.1:4222"
-        broker = NatsBroker(url, service=args.service, ack_wait=args.ack_wait)
+        nats_broker = NatsBroker(url, service=args.service, ack_wait=args.ack_wait)
+        # The layout's replicas, used if this service creates the streams and buckets first.
+        nats_broker.options = dataclasses.replace(nats_broker.options, replicas=args.replicas)
+        broker = nats_broker
     app = build_app(broker, TransactionJournal(args.db), stall=args.stall_after_commit)
     await app.start()
     stop = asyncio.Event()

@@ -315,9 +315,14 @@ class NatsTransport(BrokerTransportBase[NatsOptions]):
             self._heartbeat = asyncio.create_task(self._heartbeat_loop())
 
     async def _shut_down(self) -> None:
-        """Leave the node bucket, close the connection."""
+        """Leave the node bucket, unsubscribe, close the connection."""
         nc = self._nc
         if nc is not None and nc.is_connected:
+            # Unsubscribing stops the ordered consumer's own tasks (heartbeat and flow control
+            # checks), which would otherwise outlive the connection by seconds.
+            for sub in self._subs:
+                with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
+                    await sub.unsubscribe()
             with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
                 assert self._nodes is not None
                 await asyncio.wait_for(self._nodes.delete(self.node_id), 2.0)
