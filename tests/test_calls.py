@@ -86,7 +86,7 @@ async def test_a_call_that_gives_up_in_the_queue_leaves_it() -> None:
 
 @pytest.fixture(scope="module")
 def schemas16() -> _core.SchemaSet:
-    from ocpp_gateway.session import default_schemas
+    from ocpp_gateway.schemas import default_schemas
 
     return default_schemas("ocpp1.6")
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_gateway.config import GatewayConfig, PluginsConfig, check_config, load_config
+from ocpp_gateway.config import GatewayConfig, PluginsConfig, load_config
 from ocpp_gateway.errors import ConfigError, PluginError
+from ocpp_gateway.preflight import check_config
 from ocpp_gateway.security.config import SecurityConfig
 
 TOML = """
@@ -111,6 +112,14 @@ def test_bad_env_values_are_errors() -> None:
         load_config(env={"OCPP_GATEWAY_PORT": "x", "OCPP_GATEWAY_NO_SUCH": "1"})
     assert any(e.startswith("port:") for e in info.value.errors)
     assert any(e.startswith("OCPP_GATEWAY_NO_SUCH:") for e in info.value.errors)
+
+
+def test_the_preflight_is_not_part_of_the_configuration() -> None:
+    """The configuration is a leaf: the checks that need the gateway's machinery live in
+    `preflight`, not under `ocpp_gateway.config`."""
+    from ocpp_gateway import config
+
+    assert not hasattr(config, "check_config")
 
 
 def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
@@ -226,8 +235,8 @@ def test_transport_tables_become_their_typed_options(tmp_path: Path) -> None:
 [transports.billing]
 type = "websocket"
 url = "ws://127.0.0.1:9/csms"
-compress = "false"
-connect_timeout = "2.5"
+compress = false
+connect_timeout = 2.5
 
 [transports.lab]
 type = "local"
@@ -236,7 +245,6 @@ accept_all = false
 """,
     )
     cfg = load_config(path, env={})
-    # A string "false" is False, as in an environment variable (it used to be bool("false")).
     assert cfg.transports["billing"] == WebSocketOptions(
         "ws://127.0.0.1:9/csms", compress=False, connect_timeout=2.5
     )
@@ -305,3 +313,140 @@ def test_a_fixed_node_id_is_refused_for_several_workers() -> None:
         load_config(None, {}, {"node_id": "edge-1", "workers": 2})
     assert refused.value.errors[0].startswith("node_id: one id for several workers")
     assert load_config(None, {}, {"node_id": "edge-1", "workers": 1}).node_id == "edge-1"
+
+
+def test_values_of_the_wrong_toml_type_are_refused_with_their_key(tmp_path: Path) -> None:
+    """A quoted number or boolean in the file is an error (issue 18 item 4); the same text in
+    an environment variable is parsed, as variables have no other way to spell a number."""
+    path = write(
+        tmp_path,
+        """
+port = "9000"
+metrics_on_main_port = "true"
+trusted_proxies = "10.0.0.0/8"
+[security]
+idle_timeout = "300"
+pinned_profiles = '{"CP-1": 1}'
+""",
+    )
+    errors = check_config(path)
+    unquote = " (TOML: a quoted value is a string; write it without quotes)"
+    assert errors == [
+        f"port: expected an integer, got '9000'{unquote}",
+        f"metrics_on_main_port: expected a boolean, got 'true'{unquote}",
+        'trusted_proxies: expected a list, got \'10.0.0.0/8\' (TOML: a list is written ["a", "b"])',
+        f"security.idle_timeout: expected a number, got '300'{unquote}",
+        "security.pinned_profiles: expected a table, got '{\"CP-1\": 1}' (TOML: a table is "
+        "written { key = value })",
+    ]
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, env={})
+    assert refused.value.errors == errors
+    env = {
+        "OCPP_GATEWAY_PORT": "9000",
+        "OCPP_GATEWAY_METRICS_ON_MAIN_PORT": "true",
+        "OCPP_GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8",
+        "OCPP_GATEWAY_SECURITY__IDLE_TIMEOUT": "300",
+    }
+    cfg = load_config(env=env)
+    assert (cfg.port, cfg.metrics_on_main_port) == (9000, True)
+    assert cfg.trusted_proxies == ("10.0.0.0/8",)
+    assert cfg.security.idle_timeout == 300.0
+    assert type(load_config(env={"OCPP_GATEWAY_HOST": "127.0.0.1"}).host) is str
+
+
+def test_out_of_range_numbers_are_refused_with_their_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+port = 65536
+drain_timeout = -1
+workers = -2
+call_timeout = inf
+[upstream]
+connect_timeout = nan
+[security]
+idle_timeout = -5
+max_connections = -1
+message_rate = -0.5
+auth_workers = 0
+[admin]
+port = -80
+[validation]
+violation_log_entries = -3
+""",
+    )
+    errors = check_config(path)
+    assert sorted(errors) == sorted(
+        [
+            "port: 65536 is not a TCP port (0-65535)",
+            "drain_timeout: must not be negative, got -1.0",
+            "workers: must not be negative, got -2",
+            "call_timeout: must be a finite number, got inf",
+            "upstream.connect_timeout: must be a finite number, got nan",
+            "security.idle_timeout: must not be negative, got -5.0",
+            "security.max_connections: must not be negative, got -1",
+            "security.message_rate: must not be negative, got -0.5",
+            "security.auth_workers: must be at least 1, got 0",
+            "admin.port: -80 is not a TCP port (0-65535)",
+            "validation.violation_log_entries: must not be negative, got -3",
+        ]
+    ), errors
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, env={})
+    assert sorted(refused.value.errors) == sorted(errors)
+    # The same rules hold for values from the environment and from flags.
+    with pytest.raises(ConfigError) as refused:
+        load_config(env={"OCPP_GATEWAY_SECURITY__IDLE_TIMEOUT": "-5"}, overrides={"port": 70000})
+    assert sorted(refused.value.errors) == [
+        "port: 70000 is not a TCP port (0-65535)",
+        "security.idle_timeout: must not be negative, got -5.0",
+    ]
+    # Zero stays valid where it means "off" or "any port".
+    cfg = load_config(env={}, overrides={"port": 0, "security.idle_timeout": 0, "admin.port": 0})
+    assert (cfg.port, cfg.security.idle_timeout, cfg.admin.port) == (0, 0.0, 0)
+
+
+def test_misspelled_keys_get_the_closest_real_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+prot = 9000
+colour = "blue"
+[securty]
+idle_timeout = 5
+[validation]
+defualt = "observe"
+[transports.billing]
+type = "websocket"
+urll = "ws://billing.internal:9100/ocpp"
+""",
+    )
+    errors = check_config(path)
+    for expected in (
+        "prot: unknown setting (did you mean port?)",
+        "colour: unknown setting",
+        "securty: unknown setting (did you mean security?)",
+        "validation.defualt: unknown setting (did you mean validation.default?)",
+        "transports.billing.urll: unknown setting (did you mean transports.billing.url?)",
+    ):
+        assert expected in errors, (expected, errors)
+    assert "colour: unknown setting" in errors  # nothing close: no suggestion
+
+
+def test_serve_and_check_config_refuse_a_wrong_type_and_a_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ocpp_gateway.cli import main
+
+    path = write(tmp_path, 'port = "9000"\n[security]\nidle_timeout = -5\n')
+    expected = [
+        "error: port: expected an integer, got '9000' (TOML: a quoted value is a string; write "
+        "it without quotes)",
+        "error: security.idle_timeout: must not be negative, got -5.0",
+    ]
+    assert main(["check-config", path]) == 1
+    assert capsys.readouterr().out.splitlines()[:2] == expected
+    # serve stops before it listens on anything (exit 2: a configuration error).
+    assert main(["serve", "--config", path, "--host", "127.0.0.1"]) == 2
+    assert capsys.readouterr().err.splitlines() == expected

@@ -8,7 +8,7 @@ import pytest
 
 from ocpp_gateway import _core
 from ocpp_gateway.cli import main
-from ocpp_gateway.config import check_config, load_config
+from ocpp_gateway.config import load_config
 from ocpp_gateway.errors import ConfigError
 from ocpp_gateway.model_rules import (
     build_model_rules,
@@ -17,6 +17,7 @@ from ocpp_gateway.model_rules import (
     relaxations,
     schema_sets,
 )
+from ocpp_gateway.preflight import check_config
 
 GOOD = """
 [validation]

@@ -12,9 +12,12 @@ import pytest
 
 from ocpp_gateway import _core
 from ocpp_gateway.cli import main
-from ocpp_gateway.config import check_config, load_config
+from ocpp_gateway.config import load_config
 from ocpp_gateway.model_rules import build_model_rules, schema_sets
+from ocpp_gateway.preflight import check_config
 from ocpp_gateway.violations import UNKNOWN_MODEL, ViolationLog, redact
+from ocpp_gateway.violations.report import model_tables, table
+from ocpp_gateway.violations.store import dump, dump_if_changed, load
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOOT = '[2,"boot","BootNotification",{"chargePointModel":"%s","chargePointVendor":"V"}]'
@@ -77,8 +80,8 @@ def test_the_corpus_in_observe_mode(tmp_path: Path) -> None:
         sample = json.loads(e.sample)
         assert sample[3]["chargeBoxSerialNumber"] == "x" * 33
         assert "EVB" not in e.sample
-    table = log.table()
-    assert table.splitlines()[0].split() == [
+    text_table = table(log)
+    assert text_table.splitlines()[0].split() == [
         "COUNT",
         "MODEL",
         "FIRMWARE",
@@ -88,10 +91,10 @@ def test_the_corpus_in_observe_mode(tmp_path: Path) -> None:
         "KEYWORD",
         "CODE",
     ]
-    assert "GetConfigurationResponse" in table
-    assert "models seen without violations:" in table
-    assert "Wall Box Chargers" not in table  # models are chargePointModel values
-    assert "PLP2-M-2-4" in table.splitlines()[-1]
+    assert "GetConfigurationResponse" in text_table
+    assert "models seen without violations:" in text_table
+    assert "Wall Box Chargers" not in text_table  # models are chargePointModel values
+    assert "PLP2-M-2-4" in text_table.splitlines()[-1]
 
 
 def rules_from(tmp_path: Path, text: str, default: str) -> tuple[Any, _core.ModelRules]:
@@ -106,7 +109,7 @@ def rules_from(tmp_path: Path, text: str, default: str) -> tuple[Any, _core.Mode
 def test_model_tables_make_the_corpus_pass(tmp_path: Path) -> None:
     log = ViolationLog()
     observe_corpus(log)
-    text = log.model_tables()
+    text = model_tables(log)
     parsed = tomllib.loads(text)
     models = parsed["validation"]["models"]
     evlink = models["EVlink Smart Wallbox"]["relax"]
@@ -135,7 +138,7 @@ def test_model_tables_make_the_corpus_pass(tmp_path: Path) -> None:
     assert {(e.model, e.path) for e in second.entries.values()} == {
         ("EVlink Smart Wallbox", "chargePointSerialNumber")
     }
-    text = second.model_tables(cfg.validation.models)
+    text = model_tables(second, cfg.validation.models)
     evlink = tomllib.loads(text)["validation"]["models"]["EVlink Smart Wallbox"]["relax"]
     assert evlink == {
         "BootNotification.chargeBoxSerialNumber": {"max_length": 33},
@@ -195,17 +198,17 @@ def test_dump_is_atomic_and_loads_back(tmp_path: Path) -> None:
     log = ViolationLog()
     observe_corpus(log)
     path = tmp_path / "violations.json"
-    assert log.dump_if_changed(str(path))
-    assert not log.dump_if_changed(str(path))
+    assert dump_if_changed(log, str(path))
+    assert not dump_if_changed(log, str(path))
     assert [p.name for p in tmp_path.iterdir()] == ["violations.json"]
-    loaded = ViolationLog.load(str(path))
-    assert loaded.table() == log.table()
-    assert loaded.model_tables() == log.model_tables()
+    loaded = load(str(path))
+    assert table(loaded) == table(log)
+    assert model_tables(loaded) == model_tables(log)
     # A rewrite replaces the file by rename: a reader holding the old one still reads it whole.
     with open(path, "rb") as old:
         before = os.fstat(old.fileno()).st_ino
         log.record_boot("ocpp1.6", "New Model", "1.0")
-        assert log.dump_if_changed(str(path))
+        assert dump_if_changed(log, str(path))
         assert json.loads(old.read())["format"] == 1
     assert os.stat(path).st_ino != before
 
@@ -223,7 +226,7 @@ def test_violations_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     log = ViolationLog()
     observe_corpus(log)
     path = tmp_path / "violations.json"
-    log.dump(str(path))
+    dump(log, str(path))
     assert main(["violations", str(path)]) == 0
     out = capsys.readouterr().out
     assert "EVlink Smart Wallbox" in out
@@ -236,7 +239,7 @@ def test_violations_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["violations", "--config", str(config), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == 1
     # Several workers' files beside it are merged.
-    log.dump(str(path) + ".1")
+    dump(log, str(path) + ".1")
     assert main(["violations", "--config", str(config), "--json"]) == 0
     merged = json.loads(capsys.readouterr().out)
     assert sum(e["count"] for e in merged["entries"]) == 2 * sum(
@@ -251,3 +254,21 @@ def test_violations_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     (tmp_path / "other.json").write_text("{}")
     assert main(["violations", str(tmp_path / "other.json")]) == 2
     assert "not a violation log" in capsys.readouterr().err
+
+
+def test_serving_never_loads_the_report() -> None:
+    """The gateway records and stores; only `ocpp-gateway violations` loads the report, whose
+    names stay importable from `ocpp_gateway.violations`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ocpp_gateway.server\n"
+        "print('ocpp_gateway.violations.report' in sys.modules)\n"
+        "from ocpp_gateway.violations import main, table\n"
+        "print('ocpp_gateway.violations.report' in sys.modules, main.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["False", "True", "ocpp_gateway.violations.report"]

@@ -1,8 +1,8 @@
 """ocpp-gateway: an edge gateway for OCPP-J that validates every frame in Rust and relays it.
 
 The names below are the public API; everything else is internal and may change:
-- the core: `Session`, `Verdict`, `Policy`, `SchemaSet`, `default_schemas`, `error_code_for` and
-  the MessageTypeIds;
+- the core: `Session`, `Verdict`, `Policy`, `SchemaSet`, `default_schemas`, `error_code_for`,
+  the MessageTypeIds and `VERSIONS` (the OCPP versions, as subprotocol names);
 - running a gateway in-process: `load_config`, `GatewayConfig`, `start_gateway`,
   `RunningGateway`;
 - routing plugins: `Plugin`, `ConnectionInfo`, `MessageView` and the decisions `Continue`
@@ -40,8 +40,8 @@ from ocpp_gateway.routing import (
     Reject,
     Reply,
 )
+from ocpp_gateway.schemas import VERSIONS, default_schemas
 from ocpp_gateway.server import RunningGateway, start_gateway
-from ocpp_gateway.session import default_schemas
 from ocpp_gateway.transports import (
     FramedLink,
     Link,
@@ -57,6 +57,7 @@ __all__ = [
     "CALLRESULTERROR",
     "CONTINUE",
     "SEND",
+    "VERSIONS",
     "ConfigError",
     "ConnectionInfo",
     "Continue",

@@ -267,7 +267,7 @@ class Session:
         version: the negotiated subprotocol.
         schemas: compiled schemas of that version; None takes those of `model_rules`, or
             loads (once per process, then cached) the official ones from the `ocpp`
-            package via `ocpp_gateway.session.default_schemas`.
+            package via `ocpp_gateway.schemas.default_schemas`.
         policy: validation policy; None means enforce everywhere.
         call_timeout: seconds after which a pending call is reported by `expire`.
         model_rules: per-model rules, put in force by the BootNotification naming a model;

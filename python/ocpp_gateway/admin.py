@@ -43,11 +43,12 @@ import orjson
 from aiohttp import hdrs, web
 from yarl import URL
 
-from ocpp_gateway import _core, admin_capture
+from ocpp_gateway import _core, admin_capture, console
 from ocpp_gateway.admin_peers import SCOPE_WORKER, peer_socket, peer_url
 from ocpp_gateway.calls import CallAborted, CallQueueFull, CallRefused, CallTimedOut
 from ocpp_gateway.connection import Connection
 from ocpp_gateway.logs import Throttle
+from ocpp_gateway.registry import Registry
 from ocpp_gateway.security.auth import FailureThrottle
 
 if TYPE_CHECKING:
@@ -139,14 +140,22 @@ def _error(status: int, message: str, **extra: object) -> web.Response:
 class _Api:
     """The API handlers of one runtime."""
 
-    def __init__(self, runtime: Runtime, peer_dir: str | None) -> None:
+    def __init__(
+        self, runtime: Runtime, registry: Registry[Connection], peer_dir: str | None
+    ) -> None:
         self._runtime = runtime
+        self._registry = registry
         self._peer_dir = peer_dir
         admin = runtime.config.admin
         self._token = admin.token.encode() if admin.token else None
         self._failures = FailureThrottle(admin.token_failures_per_minute, max_keys=_MAX_ADDRESSES)
         self._lines = Throttle(10.0, REFUSAL_LINES)
         self._refused = runtime.metrics.admin_refused
+
+    @property
+    def registry(self) -> Registry[Connection]:
+        """Returns: this process's connections (for the capture endpoints and the console)."""
+        return self._registry
 
     # -- authorisation and peers -----------------------------------------------------------
 
@@ -261,7 +270,7 @@ class _Api:
         if refused is not None:
             return refused
         runtime = self._runtime
-        found = [describe(runtime, conn) for conn in list(runtime.live.values())]
+        found = [describe(runtime, conn) for conn in list(self._registry.live.values())]
         unreachable: list[str] = []
         peers = self._peers(request)
         url = peer_url(None)
@@ -282,7 +291,7 @@ class _Api:
         if refused is not None:
             return refused
         charge_point_id = request.match_info["charge_point_id"]
-        conn = self._runtime.live.get(charge_point_id)
+        conn = self._registry.holder(charge_point_id)
         if conn is not None:
             return _json(describe(self._runtime, conn))
         return await self._elsewhere(request, "GET", None, charge_point_id)
@@ -322,7 +331,7 @@ class _Api:
         payload = parsed.get("payload", {})
         if not isinstance(payload, dict):
             return _error(400, "payload must be a JSON object")
-        conn = self._runtime.live.get(charge_point_id)
+        conn = self._registry.holder(charge_point_id)
         if conn is None:
             return await self._elsewhere(request, "POST", body, charge_point_id)
         return await self._call(conn, parsed["action"], payload)
@@ -388,12 +397,16 @@ def _bearer_matches(header: str, token: bytes) -> bool:
 
 
 def build_admin_app(
-    runtime: Runtime, health: Sequence[tuple[str, Handler]], peer_dir: str | None = None
+    runtime: Runtime,
+    registry: Registry[Connection],
+    health: Sequence[tuple[str, Handler]],
+    peer_dir: str | None = None,
 ) -> web.Application:
     """The admin application.
 
     Args:
         runtime: the process.
+        registry: its connections.
         health: (path, handler) of `/metrics`, `/healthz`, `/readyz`, shared with the charge
             point port.
         peer_dir: the directory of the workers' admin sockets under `--workers`, else None.
@@ -401,14 +414,15 @@ def build_admin_app(
     Returns:
         The application (routes added).
     """
-    api = _Api(runtime, peer_dir)
+    api = _Api(runtime, registry, peer_dir)
     app = web.Application(client_max_size=runtime.config.security.max_message_bytes)
     for path, handler in health:
         app.router.add_get(path, handler)
     app.router.add_get("/charge-points", api.index)
     app.router.add_get("/charge-points/{charge_point_id}", api.show)
     app.router.add_post("/charge-points/{charge_point_id}/calls", api.call)
-    admin_capture.add_routes(app, runtime, api)  # capture, trace, live tail, web console
+    admin_capture.add_routes(app, runtime, api)  # capture, trace, live tail
+    console.add_console_routes(app, runtime, api)  # the web console
     return app
 
 

@@ -29,15 +29,14 @@ import contextlib
 import datetime
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 from aiohttp import web
-from yarl import URL
 
-from ocpp_gateway.admin_peers import SCOPE_WORKER, peer_url
+from ocpp_gateway.admin_peers import SCOPE_WORKER, AdminAccess, peer_url
 from ocpp_gateway.capture import CaptureStream
 from ocpp_gateway.capture.record import Entry
 
@@ -56,19 +55,6 @@ _DIRECTIONS = ("cp-to-csms", "csms-to-cp")
 _NDJSON = "application/x-ndjson"
 # Headers of another worker's answer passed on to the client.
 _RELAYED = ("content-type", "cache-control", "x-next-after", "link", "content-disposition")
-
-
-class AdminAccess(Protocol):
-    """What the capture endpoints and the console use of the admin API (`admin._Api`): the
-    token check, the other workers' sockets and a JSON request to one of them."""
-
-    def _authorised(self, request: web.Request) -> web.Response | None: ...
-
-    def _peers(self, request: web.Request) -> list[str]: ...
-
-    async def _ask(
-        self, path: str, request: web.Request, method: str, url: URL, body: bytes | None
-    ) -> tuple[int, Any] | None: ...
 
 
 class TraceQuery:
@@ -210,7 +196,7 @@ class _CaptureApi:
             frames, seconds = asked.get("frames", frames), asked.get("seconds", seconds)
             if not (_positive(frames, int) and _positive(seconds, float)):
                 return _json({"error": "frames and seconds are positive numbers or null"}, 400)
-        conn = self._runtime.live.get(request.match_info["charge_point_id"])
+        conn = self._access.registry.holder(request.match_info["charge_point_id"])
         if conn is None:
             return await self._elsewhere(request, body) or _missing(request)
         stream = self._runtime.capture.start(conn, frames, seconds)
@@ -311,7 +297,7 @@ class _CaptureApi:
             return refused
         charge_point_id = request.match_info["charge_point_id"]
         stream = self._runtime.capture.get(charge_point_id)
-        if stream is not None and charge_point_id in self._runtime.live:
+        if stream is not None and self._access.registry.holder(charge_point_id) is not None:
             return stream
         answer = await self._elsewhere(request, None)
         if answer is not None:
@@ -399,15 +385,13 @@ def _event(record: dict[str, Any]) -> bytes:
 
 
 def add_routes(app: web.Application, runtime: Runtime, access: AdminAccess) -> None:
-    """Add the capture endpoints and the web console to the admin application.
+    """Add the capture endpoints to the admin application.
 
     Args:
         app: the admin application.
         runtime: the process.
         access: the admin API (token check, the other workers).
     """
-    from ocpp_gateway.console import add_console_routes
-
     api = _CaptureApi(runtime, access)
     base = "/charge-points/{charge_point_id}"
     app.router.add_post(f"{base}/capture", api.switch_on)
@@ -415,4 +399,3 @@ def add_routes(app: web.Application, runtime: Runtime, access: AdminAccess) -> N
     app.router.add_get(f"{base}/capture", api.status)
     app.router.add_get(f"{base}/trace", api.trace)
     app.router.add_get(f"{base}/tail", api.tail)
-    add_console_routes(app, runtime, access)

@@ -1,6 +1,7 @@
-"""How the workers of one gateway (`--workers`) reach each other's admin API.
+"""How the parts of the admin API reach each other, and the workers (`--workers`) each other's.
 
-Their sockets, and the URLs one worker asks another for.
+The worker sockets, the URLs one worker asks another for, and `AdminAccess`: what the capture
+endpoints and the console use of the admin API.
 
 A request relayed to another worker carries `?scope=worker`, so that worker answers for itself
 alone and never relays it on.
@@ -10,11 +11,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
+from aiohttp import web
 from yarl import URL
 
-__all__ = ["SCOPE_WORKER", "peer_socket", "peer_url"]
+if TYPE_CHECKING:
+    from ocpp_gateway.connection import Connection
+    from ocpp_gateway.registry import Registry
+
+__all__ = ["SCOPE_WORKER", "AdminAccess", "peer_socket", "peer_url"]
 
 #: The value of the `scope` query parameter on a request one worker relays to another.
 SCOPE_WORKER = "worker"
@@ -54,3 +61,20 @@ def peer_url(
             path += "/" + resource
     url = URL.build(scheme="http", host="worker", path=path, encoded=True)
     return url.with_query({**(query or {}), "scope": SCOPE_WORKER})
+
+
+class AdminAccess(Protocol):
+    """What the capture endpoints and the console use of the admin API (`admin._Api`): the
+    token check, the other workers' sockets, a JSON request to one of them, and this process's
+    connections."""
+
+    @property
+    def registry(self) -> Registry[Connection]: ...
+
+    def _authorised(self, request: web.Request) -> web.Response | None: ...
+
+    def _peers(self, request: web.Request) -> list[str]: ...
+
+    async def _ask(
+        self, path: str, request: web.Request, method: str, url: URL, body: bytes | None
+    ) -> tuple[int, Any] | None: ...

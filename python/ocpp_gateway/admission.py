@@ -40,8 +40,10 @@ from ocpp_gateway._core import OcppVersionName
 from ocpp_gateway.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, Connection
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.logs import Throttle
+from ocpp_gateway.reasons import RefusalReason
+from ocpp_gateway.registry import Registry
 from ocpp_gateway.routing import ConnectionInfo, Reject
-from ocpp_gateway.runtime import VERSIONS
+from ocpp_gateway.schemas import VERSIONS
 from ocpp_gateway.transports.base import SharedOwnership
 
 if TYPE_CHECKING:
@@ -84,7 +86,7 @@ class Refusal:
         detail: why, for the log line only (e.g. what the transport said); never sent.
     """
 
-    reason: str
+    reason: RefusalReason
     status: int
     text: str
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -251,20 +253,24 @@ class _Refused(Exception):
 
 
 class Admission:
-    """Admits charge points into a runtime.
+    """Admits charge points into a runtime's registry.
 
     Args:
-        runtime: the process state.
+        runtime: the process's built-once products.
+        registry: the process's connections, which an admitted one joins.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, registry: Registry[Connection]) -> None:
         self._runtime = runtime
+        self._registry = registry
         # A reconnect storm refused by a busy backend would write a line per attempt: at most
         # REFUSAL_LINES per 10 s pass, the next line says how many were left out (the
         # handshakes_refused_total counter has every one).
         self._log_budget = Throttle(10.0, REFUSAL_LINES)
 
-    def _log(self, request: web.Request, reason: str, status: int, detail: str = "") -> None:
+    def _log(
+        self, request: web.Request, reason: RefusalReason, status: int, detail: str = ""
+    ) -> None:
         suppressed = self._log_budget.allow(time.monotonic())
         if suppressed is not None:
             _log_refusal(request, reason, status, detail, suppressed)
@@ -296,13 +302,14 @@ class Admission:
             request: the HTTP request on `/ocpp/{charge_point_id}`.
 
         Returns:
-            The accepted connection (socket prepared, default link open, not yet registered),
-            or the response that ends the request (a refusal, or a socket closed at once).
+            The accepted connection (socket prepared, default link open, registered as the
+            live one of its identity), or the response that ends the request (a refusal, or a
+            socket closed at once).
         """
         runtime = self._runtime
         charge_point_id = request.match_info["charge_point_id"]
         refusal = check_path(charge_point_id)
-        if refusal is None and not runtime.accepting:
+        if refusal is None and not self._registry.accepting:
             refusal = Refusal("draining", 503, "gateway is shutting down")
         if refusal is not None:
             return self._refuse(request, refusal)
@@ -342,13 +349,12 @@ class Admission:
                 decision = await runtime.security.check_handshake(request, charge_point_id)
         except TimeoutError:
             return self._refuse(request, Refusal("handshake_timeout", 408, "handshake timed out"))
-        if not decision.ok:
+        refused = decision.reason
+        if refused != "ok":  # the layer's refusal (decision.ok is False)
             headers: dict[str, str] = {}
             if decision.status == 401 and sec.credentials_file:  # RFC 7617
                 headers[str(hdrs.WWW_AUTHENTICATE)] = 'Basic realm="ocpp-gateway"'
-            return self._refuse(
-                request, Refusal(decision.reason, decision.status, "refused", headers)
-            )
+            return self._refuse(request, Refusal(refused, decision.status, "refused", headers))
         info = ConnectionInfo(charge_point_id, version, request.remote)
         if runtime.chain is not None:
             try:
@@ -362,9 +368,9 @@ class Admission:
 
     def _holder(self, charge_point_id: str) -> Connection | None:
         """Raise _Refused when another handshake holds the id; return the live connection."""
-        if charge_point_id in self._runtime.reserved:
+        if charge_point_id in self._registry.reserved:
             raise _Refused
-        return self._runtime.live.get(charge_point_id)
+        return self._registry.holder(charge_point_id)
 
     async def _may_displace(self, live: Connection, authenticated: bool) -> str | None:
         """Apply the takeover policy to a newcomer; nothing is closed here.
@@ -439,9 +445,9 @@ class Admission:
         except _Refused:
             takeovers.labels("refused").inc()
             return self._refuse(request, Refusal("takeover", 409, "charge point already connected"))
-        # Reserved until the relay registers the connection: concurrent newcomers get 409.
-        runtime.reserved.add(charge_point_id)
-        try:
+        # Reserved until the connection is registered: concurrent newcomers get 409.
+        registry = self._registry
+        with registry.reserve(charge_point_id):
             transport = runtime.default_transport
             elsewhere: str | None = None
             try:
@@ -497,6 +503,14 @@ class Admission:
             except BaseException:
                 await link.close()
                 raise
-        finally:
-            runtime.reserved.discard(charge_point_id)
-        return Connection(runtime, request, ws, info, link)
+            conn = Connection(runtime, registry, request, ws, info, link)
+            registry.admit(conn)
+        log.info(
+            "charge point connected",
+            extra={
+                "charge_point_id": charge_point_id,
+                "remote": info.remote,
+                "subprotocol": conn.version,
+            },
+        )
+        return conn

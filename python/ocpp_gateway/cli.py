@@ -13,8 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ocpp_gateway.config import GatewayConfig, check_config, load_config
+from ocpp_gateway.config import GatewayConfig, load_config
 from ocpp_gateway.errors import ConfigError, GatewayError
+from ocpp_gateway.preflight import check_config
 
 __all__ = ["main"]
 
@@ -24,7 +25,7 @@ _DELEGATES = {
     "demo": "ocpp_gateway.demo",
     "bench": "ocpp_gateway.bench",
     "hash-password": "ocpp_gateway.security.passwords",
-    "violations": "ocpp_gateway.violations",
+    "violations": "ocpp_gateway.violations.report",
     "replay": "ocpp_gateway.replay",
 }
 

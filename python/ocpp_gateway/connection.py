@@ -31,6 +31,8 @@ from ocpp_gateway.calls import (
     CallTimedOut,
     prepare_call,
 )
+from ocpp_gateway.reasons import CloseReason
+from ocpp_gateway.registry import Registry
 from ocpp_gateway.routing import ConnectionInfo
 from ocpp_gateway.security.outbound import BoundedSender
 from ocpp_gateway.transports import Link, WakingLink
@@ -57,7 +59,10 @@ CLOSE_POLICY = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 # Close code of the charge point socket by close reason, when the relay ends (others: 1001).
-_CLOSE_CODES = {"upstream_lost": CLOSE_TRY_AGAIN, "internal_error": CLOSE_INTERNAL_ERROR}
+_CLOSE_CODES: dict[CloseReason | None, int] = {
+    "upstream_lost": CLOSE_TRY_AGAIN,
+    "internal_error": CLOSE_INTERNAL_ERROR,
+}
 # The name under `Connection.links` of the gateway's own link (`calls.CallLink`): calls the
 # gateway makes itself (`Connection.call`) put their UniqueId in `call_origin` with this name,
 # so that the relay hands the charge point's answer to that link, never to a backend. No
@@ -70,17 +75,20 @@ class Connection:
 
     Args:
         runtime: the process it belongs to.
+        registry: the process's connections, which it leaves when it closes and ends.
         request: the upgrade request (its transport carries the socket).
         ws: the prepared WebSocket of the charge point.
         info: who the charge point is (given to plugins).
         link: the open link to the default backend.
 
     Attributes:
-        charge_point_id, version, ws, session, info: as given (session built for `version`).
+        charge_point_id, version, ws, session, info, registry: as given (session built for
+            `version`).
         links: open backend links by transport name ("default" first).
         call_origin: UniqueId of a pending backend CALL -> the transport that sent it (only when
             several backends may call: `Runtime.track_origins`).
-        close_reason: why the connection ends, once known (a connections_closed_total reason).
+        close_reason: why the connection ends, once known (a connections_closed_total reason):
+            the first one given to `end` (or `close`).
         last_seen: `time.monotonic()` of the last frame received from the charge point.
         sender: the bounded sender to the charge point.
         connected_at: wall-clock time (`time.time()`) of the upgrade.
@@ -105,6 +113,7 @@ class Connection:
         "last_seen",
         "links",
         "readers",
+        "registry",
         "rejections",
         "sender",
         "session",
@@ -116,12 +125,14 @@ class Connection:
     def __init__(
         self,
         runtime: Runtime,
+        registry: Registry[Connection],
         request: web.Request,
         ws: web.WebSocketResponse,
         info: ConnectionInfo,
         link: Link,
     ) -> None:
         self._runtime = runtime
+        self.registry = registry
         self._request = request
         self.charge_point_id = info.charge_point_id
         self.version: OcppVersionName = info.version
@@ -133,7 +144,7 @@ class Connection:
         self.call_origin: dict[str, str] = {}
         self.capture: CaptureStream | None = None  # set while its frames are captured
         self.rejections = 0  # frames of either side refused by validation (the console)
-        self.close_reason: str | None = None
+        self.close_reason: CloseReason | None = None
         self.last_seen = self.started = monotonic()
         self.connected_at = time.time()
         sec = runtime.config.security
@@ -150,7 +161,21 @@ class Connection:
         self._ping_probe: asyncio.Future[bool] | None = None  # one takeover ping for newcomers
 
     def _slow_reader(self) -> None:
-        self.close_reason = self.close_reason or "slow_reader"
+        self.end("slow_reader")
+
+    def end(self, reason: CloseReason) -> CloseReason:
+        """Say why the connection ends: the first reason given is the one counted and logged
+        (a close that follows a lost backend stays "upstream_lost").
+
+        Args:
+            reason: a connections_closed_total reason.
+
+        Returns:
+            The reason that holds.
+        """
+        if self.close_reason is None:
+            self.close_reason = reason
+        return self.close_reason
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -174,8 +199,7 @@ class Connection:
         sec = runtime.config.security
         silent = now - self.last_seen
         if sec.idle_timeout > 0 and silent > sec.idle_timeout:
-            self.close_reason = self.close_reason or "idle_timeout"
-            self.close_soon(CLOSE_GOING_AWAY, "idle timeout")
+            self.close_soon(CLOSE_GOING_AWAY, "idle timeout", "idle_timeout")
             return
         interval = sec.ping_interval
         if interval <= 0 or self.ws.closed:
@@ -191,7 +215,7 @@ class Connection:
 
     def _dead(self) -> None:
         """No pong and no frame to a keep-alive ping: abort the socket (no close handshake)."""
-        self.close_reason = self.close_reason or "idle_timeout"
+        self.end("idle_timeout")
         transport = self._request.transport
         if transport is not None:
             transport.abort()
@@ -297,34 +321,37 @@ class Connection:
 
     # -- close -----------------------------------------------------------------------------
 
-    async def close(self, code: int, message: str, reason: str) -> None:
-        """Close the charge point socket; the relay then ends and cleans up.
+    async def close(self, code: int, message: str, reason: CloseReason) -> None:
+        """Close the charge point socket, giving up the identity at once; the relay then ends
+        and cleans up.
 
         Args:
             code: WebSocket close code.
             message: close reason text sent to the charge point.
-            reason: the connections_closed_total reason (kept if one is already set).
+            reason: the connections_closed_total reason (see `end`).
         """
-        self.close_reason = self.close_reason or reason
-        runtime = self._runtime
-        if runtime.live.get(self.charge_point_id) is self:
-            del runtime.live[self.charge_point_id]
+        self.end(reason)
+        self.registry.displace(self)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.close(code=code, message=message.encode())
 
-    def close_soon(self, code: int, message: str) -> None:
-        """Start a close without waiting for the close handshake (timers, backends)."""
+    def close_soon(self, code: int, message: str, reason: CloseReason) -> None:
+        """Start a close without waiting for the close handshake (timers, backends).
+
+        Args:
+            code: WebSocket close code.
+            message: close reason text sent to the charge point.
+            reason: the connections_closed_total reason (see `end`).
+        """
         if self._closing is None:
-            self._closing = asyncio.ensure_future(
-                self.close(code, message, self.close_reason or "shutdown")
-            )
+            self._closing = asyncio.ensure_future(self.close(code, message, reason))
 
     async def finish(self) -> None:
         """Release everything once the charge point pump has ended: backend pumps and links,
         the socket (closed with the code of the close reason), the registry entry, metrics and
         the plugins' on_disconnect."""
         runtime = self._runtime
-        runtime.unregister(self)
+        self.registry.forget(self)
         for link in self.links.values():
             if isinstance(link, WakingLink):
                 link.set_wake(None)  # a parked pump goes like the running ones below
@@ -335,10 +362,10 @@ class Connection:
         for link in self.links.values():
             await link.close()
         if not self.ws.closed:
-            code = _CLOSE_CODES.get(self.close_reason or "", CLOSE_GOING_AWAY)
+            code = _CLOSE_CODES.get(self.close_reason, CLOSE_GOING_AWAY)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.ws.close(code=code)
-        reason = self.close_reason or "charge_point_closed"
+        reason = self.end("charge_point_closed")
         runtime.metrics.connections_closed.labels(reason).inc()
         from_cp, to_cp = self.session.frames()
         log.info(
@@ -354,8 +381,7 @@ class Connection:
                 "frames_to_charge_point": to_cp,
             },
         )
-        if runtime.drain_progress is not None:
-            runtime.drain_progress.set()
+        self.registry.progress()
         if runtime.chain is not None:
             runtime.chain.on_disconnect(self.info)
 

@@ -22,10 +22,11 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
-from ocpp_gateway.admin_peers import SCOPE_WORKER
+from ocpp_gateway.admin_peers import SCOPE_WORKER, AdminAccess
 
 if TYPE_CHECKING:
-    from ocpp_gateway.admin_capture import AdminAccess
+    from ocpp_gateway.connection import Connection
+    from ocpp_gateway.registry import Registry
     from ocpp_gateway.runtime import Runtime
 
 __all__ = ["add_console_routes", "overview"]
@@ -45,11 +46,12 @@ _CSP = (
 )
 
 
-def overview(runtime: Runtime) -> dict[str, Any]:
+def overview(runtime: Runtime, registry: Registry[Connection]) -> dict[str, Any]:
     """This worker's part of the console's overview.
 
     Args:
         runtime: the process.
+        registry: its connections.
 
     Returns:
         charge_points (id -> rejections), capture (id -> stream status), violations (one per
@@ -58,7 +60,7 @@ def overview(runtime: Runtime) -> dict[str, Any]:
     """
     points = {
         conn.charge_point_id: {"rejections": conn.rejections}
-        for conn in list(runtime.live.values())
+        for conn in list(registry.live.values())
     }
     capture = {cid: stream.status() for cid, stream in runtime.capture.streams.items()}
     violations: list[dict[str, Any]] = []
@@ -121,7 +123,7 @@ class _Console:
         refused = self._access._authorised(request)
         if refused is not None:
             return refused
-        found = overview(self._runtime)
+        found = overview(self._runtime, self._access.registry)
         peers = self._access._peers(request)
         answers = await asyncio.gather(
             *(self._access._ask(p, request, "GET", _OVERVIEW_ON_WORKER, None) for p in peers)

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from ocpp_gateway.connection import CLOSE_GOING_AWAY
+from ocpp_gateway.connection import CLOSE_GOING_AWAY, Connection
+from ocpp_gateway.registry import Registry
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["drain"]
 
 
-async def drain(runtime: Runtime, grace: float) -> None:
+async def drain(runtime: Runtime, registry: Registry[Connection], grace: float) -> None:
     """Drain a runtime.
 
     New handshakes are refused (503) from the first moment. While calls are pending on any
@@ -26,13 +27,13 @@ async def drain(runtime: Runtime, grace: float) -> None:
 
     Args:
         runtime: the process to drain.
+        registry: its connections.
         grace: seconds to wait for pending calls.
     """
-    runtime.accepting = False
-    progress = runtime.drain_progress = asyncio.Event()
+    progress = registry.start_drain()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    while any(conn.session.pending() for conn in runtime.connections):
+    while any(conn.session.pending() for conn in registry.connections):
         remaining = deadline - loop.time()
         if remaining <= 0:
             break
@@ -41,7 +42,7 @@ async def drain(runtime: Runtime, grace: float) -> None:
             await asyncio.wait_for(progress.wait(), remaining)
     closing = [
         asyncio.ensure_future(conn.close(CLOSE_GOING_AWAY, "gateway shutting down", "shutdown"))
-        for conn in list(runtime.connections)
+        for conn in list(registry.connections)
     ]
     if closing:
         _, late = await asyncio.wait(closing, timeout=max(deadline - loop.time(), 1.0))

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from ocpp_gateway import _core
 from ocpp_gateway.errors import ConfigError
+from ocpp_gateway.schemas import VERSIONS
 
 if TYPE_CHECKING:
-    from ocpp_gateway._core import ModeName, OcppVersionName
+    from ocpp_gateway._core import ModeName
     from ocpp_gateway.config import ValidationConfig
 
 __all__ = [
-    "VERSIONS",
     "build_model_rules",
     "check_relaxations",
     "model_policy",
@@ -40,9 +40,6 @@ __all__ = [
     "schema_sets",
     "version_policy",
 ]
-
-VERSIONS: tuple[OcppVersionName, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
-
 
 _MODES: dict[str, ModeName] = {"enforce": "enforce", "observe": "observe", "off": "off"}
 
@@ -123,7 +120,7 @@ def schema_sets(validation: ValidationConfig) -> dict[str, _core.SchemaSet]:
     Returns:
         version -> compiled schemas.
     """
-    from ocpp_gateway.session import default_schemas, official_schema_dir
+    from ocpp_gateway.schemas import default_schemas, official_schema_dir
 
     out: dict[str, _core.SchemaSet] = {}
     for version in VERSIONS:

@@ -40,13 +40,14 @@ from ocpp_gateway.connection import (
     Connection,
 )
 from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.reasons import CloseReason
 from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
-from ocpp_gateway.session import is_transaction_message
+from ocpp_gateway.schemas import is_transaction_message
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, FramedLink, Link, WakingLink
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
-    from ocpp_gateway.violations import ViolationLog
+    from ocpp_gateway.violations.log import ViolationLog
 
 __all__ = ["backend_pump", "run", "send_backend", "start_backend_pump"]
 
@@ -86,7 +87,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     send_frame = link.send_frame if isinstance(link, FramedLink) else None
     send_cp = conn.sender.send
     call_origin = conn.call_origin
-    runtime.register(conn)
+    registry = conn.registry
     runtime.capture.attach(conn)
     start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
     del link
@@ -120,7 +121,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                     if relaxing and verdict.relaxed is not None:
                         _count_relaxed(runtime, conn, verdict)
                     if message_type != 2:
-                        if chain is not None or runtime.drain_progress is not None:
+                        if chain is not None or registry.drain_progress is not None:
                             _result_seen(runtime, conn, _CP, verdict, data)
                     elif chain is not None and await _plugin_call(
                         runtime, conn, _CP, verdict, data
@@ -148,7 +149,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                             unique_id = verdict.unique_id or ""
                             await send_frame(out, out_type, unique_id, verdict.action or "", False)
                     except (TransportUnavailable, ConnectionError):
-                        conn.close_reason = conn.close_reason or "upstream_lost"
+                        conn.end("upstream_lost")
                         return
                 elif not await send_backend(
                     conn, runtime, origin, out, out_type, verdict.unique_id, verdict.action
@@ -159,12 +160,11 @@ async def run(runtime: Runtime, conn: Connection) -> None:
             elif kind is _PONG:
                 conn.pong()
             else:
-                if conn.close_reason is None:
-                    conn.close_reason = _close_reason(ws, msg.data)
+                conn.end(_close_reason(ws, msg.data))
                 return
     except Exception:
         log.exception("connection failed", extra={"charge_point_id": conn.charge_point_id})
-        conn.close_reason = conn.close_reason or "internal_error"
+        conn.end("internal_error")
     finally:
         await conn.finish()
 
@@ -226,6 +226,7 @@ async def backend_pump(
     send_cp = conn.sender.send
     call_origin = conn.call_origin
     track = runtime.track_origins
+    registry = conn.registry
     code = CLOSE_TRY_AGAIN
     try:
         while True:
@@ -246,7 +247,7 @@ async def backend_pump(
                 if relaxing and verdict.relaxed is not None:
                     _count_relaxed(runtime, conn, verdict)
                 if verdict.message_type != 2:
-                    if chain is not None or runtime.drain_progress is not None:
+                    if chain is not None or registry.drain_progress is not None:
                         _result_seen(runtime, conn, _CSMS, verdict, data)
                 else:
                     unique_id = verdict.unique_id
@@ -283,17 +284,15 @@ async def backend_pump(
         return
     except Exception:
         log.exception("backend relay failed", extra={"transport": name})
-        conn.close_reason = conn.close_reason or "internal_error"
+        conn.end("internal_error")
         code = CLOSE_INTERNAL_ERROR
     # The backend is gone: close the charge point socket so that it queues its transaction
     # messages itself (Local Controller rule); never answer on its behalf. On a broker, the
     # link also ends when the charge point connected to another node, which now owns it.
     if isinstance(link, FramedLink) and link.end_reason == "moved":
-        conn.close_reason = conn.close_reason or "takeover"
         await conn.close(CLOSE_POLICY, "connected elsewhere", "takeover")
         return
-    if conn.close_reason is None:
-        conn.close_reason = "upstream_lost"
+    conn.end("upstream_lost")
     if not ws.closed:
         message = b"backend connection lost" if code == CLOSE_TRY_AGAIN else b"internal error"
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -381,8 +380,7 @@ def _result_seen(
 ) -> None:
     """A forwarded result (or SEND) while draining or with plugins: wake the drain, tell the
     plugins (the call's duration is recorded by the pump)."""
-    if runtime.drain_progress is not None:
-        runtime.drain_progress.set()
+    conn.registry.progress()
     if runtime.chain is not None:
         try:
             runtime.chain.on_call_result(_view(conn, direction, verdict, data))
@@ -463,7 +461,7 @@ async def _rate_limited(
         and verdict.message_type == 2
         and is_transaction_message(verdict.action, data)
     ):
-        conn.close_reason = "rate_limited"
+        conn.end("rate_limited")
         with contextlib.suppress(ConnectionError, RuntimeError):
             await conn.ws.close(code=CLOSE_POLICY, message=b"message rate exceeded")
         return False
@@ -552,7 +550,7 @@ def _view(
     )
 
 
-def _close_reason(ws: web.WebSocketResponse, data: object) -> str:
+def _close_reason(ws: web.WebSocketResponse, data: object) -> CloseReason:
     """Why the charge point's receive loop ended, as a connections_closed_total reason."""
     # After aiohttp's own close handshake ws.close_code is the peer's echo (or 1006), so read
     # the 1009 from the error message itself.

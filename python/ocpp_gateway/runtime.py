@@ -1,10 +1,10 @@
 """What one gateway process holds, built once from its configuration and shared by all connections.
 
 The `Runtime` owns the compiled schemas, policies and model rules, the violation log, the
-metrics, the plugin chain, the transports, the security layer and the registry of connections
-(live ones by identity, every open one, identities reserved by a handshake in progress). The
-modules along a frame's path (admission, connection, relay, drain) read it; none of them keeps
-process state of its own.
+metrics, the plugin chain, the transports and the security layer. The connections themselves
+(live ones by identity, every open one, identities reserved by a handshake in progress) are in
+the process's `registry.Registry`, beside it. The modules along a frame's path (admission,
+connection, relay, drain) read both; none of them keeps process state of its own.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ocpp_gateway import _core
 from ocpp_gateway._core import OcppVersionName
@@ -25,25 +25,20 @@ from ocpp_gateway.logs import FrameLog
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.model_rules import build_model_rules, version_policy
 from ocpp_gateway.routing import Chain, build_chain, check_forward_targets
+from ocpp_gateway.schemas import VERSIONS, default_schemas, official_schema_dir
 from ocpp_gateway.security import SecurityLayer, build_security
-from ocpp_gateway.session import default_schemas, official_schema_dir
 from ocpp_gateway.transports import (
     DEFAULT_TRANSPORT,
     SharedOwnership,
     Transport,
     build_transports,
 )
-from ocpp_gateway.violations import ViolationLog
+from ocpp_gateway.violations.log import ViolationLog
+from ocpp_gateway.violations.store import dump_if_changed
 
-if TYPE_CHECKING:
-    from ocpp_gateway.connection import Connection
-
-__all__ = ["VERSIONS", "Runtime"]
+__all__ = ["Runtime"]
 
 log = logging.getLogger("ocpp_gateway.runtime")
-
-# The OCPP versions the gateway serves, as subprotocol names.
-VERSIONS: tuple[OcppVersionName, ...] = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
 
 
 def _compile_schemas(config: GatewayConfig) -> dict[OcppVersionName, _core.SchemaSet]:
@@ -140,23 +135,22 @@ class Runtime:
         # backends: each connection then remembers which backend made each call.
         self.track_origins = self.chain is not None and len(self.transports) > 1
         self.security: SecurityLayer = build_security(config.security, self.metrics)
-        self.live: dict[str, Connection] = {}
-        self.connections: set[Connection] = set()
-        # Identities between the takeover decision and registration: newcomers get 409.
-        self.reserved: set[str] = set()
-        self.accepting = True
-        # Set while draining; the relay pokes it whenever a result went by or a socket closed.
-        self.drain_progress: asyncio.Event | None = None
+        # The gauge of connected charge points per version, moved by the registry.
         self.gauges: dict[str, Any] = {v: self.metrics.connected.labels(v) for v in self.versions}
         self.frame_log = FrameLog()
         self.capture = Capture(config.capture, worker)  # per charge point frame capture
 
-    async def start(self) -> None:
+    async def start(self, prober: Callable[[str], Awaitable[bool]] | None = None) -> None:
         """Connect the broker transports; one that cannot be reached now is connected by the
-        first charge point (`/readyz` answers 503 meanwhile)."""
+        first charge point (`/readyz` answers 503 meanwhile).
+
+        Args:
+            prober: answers another node's takeover ping for an identity held here
+                (`Registry.answers_ping`), given to the brokers that ask.
+        """
         for broker in self.brokers:
-            if hasattr(broker, "prober"):
-                broker.prober = self.answers_ping
+            if prober is not None and hasattr(broker, "prober"):
+                broker.prober = prober
             try:
                 await broker.start()
             except TransportUnavailable as exc:
@@ -165,25 +159,10 @@ class Runtime:
                     extra={"transport": broker.name, "error": str(exc)},
                 )
 
-    async def answers_ping(self, charge_point_id: str) -> bool:
-        """Whether this process's connection of an identity answers a takeover ping (asked
-        by another gateway node through a broker before it lets a newcomer displace it).
-
-        Args:
-            charge_point_id: the identity.
-
-        Returns:
-            True while a newcomer of that identity is being admitted here; False when no
-            connection holds it here or the ping went unanswered.
-        """
-        if charge_point_id in self.reserved:
-            return True  # a connection of it is being admitted here (its claim is the newest)
-        connection = self.live.get(charge_point_id)
-        return connection is not None and await connection.answers_ping()
-
     def ready(self) -> bool:
-        """True when the gateway accepts charge points and every broker can take frames."""
-        return self.accepting and bool(self.schemas) and all(b.ready() for b in self.brokers)
+        """True when the schemas and every broker can take frames (the registry says whether
+        charge points are still admitted)."""
+        return bool(self.schemas) and all(b.ready() for b in self.brokers)
 
     def new_session(self, version: OcppVersionName) -> _core.Session:
         """Returns: a Session of `version` with the configured schemas, policy and timeout."""
@@ -196,30 +175,6 @@ class Runtime:
             stats=self.stats[version],
         )
 
-    def register(self, conn: Connection) -> None:
-        """Make an accepted connection the live one of its identity."""
-        self.live[conn.charge_point_id] = conn
-        self.connections.add(conn)
-        self.gauges[conn.version].inc()
-        log.info(
-            "charge point connected",
-            extra={
-                "charge_point_id": conn.charge_point_id,
-                "remote": conn.info.remote,
-                "subprotocol": conn.version,
-            },
-        )
-
-    def unregister(self, conn: Connection) -> None:
-        """Forget a connection that ended; idempotent."""
-        if conn in self.connections:
-            self.connections.discard(conn)
-            self.gauges[conn.version].dec()
-        if self.live.get(conn.charge_point_id) is conn:
-            del self.live[conn.charge_point_id]
-        if self.drain_progress is not None:
-            self.drain_progress.set()
-
     def tick_interval(self) -> float:
         """Seconds between two runs of `tick`: at most 1 s, finer for short timeouts."""
         sec = self.config.security
@@ -229,23 +184,27 @@ class Runtime:
                 interval = min(interval, max(0.05, timeout / 4))
         return interval
 
-    async def run_timer(self) -> None:
-        """One timer per process: runs `tick` every `tick_interval` seconds, forever."""
+    async def run_timer(self, connections: Callable[[float], None]) -> None:
+        """One timer per process: every `tick_interval` seconds, forever, the connections'
+        timers, then `tick`.
+
+        Args:
+            connections: runs every connection's timers (`Registry.tick`).
+        """
         interval = self.tick_interval()
         while True:
             await asyncio.sleep(interval)
-            self.tick(monotonic())
+            now = monotonic()
+            connections(now)
+            self.tick(now)
 
     def tick(self, now: float) -> None:
-        """Run every connection's timers (call expiry, idle close, keep-alive pings) and the
-        broker transports' command deadlines, then flush the batched metrics and write the
-        violation log.
+        """The process's own periodic work: the broker transports' command deadlines, then
+        flush the batched metrics and write the violation log.
 
         Args:
             now: `time.monotonic()` (the clock of the relay and the Sessions).
         """
-        for conn in list(self.connections):
-            conn.tick(now)
         for broker in self.brokers:
             broker.tick(now)  # backend commands past their deadline time out
         self.metrics.flush()
@@ -255,7 +214,7 @@ class Runtime:
         """Rewrite the violation log file when it changed (`validation.violation_log`)."""
         if self.violations is not None and self.violation_log_path:
             try:
-                self.violations.dump_if_changed(self.violation_log_path)
+                dump_if_changed(self.violations, self.violation_log_path)
             except OSError as exc:
                 log.warning(
                     "cannot write the violation log",

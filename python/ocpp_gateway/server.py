@@ -8,7 +8,8 @@ version banner); the admin one also gets its idle timeout and connection cap.
 
 A charge point's request goes through `admission` (which decides between an accepted connection
 and a refusal), then through `relay.run` (the two pumps) until it ends; `drain` stops the
-whole process gracefully. The process state lives in `runtime.Runtime`.
+whole process gracefully. The process state lives in `runtime.Runtime` (built once) and
+`registry.Registry` (the connections).
 """
 
 from __future__ import annotations
@@ -33,22 +34,22 @@ from ocpp_gateway.drain import drain
 from ocpp_gateway.listener import GuardedRunner, ListenerGuard
 from ocpp_gateway.metrics import CONTENT_TYPE
 from ocpp_gateway.proxy import ProxySite, TrustedProxies, resolve_forwarded
-from ocpp_gateway.runtime import VERSIONS, Runtime
+from ocpp_gateway.registry import Registry
+from ocpp_gateway.runtime import Runtime
 from ocpp_gateway.transports import Transport
 
-__all__ = ["SUBPROTOCOLS", "RunningGateway", "negotiate_subprotocol", "start_gateway"]
+__all__ = ["RunningGateway", "negotiate_subprotocol", "start_gateway"]
 
 log = logging.getLogger("ocpp_gateway.server")
-
-SUBPROTOCOLS = VERSIONS
 
 
 class _Endpoints:
     """The request handlers of one runtime."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, registry: Registry[Connection]) -> None:
         self._runtime = runtime
-        self._admission = Admission(runtime)
+        self._registry = registry
+        self._admission = Admission(runtime, registry)
         self._trusted = TrustedProxies(runtime.config.trusted_proxies)
 
     async def ocpp(self, request: web.Request) -> web.StreamResponse:
@@ -71,14 +72,15 @@ class _Endpoints:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "connections": len(self._runtime.connections)})
+        return web.json_response({"status": "ok", "connections": len(self._registry.connections)})
 
     async def readyz(self, request: web.Request) -> web.Response:
         runtime = self._runtime
-        ready = runtime.ready()
+        accepting = self._registry.accepting
+        ready = accepting and runtime.ready()
         body: dict[str, object] = {
             "ready": ready,
-            "accepting": runtime.accepting,
+            "accepting": accepting,
             "schemas": sorted(runtime.schemas),
         }
         if runtime.brokers:
@@ -90,6 +92,8 @@ class RunningGateway:
     """A gateway serving on a port. Build it with `start_gateway`.
 
     Attributes:
+        runtime: its built-once products.
+        registry: its connections.
         host: the address it listens on.
         port: the real port (also when the configuration asked for 0).
         url: "ws://127.0.0.1:PORT" (or "wss://" with TLS); charge points use `{url}/ocpp/{id}`.
@@ -102,6 +106,7 @@ class RunningGateway:
     def __init__(
         self,
         runtime: Runtime,
+        registry: Registry[Connection],
         runner: web.AppRunner,
         host: str,
         port: int,
@@ -110,6 +115,7 @@ class RunningGateway:
         admin: tuple[web.AppRunner, int, str] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.registry = registry
         self._runner = runner
         self._admin_runner = admin[0] if admin else None
         self.admin_port = admin[1] if admin else None
@@ -127,7 +133,17 @@ class RunningGateway:
     @property
     def connections(self) -> int:
         """Number of charge points connected now."""
-        return len(self.runtime.connections)
+        return len(self.registry.connections)
+
+    def tick(self, now: float) -> None:
+        """Run what the process timer runs (about once a second) at once: every connection's
+        timers, then the metrics flush and the violation log.
+
+        Args:
+            now: `time.monotonic()`, or a later time to expire what would be due then.
+        """
+        self.registry.tick(now)
+        self.runtime.tick(now)
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Stop gracefully: refuse new handshakes, let pending calls finish, close with 1001.
@@ -139,7 +155,7 @@ class RunningGateway:
             return
         self._stopped = True
         timeout = self.config.drain_timeout if drain_timeout is None else drain_timeout
-        await drain(self.runtime, timeout)
+        await drain(self.runtime, self.registry, timeout)
         self._expire_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._expire_task
@@ -174,6 +190,7 @@ def _bound_port(site: web.TCPSite, asked: int) -> int:
 
 async def _start_admin(
     runtime: Runtime,
+    registry: Registry[Connection],
     endpoints: _Endpoints,
     reuse_port: bool,
     peer_dir: str | None,
@@ -190,7 +207,7 @@ async def _start_admin(
         ("/healthz", endpoints.healthz),
         ("/readyz", endpoints.readyz),
     ]
-    app = build_admin_app(runtime, health, peer_dir)
+    app = build_admin_app(runtime, registry, health, peer_dir)
     refused = runtime.metrics.admin_refused
     guard = ListenerGuard(
         "admin",
@@ -266,8 +283,9 @@ async def start_gateway(
         ocpp_gateway.errors.PluginError: a plugin cannot be loaded.
     """
     runtime = Runtime(config, metrics_dir, transports, worker)
-    await runtime.start()
-    endpoints = _Endpoints(runtime)
+    registry: Registry[Connection] = Registry(runtime.gauges)
+    await runtime.start(prober=registry.answers_ping)
+    endpoints = _Endpoints(runtime, registry)
     app = web.Application(client_max_size=config.security.max_message_bytes)
     app.router.add_get("/ocpp/{charge_point_id}", endpoints.ocpp)
     # Some deployments configure their chargers with a trailing slash: the same endpoint.
@@ -323,11 +341,11 @@ async def start_gateway(
     admin = None
     if config.admin.port is not None:
         try:
-            admin = await _start_admin(runtime, endpoints, reuse_port, peer_dir)
+            admin = await _start_admin(runtime, registry, endpoints, reuse_port, peer_dir)
         except OSError:
             await runner.cleanup()
             raise
-    expire_task = asyncio.create_task(runtime.run_timer())
+    expire_task = asyncio.create_task(runtime.run_timer(registry.tick))
     log.info(
         "gateway listening",
         extra={
@@ -339,6 +357,5 @@ async def start_gateway(
             "plugins": list(config.plugins.enabled),
         },
     )
-    return RunningGateway(
-        runtime, runner, config.host, port, "wss" if ssl_context else "ws", expire_task, admin
-    )
+    scheme = "wss" if ssl_context else "ws"
+    return RunningGateway(runtime, registry, runner, config.host, port, scheme, expire_task, admin)

@@ -289,10 +289,10 @@ async def test_the_worker_holding_the_connection_answers_before_a_stale_stream(
             assert answer.status == 200
         await _call(ws, b'[2,"on-0","Heartbeat",{}]')
         await ws.close()
-        await poll(lambda: "CP-M" not in first.runtime.live, "the first connection is gone")
+        await poll(lambda: "CP-M" not in first.registry.live, "the first connection is gone")
         # The charger comes back on the other worker; capture is switched on there.
         ws = await client.ws_connect(f"{second.url}/ocpp/CP-M", protocols=("ocpp1.6",))
-        await poll(lambda: "CP-M" in second.runtime.live, "the second connection")
+        await poll(lambda: "CP-M" in second.registry.live, "the second connection")
         async with client.post(f"{base}/capture", headers=AUTH) as answer:
             assert answer.status == 200
         await _call(ws, b'[2,"on-1","Heartbeat",{}]')

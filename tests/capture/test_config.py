@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_gateway.config import check_config, load_config
+from ocpp_gateway.config import load_config
 from ocpp_gateway.errors import ConfigError
+from ocpp_gateway.preflight import check_config
 
 
 def test_the_table_and_the_environment(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from ocpp_gateway.backend import NatsBroker
-from ocpp_gateway.config import check_config
+from ocpp_gateway.preflight import check_config
 from ocpp_gateway.simulate import FleetStats, run_fleet
 
 from .test_files import SETTING_FLAGS, check_gateway_manifests

@@ -19,8 +19,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ocpp_gateway.config import check_config
 from ocpp_gateway.metrics import Metrics
+from ocpp_gateway.preflight import check_config
 from ocpp_gateway.settings_table import flags
 
 from .test_prometheus import gateway_env, process, read_listening_url

@@ -98,7 +98,7 @@ async def _charger(
     charger = Charger(charge_point_id, ws)
     charger.resets = []
     stack.append(asyncio.create_task(charger.start()))
-    await poll(lambda: charge_point_id in gateway.runtime.live, f"{charge_point_id} connected")
+    await poll(lambda: charge_point_id in gateway.registry.live, f"{charge_point_id} connected")
     return charger
 
 
@@ -464,7 +464,7 @@ async def test_an_over_deep_payload_gets_400_and_nothing_is_sent(
             assert resp.status == 400, await resp.text()
         assert "Traceback" not in logs.text()
         assert charger.resets == []
-        assert gateway.runtime.live["CP-1"].session.pending() == 0
+        assert gateway.registry.live["CP-1"].session.pending() == 0
     finally:
         await _stop(tasks)
 
@@ -544,7 +544,7 @@ async def test_calls_beyond_the_queue_get_429_and_one_is_in_flight(
         aiohttp.ClientSession() as client,
         client.ws_connect(f"{gateway.url}/ocpp/MUTE", protocols=("ocpp1.6",)) as ws,
     ):
-        await poll(lambda: "MUTE" in gateway.runtime.live, "MUTE connected")
+        await poll(lambda: "MUTE" in gateway.registry.live, "MUTE connected")
         url = f"{gateway.admin_url}/charge-points/MUTE/calls"
 
         async def clear() -> int:

@@ -68,11 +68,11 @@ async def _proxied_mutual_tls(pki: Pki) -> str | None:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
         assert head.startswith(b"HTTP/1.1 101"), head
         deadline = asyncio.get_running_loop().time() + WAIT
-        while "CP-TLS" not in gateway.runtime.live:
+        while "CP-TLS" not in gateway.registry.live:
             assert asyncio.get_running_loop().time() < deadline, "CP-TLS connected"
             await asyncio.sleep(0.01)
         writer.close()
-        return gateway.runtime.live["CP-TLS"].info.remote
+        return gateway.registry.live["CP-TLS"].info.remote
     finally:
         for gateway in started:
             await gateway.stop(0.0)

@@ -41,7 +41,7 @@ async def _admin(factory: GatewayFactory, **overrides: Any) -> RunningGateway:
 
 
 async def _connected(gateway: RunningGateway, charge_point_id: str) -> None:
-    await until(lambda: charge_point_id in gateway.runtime.live, f"{charge_point_id} connected")
+    await until(lambda: charge_point_id in gateway.registry.live, f"{charge_point_id} connected")
 
 
 async def test_the_api_lists_and_resets_an_ocpp_library_charger(

@@ -37,7 +37,7 @@ async def test_upstream_loss_closes_are_collected_at_once_and_memory_stays_flat(
     # Defaults otherwise: ping every 60 s, which used to keep closed sockets for 90 s.
     gateway = await gateway_factory(backends={"default": backend}, security__message_rate=0)
     assert gateway.config.security.ping_interval == 60.0
-    runtime = gateway.runtime
+    registry = gateway.registry
     traced: list[int] = []
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     tracemalloc.start()
@@ -52,9 +52,9 @@ async def test_upstream_loss_closes_are_collected_at_once_and_memory_stays_flat(
                         for i in range(PER_ROUND)
                     )
                 )
-                await _until(lambda: len(runtime.connections) == PER_ROUND, "all connected")
-                refs = [weakref.ref(conn) for conn in runtime.connections]
-                refs += [weakref.ref(conn.ws) for conn in runtime.connections]
+                await _until(lambda: len(registry.connections) == PER_ROUND, "all connected")
+                refs = [weakref.ref(conn) for conn in registry.connections]
+                refs += [weakref.ref(conn.ws) for conn in registry.connections]
                 for link in backend.links.values():
                     link.incoming.put_nowait(None)  # the upstream of every charge point is lost
                 backend.links.clear()
@@ -64,7 +64,7 @@ async def test_upstream_loss_closes_are_collected_at_once_and_memory_stays_flat(
                 assert {(msg.type, msg.data) for msg in closes} == {(aiohttp.WSMsgType.CLOSE, 1013)}
                 for ws in sockets:
                     await ws.close()
-                await _until(lambda: not runtime.connections, "all closed")
+                await _until(lambda: not registry.connections, "all closed")
                 del sockets, closes
                 while not backend.opened.empty():
                     backend.opened.get_nowait()

@@ -69,10 +69,10 @@ async def test_idle_connections_are_closed_by_the_process_timer(
     await receive_frame(quiet)
     # Thirty-one seconds later, as the timer sees it, only BUSY has spoken meanwhile.
     later = time.monotonic() + 31
-    for conn in gateway.runtime.connections:
+    for conn in gateway.registry.connections:
         if conn.charge_point_id == "BUSY":
             conn.last_seen = later
-    gateway.runtime.tick(later)
+    gateway.tick(later)
     assert await recorder(gateway).departure() == "QUIET"
     msg = await asyncio.wait_for(quiet.receive(), WAIT)
     assert msg.type is aiohttp.WSMsgType.CLOSE
@@ -179,7 +179,7 @@ async def test_failed_send_to_the_backend_closes_with_1013(
 ) -> None:
     gateway = await gateway_factory(plugins__enabled=[RECORDER])
     ws = await client.ws_connect(f"{gateway.url}/ocpp/LOST1", protocols=("ocpp1.6",))
-    conn = next(iter(gateway.runtime.connections))
+    conn = next(iter(gateway.registry.connections))
     # Fault injection: the local link refuses frames while its reader still waits, as a
     # WebSocket link does when its socket broke between two frames.
     conn.links["default"]._closed = True  # type: ignore[attr-defined]
@@ -224,7 +224,7 @@ async def test_shutdown_is_bounded_with_a_stuck_slow_reader(
     sock.connect((gateway.host, gateway.port))
     _reader, writer = await raw_upgrade(gateway, "STUCK", sock=sock)
     link = await csms.next_link()
-    conn = next(iter(gateway.runtime.connections))
+    conn = next(iter(gateway.registry.connections))
     server_socket = conn.ws._req.transport.get_extra_info("socket")  # type: ignore[union-attr]
     server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     frame = json.dumps([2, "big", "DataTransfer", {"vendorId": "v", "data": "x" * 900_000}])

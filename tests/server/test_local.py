@@ -11,7 +11,7 @@ import aiohttp
 import jsonschema
 import pytest
 
-from ocpp_gateway.session import default_schemas, official_schema_dir
+from ocpp_gateway.schemas import default_schemas, official_schema_dir
 
 from ._support import GatewayFactory, receive_frame
 

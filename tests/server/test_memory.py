@@ -26,8 +26,8 @@ async def _connect(
     backend = QueueTransport(waking=waking)
     gateway = await gateway_factory(backends={"default": backend})
     ws = await client.ws_connect(f"{gateway.url}/ocpp/MEM1", protocols=("ocpp1.6",))
-    await until(lambda: "MEM1" in gateway.runtime.live, "MEM1 connected")
-    return backend, gateway.runtime.live["MEM1"], ws
+    await until(lambda: "MEM1" in gateway.registry.live, "MEM1 connected")
+    return backend, gateway.registry.live["MEM1"], ws
 
 
 async def test_an_idle_connection_on_a_waking_link_holds_no_pump_task(

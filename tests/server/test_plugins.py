@@ -138,7 +138,7 @@ async def test_answers_to_a_secondary_backend_go_back_to_it(
     billing = await other_csms.next_link()
     assert json.loads(await billing.next_frame())[:2] == [2, "a-1"]
     assert json.loads(await receive_frame(ws))[:2] == [3, "a-1"]
-    conn = next(iter(gateway.runtime.connections))
+    conn = next(iter(gateway.registry.connections))
 
     # The same UniqueId from both backends: the second one is refused by the session.
     await billing.send(b'[2,"dup","ClearCache",{}]')
@@ -167,7 +167,7 @@ async def test_answers_to_a_secondary_backend_go_back_to_it(
     await billing.send(b'[2,"lost","ClearCache",{}]')
     await receive_frame(ws)
     assert conn.call_origin == {"lost": "billing"}
-    gateway.runtime.tick(time.monotonic() + 60)
+    gateway.tick(time.monotonic() + 60)
     assert conn.call_origin == {}
     assert default.frames.empty()  # nothing meant for billing reached the default CSMS
     await ws.close()

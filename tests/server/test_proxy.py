@@ -117,8 +117,8 @@ async def _proxied(
 
 
 async def _remote(gateway: RunningGateway, charge_point_id: str) -> str | None:
-    await until(lambda: charge_point_id in gateway.runtime.live, f"{charge_point_id} connected")
-    return gateway.runtime.live[charge_point_id].info.remote
+    await until(lambda: charge_point_id in gateway.registry.live, f"{charge_point_id} connected")
+    return gateway.registry.live[charge_point_id].info.remote
 
 
 async def test_a_trusted_balancer_gives_the_client_address_v1_and_v2(
@@ -186,7 +186,7 @@ async def test_malformed_or_missing_headers_from_a_trusted_peer_are_closed(
     upgrade = b"GET /ocpp/M1 HTTP/1.1\r\nHost: x\r\n\r\n"
     for data in (*BAD, upgrade, b"PROXY TCP4 1.2.3.4"):  # the last one never completes
         assert await _closed_without_answer(gateway, data) == b"", data
-    assert not gateway.runtime.live
+    assert not gateway.registry.live
 
 
 async def test_headers_from_untrusted_peers_are_not_believed(

@@ -104,7 +104,7 @@ async def test_trailing_slash_paths_and_an_upstream_url_template(
 
 
 def test_upstream_url_placeholders_are_checked(tmp_path: Any) -> None:
-    from ocpp_gateway.config import check_config
+    from ocpp_gateway.preflight import check_config
     from ocpp_gateway.transports.websocket import upstream_url
 
     assert upstream_url("ws://h/ocpp/", "A B") == "ws://h/ocpp/A%20B"

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ocpp_gateway.config import load_config
+from ocpp_gateway.schemas import default_schemas
 from ocpp_gateway.server import RunningGateway, start_gateway
-from ocpp_gateway.session import default_schemas
 from ocpp_gateway.simulate import FleetStats, run_fleet
 from ocpp_gateway.simulate.profile import SimVersion
 

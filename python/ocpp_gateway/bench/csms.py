@@ -16,11 +16,13 @@ from aiohttp import WSMsgType, web
 
 from ocpp_gateway.bench.frames import call_result
 from ocpp_gateway.bench.procs import raise_nofile_limit
+from ocpp_gateway.schemas import VERSIONS
 
 __all__ = ["build_app", "serve", "start_csms"]
 
 
-SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
+# The newest version the charge point offers wins.
+SUBPROTOCOLS = tuple(reversed(VERSIONS))
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:

@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-from ocpp_gateway.capture.config import CaptureConfig, check_capture_config
 from ocpp_gateway.capture.record import SCHEMA_VERSION, TraceIdentity, records
 from ocpp_gateway.capture.redact import Redactor
 from ocpp_gateway.capture.sink import FileSink
 from ocpp_gateway.capture.stream import Capture, CaptureStream
+from ocpp_gateway.config.sections import CaptureConfig
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -23,6 +23,5 @@ __all__ = [
     "FileSink",
     "Redactor",
     "TraceIdentity",
-    "check_capture_config",
     "records",
 ]

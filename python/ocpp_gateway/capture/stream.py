@@ -20,22 +20,41 @@ import fnmatch
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
-from ocpp_gateway.capture.config import CaptureConfig
 from ocpp_gateway.capture.record import Entry, GatewaySent, Judged, TraceIdentity, records
 from ocpp_gateway.capture.redact import Redactor
 from ocpp_gateway.capture.sink import FileSink
+from ocpp_gateway.config.sections import CaptureConfig
 
-if TYPE_CHECKING:
-    from ocpp_gateway.connection import Connection
-
-__all__ = ["Capture", "CaptureStream"]
+__all__ = ["Capture", "CaptureStream", "CapturedConnection"]
 
 _DEFAULT = "default"
 _ADMIN_LINK = "\x00admin"  # connection.ADMIN_LINK (not imported: the connection imports us)
 _TAIL_QUEUE = 1024
+
+
+class CapturedConnection(Protocol):
+    """What capture reads of a charge point connection (`connection.Connection`), and its
+    `capture` slot, which a stream sets while it records that connection."""
+
+    capture: CaptureStream | None
+
+    @property
+    def charge_point_id(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def connected_at(self) -> float: ...
+
+    @property
+    def links(self) -> Mapping[str, object]: ...
+
+    @property
+    def call_origin(self) -> Mapping[str, str]: ...
 
 
 class CaptureStream:
@@ -104,7 +123,7 @@ class CaptureStream:
         self.tails: list[asyncio.Queue[Entry]] = []
         self.lagged = 0
         self.files_dropped = 0
-        self._conn: weakref.ref[Connection] | None = None
+        self._conn: weakref.ref[CapturedConnection] | None = None
         self._ident: TraceIdentity | None = None
 
     # -- the relay's hooks -------------------------------------------------------------------
@@ -180,7 +199,7 @@ class CaptureStream:
 
     # -- control -----------------------------------------------------------------------------
 
-    def bind(self, conn: Connection, worker: int) -> None:
+    def bind(self, conn: CapturedConnection, worker: int) -> None:
         """Capture this connection of the identity from now on.
 
         Args:
@@ -284,7 +303,7 @@ class Capture:
         """
         return any(fnmatch.fnmatchcase(charge_point_id, p) for p in self._patterns)
 
-    def attach(self, conn: Connection) -> None:
+    def attach(self, conn: CapturedConnection) -> None:
         """Bind a new connection to its identity's stream, if it is captured.
 
         Args:
@@ -296,7 +315,9 @@ class Capture:
         elif self._patterns and self.selected(conn.charge_point_id):
             self._new(conn.charge_point_id, None, None).bind(conn, self.worker)
 
-    def start(self, conn: Connection, frames: int | None, seconds: float | None) -> CaptureStream:
+    def start(
+        self, conn: CapturedConnection, frames: int | None, seconds: float | None
+    ) -> CaptureStream:
         """Switch capture on for a connected charge point (a running capture is replaced, its
         ring kept).
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ocpp_gateway.reasons import HandshakeReason, SecurityRefusal
 from ocpp_gateway.security.auth import (
     BasicAuthenticator,
     CredentialsError,
@@ -58,7 +61,7 @@ class HandshakeDecision:
 
     ok: bool
     status: int
-    reason: str
+    reason: HandshakeReason
     authenticated: bool
     profile: int
 
@@ -99,13 +102,24 @@ class RateLimiter:
         return False
 
 
+# The refusal of each failed password check (AuthOutcome), a handshakes_refused_total reason.
+_AUTH_REFUSALS: Mapping[str, SecurityRefusal] = MappingProxyType(
+    {
+        "missing": "auth_missing",
+        "malformed": "auth_malformed",
+        "username_mismatch": "username_mismatch",
+        "bad_credentials": "bad_credentials",
+    }
+)
+
+
 def _ok(authenticated: bool, profile: int) -> HandshakeDecision:
     return HandshakeDecision(
         ok=True, status=101, reason="ok", authenticated=authenticated, profile=profile
     )
 
 
-def _refuse(status: int, reason: str) -> HandshakeDecision:
+def _refuse(status: int, reason: SecurityRefusal) -> HandshakeDecision:
     return HandshakeDecision(ok=False, status=status, reason=reason, authenticated=False, profile=0)
 
 
@@ -240,25 +254,22 @@ class SecurityLayer:
         if result.outcome == "busy":
             return self._refused(503, "auth_busy", auth_reason="busy")
         if not result.ok:
-            reason = (
-                "auth_" + result.outcome
-                if result.outcome in ("missing", "malformed")
-                else (result.outcome)
-            )
-            return self._auth_failed(charge_point_id, address, reason)
+            return self._auth_failed(charge_point_id, address, _AUTH_REFUSALS[result.outcome])
         profile = 2 if self._tls else 1
         if pinned is not None and pinned != profile:
             return self._auth_failed(charge_point_id, address, "profile_pinned")
         return _ok(True, profile)
 
-    def _auth_failed(self, charge_point_id: str, address: str, reason: str) -> HandshakeDecision:
+    def _auth_failed(
+        self, charge_point_id: str, address: str, reason: SecurityRefusal
+    ) -> HandshakeDecision:
         now = time.monotonic()
         self._id_failures.record_failure(charge_point_id, now)
         self._address_failures.record_failure(address, now)
         return self._refused(401, reason, auth_reason=reason)
 
     def _refused(
-        self, status: int, reason: str, auth_reason: str | None = None
+        self, status: int, reason: SecurityRefusal, auth_reason: str | None = None
     ) -> HandshakeDecision:
         if auth_reason is not None:
             self._count("auth_failures", reason=auth_reason)

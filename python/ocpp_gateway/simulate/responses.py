@@ -11,12 +11,12 @@ from typing import Any
 
 import orjson
 
+from ocpp_gateway.schemas import SCHEMA_SUBDIRS
+
 __all__ = ["answer_call", "minimal_response", "schema_path"]
 
 
 JsonObject = dict[str, Any]
-
-_SCHEMA_DIRS = {"ocpp1.6": "v16", "ocpp2.0.1": "v201", "ocpp2.1": "v21"}
 
 
 @functools.cache
@@ -33,7 +33,7 @@ def schema_dir(version: str) -> str:
         ValueError: unknown version.
         RuntimeError: the `ocpp` package is not installed.
     """
-    sub = _SCHEMA_DIRS.get(version)
+    sub = SCHEMA_SUBDIRS.get(version)
     if sub is None:
         raise ValueError(f"unknown OCPP version {version!r}")
     spec = importlib.util.find_spec("ocpp")

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from ocpp_gateway.errors import TransportUnavailable
-from ocpp_gateway.session import SCHEMA_SUBDIRS, official_schema_dir
+from ocpp_gateway.schemas import SCHEMA_SUBDIRS, official_schema_dir
 
 __all__ = ["Journal", "LocalLink", "LocalOptions", "LocalTransport"]
 

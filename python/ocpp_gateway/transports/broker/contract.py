@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ocpp_gateway.session import TRANSACTION_ACTIONS
+from ocpp_gateway.schemas import TRANSACTION_ACTIONS
 from ocpp_gateway.transports.base import Holder
 
 __all__ = [

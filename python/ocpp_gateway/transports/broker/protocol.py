@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from ocpp_gateway.session import is_transaction_message
+from ocpp_gateway.schemas import is_transaction_message
 from ocpp_gateway.transports.base import Holder
 from ocpp_gateway.transports.broker.contract import (
     H_ACTION,

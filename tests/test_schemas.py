@@ -1,15 +1,19 @@
-"""Tests of `ocpp_gateway.session`: where the official schemas come from and their cache."""
+"""Tests of `ocpp_gateway.schemas`: where the official schemas come from and their cache."""
 
 from pathlib import Path
 from typing import get_args
 
 import pytest
 
-from ocpp_gateway import SchemaSet, Session, default_schemas
+from ocpp_gateway import VERSIONS, SchemaSet, Session, default_schemas
 from ocpp_gateway._core import OcppVersionName
-from ocpp_gateway.session import SCHEMA_SUBDIRS, official_schema_dir
+from ocpp_gateway.schemas import SCHEMA_SUBDIRS, official_schema_dir
 
-VERSIONS: list[OcppVersionName] = list(get_args(OcppVersionName))
+
+def test_one_list_of_versions_built_from_the_core() -> None:
+    assert VERSIONS == ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+    assert get_args(OcppVersionName) == VERSIONS
+    assert dict(SCHEMA_SUBDIRS) == {"ocpp1.6": "v16", "ocpp2.0.1": "v201", "ocpp2.1": "v21"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -72,7 +76,7 @@ def test_stats_count_what_the_sessions_judged() -> None:
     """The per-frame metrics are counted in Rust: sizes of every frame, forwarded messages by
     (direction, type, action), and each answered call's duration under the call's direction."""
     from ocpp_gateway import _core
-    from ocpp_gateway.session import default_schemas
+    from ocpp_gateway.schemas import default_schemas
 
     schemas = default_schemas("ocpp1.6")
     stats = _core.Stats(schemas, [0.001, 0.01], [16.0, 64.0])

@@ -1,10 +1,8 @@
-"""The rollout log: bounded counts of payload violations per model, firmware, action and rule.
+"""Recording payload violations: a bounded log per process, with identifiers redacted.
 
 The gateway records every payload violation (refused or, in observe mode, forwarded) in one
-`ViolationLog` per process and rewrites it to `validation.violation_log` about once a second
-(`dump` writes a temporary file and renames it, so a reader never sees half a file).
-`ocpp-gateway violations` reads such files and prints them as a table, or turns them into
-`[validation.models]` tables with the relaxations that would let each seen violation pass.
+`ViolationLog` per process; `store` writes it to `validation.violation_log` about once a second,
+and `report` (`ocpp-gateway violations`) turns such files into a table or model tables.
 
 Bounds: at most `max_entries` distinct keys (model, firmware, version, action, request or
 response, JSON path, keyword), and as many charge point models; a record with a new key
@@ -16,13 +14,9 @@ the suggested relaxation (string lengths, up to 16 distinct enum values, JSON ty
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
-import os
-import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +31,6 @@ __all__ = [
     "UNKNOWN_MODEL",
     "ViolationEntry",
     "ViolationLog",
-    "main",
     "redact",
 ]
 
@@ -283,9 +276,10 @@ class ViolationLog:
         self.models: dict[tuple[str, str], list[str]] = {}
         #: Records dropped because the log was full.
         self.overflow = 0
-        #: Bumped on every change; `dump_if_changed` writes only when it moved.
+        #: Bumped on every change; `store.dump_if_changed` writes only when it moved.
         self.changes = 0
-        self._dumped = -1
+        #: `changes` when the log was last written (`store.dump`); -1 before.
+        self.written = -1
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -449,7 +443,7 @@ class ViolationLog:
         self.overflow += other.overflow
         self.changes += 1
 
-    # -- files -------------------------------------------------------------------------------
+    # -- the file format ---------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
         """Returns: the whole log as a JSON-ready dict (the file format)."""
@@ -465,63 +459,21 @@ class ViolationLog:
             "entries": [e.to_json() for e in self.sorted_entries()],
         }
 
-    def dump(self, path: str) -> None:
-        """Write the log to `path` atomically: a temporary file in the same directory, then a
-        rename over the old one.
-
-        Args:
-            path: the file to (re)write.
-
-        Raises:
-            OSError: the directory is not writable.
-        """
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".violations-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        self._dumped = self.changes
-
-    def dump_if_changed(self, path: str) -> bool:
-        """`dump` when something was recorded since the last write (for a once-a-second timer).
-
-        Args:
-            path: the file to (re)write.
-
-        Returns:
-            True when written.
-
-        Raises:
-            OSError: the directory is not writable.
-        """
-        if self.changes == self._dumped:
-            return False
-        self.dump(path)
-        return True
-
     @classmethod
-    def load(cls, path: str) -> ViolationLog:
-        """Read a log that `dump` wrote.
+    def from_json(cls, data: Mapping[str, Any]) -> ViolationLog:
+        """Rebuild a log from `to_json`'s dict (a file `store.dump` wrote).
 
         Args:
-            path: the file.
+            data: the parsed file.
 
         Returns:
             The log.
 
         Raises:
-            OSError: the file cannot be read.
-            ValueError: it is not a violation log of this format.
+            ValueError: it is not a violation log of this format, or an entry is malformed.
         """
-        with open(path, "rb") as fh:
-            data = orjson.loads(fh.read())
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a violation log (format {FORMAT})")
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a violation log (format {FORMAT})")
         log = cls(max_entries=int(data.get("max_entries", 1000)))
         try:
             for item in data["entries"]:
@@ -532,7 +484,7 @@ class ViolationLog:
                     str(f) for f in item["firmware"]
                 ]
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: malformed entry: {exc}") from exc
+            raise ValueError(f"malformed entry: {exc}") from exc
         log.overflow = int(data.get("overflow", 0))
         return log
 
@@ -544,294 +496,3 @@ class ViolationLog:
             self.entries.values(),
             key=lambda e: (-e.count, e.model, e.version, e.action, e.path, e.keyword),
         )
-
-    def table(self) -> str:
-        """Returns: the log as a plain-text table, most frequent first, with a summary line."""
-        header = ("COUNT", "MODEL", "FIRMWARE", "VERSION", "ACTION", "PATH", "KEYWORD", "CODE")
-        rows = [header]
-        for e in self.sorted_entries():
-            action = f"{e.action}Response" if e.response else e.action
-            rows.append(
-                (
-                    str(e.count),
-                    e.model,
-                    e.firmware or "-",
-                    e.version,
-                    action,
-                    e.path or "/",
-                    e.keyword,
-                    e.error_code,
-                )
-            )
-        widths = [max(len(_cut(r[i])) for r in rows) for i in range(len(header))]
-        lines = [
-            "  ".join(_cut(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows
-        ]
-        clean = sorted({m for (_, m) in self.models} - {e.model for e in self.entries.values()})
-        total = sum(e.count for e in self.entries.values())
-        lines.append("")
-        lines.append(
-            f"{total} violation(s) in {len(self.entries)} entr"
-            + ("y" if len(self.entries) == 1 else "ies")
-            + (f"; {self.overflow} dropped (log full)" if self.overflow else "")
-        )
-        if clean:
-            lines.append("models seen without violations: " + ", ".join(clean))
-        return "\n".join(lines)
-
-    def model_tables(self, base: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-        """The `[validation.models."<model>"]` tables that would let every logged violation
-        pass: a relaxation for each (model, action, path, keyword) that has one, and
-        `"Action" = "observe"` where none fits (required, pattern, minimum, ...), with the
-        counts as comments. Models seen without violations are listed as enforced.
-
-        The core reports the first violation of a frame; a frame that breaks two rules shows
-        the second once the first is relaxed. So a rollout takes rounds: paste the tables, keep
-        observing, and generate again with `base` (the current `validation.models`), which
-        this adds to, until the log stays empty.
-
-        Args:
-            base: model tables already configured, kept and extended.
-
-        Returns:
-            TOML text, ready to paste in place of the configuration's `[validation.models]`.
-        """
-        by_model: dict[str, list[ViolationEntry]] = {}
-        for e in self.entries.values():
-            by_model.setdefault(e.model, []).append(e)
-        base = base or {}
-        out: list[str] = [
-            "# Generated by `ocpp-gateway violations --toml` from the rollout log.",
-            "# Check each relaxation before enforcing; a model without a table is enforced.",
-        ]
-        unknown = by_model.pop(UNKNOWN_MODEL, None)
-        for model in sorted(set(by_model) | set(base)):
-            existing = base.get(model, {})
-            modes = {k: str(v) for k, v in existing.items() if k != "relax"}
-            relax: dict[str, dict[str, Any]] = {
-                str(k): {kind: _plain(v) for kind, v in table.items()}
-                for k, table in (existing.get("relax") or {}).items()
-            }
-            notes: dict[str, list[str]] = {}
-            for e in _ordered(by_model.get(model, ())):
-                found = _relaxation(e)
-                if found is None:
-                    notes.setdefault(e.action, []).append(f"{_describe(e)}: no relaxation fits")
-                    modes[e.action] = "observe"
-                    continue
-                rkey, kind, value = found
-                table = relax.setdefault(rkey, {})
-                table[kind] = _join(table.get(kind), value)
-                notes.setdefault(rkey, []).append(_describe(e))
-            out.append("")
-            out.append(f"[validation.models.{_toml_key(model)}]")
-            for name in sorted(modes, key=lambda k: (k != "default", k)):
-                out.extend(f"# {n}" for n in notes.get(name, ()))
-                out.append(f"{_toml_key(name)} = {_toml_value(modes[name])}")
-            if relax:
-                out.append(f"[validation.models.{_toml_key(model)}.relax]")
-                for rkey in sorted(relax):
-                    out.extend(f"# {n}" for n in notes.get(rkey, ()))
-                    out.append(f"{_toml_key(rkey)} = {_toml_inline(relax[rkey])}")
-        if unknown:
-            out.append("")
-            out.append("# Violations before any BootNotification (no model known):")
-            out.extend(f"#   {_describe(e)}" for e in _ordered(unknown))
-        clean = sorted({m for (_, m) in self.models} - set(by_model) - set(base) - {UNKNOWN_MODEL})
-        if clean:
-            out.append("")
-            out.append("# Seen without violations (enforced by the default policy):")
-            out.extend(f"#   {m}" for m in clean)
-        return "\n".join(out) + "\n"
-
-
-def _plain(value: Any) -> Any:
-    """A configuration value (frozen: tuples) as plain TOML-ready data."""
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _cut(text: str, width: int = 48) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _ordered(entries: Iterable[ViolationEntry]) -> list[ViolationEntry]:
-    return sorted(entries, key=lambda e: (e.action, e.response, e.path, e.keyword, e.firmware))
-
-
-def _describe(e: ViolationEntry) -> str:
-    action = f"{e.action}Response" if e.response else e.action
-    firmware = f", firmware {e.firmware}" if e.firmware else ""
-    return f"{action}.{e.path or '/'} {e.keyword}: {e.count} time(s) ({e.version}{firmware})"
-
-
-def _relaxation(e: ViolationEntry) -> tuple[str, str, Any] | None:
-    """(relax key, kind, value) that forgives an entry's violation, or None. Values and types
-    the official schema already accepts at the path are left out."""
-    if not e.path:
-        return None
-    rkey = f"{e.action}{'Response' if e.response else ''}.{e.path}"
-    # Like the core: enum values of an array of strings are its items'; types are the node's.
-    node = _schema_node(e.version, e.action, e.response, e.path, items=e.keyword == "enum")
-    if e.keyword == "maxLength" and e.lengths:
-        return rkey, "max_length", e.lengths[1]
-    if e.keyword == "enum" and e.values:
-        known = set(node.get("enum", ())) if node else set()
-        values = sorted(set(e.values) - known)
-        return (rkey, "extra_enum", values) if values else None
-    if e.keyword == "minItems" and e.lengths:
-        return rkey, "min_items", e.lengths[0]
-    if e.keyword == "additionalProperties":
-        return rkey, "allow_property", True
-    if e.keyword == "type" and e.types:
-        allowed = node.get("type", ()) if node else ()
-        allowed = {allowed} if isinstance(allowed, str) else set(allowed)
-        if "number" in allowed:
-            allowed.add("integer")
-        types = sorted(set(e.types) - allowed)
-        return (rkey, "extra_types", types) if types else None
-    return None
-
-
-def _schema_node(
-    version: str, action: str, response: bool, path: str, items: bool
-) -> dict[str, Any] | None:
-    """The official schema at a dotted path (definitions resolved, arrays stepped through; with
-    `items`, also an array at the end of the path), or None when the `ocpp` package's schemas
-    are not at hand."""
-    from ocpp_gateway.session import official_schema_dir
-
-    suffix = "Response" if response else ("" if version == "ocpp1.6" else "Request")
-    try:
-        directory = official_schema_dir(version)  # type: ignore[arg-type]
-        with open(directory / f"{action}{suffix}.json", "rb") as fh:
-            root: dict[str, Any] = orjson.loads(fh.read())
-    except (OSError, ValueError):
-        return None
-
-    def resolve(node: dict[str, Any]) -> dict[str, Any]:
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/definitions/"):
-            return resolve(root.get("definitions", {}).get(ref.rsplit("/", 1)[1], {}))
-        return node
-
-    node = resolve(root)
-    for name in path.split("."):
-        while isinstance(node.get("items"), dict):
-            node = resolve(node["items"])
-        child = node.get("properties", {}).get(name)
-        if not isinstance(child, dict):
-            return None
-        node = resolve(child)
-    while items and node.get("type") == "array" and isinstance(node.get("items"), dict):
-        node = resolve(node["items"])
-    return node
-
-
-def _join(old: Any, new: Any) -> Any:
-    """Combine the same relaxation seen under several firmware versions or versions."""
-    if old is None:
-        return new
-    if isinstance(new, list):
-        return sorted(set(old) | set(new))
-    if isinstance(new, bool):
-        return True
-    return max(old, new) if isinstance(new, int) else new
-
-
-def _toml_key(key: str) -> str:
-    if key and all(c.isalnum() or c in "_-" for c in key) and key.isascii():
-        return key
-    return json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def _toml_inline(table: Mapping[str, Any]) -> str:
-    return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in table.items()) + " }"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`ocpp-gateway violations`: print rollout logs as a table, or as model tables (--toml).
-
-    Args:
-        argv: the arguments after `violations`.
-
-    Returns:
-        The exit status: 0, or 2 when no log can be read.
-    """
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(
-        prog="ocpp-gateway violations",
-        description="Show the payload violations the gateway logged (validation.violation_log).",
-    )
-    parser.add_argument("files", nargs="*", help="violation log files (several are merged)")
-    parser.add_argument(
-        "--config",
-        help="the gateway configuration: its validation.violation_log (when no file is named) "
-        "and its model tables, which --toml extends",
-    )
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument("--toml", action="store_true", help="print [validation.models] tables")
-    out.add_argument("--json", action="store_true", help="print the merged log as JSON")
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    files = list(args.files)
-    base: Mapping[str, Mapping[str, Any]] = {}
-    if args.config:
-        from ocpp_gateway.config import load_config
-        from ocpp_gateway.errors import ConfigError
-
-        try:
-            validation = load_config(args.config).validation
-        except ConfigError as exc:
-            for error in exc.errors:
-                print(f"error: {error}", file=sys.stderr)
-            return 2
-        base = validation.models
-        if not files:
-            if validation.violation_log is None:
-                print(f"error: {args.config}: validation.violation_log is not set", file=sys.stderr)
-                return 2
-            # With several workers, each writes `<violation_log>.<n>` beside it.
-            log_path = validation.violation_log
-            files.extend(p for p in [log_path] if os.path.exists(p))
-            files.extend(sorted(glob.glob(glob.escape(log_path) + ".*[0-9]")))
-            if not files:
-                print(f"error: {log_path}: no violation log written yet", file=sys.stderr)
-                return 2
-    if not files:
-        parser.print_usage(sys.stderr)
-        print("error: name a log file or --config", file=sys.stderr)
-        return 2
-    merged: ViolationLog | None = None
-    for path in files:
-        try:
-            log = ViolationLog.load(path)
-        except (OSError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if merged is None:
-            merged = log
-        else:
-            merged.max_entries = max(merged.max_entries, log.max_entries)
-            merged.merge(log)
-    assert merged is not None
-    if args.toml:
-        sys.stdout.write(merged.model_tables(base))
-    elif args.json:
-        sys.stdout.write(json.dumps(merged.to_json(), indent=2, ensure_ascii=False) + "\n")
-    else:
-        print(merged.table())
-    return 0
