@@ -526,7 +526,7 @@ impl PySession {
             (Some(s), _) => s,
             (None, Some(r)) => r.get().schemas.clone_ref(py),
             (None, None) => py
-                .import("ocpp_gateway.session")?
+                .import("ocpp_gateway.schemas")?
                 .getattr("default_schemas")?
                 .call1((version,))?
                 .extract()?,
