@@ -27,7 +27,7 @@ import pytest
 import ocpp_gateway
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
-from polling import WAIT, poll
+from kit import WAIT, poll
 
 __all__ = ["WAIT", "poll"]  # and the helpers below, used by the broker tests
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import aiohttp
 import orjson
 import pytest
 
+from kit import WAIT, poll
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
-from polling import WAIT, poll
 
 from ._support import check_record
 

@@ -15,7 +15,8 @@ import aiohttp
 import orjson
 import pytest
 
-from interop.conftest import WAIT, Interop, LibraryCsms, RawCsms, _serving, running_gateway
+from interop.conftest import Interop, LibraryCsms, RawCsms, _serving, running_gateway
+from kit import WAIT
 from ocpp_gateway.replay import Replay, compare, load_records, plan, replay
 from ocpp_gateway.server import RunningGateway
 

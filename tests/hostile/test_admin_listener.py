@@ -27,7 +27,7 @@ from ocpp_gateway.config import load_config, token_problems
 from ocpp_gateway.errors import ConfigError
 from ocpp_gateway.logs import TextFormatter, redact_url
 from ocpp_gateway.server import RunningGateway, start_gateway
-from polling import poll
+from kit import poll
 
 from .admin_kit import (
     CP_BASIC,

@@ -16,7 +16,8 @@ from websockets.asyncio.server import ServerConnection
 
 from ocpp_gateway.server import RunningGateway
 
-from .conftest import WAIT, Interop, RawCsms, running_gateway
+from .conftest import Interop, RawCsms, running_gateway
+from kit import WAIT
 
 # Per version: (framework, format, occurrence) spellings of OCPP-J (1.6 keeps its errata typos).
 _SPELLING = {

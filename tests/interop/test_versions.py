@@ -10,16 +10,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from .conftest import (
-    WAIT,
-    LibraryCsms,
-    _make_peer,
-    _serving,
-    fixture_responder,
-    fixtures,
-    request,
-    running_gateway,
-)
+from .conftest import LibraryCsms, _make_peer, _serving, fixture_responder, fixtures, request, running_gateway
+from kit import WAIT
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway
-
-WAIT = 10.0  # upper bound of every wait in these tests, in seconds
 
 
 @dataclass
@@ -97,14 +96,6 @@ def boot_answer(charge_point_id: str, _payload: Any) -> Any:
 
 
 GatewayFactory = Callable[..., Awaitable[RunningGateway]]
-
-
-async def until(condition: Callable[[], object], what: str) -> None:
-    """Poll `condition` until it holds, bounded by WAIT (for state with no event to await)."""
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.01)
 
 
 async def receive_frame(ws: aiohttp.ClientWebSocketResponse) -> bytes:
@@ -214,16 +205,6 @@ async def raw_upgrade(
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
         assert head.startswith(b"HTTP/1.1 101"), head
     return reader, writer
-
-
-async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
-    """Serve an aiohttp application on a free loopback port; returns its runner and port."""
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port: int = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
 
 
 class QueueLink:

@@ -14,9 +14,10 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway, negotiate_subprotocol
 
-from ._support import WAIT, Csms, GatewayFactory, receive_frame, scrape
+from ._support import Csms, GatewayFactory, receive_frame, scrape
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,10 @@ import socket
 import aiohttp
 import pytest
 
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway
 
-from ._support import WAIT, Csms, GatewayFactory, receive_frame, scrape
+from ._support import Csms, GatewayFactory, receive_frame, scrape
 
 
 async def connect(

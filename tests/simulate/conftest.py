@@ -15,10 +15,10 @@ import jsonschema
 import pytest
 from aiohttp import web
 
+from kit import WAIT
 from ocpp_gateway.simulate.responses import schema_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
-WAIT = 30.0  # upper bound of every wait in these tests, in seconds (the machine is shared)
 
 _ERROR_CODES = {
     "maxLength": "TypeConstraintViolation",

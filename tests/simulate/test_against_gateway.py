@@ -15,8 +15,9 @@ from ocpp_gateway.server import RunningGateway, start_gateway
 from ocpp_gateway.simulate import FleetStats, run_fleet
 from ocpp_gateway.simulate.profile import SimVersion
 
-from .conftest import WAIT, SchemaCsms, load_fixtures
+from .conftest import SchemaCsms, load_fixtures
 from .test_fleet import FAST, QUIET
+from kit import WAIT
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,8 @@ import pytest
 from ocpp_gateway import cli
 from ocpp_gateway.demo import DemoOptions, parse_args, run_demo
 
-from .conftest import WAIT, SchemaCsms
+from .conftest import SchemaCsms
+from kit import WAIT
 
 
 class Watched(io.StringIO):

@@ -17,7 +17,8 @@ from ocpp_gateway.simulate.charge_point import FleetContext
 from ocpp_gateway.simulate.profile import SimVersion
 from ocpp_gateway.simulate.v16 import ChargePoint16
 
-from .conftest import WAIT, SchemaCsms, load_fixtures, validator
+from .conftest import SchemaCsms, load_fixtures, validator
+from kit import WAIT
 
 VERSIONS: list[SimVersion] = ["ocpp1.6", "ocpp2.0.1"]
 
