@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import pytest
 from aiohttp import web
@@ -33,6 +33,7 @@ __all__ = [
     "free_port",
     "gateway_process",
     "listening_port",
+    "missing_tool",
     "poll",
     "require_tool",
     "serve_app",
@@ -42,6 +43,8 @@ __all__ = [
 #: Seconds a test waits for anything at most (the machine is shared: generous, never a timed
 #: assertion; a wait that needs longer says so as a multiple of it).
 WAIT = 30.0
+
+_T = TypeVar("_T")
 
 #: The line `ocpp-gateway serve` prints once its charge point port listens (each worker prints
 #: its own).
@@ -125,11 +128,24 @@ def require_tool(name: str) -> str:
     """
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (apt-get install {name})"
-        if os.environ.get("REQUIRE_TEST_TOOLS"):
-            pytest.fail(f"REQUIRE_TEST_TOOLS is set but {message}")
-        pytest.skip(message)
+        missing_tool(f"{name} is not installed (apt-get install {name})")
     return path
+
+
+def missing_tool(message: str) -> NoReturn:
+    """Skip the test for want of a tool, or fail it where the tools are required
+    (REQUIRE_TEST_TOOLS, set by .ci/run).
+
+    Args:
+        message: what is missing and how to install it.
+
+    Raises:
+        pytest.fail.Exception: REQUIRE_TEST_TOOLS is set.
+        pytest.skip.Exception: otherwise.
+    """
+    if os.environ.get("REQUIRE_TEST_TOOLS"):
+        pytest.fail(f"REQUIRE_TEST_TOOLS is set but {message}")
+    pytest.skip(message)
 
 
 def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -215,7 +231,7 @@ class GatewayProcess:
 
         await self._wait(f"{pattern!r} {count} times", within, enough)
 
-    async def _wait(self, what: str, within: float, found: Callable[[list[str]], Any]) -> Any:
+    async def _wait(self, what: str, within: float, found: Callable[[list[str]], _T | None]) -> _T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:

@@ -9,26 +9,18 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
+from kit import WAIT, subprocess_env
 from ocpp_gateway.aio import stop
 from ocpp_gateway.backend import BackendApp, Request
 from ocpp_gateway.transports.broker.nats import NatsOptions, NatsTransport
 from ocpp_gateway.transports.broker.redis import RedisStreamsOptions, RedisStreamsTransport
 
-from ._support import BROKERS, WAIT, Broker, backend_broker, broker_server, subprocess_env
-
-
-@pytest.fixture(params=BROKERS)
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
-    kind: str = request.param
-    running = broker_server(kind)
-    yield kind, running
-    running.close()
+from ._support import Broker, backend_broker, broker_server
 
 
 def _transport(kind: str, url: str) -> Any:

@@ -22,12 +22,12 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
 from yarl import URL
 
+from kit import poll
 from ocpp_gateway.cli import main as cli_main
 from ocpp_gateway.config import load_config, token_problems
 from ocpp_gateway.errors import ConfigError
 from ocpp_gateway.logs import TextFormatter, redact_url
 from ocpp_gateway.server import RunningGateway, start_gateway
-from kit import poll
 
 from .admin_kit import (
     CP_BASIC,

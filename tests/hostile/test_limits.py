@@ -17,11 +17,11 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from kit import WAIT, listening_port
 from ocpp_gateway.config import UpstreamConfig
 from ocpp_gateway.server import RunningGateway, start_gateway
 
 from .conftest import Probe, gateway_config
-from kit import WAIT
 
 Start = Callable[..., Awaitable[RunningGateway]]
 
@@ -283,7 +283,7 @@ async def slow_reader_scenario() -> None:
         csms_done.set()
 
     async with serve(csms, "127.0.0.1", 0, subprotocols=["ocpp1.6"], max_size=None) as upstream:  # type: ignore[list-item]
-        port = upstream.sockets[0].getsockname()[1]
+        port = listening_port(upstream)
         gw = await start_gateway(
             dataclasses.replace(
                 gateway_config(

@@ -10,8 +10,17 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from .conftest import LibraryCsms, _make_peer, _serving, fixture_responder, fixtures, request, running_gateway
 from kit import WAIT
+
+from .conftest import (
+    LibraryCsms,
+    _make_peer,
+    _serving,
+    fixture_responder,
+    fixtures,
+    request,
+    running_gateway,
+)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ from ocpp_gateway.server import RunningGateway, start_gateway
 from .conftest import Pki, client_ssl_context
 
 
-
 @pytest.fixture
 async def gateways() -> AsyncIterator[list[RunningGateway]]:
     started: list[RunningGateway] = []

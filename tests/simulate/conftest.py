@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from aiohttp import web
 
-from kit import WAIT
+from kit import WAIT, serve_app
 from ocpp_gateway.simulate.responses import schema_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
@@ -182,11 +182,7 @@ async def csms() -> AsyncIterator[SchemaCsms]:
 
     app = web.Application()
     app.router.add_get("/ocpp/{charge_point_id}", refuse_or_handle)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     server.url = f"ws://127.0.0.1:{port}/ocpp"
     try:
         yield server

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from kit import WAIT
 from ocpp_gateway.config import load_config
 from ocpp_gateway.schemas import default_schemas
 from ocpp_gateway.server import RunningGateway, start_gateway
@@ -17,7 +18,6 @@ from ocpp_gateway.simulate.profile import SimVersion
 
 from .conftest import SchemaCsms, load_fixtures
 from .test_fleet import FAST, QUIET
-from kit import WAIT
 
 
 @contextlib.asynccontextmanager

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from kit import WAIT, listening_port
 from ocpp_gateway.simulate import FleetStats, Profile, run_fleet
 from ocpp_gateway.simulate.charge_point import FleetContext
 from ocpp_gateway.simulate.profile import SimVersion
 from ocpp_gateway.simulate.v16 import ChargePoint16
 
 from .conftest import SchemaCsms, load_fixtures, validator
-from kit import WAIT
 
 VERSIONS: list[SimVersion] = ["ocpp1.6", "ocpp2.0.1"]
 
@@ -232,7 +232,7 @@ async def test_a_peer_that_drops_the_tcp_connection_is_a_connect_failure() -> No
         writer.close()
 
     server = await asyncio.start_server(drop, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    port = listening_port(server)
     try:
         async with fleet(f"ws://127.0.0.1:{port}/ocpp", ["CP-Z"], QUIET) as stats:
             await asyncio.wait_for(thrice.wait(), WAIT)
