@@ -30,6 +30,7 @@ from ocpp_gateway.bench.procs import free_port
 __all__ = [
     "WAIT",
     "GatewayProcess",
+    "child_process",
     "free_port",
     "gateway_process",
     "listening_port",
@@ -51,14 +52,17 @@ _T = TypeVar("_T")
 LISTENING = r"listening on (ws://\S+)"
 
 
-async def poll(condition: Callable[[], Any], what: str, within: float = WAIT) -> Any:
-    """Wait until `condition()` is truthy (checked every 20 ms), at most `within` seconds.
+async def poll(
+    condition: Callable[[], Any], what: str, within: float = WAIT, every: float = 0.02
+) -> Any:
+    """Wait until `condition()` is truthy, at most `within` seconds.
 
     Args:
         condition: what to check; it may return an awaitable (an `async def` probe), which is
-            awaited each time.
+            awaited each time (within the same bound).
         what: said in the failure.
         within: seconds allowed.
+        every: seconds between two checks (a probe that asks a server: a few tenths).
 
     Returns:
         The truthy value.
@@ -66,17 +70,21 @@ async def poll(condition: Callable[[], Any], what: str, within: float = WAIT) ->
     Raises:
         AssertionError: not within `within` seconds (the last value is in the message).
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {within} s: {what} (last: {value!r})")
-        await asyncio.sleep(0.02)
+    value: Any = None
+    bound = asyncio.timeout(within)
+    try:
+        async with bound:
+            while True:
+                value = condition()
+                if inspect.isawaitable(value):
+                    value = await value
+                if value:
+                    return value
+                await asyncio.sleep(every)
+    except TimeoutError:
+        if not bound.expired():
+            raise  # the condition's own
+        raise AssertionError(f"not within {within} s: {what} (last: {value!r})") from None
 
 
 class _Listening(Protocol):
@@ -260,14 +268,17 @@ class GatewayProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
-    async def wait(self) -> int:
-        """Wait for the process to exit (at most WAIT seconds) and its stderr to end.
+    async def wait(self, within: float = WAIT) -> int:
+        """Wait for the process to exit and its stderr to end.
+
+        Args:
+            within: seconds allowed.
 
         Returns:
             Its exit status.
         """
-        code = await asyncio.wait_for(self.proc.wait(), WAIT)
-        await asyncio.wait_for(self._reader, WAIT)
+        code = await asyncio.wait_for(self.proc.wait(), within)
+        await asyncio.wait_for(self._reader, within)
         return code
 
 
@@ -279,12 +290,34 @@ def _first(regex: re.Pattern[str], lines: list[str]) -> re.Match[str] | None:
 
 
 @contextlib.asynccontextmanager
+async def child_process(*command: str, **options: Any) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run a command in a process group of its own; SIGKILL the group and reap it afterwards.
+
+    Args:
+        command: the program and its arguments.
+        options: for `asyncio.create_subprocess_exec` (stdout, stderr, env, ...).
+
+    Yields:
+        The process.
+    """
+    proc = await asyncio.create_subprocess_exec(*command, start_new_session=True, **options)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), WAIT)
+
+
+@contextlib.asynccontextmanager
 async def gateway_process(
     *args: str,
     env: Mapping[str, str] | None = None,
     config: str | Path | None = None,
     loopback: bool = True,
     wait_listening: bool = True,
+    within: float = WAIT,
 ) -> AsyncIterator[GatewayProcess]:
     """Run `python -m ocpp_gateway.cli serve` and kill its process group afterwards.
 
@@ -295,6 +328,7 @@ async def gateway_process(
         loopback: put `--host 127.0.0.1 --port 0` before `args` (False: the caller's
             arguments or environment choose the address).
         wait_listening: wait for its (first) "listening on ws://..." line and set `url`.
+        within: seconds that wait is allowed.
 
     Yields:
         The running process.
@@ -304,19 +338,18 @@ async def gateway_process(
         command += ["--host", "127.0.0.1", "--port", "0"]
     if config is not None:
         command += ["--config", str(config)]
-    proc = await asyncio.create_subprocess_exec(
+    async with child_process(
         *command,
         *args,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         env=subprocess_env(env),
-        start_new_session=True,
-    )
-    gateway = GatewayProcess(proc)
-    try:
-        if wait_listening:
-            gateway.url = (await gateway.wait_for_line(LISTENING)).group(1)
-        yield gateway
-    finally:
-        gateway.kill()
-        await gateway.wait()
+    ) as proc:
+        gateway = GatewayProcess(proc)
+        try:
+            if wait_listening:
+                gateway.url = (await gateway.wait_for_line(LISTENING, within)).group(1)
+            yield gateway
+        finally:
+            gateway.kill()
+            await gateway.wait()

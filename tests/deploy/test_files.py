@@ -19,12 +19,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kit import free_port
+from kit import WAIT, free_port, gateway_process
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.preflight import check_config
 from ocpp_gateway.settings_table import flags
-
-from .test_prometheus import gateway_env, process, read_listening_url
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -257,27 +255,15 @@ async def test_the_health_check_command_probes_the_configured_port() -> None:
     # The image's `python` is the interpreter the package is installed in: here, this one.
     assert command.startswith("python ")
     command = shlex.quote(sys.executable) + command[len("python") :]
-    async with process(
-        sys.executable,
-        "-m",
-        "ocpp_gateway.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=gateway_env(),
-    ) as gateway:
-        port = (await read_listening_url(gateway)).rsplit(":", 1)[1]
+    async with gateway_process() as gateway:
+        port = gateway.url.rsplit(":", 1)[1]
 
         async def run_check(env_port: str) -> int:
             env = dict(os.environ, OCPP_GATEWAY_PORT=env_port)
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", command, env=env, stderr=asyncio.subprocess.DEVNULL
             )
-            return await asyncio.wait_for(proc.wait(), 30)
+            return await asyncio.wait_for(proc.wait(), WAIT)
 
         assert await run_check(port) == 0
         assert await run_check(str(free_port())) != 0  # nobody listens there
@@ -286,41 +272,19 @@ async def test_the_health_check_command_probes_the_configured_port() -> None:
 async def test_the_health_check_asks_the_admin_port_when_one_is_set() -> None:
     (check,) = [rest for keyword, rest in final_stage() if keyword == "HEALTHCHECK"]
     command = shlex.quote(sys.executable) + check.split(" CMD ", 1)[1][len("python") :]
-    async with process(
-        sys.executable,
-        "-m",
-        "ocpp_gateway.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--admin-port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(gateway_env(), OCPP_GATEWAY_METRICS_ON_MAIN_PORT="false"),
+    async with gateway_process(
+        "--admin-port", "0", env={"OCPP_GATEWAY_METRICS_ON_MAIN_PORT": "false"}
     ) as gateway:
-        assert gateway.stderr is not None
-        lines = ""
-        while "admin (probes, metrics, API) at" not in lines:
-            line = (await asyncio.wait_for(gateway.stderr.readline(), 30)).decode()
-            assert line, "the gateway exited"
-            lines += line
-        found = re.search(
-            r"listening on ws://127\.0\.0\.1:(\d+)\n(?:.*\n)*?.*admin \(probes, metrics, API\) at "
-            r"http://127\.0\.0\.1:(\d+)",
-            lines,
-        )
-        assert found is not None, lines
-        port, admin = found.groups()
+        port = gateway.url.rsplit(":", 1)[1]
+        admin_url = r"admin \(probes, metrics, API\) at http://127\.0\.0\.1:(\d+)"
+        admin = (await gateway.wait_for_line(admin_url)).group(1)
 
         async def run_check(**env_vars: str) -> int:
             env = dict(os.environ, **env_vars)
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", command, env=env, stderr=asyncio.subprocess.DEVNULL
             )
-            return await asyncio.wait_for(proc.wait(), 30)
+            return await asyncio.wait_for(proc.wait(), WAIT)
 
         assert await run_check(OCPP_GATEWAY_PORT=port, OCPP_GATEWAY_ADMIN__PORT=admin) == 0
         # The charge point port no longer serves /healthz: without the admin port, it fails.
