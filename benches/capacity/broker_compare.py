@@ -101,7 +101,8 @@ async def start(name: str, csms: CsmsPool, out: Path, before: Path | None = None
     if kind_name == "websocket":
         gateway = _gateway(port, {"OCPP_GATEWAY_UPSTREAM_URL": csms.url(0)}, log, source)
         setup = Setup(name, f"ws://127.0.0.1:{port}/ocpp", gateway)
-        setup.parts = {"gateway": [gateway.pid], "backend": [p.pid for p in csms.processes]}
+        pool = [p.pid for p in csms.processes if p.pid is not None]  # all started
+        setup.parts = {"gateway": [gateway.pid], "backend": pool}
     else:
         kind, flag = ("nats", "--nats") if kind_name == "nats" else ("redis_streams", "--redis")
         broker = BrokerServer(kind, log=log)

@@ -243,7 +243,7 @@ async def _stored_entry(stack: Stack, charge_point_id: str) -> tuple[bytes, dict
             )
         finally:
             await nc.close()
-        return msg.data, dict(msg.headers or {})
+        return msg.data or b"", dict(msg.headers or {})
     import redis.asyncio
 
     client = redis.asyncio.Redis.from_url(stack.server.url)

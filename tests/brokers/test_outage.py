@@ -57,7 +57,7 @@ async def test_broker_outage_under_traffic_closes_sockets_invents_nothing_loses_
             for version, session in (("ocpp1.6", session_16), ("ocpp2.0.1", session_201)):
                 steps = [s for n in range(SESSIONS) for s in session(i * 100 + n)]
                 urls = [a.url, b.url] if i % 2 == 0 else [b.url, a.url]
-                charger = Charger(f"OUT-{version[-3:]}-{i}", version, lambda u=urls: u)
+                charger = Charger(f"OUT-{version[-3:]}-{i}", version, urls.copy)
                 chargers.append((charger, steps))
         sessions = asyncio.create_task(run_sessions(chargers, within=WAIT * 2 + OUTAGE))
         await poll(lambda: len(journal_rows(journal)) >= 2 * CHARGERS, "traffic before the outage")

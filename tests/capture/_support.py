@@ -35,7 +35,8 @@ def check_record(record: dict[str, Any]) -> None:
     producer rules the schema cannot express (extensions only under meta; `raw` decodes to the
     frame the record decomposes)."""
     _validator().validate(record)
-    allowed = set(_validator().schema["properties"])
+    schema: Any = _validator().schema
+    allowed = set(schema["properties"])
     assert set(record) <= allowed, set(record) - allowed
     if record["meta"].get("malformed"):
         return

@@ -159,7 +159,7 @@ def _browse(admin_url: str, downloads: Path) -> dict[str, Any]:
         seen["download"] = target.read_bytes()
         if SCREENSHOT:
             driver.save_screenshot(SCREENSHOT)
-        seen["log"] = driver.get_log("browser")
+        seen["log"] = driver.get_log("browser")  # type: ignore[no-untyped-call]
     finally:
         driver.quit()
     return seen

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -144,7 +145,7 @@ def server_urls(url: str) -> list[tuple[str, int]]:
 def nats_setting(text: str, key: str) -> str:
     """A top-level `key: value` of nats.conf (outside the blocks)."""
     (value,) = re.findall(rf"^{key}:\s*(\S+)", text, flags=re.MULTILINE)
-    return value
+    return str(value)
 
 
 def seconds(text: str) -> float:
@@ -157,7 +158,8 @@ def nats_bytes(text: str) -> int:
     """A nats.conf size ("20GB", "256MB"): the server counts K, M, G in powers of 1024."""
     match = re.fullmatch(r"(\d+)([KMGT]?)B?", text.upper())
     assert match is not None, text
-    return int(match.group(1)) * 1024 ** "_KMGT".index(match.group(2) or "_")
+    unit: int = 1024 ** "_KMGT".index(match.group(2) or "_")
+    return int(match.group(1)) * unit
 
 
 def test_the_compose_file_mounts_files_that_exist_and_its_services_agree() -> None:
@@ -447,7 +449,7 @@ async def ready(http: aiohttp.ClientSession, node: GatewayNode) -> bool:
     return False
 
 
-class ChargePoint(ChargePoint16):
+class ChargePoint(ChargePoint16):  # type: ignore[misc]  # the ocpp library is untyped
     """An `ocpp` library 1.6 charge point (it only calls; nothing calls it here)."""
 
 
@@ -529,7 +531,9 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
         http = await stack.enter_async_context(aiohttp.ClientSession())
         gateways = [await start_gateway(stack, cluster.url) for _ in services("gateway")]
         for gateway in gateways:
-            await poll(lambda g=gateway: ready(http, g), "gateway ready", DEPLOY_WAIT, every=0.2)
+            await poll(
+                functools.partial(ready, http, gateway), "gateway ready", DEPLOY_WAIT, every=0.2
+            )
         journal = tmp_path / "journal.sqlite"
         await start_backend(stack, cluster.url, journal)
 
@@ -588,7 +592,10 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
         )
         for gateway in gateways:
             await poll(
-                lambda g=gateway: ready(http, g), "gateway ready again", DEPLOY_WAIT, every=0.2
+                functools.partial(ready, http, gateway),
+                "gateway ready again",
+                DEPLOY_WAIT,
+                every=0.2,
             )
         later = [
             await stack.enter_async_context(charge_point(gateway.url, f"DEPLOY-{i + 2}"))
@@ -699,7 +706,9 @@ async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Pat
         http = await stack.enter_async_context(aiohttp.ClientSession())
         gateways = [await start_gateway(stack, cluster.url) for _ in services("gateway")]
         for gateway in gateways:
-            await poll(lambda g=gateway: ready(http, g), "gateway ready", DEPLOY_WAIT, every=0.2)
+            await poll(
+                functools.partial(ready, http, gateway), "gateway ready", DEPLOY_WAIT, every=0.2
+            )
         await start_backend(stack, cluster.url, tmp_path / "journal.sqlite")
         targets = [gateway.target for gateway in gateways]
 
@@ -741,7 +750,7 @@ async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Pat
                 run_fleet(
                     f"{gateway.url}/ocpp",
                     [f"PROM-{n}-{i}" for i in range(FLEET_SIZE)],
-                    PROFILE.with_version("ocpp1.6"),  # type: ignore[arg-type]
+                    PROFILE.with_version("ocpp1.6"),
                     stats=stats,
                     stop=stop,
                     seed=11,
@@ -869,7 +878,8 @@ def quantity(text: str) -> int:
     """A Kubernetes binary quantity ("20Gi") in bytes."""
     match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)", text)
     assert match is not None, text
-    return int(match.group(1)) * 1024 ** ("_KMGT".index(match.group(2)[0]))
+    unit: int = 1024 ** "_KMGT".index(match.group(2)[0])
+    return int(match.group(1)) * unit
 
 
 def test_the_kubernetes_manifests_and_the_nats_chart_values(tmp_path: Path) -> None:

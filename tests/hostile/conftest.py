@@ -112,12 +112,12 @@ def matches(expect: dict[str, Any], seen: dict[str, Any]) -> bool:
     if "one_of" in expect:
         return any(matches(option, seen) for option in expect["one_of"])
     if "close" in expect:
-        return seen["close"] == expect["close"]
+        return bool(seen["close"] == expect["close"])
     if seen["close"] is not None:
         return False
     answers = seen["answers"]
     if expect["reply"] is None:
-        return answers == []
+        return not answers
     if len(answers) != 1:
         return False
     answer = answers[0]

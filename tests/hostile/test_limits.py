@@ -16,6 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from kit import WAIT, listening_port
 from ocpp_gateway.config import UpstreamConfig
@@ -56,8 +57,8 @@ async def test_deflate_bomb_is_measured_after_inflation(start: Start) -> None:
     assert len(zlib.compress(frame.encode())) < 16 * 1024  # what actually crosses the wire
     async with connect(
         f"{gw.url}/ocpp/BOMB",
-        subprotocols=["ocpp1.6"],
-        compression="deflate",  # type: ignore[list-item]
+        subprotocols=[Subprotocol("ocpp1.6")],
+        compression="deflate",
     ) as ws:
         assert ws.protocol.extensions, "permessage-deflate must be negotiated"
         await ws.send(frame)

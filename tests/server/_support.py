@@ -36,6 +36,11 @@ class CsmsLink:
         await self.ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
 
 
+def _empty_answer(charge_point_id: str, payload: Any) -> Any:
+    """The answer of an action the test gave none for: an empty payload."""
+    return {}
+
+
 @dataclass
 class Csms:
     """A recording CSMS: answers CALLs automatically (unless `auto_answer` is False) with
@@ -71,7 +76,7 @@ class Csms:
                 link.frames.put_nowait(data)
                 message = json.loads(data)
                 if self.auto_answer and message[0] == 2:
-                    answer = self.answers.get(message[2], lambda _cp, _p: {})
+                    answer = self.answers.get(message[2], _empty_answer)
                     body = answer(link.charge_point_id, message[3])
                     await ws.send_frame(
                         json.dumps([3, message[1], body]).encode(), aiohttp.WSMsgType.TEXT
@@ -257,12 +262,13 @@ class WakingQueueLink(QueueLink):
 
     def __init__(self, charge_point_id: str, version: str) -> None:
         super().__init__(charge_point_id, version)
-        self.incoming = _WakingIncoming(self)  # type: ignore[assignment]
+        self.waking = _WakingIncoming(self)
+        self.incoming = self.waking  # type: ignore[assignment]  # put_nowait is all tests use
         self.wake: Callable[[], object] | None = None  # the parked pump, while one is
         self.wakes = 0  # times a parked pump was woken
 
     def recv_ready(self) -> bool:
-        return bool(self.incoming.frames) or self.closed
+        return bool(self.waking.frames) or self.closed
 
     def set_wake(self, wake: Callable[[], object] | None) -> None:
         self.wake = wake
@@ -276,7 +282,7 @@ class WakingQueueLink(QueueLink):
             wake()
 
     async def recv(self) -> bytes | None:
-        frames = self.incoming.frames
+        frames = self.waking.frames
         assert frames or self.closed, "a parked pump is only woken with something to read"
         return frames.popleft() if frames else None
 

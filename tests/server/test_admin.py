@@ -24,12 +24,12 @@ TOKEN = "admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class Charger(ChargePoint16):
+class Charger(ChargePoint16):  # type: ignore[misc]  # the ocpp library is untyped
     """An `ocpp` library charge point that accepts resets and records them."""
 
     resets: list[str]
 
-    @on("Reset")
+    @on("Reset")  # type: ignore[untyped-decorator]
     def on_reset(self, type: str) -> result16.Reset:
         self.resets.append(type)
         return result16.Reset(status="Accepted")

@@ -48,7 +48,7 @@ async def test_upstream_loss_closes_are_collected_at_once_and_memory_stays_flat(
                     )
                 )
                 await poll(lambda: len(registry.connections) == PER_ROUND, "all connected")
-                refs = [weakref.ref(conn) for conn in registry.connections]
+                refs: list[weakref.ref[object]] = [weakref.ref(c) for c in registry.connections]
                 refs += [weakref.ref(conn.ws) for conn in registry.connections]
                 for link in backend.links.values():
                     link.incoming.put_nowait(None)  # the upstream of every charge point is lost

@@ -30,7 +30,10 @@ _ERROR_CODES = {
 
 def load_fixtures(version: str) -> dict[str, dict[str, Any]]:
     """The shared fixture payloads: {action: {"request": ..., "response": ...}}."""
-    return json.loads((FIXTURES / f"{version}.json").read_text(encoding="utf-8"))
+    fixtures: dict[str, dict[str, Any]] = json.loads(
+        (FIXTURES / f"{version}.json").read_text(encoding="utf-8")
+    )
+    return fixtures
 
 
 _validators: dict[tuple[str, str, bool], jsonschema.protocols.Validator] = {}

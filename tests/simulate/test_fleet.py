@@ -67,6 +67,7 @@ async def test_every_call_of_a_full_profile_is_schema_valid(
     csms: SchemaCsms, version: SimVersion
 ) -> None:
     profile = FAST.with_version(version)
+    done: tuple[str, ...]
     if version == "ocpp1.6":
         done = ("Heartbeat", "StatusNotification", "Authorize", "StartTransaction", "MeterValues")
         last = "StopTransaction"
@@ -77,7 +78,7 @@ async def test_every_call_of_a_full_profile_is_schema_valid(
     def ended() -> bool:
         if version == "ocpp1.6":
             return csms.count(last) >= 3
-        return sum(c.payload.get("eventType") == "Ended" for c in csms.calls) >= 3
+        return sum(bool(c.payload.get("eventType") == "Ended") for c in csms.calls) >= 3
 
     async with fleet(csms.url, ids(3), profile) as stats:
         await csms.wait_until(lambda: ended() and all(csms.count(a) for a in done))
