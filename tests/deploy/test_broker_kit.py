@@ -48,13 +48,14 @@ from ocpp_gateway.simulate import FleetStats, run_fleet
 from ._support import (
     DEPLOY_WAIT,
     PROFILE,
+    SETTING_FLAGS,
     Prometheus,
+    check_gateway_manifests,
     grafana_rate_interval,
     grafana_regex_value,
     substitute,
     values,
 )
-from .test_files import SETTING_FLAGS, check_gateway_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

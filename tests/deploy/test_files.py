@@ -11,18 +11,15 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
-from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
 from kit import WAIT, free_port, gateway_process
 from ocpp_gateway.metrics import Metrics
-from ocpp_gateway.preflight import check_config
-from ocpp_gateway.settings_table import flags
+
+from ._support import SETTING_FLAGS, check_gateway_manifests, final_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -32,9 +29,6 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None and not os.environ.get("REQUIRE_TEST_TOOLS"),
     reason="needs promtool (apt-get install prometheus); required when REQUIRE_TEST_TOOLS is set",
 )
-KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
-# Flags that set a setting: in an image or a manifest they would override TOML and environment.
-SETTING_FLAGS = frozenset(flags().values())
 
 
 def exported_names() -> set[str]:
@@ -80,77 +74,6 @@ def test_grafana_dashboard_queries_real_metrics() -> None:
         "ocpp_gateway_call_duration_seconds_bucket",
     ):
         assert name in used
-
-
-def check_gateway_manifests(directory: Path, tmp_path: Path) -> dict[str, Any]:
-    """The checks every kit's Kubernetes manifests pass (those of `directory`, *.yaml): the
-    kinds, probes on the admin listener, no setting by flag, the image's user, a grace period
-    longer than the drain, a ConfigMap file the gateway's own checker accepts.
-
-    Returns:
-        The manifests by kind (a list per kind) and the ConfigMap's settings under "settings".
-    """
-    docs = [
-        doc
-        for path in sorted(directory.glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-    ]
-    # Kubernetes' own OpenAPI schemas, strict (no field the API does not know), of the oldest
-    # release still in wide use and the newest the schema package ships.
-    for doc in docs:
-        for version in KUBERNETES_VERSIONS:
-            kubernetes_validate.validate(doc, version, strict=True)
-    kinds = {doc["kind"] for doc in docs}
-    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= kinds
-    deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    configmap = next(doc for doc in docs if doc["kind"] == "ConfigMap")
-    # The shipped configuration must pass the gateway's own checker.
-    toml_text = configmap["data"]["gateway.toml"]
-    shipped_config = tomllib.loads(toml_text)
-    assert pod["terminationGracePeriodSeconds"] > shipped_config["drain_timeout"]
-    assert not SETTING_FLAGS & set(container.get("args", []) + container.get("command", []))
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["port"] in ports, probe
-    # The pod runs as the image's user, so runAsNonRoot holds and file ownership matches.
-    (user,) = [rest for keyword, rest in final_stage() if keyword == "USER"]
-    uid, _, gid = user.partition(":")
-    assert str(pod["securityContext"]["runAsUser"]) == uid
-    assert str(pod["securityContext"].get("runAsGroup", gid)) == (gid or uid)
-    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert int(annotations["prometheus.io/port"]) in ports.values()
-    # Probes and scrapes use the admin listener the ConfigMap turns on, not the charge point
-    # port (which may ask for client certificates).
-    admin_port = shipped_config["admin"]["port"]
-    assert ports["admin"] == admin_port == int(annotations["prometheus.io/port"])
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["port"] == "admin", probe
-    assert shipped_config["metrics_on_main_port"] is False
-    # Selectors find the pods, the Service targets a named container port, and the config
-    # volume names the ConfigMap.
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    for doc in docs:
-        selector = doc.get("spec", {}).get("selector")
-        if selector is not None:
-            match = selector.get("matchLabels", selector)
-            assert match.items() <= labels.items(), doc["kind"]
-        if doc["kind"] == "Service":
-            for port in doc["spec"]["ports"]:
-                assert port["targetPort"] in ports, port
-    (volume,) = [v for v in pod["volumes"] if "configMap" in v]
-    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
-    shipped = tmp_path / "gateway.toml"
-    shipped.write_text(toml_text)
-    assert check_config(str(shipped)) == []
-    by_kind: dict[str, Any] = {}
-    for doc in docs:
-        by_kind.setdefault(doc["kind"], []).append(doc)
-    by_kind["settings"] = shipped_config
-    return by_kind
 
 
 def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
@@ -211,25 +134,6 @@ def test_every_alert_has_a_promtool_unit_test(rules_file: str, tests_file: str) 
         if case.get("exp_alerts")
     }
     assert firing == names
-
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined."""
-    text = (DEPLOY / "Dockerfile").read_text()
-    text = re.sub(r"\\\n\s*", " ", text)
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            out.append((keyword.upper(), rest.strip()))
-    return out
-
-
-def final_stage() -> list[tuple[str, str]]:
-    instructions = dockerfile_instructions()
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[last_from:]
 
 
 def test_the_image_runs_unprivileged_with_a_health_check_and_no_setting_flags() -> None:
