@@ -1,5 +1,8 @@
-"""Processes for benchmarks, the demo and the tests: CPU time and resident memory from /proc, fd
-limits, ports, and a broker server (nats-server or redis-server) on loopback."""
+"""Processes for benchmarks, the demo and the tests: /proc accounting, ports, a broker server.
+
+CPU time and resident memory read from /proc, fd limits, free ports and waiting for one to open,
+and `BrokerServer`: nats-server (JetStream) or redis-server on a loopback port.
+"""
 
 from __future__ import annotations
 
