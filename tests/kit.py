@@ -1,5 +1,4 @@
-"""The tests' one kit: the wait bound, bounded polling, ports, tools, and `ocpp-gateway serve` as
-a process.
+"""The tests' one kit: the wait bound, polling, ports, tools, `ocpp-gateway serve` as a process.
 
 Every test module takes these from here (pytest's prepend import mode puts tests/ on sys.path):
 one `WAIT` for every bounded await, one `poll` for state with no event to await, one launcher of
