@@ -88,7 +88,7 @@ def test_judge(benchmark: Any, runtime: Runtime) -> None:
 def test_judge_and_hook(benchmark: Any, runtime: Runtime) -> None:
     session = runtime.new_session("ocpp1.6")
     stream = CaptureStream("CP-1", 2000, None, None, None)
-    stream.bind(_Conn(), 0)  # type: ignore[arg-type]
+    stream.bind(_Conn(), 0)
     benchmark(_round_trip, session, stream)
     assert len(stream.ring) == 2000
 
@@ -99,7 +99,7 @@ def test_judge_hook_and_queue(benchmark: Any, runtime: Runtime, tmp_path: Any) -
     sink.close()  # the thread ends: queued frames stay in the queue, nothing is written
     sink._queue = queue.Queue()  # an unbounded one, emptied between rounds
     stream = CaptureStream("CP-1", 2000, None, None, sink)
-    stream.bind(_Conn(), 0)  # type: ignore[arg-type]
+    stream.bind(_Conn(), 0)
 
     def setup() -> tuple[tuple[Any, CaptureStream], dict[str, Any]]:
         sink._queue = queue.Queue()
@@ -113,7 +113,7 @@ def test_records(benchmark: Any, runtime: Runtime) -> None:
     session = runtime.new_session("ocpp1.6")
     capture = Capture(CaptureConfig())
     stream = CaptureStream("CP-1", 4, None, None, None)
-    stream.bind(_Conn(), 0)  # type: ignore[arg-type]
+    stream.bind(_Conn(), 0)
     _round_trip(session, stream)
     entries = list(stream.ring)
 

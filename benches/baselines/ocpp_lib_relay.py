@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import resource
 import signal
+from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -25,7 +26,13 @@ from ocpp.messages import Call, CallResult, _validate_payload, unpack
 
 SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
 
-Socket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
+# Both sockets are opened with decode_text=False: text frames arrive as bytes.
+Socket = aiohttp.ClientWebSocketResponse[Any] | web.WebSocketResponse[Any]
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Answers 200 while the relay serves."""
+    return web.Response(text="ok")
 
 
 async def pump(
@@ -103,7 +110,7 @@ async def serve(host: str, port: int, upstream: str) -> None:
         connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
     )
     app.router.add_get("/ocpp/{charge_point_id}", relay)
-    app.router.add_get("/healthz", lambda _: web.Response(text="ok"))
+    app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_port=True, backlog=4096).start()

@@ -26,14 +26,20 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
-from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait_tcp_open
+from ocpp_gateway.bench.procs import (
+    BrokerServer,
+    ProcessGroup,
+    Usage,
+    free_port,
+    usage,
+    wait_tcp_open,
+)
 from ocpp_gateway.bench.runner import fleet_ids
 from ocpp_gateway.bench.targets import CsmsPool
 
@@ -95,22 +101,14 @@ async def start(name: str, csms: CsmsPool, out: Path, before: Path | None = None
     if kind_name == "websocket":
         gateway = _gateway(port, {"OCPP_GATEWAY_UPSTREAM_URL": csms.url(0)}, log, source)
         setup = Setup(name, f"ws://127.0.0.1:{port}/ocpp", gateway)
-        setup.parts = {"gateway": [gateway.pid], "backend": [p.pid for p in csms.processes]}
+        pool = [p.pid for p in csms.processes if p.pid is not None]  # all started
+        setup.parts = {"gateway": [gateway.pid], "backend": pool}
     else:
-        broker_port = free_port()
-        store = tempfile.mkdtemp(prefix=f"bench-{name}-")
-        if kind_name == "nats":
-            server_cmd = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(broker_port)]
-            server_cmd += ["-sd", store]
-            url = f"nats://127.0.0.1:{broker_port}"
-            kind, flag = "nats", "--nats"
-        else:
-            server_cmd = ["redis-server", "--port", str(broker_port), "--bind", "127.0.0.1"]
-            server_cmd += ["--save", "", "--appendonly", "no", "--dir", store]
-            url = f"redis://127.0.0.1:{broker_port}/0"
-            kind, flag = "redis_streams", "--redis"
-        server = _spawn(server_cmd, {}, log)
-        await wait_tcp_open("127.0.0.1", broker_port, 30.0, lambda: server.poll() is None)
+        kind, flag = ("nats", "--nats") if kind_name == "nats" else ("redis_streams", "--redis")
+        broker = BrokerServer(kind, log=log)
+        await asyncio.to_thread(broker.start)
+        assert broker.proc is not None
+        server, url = broker.proc, broker.url
         backend = _spawn([sys.executable, str(HERE / "broker_backend.py"), flag, url], {}, log)
         gateway = _gateway(
             port,

@@ -34,7 +34,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from typing import Any
 import orjson
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
-from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait_tcp_open
+from ocpp_gateway.bench.procs import BrokerServer, ProcessGroup, Usage, usage
 from ocpp_gateway.bench.runner import (
     PER_CSMS,
     PER_LOADGEN,
@@ -110,20 +109,12 @@ async def start_upstream(name: str, peak: int, nodes: int, backends: int, out: P
     if name == "websocket":
         hosts = tuple(f"127.0.0.{2 + i}" for i in range(nodes))
         return Upstream(name, csms=await CsmsPool.start(max(1, math.ceil(peak / PER_CSMS)), hosts))
-    port = free_port()
-    store = tempfile.mkdtemp(prefix=f"bench-{name}-")
     log = out / f"scale-{name}-broker.log"
-    if name == "nats":
-        command = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store]
-        url, kind, flag = f"nats://127.0.0.1:{port}", "nats", "--nats"
-    else:
-        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", store]
-        url, kind, flag = f"redis://127.0.0.1:{port}/0", "redis_streams", "--redis"
-    upstream = Upstream(name, url, {"OCPP_GATEWAY_UPSTREAM_TYPE": kind})
-    upstream.server = _spawn(command, log)
-    server = upstream.server
-    await wait_tcp_open("127.0.0.1", port, 30.0, lambda: server.poll() is None)
+    kind, flag = ("nats", "--nats") if name == "nats" else ("redis_streams", "--redis")
+    broker = BrokerServer(kind, log=log)
+    await asyncio.to_thread(broker.start)
+    url = broker.url
+    upstream = Upstream(name, url, {"OCPP_GATEWAY_UPSTREAM_TYPE": kind}, server=broker.proc)
     backend = [sys.executable, str(HERE / "broker_backend.py"), flag, url]
     upstream.backends = [_spawn(backend, log) for _ in range(backends)]
     return upstream

@@ -37,7 +37,7 @@ import uvloop
 from aiohttp import web
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
-from ocpp_gateway.bench.procs import free_port, usage, wait_tcp_open
+from ocpp_gateway.bench.procs import BrokerServer, usage
 from ocpp_gateway.bench.runner import fleet_ids
 from ocpp_gateway.bench.targets import CsmsPool, find_baselines
 
@@ -51,20 +51,14 @@ def _spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 async def _broker(kind: str, store: str) -> tuple[str, list[subprocess.Popen[bytes]]]:
     """Start a broker server and the bench backend on it. Returns: its URL and the processes."""
-    binary = "nats-server" if kind == "nats" else "redis-server"
-    if shutil.which(binary) is None:
-        raise SystemExit(f"{binary} not found (apt-get install {binary})")
-    port = free_port()
-    if kind == "nats":
-        command = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store]
-        url = f"nats://127.0.0.1:{port}"
-    else:
-        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", store]
-        url = f"redis://127.0.0.1:{port}/0"
     log = Path(store) / "log"
-    server = _spawn(command, log)
-    await wait_tcp_open("127.0.0.1", port, 30.0, lambda: server.poll() is None)
+    try:
+        broker = BrokerServer("redis_streams" if kind == "redis" else kind, log=log, parent=store)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
+    await asyncio.to_thread(broker.start)
+    assert broker.proc is not None
+    server, url = broker.proc, broker.url
     backend = _spawn([sys.executable, str(HERE / "broker_backend.py"), f"--{kind}", url], log)
     return url, [backend, server]
 

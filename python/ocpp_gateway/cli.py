@@ -131,15 +131,16 @@ async def _serve_async(
     gateway = await start_gateway(
         config, reuse_port=reuse_port, metrics_dir=metrics_dir, worker=worker, peer_dir=peer_dir
     )
+    # SIGTERM drains from the moment the lines below announce the gateway, not a moment later.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     # Plain lines, one write each (the workers share stderr): scripts and tests wait for them.
     sys.stderr.write(f"ocpp-gateway listening on {gateway.url}\n")
     if gateway.admin_url:
         sys.stderr.write(f"ocpp-gateway admin (probes, metrics, API) at {gateway.admin_url}\n")
     sys.stderr.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down", extra={"drain_timeout": config.drain_timeout})
     await gateway.stop(config.drain_timeout)

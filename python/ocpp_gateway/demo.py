@@ -345,11 +345,7 @@ class _BrokerBackend:
 async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
     """Start nats-server or redis-server on a free loopback port (data in a temporary
     directory) and the example backend service in this process; stop both afterwards."""
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
-
+    from ocpp_gateway.bench.procs import BrokerServer
     from ocpp_gateway.transports import transport_types
 
     kind = "nats" if transport == "nats" else "redis_streams"
@@ -363,27 +359,10 @@ async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
         ) from exc
     from ocpp_gateway.backend.example import TransactionJournal, build_app
 
-    binary = shutil.which("nats-server" if transport == "nats" else "redis-server")
-    if binary is None:
-        package = "nats-server" if transport == "nats" else "redis-server"
-        raise RuntimeError(f"{package} is not on PATH (apt-get install {package})")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="ocpp-demo-") as directory:
-        if transport == "nats":
-            command = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", directory]
-            url = f"nats://127.0.0.1:{port}"
-        else:
-            command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-            command += ["--appendonly", "no", "--dir", directory]
-            url = f"redis://127.0.0.1:{port}/0"
-        server = await asyncio.create_subprocess_exec(
-            *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        runner: asyncio.Task[None] | None = None
+    runner: asyncio.Task[None] | None = None
+    async with BrokerServer(kind) as server:  # OSError: not installed, or did not start
+        url = server.url
         try:
-            await _wait_for_port(port, server)
             if transport == "nats":
                 from ocpp_gateway.backend.nats import NatsBroker
 
@@ -392,7 +371,7 @@ async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
                 from ocpp_gateway.backend.redis import RedisBroker
 
                 broker = RedisBroker(url)
-            journal = f"{directory}/journal.sqlite"
+            journal = f"{server.store}/journal.sqlite"
             app = build_app(broker, TransactionJournal(journal))
             await app.start()
             runner = asyncio.create_task(app.run())
@@ -403,25 +382,6 @@ async def _broker_backend(transport: str) -> AsyncIterator[_BrokerBackend]:
             if runner is not None:
                 await stop_tasks([runner])
                 await app.stop()
-            if server.returncode is None:
-                server.kill()
-            await server.wait()
-
-
-async def _wait_for_port(port: int, server: Any) -> None:
-    """Poll until the broker accepts connections (10 s at most)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10.0
-    while True:
-        if server.returncode is not None:
-            raise RuntimeError(f"the broker exited with status {server.returncode}")
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        if loop.time() > deadline:
-            raise RuntimeError("the broker did not start within 10 s")
-        await asyncio.sleep(0.05)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

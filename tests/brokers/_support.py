@@ -1,19 +1,15 @@
-"""Helpers of the broker tests: real nats-server processes on loopback ports, the example
-backend (in-process or as a process), gateways relaying to a broker."""
+"""Helpers of the broker tests: real broker servers on loopback ports (the package's
+`BrokerServer`), the example backend (in-process or as a process), gateways relaying to a
+broker, in-process or as processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,158 +18,37 @@ from types import ModuleType
 from typing import Any
 
 import orjson
-import pytest
 
-import ocpp_gateway
+from kit import WAIT, GatewayProcess, gateway_process, missing_tool, subprocess_env
+from ocpp_gateway.bench.procs import BROKER_KINDS, BrokerServer
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
-from polling import WAIT, poll
 
-__all__ = ["WAIT", "poll"]  # and the helpers below, used by the broker tests
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "broker_backend.py"
 
 
-def _missing(binary: str) -> None:
-    """Skip without the broker server, or fail where the tools are required (.ci/run)."""
-    message = f"{binary} is not installed (apt-get install {binary})"
-    if os.environ.get("REQUIRE_TEST_TOOLS"):
-        pytest.fail(f"REQUIRE_TEST_TOOLS is set but {message}")
-    pytest.skip(message)
+Broker = BrokerServer
+BROKERS = BROKER_KINDS
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def broker_server(kind: str, durable: bool = False) -> BrokerServer:
+    """A started server of the broker kind ("nats" or "redis_streams"); without its binary the
+    test is skipped, or fails where the tools are required.
 
+    Args:
+        kind: the broker transport.
+        durable: Redis only: fsync every write, so that a killed server keeps what it
+            acknowledged.
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    """Poll until `port` accepts connections (or `proc` exited), at most WAIT seconds."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"{what} did not accept on port {port} within {WAIT} s")
-
-
-def subprocess_env() -> dict[str, str]:
-    """The environment for child Pythons: they import the same ocpp_gateway as the tests."""
-    env = dict(os.environ)
-    python_dir = str(Path(ocpp_gateway.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (python_dir, env.get("PYTHONPATH")) if p)
-    return env
-
-
-class NatsServer:
-    """A nats-server with JetStream on 127.0.0.1, its store in a temporary directory.
-
-    `stop` kills it (SIGKILL); `start` starts it again on the same port and store.
+    Returns:
+        The running server; the caller closes it.
     """
-
-    def __init__(self) -> None:
-        binary = shutil.which("nats-server")
-        if binary is None:
-            _missing("nats-server")
-        self.binary = binary
-        self.port = free_port()
-        self.store = tempfile.mkdtemp(prefix="nats-store-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, self.proc, "nats-server")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(WAIT)
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.store, ignore_errors=True)
-
-
-class RedisServer:
-    """A redis-server on 127.0.0.1. Without `durable` it keeps nothing on disk (the fast
-    default of the tests); with `durable` it writes an append-only file fsynced on every write
-    (`appendfsync always`), so that a server killed with SIGKILL and started again still has
-    every entry it acknowledged: the outage tests need that.
-    """
-
-    def __init__(self, durable: bool = False) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            _missing("redis-server")
-        self.binary = binary
-        self.durable = durable
-        self.port = free_port()
-        self.store = tempfile.mkdtemp(prefix="redis-store-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        persistence = (
-            ["--appendonly", "yes", "--appendfsync", "always"]
-            if self.durable
-            else ["--appendonly", "no"]
-        )
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--dir",
-                self.store,
-                *persistence,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, self.proc, "redis-server")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(WAIT)
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.store, ignore_errors=True)
-
-
-Broker = NatsServer | RedisServer
-BROKERS = ("nats", "redis_streams")
-
-
-def broker_server(kind: str, durable: bool = False) -> Broker:
-    """A started server of the broker kind ("nats" or "redis_streams")."""
-    server: Broker = NatsServer() if kind == "nats" else RedisServer(durable)
-    server.start()
+    try:
+        server = BrokerServer(kind, durable)
+    except FileNotFoundError as exc:
+        missing_tool(str(exc))
+    server.start(WAIT)
     return server
 
 
@@ -430,54 +305,39 @@ async def send_recorded(peer: Any, version: str, action: str, payload: dict[str,
 # -- gateway processes and chargers that reconnect and retry -------------------------------------
 
 
+@dataclass
 class GatewayNode:
     """`ocpp-gateway serve` in a process, relaying to a broker as node `node_id`."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, node_id: str) -> None:
-        self.proc = proc
-        self.node_id = node_id
-        self.url = ""
-        self.lines: list[str] = []
-        self._reader: asyncio.Task[None] | None = None
+    process: GatewayProcess
+    node_id: str
 
-    async def started(self) -> None:
-        assert self.proc.stderr is not None
-        deadline = asyncio.get_running_loop().time() + WAIT
-        while not self.url:
-            remaining = deadline - asyncio.get_running_loop().time()
-            raw = await asyncio.wait_for(self.proc.stderr.readline(), max(0.1, remaining))
-            if not raw:
-                raise AssertionError(f"gateway {self.node_id} exited: {self.lines}")
-            line = raw.decode(errors="replace")
-            self.lines.append(line)
-            if "listening on " in line:
-                self.url = line.rsplit("listening on ", 1)[1].strip()
-        self._reader = asyncio.create_task(self._drain())
+    @property
+    def url(self) -> str:
+        """ws://127.0.0.1:PORT of its charge point port."""
+        return self.process.url
 
-    async def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        while raw := await self.proc.stderr.readline():
-            self.lines.append(raw.decode(errors="replace"))
+    @property
+    def lines(self) -> list[str]:
+        """What it logged so far."""
+        return self.process.lines
 
     def kill(self) -> None:
-        if self.proc.returncode is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+        """SIGKILL, as a crash would."""
+        self.process.kill()
 
     async def wait(self) -> None:
-        await asyncio.wait_for(self.proc.wait(), WAIT)
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, WAIT)
+        """Wait for it to exit."""
+        await self.process.wait()
 
 
 @contextlib.asynccontextmanager
 async def gateway_nodes(kind: str, url: str) -> AsyncIterator[Callable[..., Any]]:
     """Start gateway processes with `await start(node_id)`; all are killed at the end."""
-    started: list[GatewayNode] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(node_id: str, **options: Any) -> GatewayNode:
-        env = subprocess_env()
-        env.update(
-            {
+        async def start(node_id: str, **options: Any) -> GatewayNode:
+            env = {
                 "OCPP_GATEWAY_UPSTREAM_TYPE": kind,
                 "OCPP_GATEWAY_UPSTREAM_URL": url,
                 "OCPP_GATEWAY_UPSTREAM_OPTIONS": orjson.dumps(
@@ -489,31 +349,10 @@ async def gateway_nodes(kind: str, url: str) -> AsyncIterator[Callable[..., Any]
                 "OCPP_GATEWAY_SECURITY__TAKEOVER_PING_TIMEOUT": "1",
                 "OCPP_GATEWAY_LOG_LEVEL": "warning",
             }
-        )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ocpp_gateway.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        node = GatewayNode(proc, node_id)
-        started.append(node)
-        await node.started()
-        return node
+            process = await stack.enter_async_context(gateway_process(env=env))
+            return GatewayNode(process, node_id)
 
-    try:
         yield start
-    finally:
-        for node in started:
-            node.kill()
-            await node.wait()
 
 
 class Charger:

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,9 @@ import redis.asyncio
 from websockets.asyncio.client import connect
 
 from interop.conftest import Peer, _make_peer, fixture_responder
+from kit import WAIT, poll
 
 from ._support import (
-    BROKERS,
-    WAIT,
     Broker,
     account,
     answers_for,
@@ -32,19 +30,10 @@ from ._support import (
     broker_server,
     journal_rows,
     load_example,
-    poll,
     send_recorded,
     session_16,
     session_201,
 )
-
-
-@pytest.fixture(params=BROKERS)
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
-    kind: str = request.param
-    running = broker_server(kind)
-    yield kind, running
-    running.close()
 
 
 async def _charger(url: str, charge_point_id: str, version: str) -> Peer:

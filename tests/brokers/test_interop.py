@@ -8,7 +8,7 @@ import asyncio
 import itertools
 import json
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,19 +21,11 @@ from interop.conftest import Peer, _make_peer, fixtures
 from interop.conftest import request as library_request
 from interop.test_v2_actions import CP_TO_CSMS_201, CSMS_TO_CP_201
 from interop.test_v16_actions import CP_TO_CSMS, CSMS_TO_CP
+from kit import WAIT, poll
 from ocpp_gateway.backend import BackendApp, CommandStatus, Request
 from ocpp_gateway.server import RunningGateway
 
-from ._support import (
-    BROKERS,
-    WAIT,
-    Broker,
-    backend_broker,
-    broker_gateway,
-    broker_server,
-    load_example,
-    poll,
-)
+from ._support import Broker, backend_broker, broker_gateway, load_example
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -71,17 +63,9 @@ def _fixture_responder(version: str, action: str, kwargs: dict[str, Any]) -> dic
     return response
 
 
-@pytest.fixture(scope="module", params=BROKERS)
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
-    kind: str = request.param
-    running = broker_server(kind)
-    yield kind, running
-    running.close()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(server: tuple[str, Broker]) -> AsyncIterator[Stack]:
-    kind, running = server
+async def stack(module_server: tuple[str, Broker]) -> AsyncIterator[Stack]:
+    kind, running = module_server
     example = load_example()
     with tempfile.TemporaryDirectory() as tmp:
         journal = example.TransactionJournal(f"{tmp}/journal.sqlite")
@@ -259,7 +243,7 @@ async def _stored_entry(stack: Stack, charge_point_id: str) -> tuple[bytes, dict
             )
         finally:
             await nc.close()
-        return msg.data, dict(msg.headers or {})
+        return msg.data or b"", dict(msg.headers or {})
     import redis.asyncio
 
     client = redis.asyncio.Redis.from_url(stack.server.url)

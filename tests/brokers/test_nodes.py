@@ -8,7 +8,7 @@ the answer: the charger's retry on the other node is answered once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,10 @@ import pytest
 import pytest_asyncio
 from websockets.exceptions import InvalidStatus
 
+from kit import WAIT, poll
 from ocpp_gateway.backend import BackendApp, CommandStatus
 
 from ._support import (
-    BROKERS,
-    WAIT,
     Broker,
     Charger,
     GatewayNode,
@@ -29,23 +28,13 @@ from ._support import (
     backend_args,
     backend_broker,
     backend_processes,
-    broker_server,
     gateway_nodes,
     journal_rows,
     owner_of,
-    poll,
     run_sessions,
     session_16,
     session_201,
 )
-
-
-@pytest.fixture(params=BROKERS)
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
-    kind: str = request.param
-    running = broker_server(kind)
-    yield kind, running
-    running.close()
 
 
 @dataclass

@@ -6,29 +6,20 @@ heartbeat loop left the NATS demo hanging at its end)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
+from kit import WAIT, gateway_process, subprocess_env
 from ocpp_gateway.aio import stop
 from ocpp_gateway.backend import BackendApp, Request
 from ocpp_gateway.transports.broker.nats import NatsOptions, NatsTransport
 from ocpp_gateway.transports.broker.redis import RedisStreamsOptions, RedisStreamsTransport
 
-from ._support import BROKERS, WAIT, Broker, backend_broker, broker_server, subprocess_env
-
-
-@pytest.fixture(params=BROKERS)
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
-    kind: str = request.param
-    running = broker_server(kind)
-    yield kind, running
-    running.close()
+from ._support import Broker, backend_broker, broker_server
 
 
 def _transport(kind: str, url: str) -> Any:
@@ -121,53 +112,25 @@ async def test_serve_on_a_broker_exits_within_its_drain_time_after_sigterm(
     server: tuple[str, Broker],
 ) -> None:
     from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
 
     kind, running = server
     drain = 2.0
-    env = subprocess_env()
-    env.update(
-        {
-            "OCPP_GATEWAY_UPSTREAM_TYPE": kind,
-            "OCPP_GATEWAY_UPSTREAM_URL": running.url,
-            "OCPP_GATEWAY_UPSTREAM_OPTIONS": orjson.dumps({"node_ttl": 0.6}).decode(),
-            "OCPP_GATEWAY_DRAIN_TIMEOUT": str(drain),
-            "OCPP_GATEWAY_LOG_LEVEL": "info",
-        }
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ocpp_gateway.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    assert proc.stderr is not None
-    lines: list[str] = []
-    try:
-        url = ""
-        while not url:
-            raw = await asyncio.wait_for(proc.stderr.readline(), WAIT)
-            assert raw, f"the gateway exited: {lines}"
-            lines.append(raw.decode(errors="replace"))
-            if "listening on " in lines[-1]:
-                url = lines[-1].rsplit("listening on ", 1)[1].strip()
+    env = {
+        "OCPP_GATEWAY_UPSTREAM_TYPE": kind,
+        "OCPP_GATEWAY_UPSTREAM_URL": running.url,
+        "OCPP_GATEWAY_UPSTREAM_OPTIONS": orjson.dumps({"node_ttl": 0.6}).decode(),
+        "OCPP_GATEWAY_DRAIN_TIMEOUT": str(drain),
+        "OCPP_GATEWAY_LOG_LEVEL": "info",
+    }
+    async with gateway_process(env=env) as gateway:
         # A charge point holds a link (and the node its heartbeat) when SIGTERM arrives.
-        async with connect(f"{url}/ocpp/CP-TERM", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
-            os.kill(proc.pid, signal.SIGTERM)
+        async with connect(
+            f"{gateway.url}/ocpp/CP-TERM", subprotocols=[Subprotocol("ocpp1.6")]
+        ) as ws:
+            gateway.signal(signal.SIGTERM)
             # The drain closes the charge point's socket...
             with pytest.raises(Exception):  # noqa: B017 - websockets' ConnectionClosed*
                 await asyncio.wait_for(ws.recv(), drain + WAIT)
         # ...and the process exits, well within the drain time plus its start-up margin.
-        _, rest = await asyncio.wait_for(proc.communicate(), drain + 5.0)
-        lines.append(rest.decode(errors="replace"))
-        assert proc.returncode == 0, "".join(lines)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        assert await gateway.wait(drain + 5.0) == 0, "".join(gateway.lines)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from kit import WAIT, poll
 from ocpp_gateway.backend import BackendApp, CommandStatus
 from ocpp_gateway.config import load_config
 from ocpp_gateway.errors import ConfigError, TransportUnavailable
@@ -21,23 +21,7 @@ from ocpp_gateway.transports.broker.metrics import BrokerCollector
 from ocpp_gateway.transports.broker.nats import NatsOptions, NatsTransport
 from ocpp_gateway.transports.broker.redis import RedisStreamsOptions, RedisStreamsTransport
 
-from ._support import (
-    BROKERS,
-    WAIT,
-    Broker,
-    backend_broker,
-    broker_gateway,
-    broker_server,
-    poll,
-)
-
-
-@pytest.fixture(params=BROKERS)
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Broker]]:
-    kind: str = request.param
-    running = broker_server(kind)
-    yield kind, running
-    running.close()
+from ._support import Broker, backend_broker, broker_gateway, broker_server
 
 
 def _transport(kind: str, url: str) -> Any:

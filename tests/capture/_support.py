@@ -12,12 +12,13 @@ from typing import Any
 import jsonschema
 import orjson
 
+from kit import WAIT, subprocess_env
 from ocpp_gateway import _core
 from ocpp_gateway.capture import Redactor, TraceIdentity, records
 from ocpp_gateway.config import load_config
 from ocpp_gateway.runtime import Runtime
 
-WAIT_PROCESS = 60.0  # seconds a replay process may take
+WAIT_PROCESS = 2 * WAIT  # seconds a replay process may take (it starts a Python)
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "open-ocpp-trace"
 
 
@@ -34,7 +35,8 @@ def check_record(record: dict[str, Any]) -> None:
     producer rules the schema cannot express (extensions only under meta; `raw` decodes to the
     frame the record decomposes)."""
     _validator().validate(record)
-    allowed = set(_validator().schema["properties"])
+    schema: Any = _validator().schema
+    allowed = set(schema["properties"])
     assert set(record) <= allowed, set(record) - allowed
     if record["meta"].get("malformed"):
         return
@@ -103,6 +105,7 @@ async def run_replay(trace: Path, url: str, *options: str) -> tuple[int | None, 
         *options,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=subprocess_env(),
     )
     out, err = await asyncio.wait_for(process.communicate(), WAIT_PROCESS)
     return process.returncode, out.decode(), err.decode()

@@ -14,9 +14,9 @@ import aiohttp
 import orjson
 import pytest
 
+from kit import WAIT, poll
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
-from polling import WAIT, poll
 
 from ._support import check_record
 
@@ -196,7 +196,9 @@ async def test_bad_requests_get_400(
 async def test_the_token_is_required(client: aiohttp.ClientSession, method: str, path: str) -> None:
     async with _gateway(**{"capture.charge_points": ["CP-1"]}) as gateway:
         for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}):
-            async with client.request(method, gateway.admin_url + path, headers=headers) as answer:
+            async with client.request(
+                method, f"{gateway.admin_url}{path}", headers=headers
+            ) as answer:
                 assert answer.status == 401
                 assert b"CP-1" not in await answer.read()
 
@@ -233,13 +235,13 @@ async def test_the_console_page_and_overview(client: aiohttp.ClientSession) -> N
     async with _gateway(**{"capture.charge_points": ["CP-5"]}) as gateway:
         ws = await client.ws_connect(f"{gateway.url}/ocpp/CP-5", protocols=("ocpp1.6",))
         await _call(ws, b'[2,"x","Heartbeat",{"extra":1}]')  # one rejection
-        async with client.get(gateway.admin_url + "/console/") as answer:
+        async with client.get(f"{gateway.admin_url}/console/") as answer:
             page = await answer.text()
         assert answer.status == 200 and "console.js" in page
         assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
-        async with client.get(gateway.admin_url + "/console/nothing.js") as answer:
+        async with client.get(f"{gateway.admin_url}/console/nothing.js") as answer:
             assert answer.status == 404
-        async with client.get(gateway.admin_url + "/console/api/overview", headers=AUTH) as answer:
+        async with client.get(f"{gateway.admin_url}/console/api/overview", headers=AUTH) as answer:
             view = await answer.json()
         assert view["charge_points"]["CP-5"] == {"rejections": 1}
         assert view["capture"]["CP-5"]["active"] is True
@@ -271,7 +273,7 @@ async def test_any_worker_answers_for_a_charge_point_of_another(
         found, _ = await _trace(client, first, "CP-W")
         assert [r["meta"]["worker"] for r in found] == [1, 1]
         assert found[0]["raw"].encode() == BOOT
-        async with client.get(first.admin_url + "/console/api/overview", headers=AUTH) as answer:
+        async with client.get(f"{first.admin_url}/console/api/overview", headers=AUTH) as answer:
             view = await answer.json()
         assert "CP-W" in view["charge_points"] and {b["worker"] for b in view["backends"]} == {0, 1}
         async with client.get(f"{first.admin_url}/charge-points/nobody/trace", headers=AUTH) as a:

@@ -45,7 +45,7 @@ def test_ring_and_files_stay_within_bounds(tmp_path: Path) -> None:
     sink = FileSink(str(tmp_path), 0, 64 * 1024, 3600.0, 3, BURST + 10, None)
     stream = CaptureStream("CP-1", 500, None, None, sink)
     conn = _Conn("CP-1")
-    stream.bind(conn, 0)  # type: ignore[arg-type]
+    stream.bind(conn, 0)
     for frame, verdict in _frames():
         stream.from_charge_point(frame, verdict)
     sink.flush()
@@ -64,7 +64,7 @@ def test_ring_and_files_stay_within_bounds(tmp_path: Path) -> None:
 def test_a_full_writer_queue_leaves_frames_out_and_counts_them(tmp_path: Path) -> None:
     sink = FileSink(str(tmp_path), 0, 1 << 30, 3600.0, 3, 100, None)
     stream = CaptureStream("CP-1", 100, None, None, sink)
-    stream.bind(_Conn("CP-1"), 0)  # type: ignore[arg-type]
+    stream.bind(_Conn("CP-1"), 0)
     for frame, verdict in _frames():
         stream.from_charge_point(frame, verdict)
     sink.flush()
@@ -77,7 +77,7 @@ def test_a_full_writer_queue_leaves_frames_out_and_counts_them(tmp_path: Path) -
 def test_the_frame_bound_switches_capture_off() -> None:
     stream = CaptureStream("CP-1", 100, 3, None, None)
     conn = _Conn("CP-1")
-    stream.bind(conn, 0)  # type: ignore[arg-type]
+    stream.bind(conn, 0)
     assert conn.capture is stream
     for frame, verdict in _frames()[:5]:
         if conn.capture is not None:  # as the relay does
@@ -88,7 +88,7 @@ def test_the_frame_bound_switches_capture_off() -> None:
 def test_the_time_bound_switches_capture_off() -> None:
     stream = CaptureStream("CP-1", 100, None, 0.0, None)
     conn = _Conn("CP-1")
-    stream.bind(conn, 0)  # type: ignore[arg-type]
+    stream.bind(conn, 0)
     frame, verdict = _frames()[0]
     stream.from_charge_point(frame, verdict)
     assert stream.expired() and conn.capture is None and len(stream.ring) == 1
@@ -100,11 +100,11 @@ def test_selection_by_id_and_glob_and_the_stream_limit() -> None:
     assert not capture.selected("CP-10") and not capture.selected("site8-1")
     for name in ("CP-1", "site7-a", "site7-b"):
         conn = _Conn(name)
-        capture.attach(conn)  # type: ignore[arg-type]
+        capture.attach(conn)
         assert conn.capture is not None
     assert list(capture.streams) == ["site7-a", "site7-b"]  # at most max_streams kept
     ignored = _Conn("other")
-    capture.attach(ignored)  # type: ignore[arg-type]
+    capture.attach(ignored)
     assert ignored.capture is None
 
 
@@ -116,7 +116,7 @@ def test_folder_names_are_single_safe_components() -> None:
 
 async def test_a_live_tail_gets_each_frame_and_a_slow_one_is_counted() -> None:
     stream = CaptureStream("CP-1", 100, None, None, None)
-    stream.bind(_Conn("CP-1"), 0)  # type: ignore[arg-type]
+    stream.bind(_Conn("CP-1"), 0)
     tail = stream.tail()
     frames = _frames()[:1100]
     for frame, verdict in frames:
@@ -135,7 +135,7 @@ def test_identity_fields() -> None:
 
 def test_the_ring_is_bounded_in_bytes_too() -> None:
     stream = CaptureStream("CP-1", 10_000, None, None, None, ring_bytes=4096)
-    stream.bind(_Conn("CP-1"), 0)  # type: ignore[arg-type]
+    stream.bind(_Conn("CP-1"), 0)
     frames = _frames()[:1000]
     for frame, verdict in frames:
         stream.from_charge_point(frame, verdict)
@@ -148,7 +148,7 @@ def test_frames_left_out_of_the_files_are_counted_per_stream(tmp_path: Path) -> 
     sink = FileSink(str(tmp_path), 0, 1 << 30, 3600.0, 3, 10, None)
     sink.close()  # no writer: the queue fills up
     stream = CaptureStream("CP-1", 100, None, None, sink)
-    stream.bind(_Conn("CP-1"), 0)  # type: ignore[arg-type]
+    stream.bind(_Conn("CP-1"), 0)
     for frame, verdict in _frames()[:25]:
         stream.from_charge_point(frame, verdict)
     assert stream.status()["files_dropped"] == 15 == sink.dropped
@@ -157,6 +157,6 @@ def test_frames_left_out_of_the_files_are_counted_per_stream(tmp_path: Path) -> 
 def test_a_new_connection_of_the_identity_takes_the_stream_over() -> None:
     stream = CaptureStream("CP-1", 100, None, None, None)
     old, new = _Conn("CP-1"), _Conn("CP-1")
-    stream.bind(old, 0)  # type: ignore[arg-type]
-    stream.bind(new, 0)  # type: ignore[arg-type]
+    stream.bind(old, 0)
+    stream.bind(new, 0)
     assert old.capture is None and new.capture is stream

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from interop.conftest import running_gateway
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway
 from ocpp_gateway.simulate import FleetStats, run_fleet
 from ocpp_gateway.simulate.profile import Profile
@@ -23,7 +24,8 @@ from ocpp_gateway.simulate.profile import Profile
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 TOKEN = "console-test-token-0123"
-WAIT = 60.0  # each wait in the browser, in seconds (the machine is shared)
+#: Each wait in the browser: a headless Chromium on a shared machine is slow to start.
+BROWSER_WAIT = 2 * WAIT
 SCREENSHOT = os.environ.get("CONSOLE_SCREENSHOT")  # a path: save the page there (README image)
 
 needs_browser = pytest.mark.skipif(
@@ -118,11 +120,11 @@ def _browse(admin_url: str, downloads: Path) -> dict[str, Any]:
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     seen: dict[str, Any] = {}
     try:
-        driver.set_page_load_timeout(WAIT)
+        driver.set_page_load_timeout(BROWSER_WAIT)
         driver.execute_cdp_cmd(
             "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
         )
-        wait = WebDriverWait(driver, WAIT, poll_frequency=0.1)
+        wait = WebDriverWait(driver, BROWSER_WAIT, poll_frequency=0.1)
         driver.get(f"{admin_url}/console/#token={TOKEN}")
         rows = "#charge-points tbody tr"
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) == 7)
@@ -157,7 +159,7 @@ def _browse(admin_url: str, downloads: Path) -> dict[str, Any]:
         seen["download"] = target.read_bytes()
         if SCREENSHOT:
             driver.save_screenshot(SCREENSHOT)
-        seen["log"] = driver.get_log("browser")
+        seen["log"] = driver.get_log("browser")  # type: ignore[no-untyped-call]
     finally:
         driver.quit()
     return seen

@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from kit import WAIT, poll
 from ocpp_gateway.demo import DemoOptions, run_demo
-from polling import WAIT, poll
 from simulate.test_demo import Watched
 
 from ._support import run_replay

@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from ocpp.exceptions import SecurityError
 
-from interop.conftest import WAIT, Interop, LibraryCsms, running_gateway
+from interop.conftest import Interop, LibraryCsms, running_gateway
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway
 
 from ._support import check_record

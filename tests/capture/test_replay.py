@@ -15,7 +15,8 @@ import aiohttp
 import orjson
 import pytest
 
-from interop.conftest import WAIT, Interop, LibraryCsms, RawCsms, _serving, running_gateway
+from interop.conftest import Interop, LibraryCsms, RawCsms, _serving, running_gateway
+from kit import WAIT
 from ocpp_gateway.replay import Replay, compare, load_records, plan, replay
 from ocpp_gateway.server import RunningGateway
 
@@ -161,7 +162,7 @@ async def test_the_same_trace_replayed_by_the_cli_exits_0(recorded: Path) -> Non
 
 
 async def test_the_csmss_calls_are_answered_from_the_recording() -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "schemaVersion": "1.1",
             "timestamp": "2026-01-01T00:00:00.000Z",

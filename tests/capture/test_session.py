@@ -9,13 +9,8 @@ from typing import Any
 
 import orjson
 
-from interop.conftest import (
-    WAIT,
-    Interop,
-    LibraryCsms,
-    fixtures,
-    running_gateway,
-)
+from interop.conftest import Interop, LibraryCsms, fixtures, running_gateway
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway
 
 from ._support import check_record

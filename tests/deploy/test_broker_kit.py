@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -40,20 +40,19 @@ from ocpp.v16 import call as call16
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from kit import child_process, free_port, gateway_process, poll, require_tool, subprocess_env
 from ocpp_gateway.backend import NatsBroker
 from ocpp_gateway.preflight import check_config
 from ocpp_gateway.simulate import FleetStats, run_fleet
 
-from .test_files import SETTING_FLAGS, check_gateway_manifests
-from .test_prometheus import (
+from ._support import (
+    DEPLOY_WAIT,
     PROFILE,
-    WAIT,
+    SETTING_FLAGS,
     Prometheus,
-    free_port,
-    gateway_env,
+    check_gateway_manifests,
     grafana_rate_interval,
     grafana_regex_value,
-    process,
     substitute,
     values,
 )
@@ -71,17 +70,6 @@ HELM_VALUES = KUBERNETES / "helm" / "nats-values.yaml"
 METRIC = re.compile(r"\bocpp_gateway_[a-z_]+")
 SCRAPE_SECONDS = 1
 FLEET_SIZE = 6  # charge points per gateway node
-
-
-def _tool(name: str) -> str:
-    """The path of a binary; skip without it, or fail where the tools are required (.ci/run)."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (apt-get install {name})"
-        if os.environ.get("REQUIRE_TEST_TOOLS"):
-            pytest.fail(f"REQUIRE_TEST_TOOLS is set but {message}")
-        pytest.skip(message)
-    return path
 
 
 # -- the compose file as data ---------------------------------------------------------------------
@@ -158,7 +146,7 @@ def server_urls(url: str) -> list[tuple[str, int]]:
 def nats_setting(text: str, key: str) -> str:
     """A top-level `key: value` of nats.conf (outside the blocks)."""
     (value,) = re.findall(rf"^{key}:\s*(\S+)", text, flags=re.MULTILINE)
-    return value
+    return str(value)
 
 
 def seconds(text: str) -> float:
@@ -171,7 +159,8 @@ def nats_bytes(text: str) -> int:
     """A nats.conf size ("20GB", "256MB"): the server counts K, M, G in powers of 1024."""
     match = re.fullmatch(r"(\d+)([KMGT]?)B?", text.upper())
     assert match is not None, text
-    return int(match.group(1)) * 1024 ** "_KMGT".index(match.group(2) or "_")
+    unit: int = 1024 ** "_KMGT".index(match.group(2) or "_")
+    return int(match.group(1)) * unit
 
 
 def test_the_compose_file_mounts_files_that_exist_and_its_services_agree() -> None:
@@ -261,7 +250,7 @@ def test_the_shipped_gateway_configuration_passes_the_checker() -> None:
 
 
 def test_nats_server_accepts_the_shipped_configuration(tmp_path: Path) -> None:
-    binary = _tool("nats-server")
+    binary = require_tool("nats-server")
     for name, service in services("nats").items():
         result = subprocess.run(
             [binary, "-t", "-c", str(nats_conf())],
@@ -357,7 +346,7 @@ class Cluster:
                 return ""
             return leaders.pop() if len(leaders) == 1 else ""
 
-        return str(await poll_async("a JetStream meta leader", agreed))
+        return str(await poll(agreed, "a JetStream meta leader", DEPLOY_WAIT, every=0.2))
 
     def kill(self) -> None:
         for node in self.nodes:
@@ -365,23 +354,9 @@ class Cluster:
                 os.kill(node.proc.pid, signal.SIGKILL)
 
 
-async def poll_async(what: str, probe: Any, within: float = WAIT) -> Any:
-    """Await `probe()` until it is truthy, every 0.2 s, at most `within` seconds."""
-    last: Any = None
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                last = await probe()
-                if last:
-                    return last
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(f"{what}: not within {within} s; last: {last!r}") from None
-
-
 @contextlib.asynccontextmanager
 async def nats_cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    binary = _tool("nats-server")
+    binary = require_tool("nats-server")
     text = nats_conf().read_text()
     nodes = [
         Node(
@@ -398,7 +373,7 @@ async def nats_cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             config = tmp_path / f"{node.name}.conf"
             config.write_text(loopback_config(text, node, nodes))
             node.proc = await stack.enter_async_context(
-                process(
+                child_process(
                     binary,
                     "-c",
                     str(config),
@@ -430,53 +405,17 @@ async def start_gateway(stack: contextlib.AsyncExitStack, nats_url: str) -> Gate
     addresses and the NATS URL come from the environment."""
     (service, *_) = services("gateway").values()
     command = [str(gateway_toml()) if arg.endswith(".toml") else arg for arg in service["command"]]
-    env = dict(
-        gateway_env(),
-        OCPP_GATEWAY_HOST="127.0.0.1",
-        OCPP_GATEWAY_PORT="0",
-        OCPP_GATEWAY_ADMIN__PORT="0",
-        OCPP_GATEWAY_UPSTREAM__URL=nats_url,
+    env = {
+        "OCPP_GATEWAY_HOST": "127.0.0.1",
+        "OCPP_GATEWAY_PORT": "0",
+        "OCPP_GATEWAY_ADMIN__PORT": "0",
+        "OCPP_GATEWAY_UPSTREAM__URL": nats_url,
+    }
+    gateway = await stack.enter_async_context(
+        gateway_process(*command, env=env, loopback=False, within=DEPLOY_WAIT)
     )
-    proc = await stack.enter_async_context(
-        process(
-            sys.executable,
-            "-m",
-            "ocpp_gateway.cli",
-            "serve",
-            *command,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    )
-    assert proc.stderr is not None
-    seen = ""
-    async with asyncio.timeout(WAIT):
-        while "admin (probes, metrics, API) at" not in seen:
-            line = (await proc.stderr.readline()).decode(errors="replace")
-            assert line, f"the gateway exited: {seen}"
-            seen += line
-    url = re.search(r"listening on (ws://\S+)", seen)
-    admin = re.search(r"admin \(probes, metrics, API\) at (http://\S+)", seen)
-    assert url is not None and admin is not None, seen
-    # Keep reading its log, so that a full pipe never blocks it.
-    stack.push_async_callback(_drain_task(proc.stderr))
-    return GatewayNode(url.group(1), admin.group(1), proc)
-
-
-def _drain_task(stream: asyncio.StreamReader) -> Any:
-    async def drain() -> None:
-        while await stream.readline():
-            pass
-
-    task = asyncio.ensure_future(drain())
-
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return stop
+    admin = await gateway.wait_for_line(r"admin \(probes, metrics, API\) at (http://\S+)")
+    return GatewayNode(gateway.url, admin.group(1), gateway.proc)
 
 
 async def start_backend(stack: contextlib.AsyncExitStack, nats_url: str, db: Path) -> None:
@@ -489,17 +428,17 @@ async def start_backend(stack: contextlib.AsyncExitStack, nats_url: str, db: Pat
     entrypoint = list(service["entrypoint"])
     assert entrypoint[:2] == ["python", "-m"]
     proc = await stack.enter_async_context(
-        process(
+        child_process(
             sys.executable,
             *entrypoint[1:],
             *args,
-            env=gateway_env(),
+            env=subprocess_env(),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
     )
     assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), WAIT)
+    line = await asyncio.wait_for(proc.stdout.readline(), DEPLOY_WAIT)
     assert b"broker backend ready" in line, line
 
 
@@ -511,7 +450,7 @@ async def ready(http: aiohttp.ClientSession, node: GatewayNode) -> bool:
     return False
 
 
-class ChargePoint(ChargePoint16):
+class ChargePoint(ChargePoint16):  # type: ignore[misc]  # the ocpp library is untyped
     """An `ocpp` library 1.6 charge point (it only calls; nothing calls it here)."""
 
 
@@ -519,7 +458,7 @@ class ChargePoint(ChargePoint16):
 async def charge_point(url: str, charge_point_id: str) -> AsyncIterator[ChargePoint]:
     """A connected 1.6 charge point of the `ocpp` library on `url`, reading its socket."""
     async with connect(f"{url}/ocpp/{charge_point_id}", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
-        peer = ChargePoint(charge_point_id, ws, response_timeout=WAIT)
+        peer = ChargePoint(charge_point_id, ws, response_timeout=DEPLOY_WAIT)
         reader = asyncio.create_task(peer.start())
         try:
             yield peer
@@ -561,10 +500,10 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
 
         # A stream with the gateways' replicas: placed on every node, a PubAck for a publish.
         nc = await nats.connect(
-            servers=cluster.url.split(","), connect_timeout=WAIT, reconnect_time_wait=0.2
+            servers=cluster.url.split(","), connect_timeout=DEPLOY_WAIT, reconnect_time_wait=0.2
         )
         stack.push_async_callback(nc.close)
-        js = nc.jetstream(timeout=WAIT)
+        js = nc.jetstream(timeout=DEPLOY_WAIT)
         await js.add_stream(
             api.StreamConfig(
                 name="DEPLOY_CHECK",
@@ -585,7 +524,7 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
             current = all(r.current for r in cluster_info.replicas or [])
             return info if current and len(peers) == replicas else None
 
-        info = await poll_async("stream replicas current", placed)
+        info = await poll(placed, "stream replicas current", DEPLOY_WAIT, every=0.2)
         assert info.config.num_replicas == replicas == len(cluster.nodes)
         assert info.state.messages == 1
 
@@ -593,7 +532,9 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
         http = await stack.enter_async_context(aiohttp.ClientSession())
         gateways = [await start_gateway(stack, cluster.url) for _ in services("gateway")]
         for gateway in gateways:
-            await poll_async("gateway ready", lambda g=gateway: ready(http, g))
+            await poll(
+                functools.partial(ready, http, gateway), "gateway ready", DEPLOY_WAIT, every=0.2
+            )
         journal = tmp_path / "journal.sqlite"
         await start_backend(stack, cluster.url, journal)
 
@@ -602,7 +543,7 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
             await stack.enter_async_context(charge_point(gateway.url, f"DEPLOY-{i}"))
             for i, gateway in enumerate(gateways)
         ]
-        answers = await asyncio.wait_for(asyncio.gather(*map(boot_and_start, peers)), WAIT)
+        answers = await asyncio.wait_for(asyncio.gather(*map(boot_and_start, peers)), DEPLOY_WAIT)
         for boot, start in answers:
             assert boot.status == "Accepted"
             assert start.id_tag_info["status"] == "Accepted"
@@ -647,14 +588,21 @@ async def test_a_cluster_from_the_compose_config_serves_two_gateway_nodes(
                     return False
             return True
 
-        await poll_async("new stream leaders without the killed node", new_leaders)
+        await poll(
+            new_leaders, "new stream leaders without the killed node", DEPLOY_WAIT, every=0.2
+        )
         for gateway in gateways:
-            await poll_async("gateway ready again", lambda g=gateway: ready(http, g))
+            await poll(
+                functools.partial(ready, http, gateway),
+                "gateway ready again",
+                DEPLOY_WAIT,
+                every=0.2,
+            )
         later = [
             await stack.enter_async_context(charge_point(gateway.url, f"DEPLOY-{i + 2}"))
             for i, gateway in enumerate(gateways)
         ]
-        answers = await asyncio.wait_for(asyncio.gather(*map(boot_and_start, later)), WAIT)
+        answers = await asyncio.wait_for(asyncio.gather(*map(boot_and_start, later)), DEPLOY_WAIT)
         for boot, start in answers:
             assert boot.status == "Accepted"
             assert start.id_tag_info["status"] == "Accepted"
@@ -752,14 +700,16 @@ def test_the_broker_alerts_and_dashboard_cover_the_broker_metrics() -> None:
 
 @pytest.mark.timeout(300)
 async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Path) -> None:
-    prometheus_binary = _tool("prometheus")
+    prometheus_binary = require_tool("prometheus")
     async with contextlib.AsyncExitStack() as stack:
         cluster = await stack.enter_async_context(nats_cluster(tmp_path))
         await cluster.meta_leader()
         http = await stack.enter_async_context(aiohttp.ClientSession())
         gateways = [await start_gateway(stack, cluster.url) for _ in services("gateway")]
         for gateway in gateways:
-            await poll_async("gateway ready", lambda g=gateway: ready(http, g))
+            await poll(
+                functools.partial(ready, http, gateway), "gateway ready", DEPLOY_WAIT, every=0.2
+            )
         await start_backend(stack, cluster.url, tmp_path / "journal.sqlite")
         targets = [gateway.target for gateway in gateways]
 
@@ -774,7 +724,7 @@ async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Pat
 
         prom_port = free_port()
         await stack.enter_async_context(
-            process(
+            child_process(
                 prometheus_binary,
                 f"--config.file={prometheus_config(tmp_path, targets)}",
                 f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
@@ -801,7 +751,7 @@ async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Pat
                 run_fleet(
                     f"{gateway.url}/ocpp",
                     [f"PROM-{n}-{i}" for i in range(FLEET_SIZE)],
-                    PROFILE.with_version("ocpp1.6"),  # type: ignore[arg-type]
+                    PROFILE.with_version("ocpp1.6"),
                     stats=stats,
                     stop=stop,
                     seed=11,
@@ -919,7 +869,7 @@ async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Pat
             assert {s["metric"]["instance"] for s in closed} <= set(targets)
         finally:
             stop.set()
-            await asyncio.wait_for(asyncio.gather(*fleets, return_exceptions=True), WAIT)
+            await asyncio.wait_for(asyncio.gather(*fleets, return_exceptions=True), DEPLOY_WAIT)
 
 
 # -- Kubernetes -----------------------------------------------------------------------------------
@@ -929,7 +879,8 @@ def quantity(text: str) -> int:
     """A Kubernetes binary quantity ("20Gi") in bytes."""
     match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)", text)
     assert match is not None, text
-    return int(match.group(1)) * 1024 ** ("_KMGT".index(match.group(2)[0]))
+    unit: int = 1024 ** "_KMGT".index(match.group(2)[0])
+    return int(match.group(1)) * unit
 
 
 def test_the_kubernetes_manifests_and_the_nats_chart_values(tmp_path: Path) -> None:

@@ -11,19 +11,15 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
-from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
+from kit import WAIT, free_port, gateway_process
 from ocpp_gateway.metrics import Metrics
-from ocpp_gateway.preflight import check_config
-from ocpp_gateway.settings_table import flags
 
-from .test_prometheus import gateway_env, process, read_listening_url
+from ._support import SETTING_FLAGS, check_gateway_manifests, final_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -33,9 +29,6 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None and not os.environ.get("REQUIRE_TEST_TOOLS"),
     reason="needs promtool (apt-get install prometheus); required when REQUIRE_TEST_TOOLS is set",
 )
-KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
-# Flags that set a setting: in an image or a manifest they would override TOML and environment.
-SETTING_FLAGS = frozenset(flags().values())
 
 
 def exported_names() -> set[str]:
@@ -81,77 +74,6 @@ def test_grafana_dashboard_queries_real_metrics() -> None:
         "ocpp_gateway_call_duration_seconds_bucket",
     ):
         assert name in used
-
-
-def check_gateway_manifests(directory: Path, tmp_path: Path) -> dict[str, Any]:
-    """The checks every kit's Kubernetes manifests pass (those of `directory`, *.yaml): the
-    kinds, probes on the admin listener, no setting by flag, the image's user, a grace period
-    longer than the drain, a ConfigMap file the gateway's own checker accepts.
-
-    Returns:
-        The manifests by kind (a list per kind) and the ConfigMap's settings under "settings".
-    """
-    docs = [
-        doc
-        for path in sorted(directory.glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-    ]
-    # Kubernetes' own OpenAPI schemas, strict (no field the API does not know), of the oldest
-    # release still in wide use and the newest the schema package ships.
-    for doc in docs:
-        for version in KUBERNETES_VERSIONS:
-            kubernetes_validate.validate(doc, version, strict=True)
-    kinds = {doc["kind"] for doc in docs}
-    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= kinds
-    deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    configmap = next(doc for doc in docs if doc["kind"] == "ConfigMap")
-    # The shipped configuration must pass the gateway's own checker.
-    toml_text = configmap["data"]["gateway.toml"]
-    shipped_config = tomllib.loads(toml_text)
-    assert pod["terminationGracePeriodSeconds"] > shipped_config["drain_timeout"]
-    assert not SETTING_FLAGS & set(container.get("args", []) + container.get("command", []))
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["port"] in ports, probe
-    # The pod runs as the image's user, so runAsNonRoot holds and file ownership matches.
-    (user,) = [rest for keyword, rest in final_stage() if keyword == "USER"]
-    uid, _, gid = user.partition(":")
-    assert str(pod["securityContext"]["runAsUser"]) == uid
-    assert str(pod["securityContext"].get("runAsGroup", gid)) == (gid or uid)
-    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert int(annotations["prometheus.io/port"]) in ports.values()
-    # Probes and scrapes use the admin listener the ConfigMap turns on, not the charge point
-    # port (which may ask for client certificates).
-    admin_port = shipped_config["admin"]["port"]
-    assert ports["admin"] == admin_port == int(annotations["prometheus.io/port"])
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["port"] == "admin", probe
-    assert shipped_config["metrics_on_main_port"] is False
-    # Selectors find the pods, the Service targets a named container port, and the config
-    # volume names the ConfigMap.
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    for doc in docs:
-        selector = doc.get("spec", {}).get("selector")
-        if selector is not None:
-            match = selector.get("matchLabels", selector)
-            assert match.items() <= labels.items(), doc["kind"]
-        if doc["kind"] == "Service":
-            for port in doc["spec"]["ports"]:
-                assert port["targetPort"] in ports, port
-    (volume,) = [v for v in pod["volumes"] if "configMap" in v]
-    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
-    shipped = tmp_path / "gateway.toml"
-    shipped.write_text(toml_text)
-    assert check_config(str(shipped)) == []
-    by_kind: dict[str, Any] = {}
-    for doc in docs:
-        by_kind.setdefault(doc["kind"], []).append(doc)
-    by_kind["settings"] = shipped_config
-    return by_kind
 
 
 def test_kubernetes_and_compose_manifests(tmp_path: Path) -> None:
@@ -214,25 +136,6 @@ def test_every_alert_has_a_promtool_unit_test(rules_file: str, tests_file: str) 
     assert firing == names
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined."""
-    text = (DEPLOY / "Dockerfile").read_text()
-    text = re.sub(r"\\\n\s*", " ", text)
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            out.append((keyword.upper(), rest.strip()))
-    return out
-
-
-def final_stage() -> list[tuple[str, str]]:
-    instructions = dockerfile_instructions()
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[last_from:]
-
-
 def test_the_image_runs_unprivileged_with_a_health_check_and_no_setting_flags() -> None:
     stage = final_stage()
     keywords = [keyword for keyword, _ in stage]
@@ -256,72 +159,36 @@ async def test_the_health_check_command_probes_the_configured_port() -> None:
     # The image's `python` is the interpreter the package is installed in: here, this one.
     assert command.startswith("python ")
     command = shlex.quote(sys.executable) + command[len("python") :]
-    async with process(
-        sys.executable,
-        "-m",
-        "ocpp_gateway.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=gateway_env(),
-    ) as gateway:
-        port = (await read_listening_url(gateway)).rsplit(":", 1)[1]
+    async with gateway_process() as gateway:
+        port = gateway.url.rsplit(":", 1)[1]
 
         async def run_check(env_port: str) -> int:
             env = dict(os.environ, OCPP_GATEWAY_PORT=env_port)
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", command, env=env, stderr=asyncio.subprocess.DEVNULL
             )
-            return await asyncio.wait_for(proc.wait(), 30)
+            return await asyncio.wait_for(proc.wait(), WAIT)
 
         assert await run_check(port) == 0
-        with __import__("socket").socket() as unused:
-            unused.bind(("127.0.0.1", 0))
-            assert await run_check(str(unused.getsockname()[1])) != 0
+        assert await run_check(str(free_port())) != 0  # nobody listens there
 
 
 async def test_the_health_check_asks_the_admin_port_when_one_is_set() -> None:
     (check,) = [rest for keyword, rest in final_stage() if keyword == "HEALTHCHECK"]
     command = shlex.quote(sys.executable) + check.split(" CMD ", 1)[1][len("python") :]
-    async with process(
-        sys.executable,
-        "-m",
-        "ocpp_gateway.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--admin-port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(gateway_env(), OCPP_GATEWAY_METRICS_ON_MAIN_PORT="false"),
+    async with gateway_process(
+        "--admin-port", "0", env={"OCPP_GATEWAY_METRICS_ON_MAIN_PORT": "false"}
     ) as gateway:
-        assert gateway.stderr is not None
-        lines = ""
-        while "admin (probes, metrics, API) at" not in lines:
-            line = (await asyncio.wait_for(gateway.stderr.readline(), 30)).decode()
-            assert line, "the gateway exited"
-            lines += line
-        found = re.search(
-            r"listening on ws://127\.0\.0\.1:(\d+)\n(?:.*\n)*?.*admin \(probes, metrics, API\) at "
-            r"http://127\.0\.0\.1:(\d+)",
-            lines,
-        )
-        assert found is not None, lines
-        port, admin = found.groups()
+        port = gateway.url.rsplit(":", 1)[1]
+        admin_url = r"admin \(probes, metrics, API\) at http://127\.0\.0\.1:(\d+)"
+        admin = (await gateway.wait_for_line(admin_url)).group(1)
 
         async def run_check(**env_vars: str) -> int:
             env = dict(os.environ, **env_vars)
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", command, env=env, stderr=asyncio.subprocess.DEVNULL
             )
-            return await asyncio.wait_for(proc.wait(), 30)
+            return await asyncio.wait_for(proc.wait(), WAIT)
 
         assert await run_check(OCPP_GATEWAY_PORT=port, OCPP_GATEWAY_ADMIN__PORT=admin) == 0
         # The charge point port no longer serves /healthz: without the admin port, it fails.

@@ -16,10 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import sys
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +23,21 @@ import aiohttp
 import pytest
 import yaml
 
-import ocpp_gateway
+from kit import child_process, free_port, gateway_process
 from ocpp_gateway.simulate import FleetStats, run_fleet
-from ocpp_gateway.simulate.profile import Profile
+
+from ._support import (
+    DEPLOY_WAIT,
+    PROFILE,
+    Prometheus,
+    grafana_rate_interval,
+    grafana_regex_value,
+    substitute,
+    values,
+)
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS = shutil.which("prometheus")
-WAIT = 60.0  # upper bound of each wait, in seconds (the machine is shared)
 SCRAPE_SECONDS = 1
 # The scrape job is deliberately not called "ocpp-gateway": Kubernetes discovery names it after
 # its own scrape configuration, and the alerts must find the gateway anyway.
@@ -44,114 +48,6 @@ needs_prometheus = pytest.mark.skipif(
     PROMETHEUS is None and not os.environ.get("REQUIRE_TEST_TOOLS"),
     reason="needs prometheus (apt-get install prometheus); required when REQUIRE_TEST_TOOLS is set",
 )
-
-# A fleet busy enough for a rate over a few seconds; one in five charge points sometimes sends
-# an invalid frame, so the rejection panels have data too.
-PROFILE = Profile(
-    heartbeat_interval=0.5,
-    status_interval=1.0,
-    transaction_interval=1.0,
-    transaction_duration=2.0,
-    meter_interval=0.5,
-    connectors=2,
-    misbehave_fraction=0.2,
-    misbehave_probability=0.1,
-    boot_retry_interval=0.5,
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def grafana_rate_interval(scrape_seconds: float, interval_seconds: float) -> str:
-    """`$__rate_interval` as Grafana computes it: max($__interval + scrape, 4 * scrape)."""
-    return f"{max(interval_seconds + scrape_seconds, 4 * scrape_seconds):g}s"
-
-
-def grafana_regex_value(values: list[str]) -> str:
-    """A multi-value variable in a Prometheus regex, as Grafana formats it: (a|b), with regex
-    metacharacters escaped by a double backslash (the regex sits in a PromQL string)."""
-    escaped = [re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", value) for value in values]
-    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
-
-
-def substitute(expr: str, variables: dict[str, str]) -> str:
-    """Replace `$name` and `${name}` (longest names first) and check that none is left."""
-    for name in sorted(variables, key=len, reverse=True):
-        expr = expr.replace("${" + name + "}", variables[name]).replace("$" + name, variables[name])
-    assert "$" not in expr, f"unsubstituted variable in {expr!r}"
-    return expr
-
-
-@dataclass
-class Prometheus:
-    url: str
-    http: aiohttp.ClientSession
-
-    async def api(self, path: str, **params: str) -> Any:
-        async with self.http.get(f"{self.url}/api/v1/{path}", params=params) as response:
-            body = await response.json()
-        assert body["status"] == "success", (path, params, body)
-        return body["data"]
-
-    async def query(self, expr: str) -> list[dict[str, Any]]:
-        data = await self.api("query", query=expr)
-        assert data["resultType"] == "vector", (expr, data)
-        result: list[dict[str, Any]] = data["result"]
-        return result
-
-    async def poll(self, what: str, probe: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
-        """Re-evaluate `probe` until `done` holds; Prometheus has no event to wait on."""
-        last: Any = None
-        try:
-            async with asyncio.timeout(WAIT):
-                while True:
-                    last = await probe()
-                    if done(last):
-                        return last
-                    await asyncio.sleep(0.25)
-        except TimeoutError:
-            raise AssertionError(f"{what}: not reached within {WAIT} s; last: {last}") from None
-
-
-def values(result: list[dict[str, Any]]) -> list[float]:
-    return [float(sample["value"][1]) for sample in result]
-
-
-@contextlib.asynccontextmanager
-async def process(*command: str, **kwargs: Any) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(*command, start_new_session=True, **kwargs)
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        await asyncio.wait_for(proc.wait(), WAIT)
-
-
-def gateway_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The subprocess imports the same ocpp_gateway as this test (installed or editable).
-    python_dir = str(Path(ocpp_gateway.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (python_dir, env.get("PYTHONPATH")) if p)
-    return env
-
-
-async def read_listening_url(proc: asyncio.subprocess.Process) -> str:
-    assert proc.stderr is not None
-    seen: list[str] = []
-    async with asyncio.timeout(WAIT):
-        while True:
-            line = (await proc.stderr.readline()).decode(errors="replace")
-            if not line:
-                raise AssertionError(f"gateway exited: {seen}")
-            seen.append(line)
-            if match := re.search(r"listening on (ws://\S+)", line):
-                return match.group(1)
 
 
 def prometheus_config(tmp_path: Path, target: str) -> Path:
@@ -197,26 +93,12 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(tmp_path: Path) ->
     if PROMETHEUS is None:
         pytest.fail("REQUIRE_TEST_TOOLS is set but the prometheus binary is missing")
     async with contextlib.AsyncExitStack() as stack:
-        gateway = await stack.enter_async_context(
-            process(
-                sys.executable,
-                "-m",
-                "ocpp_gateway.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                env=gateway_env(),
-            )
-        )
-        url = await read_listening_url(gateway)
+        gateway = await stack.enter_async_context(gateway_process())
+        url = gateway.url
         target = url.removeprefix("ws://")
         prom_port = free_port()
         await stack.enter_async_context(
-            process(
+            child_process(
                 PROMETHEUS,
                 f"--config.file={prometheus_config(tmp_path, target)}",
                 f"--storage.tsdb.path={tmp_path / 'data'}",
@@ -338,36 +220,24 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(tmp_path: Path) ->
             assert all(r["state"] == "inactive" for r in evaluated), evaluated
         finally:
             stop.set()
-            await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+            await asyncio.wait_for(asyncio.gather(*tasks), DEPLOY_WAIT)
 
         # The gateway goes away: OcppGatewayDown's expression finds it, whatever the job name.
         down = next(r["expr"] for r in alert_rules() if r["alert"] == "OcppGatewayDown")
-        gateway.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(gateway.wait(), WAIT) == 0
+        gateway.signal(signal.SIGTERM)
+        assert await gateway.wait(DEPLOY_WAIT) == 0
         result = await prom.poll("OcppGatewayDown holds", lambda: prom.query(down), bool)
         assert [(s["metric"]["job"], s["metric"]["instance"]) for s in result] == [(JOB, target)]
 
 
 async def test_call_durations_resolve_below_a_millisecond() -> None:
-    async with process(
-        sys.executable,
-        "-m",
-        "ocpp_gateway.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=gateway_env(),
-    ) as gateway:
-        url = await read_listening_url(gateway)
+    async with gateway_process() as gateway:
+        url = gateway.url
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(f"{url}/ocpp/CLOCK-1", protocols=("ocpp1.6",)) as ws:
                 for i in range(20):
                     await ws.send_str(f'[2,"c{i}","Heartbeat",{{}}]')
-                    answer = json.loads((await asyncio.wait_for(ws.receive(), WAIT)).data)
+                    answer = json.loads((await asyncio.wait_for(ws.receive(), DEPLOY_WAIT)).data)
                     assert answer[:2] == [3, f"c{i}"]
             async with http.get(url.replace("ws://", "http://") + "/metrics") as response:
                 text = await response.text()

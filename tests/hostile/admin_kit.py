@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kit import WAIT
 from ocpp_gateway.config import load_config
 from ocpp_gateway.logs import JsonFormatter, TextFormatter
 from ocpp_gateway.security.passwords import hash_password
@@ -22,7 +23,6 @@ CP_PASSWORD = "the-password-of-CP-1!"
 #: The Basic credentials of CP-1, base64 ("CP-1:the-password-of-CP-1!").
 CP_BASIC = "Q1AtMTp0aGUtcGFzc3dvcmQtb2YtQ1AtMSE="
 SECRETS = (TOKEN, CP_PASSWORD, CP_BASIC)
-READ_TIMEOUT = 15.0
 _STATUS = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
 
 
@@ -58,7 +58,7 @@ def admin_port(gateway: RunningGateway) -> int:
     return gateway.admin_port
 
 
-async def exchange(port: int, data: bytes, within: float = READ_TIMEOUT) -> bytes:
+async def exchange(port: int, data: bytes, within: float = WAIT) -> bytes:
     """Send raw bytes to a loopback port and read until the server closes (bounded).
 
     Returns:
@@ -75,7 +75,7 @@ async def exchange(port: int, data: bytes, within: float = READ_TIMEOUT) -> byte
         await asyncio.gather(writer.wait_closed(), return_exceptions=True)
 
 
-async def first_status(port: int, data: bytes, within: float = READ_TIMEOUT) -> int:
+async def first_status(port: int, data: bytes, within: float = WAIT) -> int:
     """Send raw bytes and read the status line of the first answer only (for a request that
     keeps the connection open, such as a refused upgrade)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

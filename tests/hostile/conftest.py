@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from kit import WAIT
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.security import SecurityConfig
 from ocpp_gateway.server import RunningGateway, start_gateway
 
-RECV_TIMEOUT = 10.0
 _connection_ids = itertools.count()  # a fresh charge point id per connection: no takeovers
 
 
@@ -70,7 +70,7 @@ class Probe:
                 f"{self.url}/ocpp/HOSTILE-{next(_connection_ids)}",
                 subprotocols=[self.version],  # type: ignore[list-item]
                 max_size=None,
-                open_timeout=RECV_TIMEOUT,
+                open_timeout=WAIT,
             )
             self.reconnects += 1
         return self.ws
@@ -92,7 +92,7 @@ class Probe:
         try:
             await ws.send(frame, text=text)
             await ws.send(json.dumps([2, probe_id, "Heartbeat", {}]))
-            async with asyncio.timeout(RECV_TIMEOUT):
+            async with asyncio.timeout(WAIT):
                 while True:
                     raw = await ws.recv()
                     message = json.loads(raw)
@@ -112,12 +112,12 @@ def matches(expect: dict[str, Any], seen: dict[str, Any]) -> bool:
     if "one_of" in expect:
         return any(matches(option, seen) for option in expect["one_of"])
     if "close" in expect:
-        return seen["close"] == expect["close"]
+        return bool(seen["close"] == expect["close"])
     if seen["close"] is not None:
         return False
     answers = seen["answers"]
     if expect["reply"] is None:
-        return answers == []
+        return not answers
     if len(answers) != 1:
         return False
     answer = answers[0]

@@ -106,7 +106,9 @@ def raw(case_id: str, version: str, data: bytes, expect: dict[str, Any]) -> dict
 
 
 def framework_cases(v: str) -> list[dict[str, Any]]:
-    fw = lambda uid=None: reply(v, "framework", uid)  # noqa: E731
+    def fw(uid: str | None = None) -> dict[str, Any]:
+        return reply(v, "framework", uid)
+
     long_id = "x" * 37
     cases = [
         text("empty", v, "", fw()),
@@ -168,11 +170,11 @@ def framework_cases(v: str) -> list[dict[str, Any]]:
 
 
 def message_type_cases(v: str) -> list[dict[str, Any]]:
-    unknown = (
-        (lambda uid: reply(v, "framework", uid) | {"error_code": "MessageTypeNotSupported"})
-        if v == V201
-        else (lambda uid: DROP)
-    )
+    def unknown(uid: str | None) -> dict[str, Any]:
+        if v == V201:
+            return reply(v, "framework", uid) | {"error_code": "MessageTypeNotSupported"}
+        return DROP
+
     cases = [
         text("type-0", v, '[0,"m1","Heartbeat",{}]', unknown("m1")),
         text("type-1", v, '[1,"m1","Heartbeat",{}]', unknown("m1")),
@@ -233,7 +235,8 @@ def action_cases(v: str) -> list[dict[str, Any]]:
 def _schema(v: str, action: str) -> dict[str, Any]:
     base = Path(os.path.dirname(ocpp.__file__)) / SCHEMA_DIRS[v] / "schemas"
     name = f"{action}.json" if v == V16 else f"{action}Request.json"
-    return json.loads((base / name).read_text())
+    schema: dict[str, Any] = json.loads((base / name).read_text())
+    return schema
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:

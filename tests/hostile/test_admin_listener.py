@@ -22,12 +22,12 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
 from yarl import URL
 
+from kit import poll
 from ocpp_gateway.cli import main as cli_main
 from ocpp_gateway.config import load_config, token_problems
 from ocpp_gateway.errors import ConfigError
 from ocpp_gateway.logs import TextFormatter, redact_url
 from ocpp_gateway.server import RunningGateway, start_gateway
-from polling import poll
 
 from .admin_kit import (
     CP_BASIC,
@@ -68,7 +68,7 @@ def logs(caplog: pytest.LogCaptureFixture) -> LogView:
     return LogView(caplog)
 
 
-class Charger(ChargePoint16):
+class Charger(ChargePoint16):  # type: ignore[misc]  # the ocpp library is untyped
     """An `ocpp` library charge point that records the resets it gets and answers them, after
     `delay` seconds."""
 
@@ -77,7 +77,7 @@ class Charger(ChargePoint16):
     busy: int = 0
     most_busy: int = 0
 
-    @on("Reset")
+    @on("Reset")  # type: ignore[untyped-decorator]
     async def on_reset(self, type: str) -> result16.Reset:
         self.busy += 1
         self.most_busy = max(self.most_busy, self.busy)
@@ -130,7 +130,7 @@ async def test_a_long_run_of_letters_is_logged_cut_short(
     answer = await exchange(admin_port(gateway), request(path))
     assert statuses(answer) == [401]
     [line] = [r for r in logs.caplog.records if r.getMessage() == "admin request refused"]
-    assert len(line.path) <= 200
+    assert len(line.__dict__["path"]) <= 200  # an extra of the log record
     assert all(len(text) < 3000 for text in logs.lines([line]))
 
 

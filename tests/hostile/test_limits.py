@@ -16,11 +16,13 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
+from kit import WAIT, listening_port
 from ocpp_gateway.config import UpstreamConfig
 from ocpp_gateway.server import RunningGateway, start_gateway
 
-from .conftest import RECV_TIMEOUT, Probe, gateway_config
+from .conftest import Probe, gateway_config
 
 Start = Callable[..., Awaitable[RunningGateway]]
 
@@ -55,13 +57,13 @@ async def test_deflate_bomb_is_measured_after_inflation(start: Start) -> None:
     assert len(zlib.compress(frame.encode())) < 16 * 1024  # what actually crosses the wire
     async with connect(
         f"{gw.url}/ocpp/BOMB",
-        subprotocols=["ocpp1.6"],
-        compression="deflate",  # type: ignore[list-item]
+        subprotocols=[Subprotocol("ocpp1.6")],
+        compression="deflate",
     ) as ws:
         assert ws.protocol.extensions, "permessage-deflate must be negotiated"
         await ws.send(frame)
         with pytest.raises(ConnectionClosed):
-            async with asyncio.timeout(RECV_TIMEOUT):
+            async with asyncio.timeout(WAIT):
                 await ws.recv()
         assert ws.close_code == 1009
     await still_serves(gw)
@@ -77,7 +79,7 @@ async def test_rate_limit_close(start: Start) -> None:
         except ConnectionClosed:
             break
     with pytest.raises(ConnectionClosed):
-        async with asyncio.timeout(RECV_TIMEOUT):
+        async with asyncio.timeout(WAIT):
             while True:
                 await ws.recv()
     assert ws.close_code == 1008
@@ -91,7 +93,7 @@ async def test_rate_limit_callerror(start: Start) -> None:
     for i in range(12):
         await ws.send(json.dumps([2, f"r{i}", "Heartbeat", {}]))
     answers: list[Any] = []
-    async with asyncio.timeout(RECV_TIMEOUT):
+    async with asyncio.timeout(WAIT):
         while len(answers) < 12:
             answers.append(json.loads(await ws.recv()))
     results = [a for a in answers if a[0] == 3]
@@ -105,7 +107,7 @@ async def test_rate_limit_callerror(start: Start) -> None:
 async def test_idle_connection_is_closed(start: Start) -> None:
     gw = await start(idle_timeout=0.5, ping_interval=0)
     async with connect(f"{gw.url}/ocpp/IDLE", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
-        async with asyncio.timeout(RECV_TIMEOUT):
+        async with asyncio.timeout(WAIT):
             await ws.wait_closed()
     assert gw.connections == 0
 
@@ -205,7 +207,7 @@ async def test_raw_handshakes(
     try:
         writer.write(request_bytes)
         await writer.drain()
-        async with asyncio.timeout(RECV_TIMEOUT):
+        async with asyncio.timeout(WAIT):
             status_line = await reader.readline()
     finally:
         writer.close()
@@ -223,7 +225,7 @@ async def test_no_supported_subprotocol_is_closed_without_backend(
     async with connect(f"{gateway.url}/ocpp/NOPROTO", subprotocols=offered or None) as ws:  # type: ignore[arg-type]
         assert ws.subprotocol is None
         with pytest.raises(ConnectionClosed):
-            async with asyncio.timeout(RECV_TIMEOUT):
+            async with asyncio.timeout(WAIT):
                 await ws.recv()
     assert gateway.connections == 0
 
@@ -235,7 +237,7 @@ async def test_slow_http_headers_are_cut_off(start: Start) -> None:
     try:
         writer.write(b"GET /ocpp/SLOW HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
         await writer.drain()
-        async with asyncio.timeout(RECV_TIMEOUT):
+        async with asyncio.timeout(WAIT):
             rest = await reader.read()  # b"" once the gateway drops the socket
     finally:
         writer.close()
@@ -282,7 +284,7 @@ async def slow_reader_scenario() -> None:
         csms_done.set()
 
     async with serve(csms, "127.0.0.1", 0, subprotocols=["ocpp1.6"], max_size=None) as upstream:  # type: ignore[list-item]
-        port = upstream.sockets[0].getsockname()[1]
+        port = listening_port(upstream)
         gw = await start_gateway(
             dataclasses.replace(
                 gateway_config(
@@ -302,7 +304,7 @@ async def slow_reader_scenario() -> None:
                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                 b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
             )
-            async with asyncio.timeout(RECV_TIMEOUT):
+            async with asyncio.timeout(WAIT):
                 head = await reader.readuntil(b"\r\n\r\n")
                 assert head.startswith(b"HTTP/1.1 101")
                 await csms_done.wait()

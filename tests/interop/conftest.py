@@ -27,10 +27,10 @@ from ocpp.routing import on
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from kit import WAIT, listening_port
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
 
-WAIT = 30.0  # bound of every await in these tests, in seconds (the machine is shared)
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 VERSIONS = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
 
@@ -197,7 +197,7 @@ async def _serving(
     handler: Callable[[ServerConnection], Any], subprotocols: tuple[str, ...] = VERSIONS
 ) -> AsyncIterator[str]:
     server: Server = await serve(handler, "127.0.0.1", 0, subprotocols=list(subprotocols))  # type: ignore[arg-type]
-    port = next(iter(server.sockets)).getsockname()[1]
+    port = listening_port(server)
     try:
         yield f"ws://127.0.0.1:{port}/csms"
     finally:

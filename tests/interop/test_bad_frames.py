@@ -14,9 +14,10 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway
 
-from .conftest import WAIT, Interop, RawCsms, running_gateway
+from .conftest import Interop, RawCsms, running_gateway
 
 # Per version: (framework, format, occurrence) spellings of OCPP-J (1.6 keeps its errata typos).
 _SPELLING = {

@@ -10,8 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from kit import WAIT
+
 from .conftest import (
-    WAIT,
     LibraryCsms,
     _make_peer,
     _serving,

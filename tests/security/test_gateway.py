@@ -17,6 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from kit import WAIT
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.security import SecurityConfig
 from ocpp_gateway.server import RunningGateway, start_gateway
@@ -24,7 +25,6 @@ from ocpp_gateway.server import RunningGateway, start_gateway
 from .conftest import PASSWORD, Pki, client_ssl_context
 from .test_auth import basic
 
-TIMEOUT = 10.0
 Start = Callable[..., Awaitable[RunningGateway]]
 
 
@@ -54,7 +54,7 @@ def counter(gw: RunningGateway, name: str, **labels: str) -> float:
 
 async def heartbeat(ws: ClientConnection, uid: str) -> None:
     await ws.send(json.dumps([2, uid, "Heartbeat", {}]))
-    async with asyncio.timeout(TIMEOUT):
+    async with asyncio.timeout(WAIT):
         answer = json.loads(await ws.recv())
     assert answer[:2] == [3, uid]
 
@@ -63,7 +63,7 @@ async def open_cp(gw: RunningGateway, cp_id: str, **kwargs: Any) -> ClientConnec
     return await connect(
         f"{gw.url}/ocpp/{cp_id}",
         subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-        open_timeout=TIMEOUT,
+        open_timeout=WAIT,
         **kwargs,
     )
 
@@ -96,7 +96,7 @@ async def test_authenticated_newcomer_replaces(start: Start, credentials_file: P
     second = await open_cp(gw, "CP-1", **auth)
     try:
         with pytest.raises(ConnectionClosed):
-            async with asyncio.timeout(TIMEOUT):
+            async with asyncio.timeout(WAIT):
                 await first.recv()
         assert first.close_code == 1008
         await heartbeat(second, "h1")
@@ -136,7 +136,7 @@ async def test_dead_live_connection_is_replaced_after_failed_ping(start: Start) 
         ).encode()
     )
     await writer.drain()
-    async with asyncio.timeout(TIMEOUT):
+    async with asyncio.timeout(WAIT):
         head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101")
     try:
@@ -223,7 +223,7 @@ async def test_concurrent_newcomers_against_a_dead_connection_one_wins(start: St
         ).encode()
     )
     await writer.drain()
-    async with asyncio.timeout(TIMEOUT):
+    async with asyncio.timeout(WAIT):
         head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101")
     try:

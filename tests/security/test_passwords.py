@@ -46,7 +46,10 @@ def test_bytes_are_taken_as_given() -> None:
 def test_pbkdf2_form_is_accepted() -> None:
     salt = b"0123456789abcdef"
     key = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), salt, 1000)
-    b64 = lambda b: base64.b64encode(b).decode().rstrip("=")  # noqa: E731
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode().rstrip("=")
+
     encoded = f"$pbkdf2-sha256$i=1000${b64(salt)}${b64(key)}"
     check_encoded(encoded)
     assert verify_password(PASSWORD, encoded)

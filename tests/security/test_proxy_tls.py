@@ -13,12 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from kit import WAIT
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
 
 from .conftest import Pki, client_ssl_context
-
-WAIT = 10.0
 
 
 @pytest.fixture

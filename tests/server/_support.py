@@ -12,9 +12,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway
-
-WAIT = 10.0  # upper bound of every wait in these tests, in seconds
 
 
 @dataclass
@@ -35,6 +34,11 @@ class CsmsLink:
     async def send(self, frame: bytes) -> None:
         """Send a text frame to the charge point, bytes unchanged."""
         await self.ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
+
+
+def _empty_answer(charge_point_id: str, payload: Any) -> Any:
+    """The answer of an action the test gave none for: an empty payload."""
+    return {}
 
 
 @dataclass
@@ -72,7 +76,7 @@ class Csms:
                 link.frames.put_nowait(data)
                 message = json.loads(data)
                 if self.auto_answer and message[0] == 2:
-                    answer = self.answers.get(message[2], lambda _cp, _p: {})
+                    answer = self.answers.get(message[2], _empty_answer)
                     body = answer(link.charge_point_id, message[3])
                     await ws.send_frame(
                         json.dumps([3, message[1], body]).encode(), aiohttp.WSMsgType.TEXT
@@ -97,14 +101,6 @@ def boot_answer(charge_point_id: str, _payload: Any) -> Any:
 
 
 GatewayFactory = Callable[..., Awaitable[RunningGateway]]
-
-
-async def until(condition: Callable[[], object], what: str) -> None:
-    """Poll `condition` until it holds, bounded by WAIT (for state with no event to await)."""
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.01)
 
 
 async def receive_frame(ws: aiohttp.ClientWebSocketResponse) -> bytes:
@@ -216,16 +212,6 @@ async def raw_upgrade(
     return reader, writer
 
 
-async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
-    """Serve an aiohttp application on a free loopback port; returns its runner and port."""
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port: int = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
-
-
 class QueueLink:
     """An in-memory backend link a test drives: what the gateway sends lands in `sent`, what
     the test puts in `incoming` the gateway receives; None there means the backend is gone."""
@@ -276,12 +262,13 @@ class WakingQueueLink(QueueLink):
 
     def __init__(self, charge_point_id: str, version: str) -> None:
         super().__init__(charge_point_id, version)
-        self.incoming = _WakingIncoming(self)  # type: ignore[assignment]
+        self.waking = _WakingIncoming(self)
+        self.incoming = self.waking  # type: ignore[assignment]  # put_nowait is all tests use
         self.wake: Callable[[], object] | None = None  # the parked pump, while one is
         self.wakes = 0  # times a parked pump was woken
 
     def recv_ready(self) -> bool:
-        return bool(self.incoming.frames) or self.closed
+        return bool(self.waking.frames) or self.closed
 
     def set_wake(self, wake: Callable[[], object] | None) -> None:
         self.wake = wake
@@ -295,7 +282,7 @@ class WakingQueueLink(QueueLink):
             wake()
 
     async def recv(self) -> bytes | None:
-        frames = self.incoming.frames
+        frames = self.waking.frames
         assert frames or self.closed, "a parked pump is only woken with something to read"
         return frames.popleft() if frames else None
 

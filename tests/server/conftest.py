@@ -9,10 +9,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from kit import serve_app
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
 
-from ._support import Csms, GatewayFactory, boot_answer, heartbeat_answer, serve_app
+from ._support import Csms, GatewayFactory, boot_answer, heartbeat_answer
 
 
 async def _serve_csms() -> AsyncIterator[Csms]:

@@ -11,7 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ._support import WAIT, GatewayFactory, raw_upgrade, scrape, serve_app
+from kit import WAIT, serve_app
+
+from ._support import GatewayFactory, raw_upgrade, scrape
 
 
 class GatedCsms:

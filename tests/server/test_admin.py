@@ -15,20 +15,21 @@ from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
+from kit import WAIT, poll
 from ocpp_gateway.server import RunningGateway
 
-from ._support import WAIT, Csms, GatewayFactory, receive_frame, until
+from ._support import Csms, GatewayFactory, receive_frame
 
 TOKEN = "admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class Charger(ChargePoint16):
+class Charger(ChargePoint16):  # type: ignore[misc]  # the ocpp library is untyped
     """An `ocpp` library charge point that accepts resets and records them."""
 
     resets: list[str]
 
-    @on("Reset")
+    @on("Reset")  # type: ignore[untyped-decorator]
     def on_reset(self, type: str) -> result16.Reset:
         self.resets.append(type)
         return result16.Reset(status="Accepted")
@@ -41,7 +42,7 @@ async def _admin(factory: GatewayFactory, **overrides: Any) -> RunningGateway:
 
 
 async def _connected(gateway: RunningGateway, charge_point_id: str) -> None:
-    await until(lambda: charge_point_id in gateway.registry.live, f"{charge_point_id} connected")
+    await poll(lambda: charge_point_id in gateway.registry.live, f"{charge_point_id} connected")
 
 
 async def test_the_api_lists_and_resets_an_ocpp_library_charger(

@@ -17,17 +17,12 @@ import weakref
 
 import aiohttp
 
-from ._support import WAIT, GatewayFactory, QueueTransport
+from kit import WAIT, poll
+
+from ._support import GatewayFactory, QueueTransport
 
 ROUNDS = 10
 PER_ROUND = 300
-
-
-async def _until(condition: object, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not condition():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.01)
 
 
 async def test_upstream_loss_closes_are_collected_at_once_and_memory_stays_flat(
@@ -52,8 +47,8 @@ async def test_upstream_loss_closes_are_collected_at_once_and_memory_stays_flat(
                         for i in range(PER_ROUND)
                     )
                 )
-                await _until(lambda: len(registry.connections) == PER_ROUND, "all connected")
-                refs = [weakref.ref(conn) for conn in registry.connections]
+                await poll(lambda: len(registry.connections) == PER_ROUND, "all connected")
+                refs: list[weakref.ref[object]] = [weakref.ref(c) for c in registry.connections]
                 refs += [weakref.ref(conn.ws) for conn in registry.connections]
                 for link in backend.links.values():
                     link.incoming.put_nowait(None)  # the upstream of every charge point is lost
@@ -64,7 +59,7 @@ async def test_upstream_loss_closes_are_collected_at_once_and_memory_stays_flat(
                 assert {(msg.type, msg.data) for msg in closes} == {(aiohttp.WSMsgType.CLOSE, 1013)}
                 for ws in sockets:
                     await ws.close()
-                await _until(lambda: not registry.connections, "all closed")
+                await poll(lambda: not registry.connections, "all closed")
                 del sockets, closes
                 while not backend.opened.empty():
                     backend.opened.get_nowait()

@@ -11,10 +11,11 @@ from typing import Any
 
 import aiohttp
 
+from kit import WAIT
+
 from ._support import (
     BROKEN_REPLY,
     RECORDER,
-    WAIT,
     Csms,
     GatewayFactory,
     raw_upgrade,

@@ -8,10 +8,11 @@ import asyncio
 
 import aiohttp
 
+from kit import WAIT, poll
 from ocpp_gateway.transports import FramedLink
 from ocpp_gateway.transports.base import LinkEnd
 
-from ._support import WAIT, GatewayFactory, QueueLink, QueueTransport, WakingQueueLink, until
+from ._support import GatewayFactory, QueueLink, QueueTransport, WakingQueueLink
 
 Facts = tuple[bytes, int, str, str, bool]
 
@@ -111,4 +112,4 @@ async def test_a_lost_link_closes_the_charge_point_with_try_again(
     link.end("lost")
     msg = await asyncio.wait_for(ws.receive(), WAIT)
     assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1013
-    await until(lambda: ws.closed, "the charge point socket closed")
+    await poll(lambda: ws.closed, "the charge point socket closed")

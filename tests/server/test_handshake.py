@@ -13,10 +13,12 @@ import aiohttp
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
+from kit import WAIT
 from ocpp_gateway.server import RunningGateway, negotiate_subprotocol
 
-from ._support import WAIT, Csms, GatewayFactory, receive_frame, scrape
+from ._support import Csms, GatewayFactory, receive_frame, scrape
 
 
 @pytest.mark.parametrize(
@@ -79,7 +81,9 @@ async def test_no_matching_subprotocol_completes_then_closes(
     relay: RunningGateway, csms: Csms, client: aiohttp.ClientSession
 ) -> None:
     # RFC 6455 §4.2.2 / OCPP-J §3.1.2: answer without a subprotocol, then close.
-    async with websockets.connect(f"{relay.url}/ocpp/NOPROTO", subprotocols=["mqtt"]) as ws:
+    async with websockets.connect(
+        f"{relay.url}/ocpp/NOPROTO", subprotocols=[Subprotocol("mqtt")]
+    ) as ws:
         assert ws.subprotocol is None
         with pytest.raises(ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), WAIT)
@@ -143,7 +147,9 @@ async def test_identity_of_48_characters_is_accepted(
 
 
 async def test_permessage_deflate_is_offered(relay: RunningGateway, csms: Csms) -> None:
-    async with websockets.connect(f"{relay.url}/ocpp/DEFLATE", subprotocols=["ocpp1.6"]) as ws:
+    async with websockets.connect(
+        f"{relay.url}/ocpp/DEFLATE", subprotocols=[Subprotocol("ocpp1.6")]
+    ) as ws:
         extensions = [ext.name for ext in ws.protocol.extensions]
         assert "permessage-deflate" in extensions
         await ws.send('[2,"z-1","Heartbeat",{}]')
@@ -156,7 +162,9 @@ async def test_second_connection_with_a_live_identity_is_refused(
     relay: RunningGateway, csms: Csms, client: aiohttp.ClientSession
 ) -> None:
     # websockets answers pings in the background, like a charger's WebSocket stack.
-    async with websockets.connect(f"{relay.url}/ocpp/TWIN", subprotocols=["ocpp1.6"]) as first:
+    async with websockets.connect(
+        f"{relay.url}/ocpp/TWIN", subprotocols=[Subprotocol("ocpp1.6")]
+    ) as first:
         await csms.next_link()
         # The live one answers the ping and the newcomer is not authenticated: refused.
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
@@ -198,7 +206,9 @@ async def test_concurrent_newcomers_never_displace_a_responsive_connection(
 ) -> None:
     """DESIGN "Rules that keep data safe": an unauthenticated newcomer never displaces a live
     connection. Several newcomers at once share one ping, so each sees the live one's pong."""
-    async with websockets.connect(f"{relay.url}/ocpp/TWINS", subprotocols=["ocpp1.6"]) as first:
+    async with websockets.connect(
+        f"{relay.url}/ocpp/TWINS", subprotocols=[Subprotocol("ocpp1.6")]
+    ) as first:
         await csms.next_link()
         outcomes = await asyncio.gather(
             *(

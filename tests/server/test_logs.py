@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit import poll
 from ocpp_gateway.logs import (
     FrameLog,
     JsonFormatter,
@@ -23,7 +24,7 @@ from ocpp_gateway.logs import (
     setup_logging,
 )
 
-from ._support import Csms, GatewayFactory, receive_frame, until
+from ._support import Csms, GatewayFactory, receive_frame
 
 
 def _records(caplog: pytest.LogCaptureFixture, msg: str) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ async def test_connect_and_disconnect_lines_carry_what_happened(
     assert connected["charge_point_id"] == "LOG1" and connected["remote"] == "127.0.0.1"
     assert connected["subprotocol"] == "ocpp1.6"
     await ws.close()
-    await until(lambda: _records(caplog, "charge point disconnected"), "disconnect line")
+    await poll(lambda: _records(caplog, "charge point disconnected"), "disconnect line")
     [line] = _records(caplog, "charge point disconnected")
     assert line["charge_point_id"] == "LOG1" and line["reason"] == "charge_point_closed"
     assert line["frames_from_charge_point"] == 3 and line["frames_to_charge_point"] == 3

@@ -7,9 +7,10 @@ import asyncio
 
 import aiohttp
 
+from kit import poll
 from ocpp_gateway.connection import Connection
 
-from ._support import GatewayFactory, QueueTransport, WakingQueueLink, receive_frame, until
+from ._support import GatewayFactory, QueueTransport, WakingQueueLink, receive_frame
 
 
 def _pump_tasks() -> list[asyncio.Task[object]]:
@@ -26,7 +27,7 @@ async def _connect(
     backend = QueueTransport(waking=waking)
     gateway = await gateway_factory(backends={"default": backend})
     ws = await client.ws_connect(f"{gateway.url}/ocpp/MEM1", protocols=("ocpp1.6",))
-    await until(lambda: "MEM1" in gateway.registry.live, "MEM1 connected")
+    await poll(lambda: "MEM1" in gateway.registry.live, "MEM1 connected")
     return backend, gateway.registry.live["MEM1"], ws
 
 
@@ -41,13 +42,13 @@ async def test_an_idle_connection_on_a_waking_link_holds_no_pump_task(
         call = f'[2,"c-{n}","ClearCache",{{}}]'.encode()
         link.incoming.put_nowait(call)
         assert await receive_frame(ws) == call
-        await until(lambda: link.wake is not None, "the pump parked again")
+        await poll(lambda: link.wake is not None, "the pump parked again")
         assert conn.readers == [] and _pump_tasks() == []
         await ws.send_str(f'[3,"c-{n}",{{"status":"Accepted"}}]')
         assert await link.next_sent() == f'[3,"c-{n}",{{"status":"Accepted"}}]'.encode()
     assert link.wakes == 3
     await ws.close()
-    await until(lambda: link.closed, "the link closed with the connection")
+    await poll(lambda: link.closed, "the link closed with the connection")
     assert link.wake is None, "the parked pump goes with the connection"
 
 

@@ -27,9 +27,11 @@ def test_no_plugins_means_no_chain() -> None:
 
 def test_unknown_plugin_and_bad_options_are_errors() -> None:
     with pytest.raises(PluginError, match="unknown plugin"):
-        build_chain(PluginsConfig(enabled=["nope"]))
+        build_chain(PluginsConfig(enabled=("nope",)))
     with pytest.raises(PluginError, match="rejected its options"):
-        build_chain(PluginsConfig(enabled=["block_commands"], options={"block_commands": {"x": 1}}))
+        build_chain(
+            PluginsConfig(enabled=("block_commands",), options={"block_commands": {"x": 1}})
+        )
 
 
 def test_message_view_parses_payload_lazily() -> None:

@@ -3,105 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import re
 import signal
-import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-import ocpp_gateway
-from polling import poll
+from kit import WAIT, GatewayProcess, gateway_process, poll
 
-from ._support import WAIT, Csms, receive_frame
+from ._support import Csms, receive_frame
 
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The subprocess imports the same ocpp_gateway as this test (installed or editable).
-    python_dir = str(Path(ocpp_gateway.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (python_dir, env.get("PYTHONPATH")) if p)
-    return env
-
-
-class GatewayProcess:
-    """`ocpp-gateway serve` in a subprocess, with its stderr read line by line."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-
-    async def wait_for_count(self, pattern: str, count: int) -> None:
-        """Wait until `pattern` was printed `count` times in all (workers share one stderr, so
-        two of their lines may arrive glued together)."""
-        regex = re.compile(pattern)
-        while sum(len(regex.findall(line)) for line in self.lines) < count:
-            await self.read_line(pattern)
-
-    async def read_line(self, pattern: str) -> str:
-        assert self.proc.stderr is not None
-        try:
-            raw = await asyncio.wait_for(self.proc.stderr.readline(), WAIT)
-        except TimeoutError:
-            raise AssertionError(f"no {pattern!r} within {WAIT} s: {self.lines}") from None
-        if not raw:
-            raise AssertionError(f"gateway exited before {pattern!r}: {self.lines}")
-        line = raw.decode(errors="replace")
-        self.lines.append(line)
-        return line
-
-    async def wait_for_line(self, pattern: str) -> re.Match[str]:
-        regex = re.compile(pattern)
-        for line in self.lines:
-            if match := regex.search(line):
-                return match
-        while True:
-            if match := regex.search(await self.read_line(pattern)):
-                return match
+Spawn = Callable[..., Awaitable[GatewayProcess]]
 
 
 @pytest.fixture
-async def spawn() -> AsyncIterator[object]:
-    procs: list[asyncio.subprocess.Process] = []
+async def spawn() -> AsyncIterator[Spawn]:
+    """Start `ocpp-gateway serve` processes with `await spawn(*args)`; all are killed at the
+    end (with their workers)."""
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(*args: str) -> GatewayProcess:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ocpp_gateway.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            *args,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=_env(),
-            start_new_session=True,
-        )
-        procs.append(proc)
-        return GatewayProcess(proc)
+        async def start(*args: str) -> GatewayProcess:
+            return await stack.enter_async_context(gateway_process(*args))
 
-    yield start
-    for proc in procs:
-        if proc.returncode is None:
-            # The whole group: a supervisor's workers too.
-            os.killpg(proc.pid, signal.SIGKILL)
-            await asyncio.wait_for(proc.wait(), WAIT)
+        yield start
 
 
 async def test_sigterm_lets_pending_calls_finish_then_closes_with_1001(
-    csms: Csms, spawn: object, client: aiohttp.ClientSession, tmp_path: Path
+    csms: Csms, spawn: Spawn, client: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("drain_timeout = 30\n")
-    gateway = await spawn(  # type: ignore[operator]
-        "--port", "0", "--upstream", csms.url, "--config", str(config)
-    )
-    url = (await gateway.wait_for_line(r"listening on (ws://\S+)")).group(1)
+    gateway = await spawn("--upstream", csms.url, "--config", str(config))
+    url = gateway.url
     csms.auto_answer = False
     ws = await client.ws_connect(f"{url}/ocpp/DRAIN1", protocols=("ocpp1.6",))
     link = await csms.next_link()
@@ -124,7 +61,7 @@ async def test_sigterm_lets_pending_calls_finish_then_closes_with_1001(
 
 
 async def test_two_workers_share_the_port_and_the_metrics(
-    spawn: object, client: aiohttp.ClientSession
+    spawn: Spawn, client: aiohttp.ClientSession
 ) -> None:
     gateway, port, sockets = await _two_workers_with_sockets(spawn, client, "W")
     for i, ws in enumerate(sockets):
@@ -164,10 +101,10 @@ async def _heartbeat_calls(client: aiohttp.ClientSession, port: int) -> float:
 
 
 async def _two_workers_with_sockets(
-    spawn: object, client: aiohttp.ClientSession, prefix: str
+    spawn: Spawn, client: aiohttp.ClientSession, prefix: str
 ) -> tuple[GatewayProcess, int, list[aiohttp.ClientWebSocketResponse]]:
     """`serve --workers 2` on a free port, both workers listening, 12 charge points connected."""
-    gateway = await spawn("--port", "0", "--workers", "2")  # type: ignore[operator]
+    gateway = await spawn("--workers", "2")
     port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
     await gateway.wait_for_count(r"listening on ws://", 2)
     url = f"ws://127.0.0.1:{port}"
@@ -184,7 +121,7 @@ def _children(pid: int) -> set[int]:
 
 
 async def test_crashed_worker_is_restarted_and_its_gauges_dropped(
-    spawn: object, client: aiohttp.ClientSession
+    spawn: Spawn, client: aiohttp.ClientSession
 ) -> None:
     gateway, port, sockets = await _two_workers_with_sockets(spawn, client, "K")
     victim = min(_children(gateway.proc.pid))
@@ -223,7 +160,7 @@ async def test_crashed_worker_is_restarted_and_its_gauges_dropped(
 
 
 async def test_workers_exit_when_the_supervisor_is_killed(
-    spawn: object, client: aiohttp.ClientSession
+    spawn: Spawn, client: aiohttp.ClientSession
 ) -> None:
     """SIGKILL of the supervisor: its workers get SIGTERM from the kernel (parent-death
     signal), close their charge points with 1001 and exit; none keeps the port orphaned."""
@@ -255,14 +192,12 @@ async def _answer_calls(ws: aiohttp.ClientWebSocketResponse) -> None:
 
 
 async def test_any_workers_admin_api_reaches_every_workers_charge_points(
-    spawn: object, client: aiohttp.ClientSession, tmp_path: Path
+    spawn: Spawn, client: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     token = "two-workers-token-0123"
     config = tmp_path / "gateway.toml"
     config.write_text(f'[admin]\nhost = "127.0.0.1"\nport = 0\ntoken = "{token}"\n')
-    gateway = await spawn(  # type: ignore[operator]
-        "--port", "0", "--workers", "2", "--config", str(config)
-    )
+    gateway = await spawn("--workers", "2", "--config", str(config))
     port = int((await gateway.wait_for_line(r"supervising 2 workers on port (\d+)")).group(1))
     await gateway.wait_for_count(r"listening on ws://", 2)
     admin = (await gateway.wait_for_line(r"admin \(probes, metrics, API\) at (http://\S+)")).group(

@@ -11,6 +11,7 @@ import struct
 import aiohttp
 import pytest
 
+from kit import WAIT, poll
 from ocpp_gateway.proxy import (
     V2_SIGNATURE,
     ProxyHeaderError,
@@ -21,7 +22,7 @@ from ocpp_gateway.proxy import (
 )
 from ocpp_gateway.server import RunningGateway
 
-from ._support import WAIT, GatewayFactory, raw_upgrade, until
+from ._support import GatewayFactory, raw_upgrade
 
 
 def v2(command: int, family: int, body: bytes) -> bytes:
@@ -117,7 +118,7 @@ async def _proxied(
 
 
 async def _remote(gateway: RunningGateway, charge_point_id: str) -> str | None:
-    await until(lambda: charge_point_id in gateway.registry.live, f"{charge_point_id} connected")
+    await poll(lambda: charge_point_id in gateway.registry.live, f"{charge_point_id} connected")
     return gateway.registry.live[charge_point_id].info.remote
 
 

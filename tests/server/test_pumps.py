@@ -8,7 +8,9 @@ import json
 import aiohttp
 import pytest
 
-from ._support import WAIT, GatewayFactory, QueueTransport, receive_frame, scrape
+from kit import WAIT
+
+from ._support import GatewayFactory, QueueTransport, receive_frame, scrape
 
 # A backend link with a task waiting in recv, and one that wakes a parked pump (broker links).
 both_pumps = pytest.mark.parametrize("waking", [False, True], ids=["waiting", "waking"])

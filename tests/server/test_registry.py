@@ -8,9 +8,10 @@ import asyncio
 import aiohttp
 import pytest
 
+from kit import poll
 from ocpp_gateway.server import RunningGateway
 
-from ._support import GatewayFactory, scrape, until
+from ._support import GatewayFactory, scrape
 
 GAUGE = 'ocpp_gateway_connected_charge_points{ocpp_version="ocpp1.6"}'
 
@@ -37,7 +38,7 @@ async def test_admission_registers_and_the_end_of_the_relay_forgets(
     assert registry.reserved == set()
     assert (await scrape(client, gateway))[GAUGE] == 1.0
     await ws.close()
-    await until(lambda: not registry.connections, "REG-1 forgotten")
+    await poll(lambda: not registry.connections, "REG-1 forgotten")
     assert registry.holder("REG-1") is None
     metrics = await scrape(client, gateway)
     assert metrics[GAUGE] == 0.0
@@ -54,7 +55,7 @@ async def test_the_first_close_reason_is_the_one_counted(
     assert conn.end("slow_reader") == "slow_reader"
     assert conn.end("takeover") == "slow_reader"
     await ws.close()  # the relay ends with "charge_point_closed", which comes too late
-    await until(lambda: not gateway.registry.connections, "REG-2 forgotten")
+    await poll(lambda: not gateway.registry.connections, "REG-2 forgotten")
     metrics = await scrape(client, gateway)
     assert metrics[closed("slow_reader")] == 1.0
     assert metrics.get(closed("charge_point_closed"), 0.0) == 0.0
@@ -95,7 +96,7 @@ async def test_a_closing_connection_gives_up_its_identity_at_once(
     assert registry.holder("REG-4") is None  # displaced before its relay ended
     msg = await ws.receive(timeout=10.0)
     assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
-    await until(lambda: not registry.connections, "REG-4 forgotten")
+    await poll(lambda: not registry.connections, "REG-4 forgotten")
     assert (await scrape(client, gateway))[closed("shutdown")] == 1.0
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 
 import aiohttp
 import pytest
 
+from kit import WAIT, free_port
 from ocpp_gateway.server import RunningGateway
 
-from ._support import WAIT, Csms, GatewayFactory, receive_frame, scrape
+from ._support import Csms, GatewayFactory, receive_frame, scrape
 
 
 async def connect(
@@ -149,9 +149,7 @@ async def test_upstream_refused_means_handshake_refused(
 async def test_upstream_unreachable_means_handshake_refused(
     gateway_factory: GatewayFactory, client: aiohttp.ClientSession
 ) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     gateway = await gateway_factory(upstream__url=f"ws://127.0.0.1:{port}/ocpp")
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await connect(client, gateway, "CP9")

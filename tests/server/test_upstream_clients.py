@@ -9,7 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ._support import WAIT, Csms, GatewayFactory, receive_frame
+from kit import WAIT
+
+from ._support import Csms, GatewayFactory, receive_frame
 
 CLIENTS = ("picows", "aiohttp")
 
@@ -71,7 +73,7 @@ async def test_a_csms_refusing_the_subprotocol_refuses_the_handshake(
 
     app = web.Application()
     app.router.add_get("/csms/{id}", only_16)
-    from ._support import serve_app
+    from kit import serve_app
 
     runner, port = await serve_app(app)
     try:

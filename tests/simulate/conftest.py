@@ -15,10 +15,10 @@ import jsonschema
 import pytest
 from aiohttp import web
 
+from kit import WAIT, serve_app
 from ocpp_gateway.simulate.responses import schema_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
-WAIT = 30.0  # upper bound of every wait in these tests, in seconds (the machine is shared)
 
 _ERROR_CODES = {
     "maxLength": "TypeConstraintViolation",
@@ -30,7 +30,10 @@ _ERROR_CODES = {
 
 def load_fixtures(version: str) -> dict[str, dict[str, Any]]:
     """The shared fixture payloads: {action: {"request": ..., "response": ...}}."""
-    return json.loads((FIXTURES / f"{version}.json").read_text(encoding="utf-8"))
+    fixtures: dict[str, dict[str, Any]] = json.loads(
+        (FIXTURES / f"{version}.json").read_text(encoding="utf-8")
+    )
+    return fixtures
 
 
 _validators: dict[tuple[str, str, bool], jsonschema.protocols.Validator] = {}
@@ -182,11 +185,7 @@ async def csms() -> AsyncIterator[SchemaCsms]:
 
     app = web.Application()
     app.router.add_get("/ocpp/{charge_point_id}", refuse_or_handle)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     server.url = f"ws://127.0.0.1:{port}/ocpp"
     try:
         yield server

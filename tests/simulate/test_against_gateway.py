@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from kit import WAIT
 from ocpp_gateway.config import load_config
 from ocpp_gateway.schemas import default_schemas
 from ocpp_gateway.server import RunningGateway, start_gateway
 from ocpp_gateway.simulate import FleetStats, run_fleet
 from ocpp_gateway.simulate.profile import SimVersion
 
-from .conftest import WAIT, SchemaCsms, load_fixtures
+from .conftest import SchemaCsms, load_fixtures
 from .test_fleet import FAST, QUIET
 
 

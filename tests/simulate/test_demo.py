@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from kit import WAIT
 from ocpp_gateway import cli
 from ocpp_gateway.demo import DemoOptions, parse_args, run_demo
 
-from .conftest import WAIT, SchemaCsms
+from .conftest import SchemaCsms
 
 
 class Watched(io.StringIO):

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from kit import WAIT, listening_port
 from ocpp_gateway.simulate import FleetStats, Profile, run_fleet
 from ocpp_gateway.simulate.charge_point import FleetContext
 from ocpp_gateway.simulate.profile import SimVersion
 from ocpp_gateway.simulate.v16 import ChargePoint16
 
-from .conftest import WAIT, SchemaCsms, load_fixtures, validator
+from .conftest import SchemaCsms, load_fixtures, validator
 
 VERSIONS: list[SimVersion] = ["ocpp1.6", "ocpp2.0.1"]
 
@@ -66,6 +67,7 @@ async def test_every_call_of_a_full_profile_is_schema_valid(
     csms: SchemaCsms, version: SimVersion
 ) -> None:
     profile = FAST.with_version(version)
+    done: tuple[str, ...]
     if version == "ocpp1.6":
         done = ("Heartbeat", "StatusNotification", "Authorize", "StartTransaction", "MeterValues")
         last = "StopTransaction"
@@ -76,7 +78,7 @@ async def test_every_call_of_a_full_profile_is_schema_valid(
     def ended() -> bool:
         if version == "ocpp1.6":
             return csms.count(last) >= 3
-        return sum(c.payload.get("eventType") == "Ended" for c in csms.calls) >= 3
+        return sum(bool(c.payload.get("eventType") == "Ended") for c in csms.calls) >= 3
 
     async with fleet(csms.url, ids(3), profile) as stats:
         await csms.wait_until(lambda: ended() and all(csms.count(a) for a in done))
@@ -231,7 +233,7 @@ async def test_a_peer_that_drops_the_tcp_connection_is_a_connect_failure() -> No
         writer.close()
 
     server = await asyncio.start_server(drop, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    port = listening_port(server)
     try:
         async with fleet(f"ws://127.0.0.1:{port}/ocpp", ["CP-Z"], QUIET) as stats:
             await asyncio.wait_for(thrice.wait(), WAIT)

@@ -49,7 +49,7 @@ def test_profiles_come_in_both_versions_and_validate() -> None:
         {"reconnect_min": 2.0, "reconnect_max": 1.0},
     ):
         with pytest.raises(ValueError):
-            dataclasses.replace(Profile(), **bad)  # type: ignore[arg-type]
+            dataclasses.replace(Profile(), **bad)
 
 
 def test_answers_echo_what_the_csms_asked_for() -> None:

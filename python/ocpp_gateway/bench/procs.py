@@ -1,18 +1,30 @@
-"""Process accounting for benchmarks: CPU time and resident memory from /proc, fd limits, ports."""
+"""Processes for benchmarks, the demo and the tests: /proc accounting, ports, a broker server.
+
+CPU time and resident memory read from /proc, fd limits, free ports and waiting for one to open,
+and `BrokerServer`: nats-server (JetStream) or redis-server on a loopback port.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import resource
+import shutil
+import signal
 import socket
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
 
 import aiohttp
 
 __all__ = [
+    "BROKER_KINDS",
+    "BrokerServer",
     "ProcessGroup",
     "Usage",
     "children_of",
@@ -211,3 +223,131 @@ async def wait_tcp_open(
         await writer.wait_closed()
         return
     raise TimeoutError(f"{host}:{port} did not open within {limit} s")
+
+
+#: The broker transports a `BrokerServer` can serve, by transport type name.
+BROKER_KINDS: tuple[str, ...] = ("nats", "redis_streams")
+_BROKER_BINARIES = {"nats": "nats-server", "redis_streams": "redis-server"}
+
+
+class BrokerServer:
+    """nats-server with JetStream, or redis-server, on a free 127.0.0.1 port with its store in a
+    temporary directory: for the demo, the benchmarks and the tests.
+
+    `stop` kills it (SIGKILL, as a crash would); `start` starts it again on the same port and
+    store; `close` stops it and removes the store. As an async context manager it is started
+    (without blocking the event loop) and closed.
+
+    Args:
+        kind: "nats" or "redis_streams" (the transport type it serves).
+        durable: Redis only: an append-only file fsynced on every write, so that a server
+            killed and started again still has every entry it acknowledged (without it, Redis
+            keeps nothing on disk). A NATS JetStream store is always on disk.
+        log: a file the server's output is appended to (default: discarded).
+        parent: the directory the temporary store is made in (default: the system's).
+
+    Raises:
+        ValueError: an unknown kind.
+        FileNotFoundError: the server binary is not installed (the message says which
+            Debian package brings it).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        durable: bool = False,
+        log: Path | None = None,
+        parent: str | None = None,
+    ) -> None:
+        if kind not in _BROKER_BINARIES:
+            raise ValueError(f"unknown broker kind {kind!r}; expected one of {BROKER_KINDS}")
+        name = _BROKER_BINARIES[kind]
+        binary = shutil.which(name)
+        if binary is None:
+            raise FileNotFoundError(f"{name} is not installed (apt-get install {name})")
+        self.kind = kind
+        self.binary = binary
+        self.durable = durable
+        self.log = log
+        self.port = free_port()
+        self.store = tempfile.mkdtemp(prefix=f"{name}-store-", dir=parent)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL a client (gateway, backend) connects to."""
+        if self.kind == "nats":
+            return f"nats://127.0.0.1:{self.port}"
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        """The server's command line.
+
+        Returns:
+            The binary and its arguments.
+        """
+        if self.kind == "nats":
+            return [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store]
+        persistence = ["yes", "--appendfsync", "always"] if self.durable else ["no"]
+        return [
+            self.binary,
+            *("--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
+            *("--dir", self.store, "--appendonly", *persistence),
+        ]
+
+    def start(self, limit: float = 30.0) -> None:
+        """Start the server and wait until its port accepts connections (this blocks; from a
+        coroutine, use the async context manager or `asyncio.to_thread`).
+
+        Args:
+            limit: seconds to give up after.
+
+        Raises:
+            RuntimeError: it is already running.
+            TimeoutError: it exited, or did not listen within `limit` seconds (it is killed).
+        """
+        if self.proc is not None:
+            raise RuntimeError(f"{self.binary} already runs (pid {self.proc.pid})")
+        with open(self.log or os.devnull, "ab") as sink:
+            proc = subprocess.Popen(
+                self.command(), stdout=sink, stderr=sink, start_new_session=True
+            )
+        self.proc = proc
+        deadline = time.monotonic() + limit
+        while True:
+            if proc.poll() is not None:
+                self.proc = None
+                raise TimeoutError(f"{self.binary} exited with status {proc.returncode}")
+            with socket.socket() as probe:
+                probe.settimeout(0.2)
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{self.binary} did not listen on {self.port} in {limit} s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Kill the server (SIGKILL) if it runs and reap it; the store is kept."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(30.0)
+
+    def close(self) -> None:
+        """Stop the server and remove its store."""
+        self.stop()
+        shutil.rmtree(self.store, ignore_errors=True)
+
+    async def __aenter__(self) -> BrokerServer:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
