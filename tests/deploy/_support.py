@@ -99,6 +99,24 @@ class Prometheus:
             raise AssertionError(f"{exc}; last: {last[0]}") from None
         return value
 
+    async def evaluated_rules(self) -> list[dict[str, Any]]:
+        """Poll until Prometheus has evaluated every loaded rule without an error.
+
+        Returns:
+            The rules, as the API lists them (name, state, health, ...).
+        """
+
+        async def rules() -> list[dict[str, Any]]:
+            groups = (await self.api("rules"))["groups"]
+            return [rule for group in groups for rule in group["rules"]]
+
+        evaluated: list[dict[str, Any]] = await self.poll(
+            "rules evaluated",
+            rules,
+            lambda found: found and all(r["health"] == "ok" for r in found),
+        )
+        return evaluated
+
 
 def values(result: list[dict[str, Any]]) -> list[float]:
     """The sample values of an instant query's result."""

@@ -832,15 +832,7 @@ async def test_prometheus_scrapes_two_gateway_nodes_on_the_cluster(tmp_path: Pat
                 assert await prom.query(rule["expr"]) == [], rule["alert"]
 
             # Prometheus itself evaluated both rule files without an error.
-            async def rule_health() -> list[dict[str, Any]]:
-                groups = (await prom.api("rules"))["groups"]
-                return [rule for group in groups for rule in group["rules"]]
-
-            evaluated = await prom.poll(
-                "rules evaluated",
-                rule_health,
-                lambda rules: rules and all(r["health"] == "ok" for r in rules),
-            )
+            evaluated = await prom.evaluated_rules()
             names = {r["name"] for r in evaluated}
             assert {rule["alert"] for rule in broker_alert_rules()} <= names
             assert "OcppGatewayDown" in names  # alerts.yaml, loaded beside them

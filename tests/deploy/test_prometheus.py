@@ -207,15 +207,7 @@ async def test_dashboard_and_alerts_against_a_real_prometheus(tmp_path: Path) ->
                 assert await prom.query(rule["expr"]) == [], rule["alert"]
 
             # Prometheus evaluated the rule file itself without an error.
-            async def rule_health() -> list[dict[str, Any]]:
-                groups = (await prom.api("rules"))["groups"]
-                return [rule for group in groups for rule in group["rules"]]
-
-            evaluated = await prom.poll(
-                "rules evaluated",
-                rule_health,
-                lambda rules: rules and all(r["health"] == "ok" for r in rules),
-            )
+            evaluated = await prom.evaluated_rules()
             assert {r["name"] for r in evaluated} == {r["alert"] for r in alert_rules()}
             assert all(r["state"] == "inactive" for r in evaluated), evaluated
         finally:
