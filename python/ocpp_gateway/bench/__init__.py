@@ -4,6 +4,7 @@ ocpp-gateway bench --smoke --out /tmp/bench        # every scenario, tiny fleet,
 ocpp-gateway bench --out benches/results           # the full capacity run (~20 min)
 ocpp-gateway bench report --from DIR/report.json   # re-render Markdown and plots
 ocpp-gateway bench plan --charge-points 20000 --profile realistic-1.6 --from report.json
+ocpp-gateway bench tls --out DIR                   # TLS beside plain ws and nginx in front
 """
 
 from __future__ import annotations
@@ -160,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plan(args[1:])
     if args and args[0] == "report":
         return _report(args[1:])
+    if args and args[0] == "tls":
+        from ocpp_gateway.bench import tls
+
+        return tls.main(args[1:])
     return _run(args)
 
 

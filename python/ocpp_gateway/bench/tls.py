@@ -1,0 +1,508 @@
+"""`ocpp-gateway bench tls`: what TLS costs the gateway, side by side with plain ws:// and with
+nginx terminating TLS in front of it (PROXY protocol), in one run.
+
+Setups, each the gateway relaying to the test CSMS (one worker, frame rate limit lifted), all
+with HTTP Basic auth so that TLS is the only difference:
+
+- `ws`: plain ws:// (security profile 1), the baseline;
+- `wss_ec`, `wss_rsa`: TLS in the gateway with an EC P-256 or an RSA-2048 certificate
+  (profile 2);
+- `mtls_ec`: profile 3, every charge point with its own client certificate (CN = its id);
+- `nginx_ec`: Debian's nginx (stream module) terminating TLS with the EC certificate and
+  passing each connection to a plain gateway with a PROXY protocol header; its CPU and memory
+  are the sum of nginx's processes and the gateway's.
+
+Measured per setup: memory per idle booted charge point (RSS), CPU per CALL round trip (closed
+loop, repetitions interleaved across setups), CPU per full and per resumed TLS handshake (a
+client connecting, asking `/healthz`, closing; resumed with the session ticket of the previous
+connection), and a reconnect storm (every idle charge point dropped and reconnecting at once).
+The report (`tls.json`) feeds `ocpp-gateway bench plan --tls SETUP --tls-from tls.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocpp_gateway.bench.loadgen import LoadGenerator
+from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait_tcp_open
+from ocpp_gateway.bench.runner import fleet_ids
+from ocpp_gateway.bench.targets import CsmsPool
+
+__all__ = ["SETUPS", "handshakes", "main", "nginx_available", "nginx_config", "summarize"]
+
+SETUPS = ("ws", "wss_ec", "wss_rsa", "mtls_ec", "nginx_ec")
+
+NGINX_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+"""Debian's stream module (package libnginx-mod-stream): TLS termination + PROXY protocol."""
+
+
+@dataclass
+class Setup:
+    """One running setup: the gateway and, for nginx_ec, nginx in front of it."""
+
+    name: str
+    url: str
+    port: int
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    client_cert: tuple[str, str] | None = None
+
+    def usage(self) -> Usage:
+        """Summed CPU and RSS of every process of the setup (workers included)."""
+        pids = [pid for p in self.processes for pid in ProcessGroup(p.pid, self.name).pids()]
+        return usage(pids)
+
+    def stop(self) -> None:
+        """SIGTERM every process, SIGKILL after 10 s."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def nginx_config(folder: Path, listen: int, upstream: int, cert: Path, key: Path) -> Path:
+    """Write an nginx configuration terminating TLS on `listen`, PROXY protocol to `upstream`.
+
+    Args:
+        folder: where the configuration, pid and log files go.
+        listen: nginx's TLS port on 127.0.0.1.
+        upstream: the plain gateway's port on 127.0.0.1.
+        cert, key: the server certificate and key.
+
+    Returns:
+        The configuration file.
+    """
+    text = f"""load_module {NGINX_MODULE};
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log warn;
+events {{ worker_connections 19000; }}
+stream {{
+    server {{
+        listen 127.0.0.1:{listen} ssl backlog=1024;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets on;
+        proxy_pass 127.0.0.1:{upstream};
+        proxy_protocol on;
+        proxy_timeout 1h;
+    }}
+}}
+"""
+    path = folder / "nginx.conf"
+    path.write_text(text)
+    return path
+
+
+def nginx_available() -> bool:
+    """True when nginx and its stream module are installed."""
+    return shutil.which("nginx") is not None and Path(NGINX_MODULE).exists()
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as sink:
+        return subprocess.Popen(
+            command, stdout=sink, stderr=sink, env={**os.environ, **env}, start_new_session=True
+        )
+
+
+def _toml_path(path: Path) -> str:
+    return json.dumps(str(path))
+
+
+async def start_setup(name: str, csms: CsmsPool, out: Path, pki: Any, credentials: Path) -> Setup:
+    """Start one setup and wait until it listens.
+
+    Args:
+        name: one of `SETUPS`.
+        csms: the test CSMS the gateway relays to.
+        out: directory of logs and configuration files.
+        pki: a `ocpp_gateway.bench.pki.BenchPki`.
+        credentials: the credentials file (Basic auth).
+
+    Returns:
+        The running setup.
+    """
+    port = free_port()
+    lines = ["[security]", "message_rate = 0", f"credentials_file = {_toml_path(credentials)}"]
+    if name in ("wss_ec", "mtls_ec"):
+        lines += [f"tls_cert = {_toml_path(pki.ec_cert)}", f"tls_key = {_toml_path(pki.ec_key)}"]
+    if name == "wss_rsa":
+        lines += [f"tls_cert = {_toml_path(pki.rsa_cert)}", f"tls_key = {_toml_path(pki.rsa_key)}"]
+    if name == "mtls_ec":
+        lines.append(f"client_ca = {_toml_path(pki.ca_cert)}")
+    header = ['trusted_proxies = ["127.0.0.1/32"]', "proxy_protocol = true"]
+    config = out / f"{name}.toml"
+    config.write_text("\n".join((header if name == "nginx_ec" else []) + lines) + "\n")
+    log = out / f"{name}.log"
+    command = [sys.executable, "-m", "ocpp_gateway.cli", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--upstream", csms.url(0), "--config", str(config)]
+    gateway = _spawn(command, {"OCPP_GATEWAY_LOG_LEVEL": "warning"}, log)
+    setup = Setup(name, "", port, [gateway])
+    try:
+        await wait_tcp_open("127.0.0.1", port, 60.0, lambda: gateway.poll() is None)
+        if name == "nginx_ec":
+            front = free_port()
+            folder = out / "nginx"
+            folder.mkdir(exist_ok=True)
+            conf = nginx_config(folder, front, port, pki.ec_cert, pki.ec_key)
+            nginx = _spawn(["nginx", "-p", str(folder), "-c", str(conf)], {}, log)
+            setup.processes.append(nginx)
+            await wait_tcp_open("127.0.0.1", front, 30.0, lambda: nginx.poll() is None)
+            setup.port = front
+        if name == "mtls_ec":
+            cert, key = pki.client("bench-handshake")
+            setup.client_cert = (str(cert), str(key))
+    except BaseException:
+        setup.stop()
+        raise
+    scheme = "ws" if name == "ws" else "wss"
+    setup.url = f"{scheme}://localhost:{setup.port}/ocpp"
+    return setup
+
+
+def handshakes(
+    port: int, count: int, *, tls: ssl.SSLContext | None, resume: bool
+) -> dict[str, int]:
+    """Open `count` connections one after another, each asking `/healthz` and closing.
+
+    Blocking: run it in a thread. With `resume`, each TLS connection offers the session
+    (ticket) of the previous one.
+
+    Args:
+        port: the setup's port on 127.0.0.1.
+        count: connections.
+        tls: the client context (None: plain TCP).
+        resume: offer the previous session.
+
+    Returns:
+        {"connections", "resumed" (handshakes the server resumed), "ok" (200 answers)}.
+    """
+    request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    session: ssl.SSLSession | None = None
+    resumed = ok = 0
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=10.0) as raw:
+            sock: socket.socket = raw
+            if tls is not None:
+                sock = tls.wrap_socket(
+                    raw, server_hostname="localhost", session=session if resume else None
+                )
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            ok += answer.startswith(b"HTTP/1.1 200")
+            if isinstance(sock, ssl.SSLSocket):
+                resumed += bool(sock.session_reused)
+                session = sock.session
+                sock.close()
+    return {"connections": count, "resumed": resumed, "ok": ok}
+
+
+def _client_context(pki: Any, cert: tuple[str, str] | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    return context
+
+
+async def handshake_phase(setup: Setup, pki: Any, count: int, resume: bool) -> dict[str, Any]:
+    """CPU of the setup per connection (handshake + one small HTTP request).
+
+    Args:
+        setup: the running setup.
+        pki: the bench PKI.
+        count: connections.
+        resume: resumed TLS handshakes instead of full ones.
+
+    Returns:
+        {"connections", "resumed", "ok", "cpu_us_per_connection"}.
+    """
+    tls = None if setup.name == "ws" else _client_context(pki, setup.client_cert)
+    before = setup.usage()
+    result: dict[str, Any] = await asyncio.to_thread(
+        handshakes, setup.port, count, tls=tls, resume=resume
+    )
+    after = setup.usage()
+    result["cpu_us_per_connection"] = (after.cpu - before.cpu) * 1e6 / max(1, count)
+    return result
+
+
+async def closed_loop(
+    loadgen: LoadGenerator, setup: Setup, seconds: float, warmup: float
+) -> dict[str, Any]:
+    """CPU per round trip of 100 (or the connected number of) connections in closed loop."""
+    start_at = time.monotonic() + warmup + 0.05
+    end_at = start_at + seconds
+    task = asyncio.create_task(loadgen.all("closed_loop", start=start_at, end=end_at, drivers=None))
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    before = setup.usage()
+    await asyncio.sleep(max(0.0, end_at - time.monotonic()))
+    after = setup.usage()
+    answers = await task
+    calls = sum(sum(a["by_action"].values()) for a in answers)
+    errors = sum(sum(a["errors"].values()) for a in answers)
+    latencies = sorted(x for a in answers for x in a["latencies"])
+    return {
+        "calls": calls,
+        "rate": calls / seconds,
+        "errors": errors,
+        "cpu_us_per_rt": (after.cpu - before.cpu) * 1e6 / calls if calls else float("nan"),
+        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else float("nan"),
+    }
+
+
+async def _configure(loadgen: LoadGenerator, setup: Setup, pki: Any, password: str) -> None:
+    tls = setup.name != "ws"
+    await loadgen.all(
+        "configure_tls",
+        ca=str(pki.ca_cert) if tls else None,
+        client_certs=str(pki.dir / "clients") if setup.name == "mtls_ec" else None,
+        password=password,
+    )
+
+
+async def idle_and_storm(
+    loadgen: LoadGenerator, setup: Setup, count: int, storm: bool
+) -> dict[str, Any]:
+    """Memory per idle booted charge point, then (optionally) a reconnect storm of them all."""
+    base = setup.usage()
+    fleet = fleet_ids("bench-tls", count, 0.3)
+    answers = await loadgen.all("connect", fleet=[(setup.url, *cp) for cp in fleet])
+    connected = sum(a["connected"] for a in answers)
+    failures: dict[str, int] = {}
+    for answer in answers:
+        for reason, n in answer["failures"].items():
+            failures[reason] = failures.get(reason, 0) + n
+    await asyncio.sleep(2.0)  # let allocations settle before reading RSS
+    held = setup.usage()
+    result: dict[str, Any] = {
+        "connected": connected,
+        "failures": failures,
+        "kb_per_cp": (held.rss - base.rss) / 1024 / max(1, connected),
+        "cpu_us_per_connect": (held.cpu - base.cpu) * 1e6 / max(1, connected),
+    }
+    if storm:
+        before = setup.usage()
+        deadline = time.monotonic() + 120.0
+        storms = await loadgen.all("storm", deadline=deadline)
+        after = setup.usage()
+        booted = sum(s["booted"] for s in storms)
+        refused: dict[str, int] = {}
+        for answer in storms:
+            for reason, n in answer["refused"].items():
+                refused[reason] = refused.get(reason, 0) + n
+        result["storm"] = {
+            "charge_points": sum(s["charge_points"] for s in storms),
+            "booted": booted,
+            "seconds": max(s["seconds"] for s in storms),
+            "refused": refused,
+            "cpu_us_per_reconnect": (after.cpu - before.cpu) * 1e6 / max(1, booted),
+        }
+    await loadgen.all("close")
+    return result
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """Medians per setup and the ratios to `ws` (paired per repetition where possible).
+
+    Args:
+        results: the raw figures of a run (setup -> phases).
+
+    Returns:
+        setup -> {"cpu_us_per_rt", "rt_ratio", "kb_per_cp", "extra_kb_per_cp",
+        "full_handshake_us", "resumed_handshake_us", "resumed_share", "storm"}.
+    """
+    summary: dict[str, Any] = {}
+    plain = results.get("ws", {})
+    for name, data in results.items():
+        loops = data.get("loops", [])
+        cpu = [loop["cpu_us_per_rt"] for loop in loops]
+        paired = [
+            mine["cpu_us_per_rt"] / theirs["cpu_us_per_rt"]
+            for mine, theirs in zip(loops, plain.get("loops", []), strict=False)
+        ]
+        full = [h["cpu_us_per_connection"] for h in data.get("full", [])]
+        resumed = [h["cpu_us_per_connection"] for h in data.get("resumed", [])]
+        idle = data.get("idle", {})
+        row: dict[str, Any] = {
+            "cpu_us_per_rt": statistics.median(cpu) if cpu else None,
+            "rt_ratio": statistics.median(paired) if paired else None,
+            "kb_per_cp": idle.get("kb_per_cp"),
+            "extra_kb_per_cp": (
+                idle["kb_per_cp"] - plain["idle"]["kb_per_cp"]
+                if "kb_per_cp" in idle and "idle" in plain
+                else None
+            ),
+            "full_handshake_us": statistics.median(full) if full else None,
+            "resumed_handshake_us": statistics.median(resumed) if resumed else None,
+            "resumed_count": sum(h["resumed"] for h in data.get("resumed", [])),
+            "storm": idle.get("storm"),
+        }
+        if row["full_handshake_us"] and row["resumed_handshake_us"]:
+            row["resumed_share"] = row["resumed_handshake_us"] / row["full_handshake_us"]
+        summary[name] = row
+    return summary
+
+
+def table(summary: dict[str, Any]) -> str:
+    """The summary as a Markdown table."""
+
+    def cell(value: Any, fmt: str) -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    rows = [
+        "| setup | CPU µs / rt | vs ws (paired) | KB / idle CP | TLS adds KB / CP "
+        "| µs / full handshake | µs / resumed | resumed / full | storm: s, µs / reconnect |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, row in summary.items():
+        storm = row.get("storm")
+        storm_cell = (
+            f"{storm['booted']:,}/{storm['charge_points']:,} in {storm['seconds']:.1f} s, "
+            f"{storm['cpu_us_per_reconnect']:,.0f} µs"
+            if storm
+            else "n/a"
+        )
+        rows.append(
+            f"| {name} | {cell(row['cpu_us_per_rt'], '.1f')} | {cell(row['rt_ratio'], '.2f')}x | "
+            f"{cell(row['kb_per_cp'], '.1f')} | {cell(row['extra_kb_per_cp'], '.1f')} | "
+            f"{cell(row['full_handshake_us'], ',.0f')} | "
+            f"{cell(row['resumed_handshake_us'], ',.0f')} | "
+            f"{cell(row.get('resumed_share'), '.2f')} | {storm_cell} |"
+        )
+    return "\n".join(rows)
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every phase on every setup (see the module docstring)."""
+    from ocpp_gateway.bench.pki import BENCH_PASSWORD, make_pki
+
+    out = Path(args.out)
+    names = [n for n in args.setups.split(",") if n]
+    unknown = set(names) - set(SETUPS)
+    if unknown:
+        raise SystemExit(f"unknown setup(s) {', '.join(sorted(unknown))}; known: {SETUPS}")
+    if "nginx_ec" in names and not nginx_available():
+        raise SystemExit(
+            "nginx_ec needs nginx and its stream module (apt-get install nginx libnginx-mod-stream)"
+        )
+    pki = make_pki(Path(tempfile.mkdtemp(prefix="bench-tls-pki-")))
+    ids = [cp for cp, _ in fleet_ids("bench-tls", args.idle, 0.3)]
+    ids += [
+        cp for r in range(args.repeats) for cp, _ in fleet_ids(f"loop{r}", args.connections, 0.3)
+    ]
+    credentials = pki.credentials_file(ids)
+    if "mtls_ec" in names:
+        pki.add_clients([*ids, "bench-handshake"])
+    csms = await CsmsPool.start(1)
+    loadgen = LoadGenerator(1, ["127.0.1.1"])
+    loadgen.start()
+    setups: dict[str, Setup] = {}
+    results: dict[str, Any] = {name: {"loops": [], "full": [], "resumed": []} for name in names}
+    try:
+        for name in names:
+            setups[name] = await start_setup(name, csms, out, pki, credentials)
+        for name in names:
+            await _configure(loadgen, setups[name], pki, BENCH_PASSWORD)
+            results[name]["idle"] = await idle_and_storm(
+                loadgen, setups[name], args.idle, storm=args.storm
+            )
+            print(name, "idle", results[name]["idle"], file=sys.stderr)
+        for repeat in range(args.repeats):
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                setup = setups[name]
+                for resume in (False, True):
+                    phase = await handshake_phase(setup, pki, args.handshakes, resume)
+                    results[name]["resumed" if resume else "full"].append(phase)
+                await _configure(loadgen, setup, pki, BENCH_PASSWORD)
+                fleet = fleet_ids(f"loop{repeat}", args.connections, 0.3)
+                await loadgen.all("connect", fleet=[(setup.url, *cp) for cp in fleet])
+                loop = await closed_loop(loadgen, setup, args.seconds, args.warmup)
+                await loadgen.all("close")
+                results[name]["loops"].append(loop)
+                print(f"{repeat + 1}/{args.repeats} {name:9}", loop, file=sys.stderr)
+    finally:
+        for setup in setups.values():
+            setup.stop()
+        await loadgen.stop()
+        csms.stop()
+        shutil.rmtree(pki.dir, ignore_errors=True)
+    return results
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocpp-gateway bench tls",
+        description="TLS costs of the gateway beside plain ws and nginx terminating TLS.",
+    )
+    parser.add_argument("--setups", default=",".join(SETUPS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured closed-loop seconds")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=100, help="closed-loop connections")
+    parser.add_argument("--idle", type=int, default=1000, help="idle charge points (and storm)")
+    parser.add_argument("--handshakes", type=int, default=200, help="connections per phase")
+    parser.add_argument("--no-storm", dest="storm", action="store_false")
+    parser.add_argument("--out", default="bench-tls")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of `ocpp-gateway bench tls`.
+
+    Args:
+        argv: the arguments after `tls`.
+
+    Returns:
+        0.
+    """
+    args = _parser().parse_args(list(argv))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    load = os.getloadavg()
+    results = asyncio.run(measure(args))
+    summary = summarize(results)
+    report = {
+        "meta": {
+            "argv": list(argv),
+            "seconds": time.monotonic() - started,
+            "load_before": load,
+            "load_after": os.getloadavg(),
+            "nproc": os.cpu_count(),
+        },
+        "setups": results,
+        "summary": summary,
+    }
+    (out / "tls.json").write_text(json.dumps(report, indent=1))
+    text = table(summary)
+    (out / "tls.md").write_text(text + "\n")
+    print(text)
+    return 0
