@@ -50,6 +50,10 @@ class SecurityConfig:
             is aborted.
         tls_allow_rsa_key_exchange: also offer the static-RSA TLS 1.2 suites of the 1.6 security
             whitepaper (no forward secrecy).
+        tls_ticket_key_file: 80 bytes (raw, or 160 hex digits) of TLS session ticket keys shared
+            by every process and node that should resume each other's sessions; rotate it by
+            replacing the file and restarting. Unset: `--workers` share keys the supervisor
+            draws at start, a single process keeps its own.
         auth_workers: threads verifying password hashes.
         auth_cache_seconds: how long a successful password verification is remembered (0 = off).
         max_pending_auth: password verifications allowed to wait at once; beyond it, 503.
@@ -76,6 +80,7 @@ class SecurityConfig:
     max_outbound_queue_bytes: int = 4 * 1024 * 1024
     slow_reader_grace: float = 10.0
     tls_allow_rsa_key_exchange: bool = False
+    tls_ticket_key_file: str | None = None
     auth_workers: int = 2
     auth_cache_seconds: float = 300.0
     max_pending_auth: int = 256
@@ -99,6 +104,8 @@ def check_security_config(cfg: SecurityConfig) -> list[str]:
     errors: list[str] = []
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         errors.append("security.tls_cert: tls_cert and tls_key must be set together")
+    if cfg.tls_ticket_key_file and not cfg.tls_cert:
+        errors.append("security.tls_ticket_key_file: needs security.tls_cert and security.tls_key")
     if cfg.client_ca and not cfg.tls_cert:
         errors.append("security.client_ca: needs security.tls_cert and security.tls_key")
     for cp_id, profile in cfg.pinned_profiles.items():
