@@ -44,7 +44,7 @@ from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait
 from ocpp_gateway.bench.runner import fleet_ids
 from ocpp_gateway.bench.targets import CsmsPool
 
-__all__ = ["SETUPS", "handshakes", "main", "nginx_available", "nginx_config", "summarize"]
+__all__ = ["PHASES", "SETUPS", "handshakes", "main", "nginx_available", "nginx_config", "summarize"]
 
 SETUPS = ("ws", "wss_ec", "wss_rsa", "mtls_ec", "nginx_ec")
 
@@ -134,7 +134,9 @@ def _toml_path(path: Path) -> str:
     return json.dumps(str(path))
 
 
-async def start_setup(name: str, csms: CsmsPool, out: Path, pki: Any, credentials: Path) -> Setup:
+async def start_setup(
+    name: str, csms: CsmsPool, out: Path, pki: Any, credentials: Path, before: Path | None = None
+) -> Setup:
     """Start one setup and wait until it listens.
 
     Args:
@@ -143,29 +145,37 @@ async def start_setup(name: str, csms: CsmsPool, out: Path, pki: Any, credential
         out: directory of logs and configuration files.
         pki: a `ocpp_gateway.bench.pki.BenchPki`.
         credentials: the credentials file (Basic auth).
+        before: the source tree (`DIR/python`, extension built or copied in) of setups named
+            with a `_before` suffix, e.g. `wss_ec_before`: a change measured before and after.
 
     Returns:
         The running setup.
     """
+    env = {"OCPP_GATEWAY_LOG_LEVEL": "warning"}
+    if name.endswith("_before"):
+        if before is None:
+            raise SystemExit(f"{name}: pass --before DIR")
+        env["PYTHONPATH"] = str(before / "python")
+    kind = name.removesuffix("_before")
     port = free_port()
     lines = ["[security]", "message_rate = 0", f"credentials_file = {_toml_path(credentials)}"]
-    if name in ("wss_ec", "mtls_ec"):
+    if kind in ("wss_ec", "mtls_ec"):
         lines += [f"tls_cert = {_toml_path(pki.ec_cert)}", f"tls_key = {_toml_path(pki.ec_key)}"]
-    if name == "wss_rsa":
+    if kind == "wss_rsa":
         lines += [f"tls_cert = {_toml_path(pki.rsa_cert)}", f"tls_key = {_toml_path(pki.rsa_key)}"]
-    if name == "mtls_ec":
+    if kind == "mtls_ec":
         lines.append(f"client_ca = {_toml_path(pki.ca_cert)}")
     header = ['trusted_proxies = ["127.0.0.1/32"]', "proxy_protocol = true"]
     config = out / f"{name}.toml"
-    config.write_text("\n".join((header if name == "nginx_ec" else []) + lines) + "\n")
+    config.write_text("\n".join((header if kind == "nginx_ec" else []) + lines) + "\n")
     log = out / f"{name}.log"
     command = [sys.executable, "-m", "ocpp_gateway.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--upstream", csms.url(0), "--config", str(config)]
-    gateway = _spawn(command, {"OCPP_GATEWAY_LOG_LEVEL": "warning"}, log)
+    gateway = _spawn(command, env, log)
     setup = Setup(name, "", port, [gateway])
     try:
         await wait_tcp_open("127.0.0.1", port, 60.0, lambda: gateway.poll() is None)
-        if name == "nginx_ec":
+        if kind == "nginx_ec":
             front = free_port()
             folder = out / "nginx"
             folder.mkdir(exist_ok=True)
@@ -174,13 +184,13 @@ async def start_setup(name: str, csms: CsmsPool, out: Path, pki: Any, credential
             setup.processes.append(nginx)
             await wait_tcp_open("127.0.0.1", front, 30.0, lambda: nginx.poll() is None)
             setup.port = front
-        if name == "mtls_ec":
+        if kind == "mtls_ec":
             cert, key = pki.client("bench-handshake")
             setup.client_cert = (str(cert), str(key))
     except BaseException:
         setup.stop()
         raise
-    scheme = "ws" if name == "ws" else "wss"
+    scheme = "ws" if kind == "ws" else "wss"
     setup.url = f"{scheme}://localhost:{setup.port}/ocpp"
     return setup
 
@@ -207,6 +217,10 @@ def handshakes(
     resumed = ok = 0
     for _ in range(count):
         with socket.create_connection(("127.0.0.1", port), timeout=10.0) as raw:
+            # Without it, the client's request waits behind its own Finished for a delayed
+            # ACK (40 ms) after a resumed TLS 1.2 handshake, and the server's idle CPU of that
+            # wait would be counted per connection.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock: socket.socket = raw
             if tls is not None:
                 sock = tls.wrap_socket(
@@ -231,7 +245,9 @@ def _client_context(pki: Any, cert: tuple[str, str] | None) -> ssl.SSLContext:
     return context
 
 
-async def handshake_phase(setup: Setup, pki: Any, count: int, resume: bool) -> dict[str, Any]:
+async def handshake_phase(
+    setup: Setup, pki: Any, count: int, resume: bool, version: ssl.TLSVersion
+) -> dict[str, Any]:
     """CPU of the setup per connection (handshake + one small HTTP request).
 
     Args:
@@ -239,11 +255,16 @@ async def handshake_phase(setup: Setup, pki: Any, count: int, resume: bool) -> d
         pki: the bench PKI.
         count: connections.
         resume: resumed TLS handshakes instead of full ones.
+        version: the TLS version the client offers (alone).
 
     Returns:
         {"connections", "resumed", "ok", "cpu_us_per_connection"}.
     """
-    tls = None if setup.name == "ws" else _client_context(pki, setup.client_cert)
+    tls = (
+        None
+        if setup.name.removesuffix("_before") == "ws"
+        else _client_context(pki, setup.client_cert)
+    )
     before = setup.usage()
     result: dict[str, Any] = await asyncio.to_thread(
         handshakes, setup.port, count, tls=tls, resume=resume
@@ -278,11 +299,12 @@ async def closed_loop(
 
 
 async def _configure(loadgen: LoadGenerator, setup: Setup, pki: Any, password: str) -> None:
-    tls = setup.name != "ws"
+    kind = setup.name.removesuffix("_before")
+    tls = kind != "ws"
     await loadgen.all(
         "configure_tls",
         ca=str(pki.ca_cert) if tls else None,
-        client_certs=str(pki.dir / "clients") if setup.name == "mtls_ec" else None,
+        client_certs=str(pki.dir / "clients") if kind == "mtls_ec" else None,
         password=password,
     )
 
@@ -328,44 +350,69 @@ async def idle_and_storm(
     return result
 
 
+PHASES = {
+    "full13": (ssl.TLSVersion.TLSv1_3, False),
+    "resumed13": (ssl.TLSVersion.TLSv1_3, True),
+    "full12": (ssl.TLSVersion.TLSv1_2, False),
+    "resumed12": (ssl.TLSVersion.TLSv1_2, True),
+}
+"""Handshake phases: the client's TLS version, and whether it resumes."""
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Medians per setup and the ratios to `ws` (paired per repetition where possible).
+
+    Handshake figures are the setup's CPU per connection (TLS handshake, one small HTTP
+    request, close) minus the `ws` setup's CPU per plain connection doing the same request.
 
     Args:
         results: the raw figures of a run (setup -> phases).
 
     Returns:
         setup -> {"cpu_us_per_rt", "rt_ratio", "kb_per_cp", "extra_kb_per_cp",
-        "full_handshake_us", "resumed_handshake_us", "resumed_share", "storm"}.
+        "handshake_us" (phase -> µs), "resumed_share13", "resumed_share12", "storm"}.
     """
     summary: dict[str, Any] = {}
     plain = results.get("ws", {})
+    plain_connection = _median(
+        [h["cpu_us_per_connection"] for phase in PHASES for h in plain.get(phase, [])]
+    )
     for name, data in results.items():
         loops = data.get("loops", [])
-        cpu = [loop["cpu_us_per_rt"] for loop in loops]
         paired = [
             mine["cpu_us_per_rt"] / theirs["cpu_us_per_rt"]
             for mine, theirs in zip(loops, plain.get("loops", []), strict=False)
         ]
-        full = [h["cpu_us_per_connection"] for h in data.get("full", [])]
-        resumed = [h["cpu_us_per_connection"] for h in data.get("resumed", [])]
         idle = data.get("idle", {})
+        handshake: dict[str, float | None] = {}
+        for phase in PHASES:
+            connection = _median([h["cpu_us_per_connection"] for h in data.get(phase, [])])
+            handshake[phase] = (
+                connection - plain_connection
+                if connection is not None and plain_connection is not None and name != "ws"
+                else None
+            )
         row: dict[str, Any] = {
-            "cpu_us_per_rt": statistics.median(cpu) if cpu else None,
-            "rt_ratio": statistics.median(paired) if paired else None,
+            "cpu_us_per_rt": _median([loop["cpu_us_per_rt"] for loop in loops]),
+            "rt_ratio": _median(paired),
             "kb_per_cp": idle.get("kb_per_cp"),
             "extra_kb_per_cp": (
                 idle["kb_per_cp"] - plain["idle"]["kb_per_cp"]
                 if "kb_per_cp" in idle and "idle" in plain
                 else None
             ),
-            "full_handshake_us": statistics.median(full) if full else None,
-            "resumed_handshake_us": statistics.median(resumed) if resumed else None,
-            "resumed_count": sum(h["resumed"] for h in data.get("resumed", [])),
+            "connection_us": plain_connection if name == "ws" else None,
+            "handshake_us": handshake,
+            "resumed": {p: sum(h["resumed"] for h in data.get(p, [])) for p in PHASES},
             "storm": idle.get("storm"),
         }
-        if row["full_handshake_us"] and row["resumed_handshake_us"]:
-            row["resumed_share"] = row["resumed_handshake_us"] / row["full_handshake_us"]
+        for version in ("13", "12"):
+            full, resumed = handshake[f"full{version}"], handshake[f"resumed{version}"]
+            row[f"resumed_share{version}"] = resumed / full if full and resumed else None
         summary[name] = row
     return summary
 
@@ -378,10 +425,12 @@ def table(summary: dict[str, Any]) -> str:
 
     rows = [
         "| setup | CPU µs / rt | vs ws (paired) | KB / idle CP | TLS adds KB / CP "
-        "| µs / full handshake | µs / resumed | resumed / full | storm: s, µs / reconnect |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| handshake µs TLS 1.3 full / resumed | TLS 1.2 full / resumed "
+        "| storm: back, s, µs / reconnect |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, row in summary.items():
+        hs = row["handshake_us"]
         storm = row.get("storm")
         storm_cell = (
             f"{storm['booted']:,}/{storm['charge_points']:,} in {storm['seconds']:.1f} s, "
@@ -392,9 +441,8 @@ def table(summary: dict[str, Any]) -> str:
         rows.append(
             f"| {name} | {cell(row['cpu_us_per_rt'], '.1f')} | {cell(row['rt_ratio'], '.2f')}x | "
             f"{cell(row['kb_per_cp'], '.1f')} | {cell(row['extra_kb_per_cp'], '.1f')} | "
-            f"{cell(row['full_handshake_us'], ',.0f')} | "
-            f"{cell(row['resumed_handshake_us'], ',.0f')} | "
-            f"{cell(row.get('resumed_share'), '.2f')} | {storm_cell} |"
+            f"{cell(hs['full13'], ',.0f')} / {cell(hs['resumed13'], ',.0f')} | "
+            f"{cell(hs['full12'], ',.0f')} / {cell(hs['resumed12'], ',.0f')} | {storm_cell} |"
         )
     return "\n".join(rows)
 
@@ -405,10 +453,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     out = Path(args.out)
     names = [n for n in args.setups.split(",") if n]
-    unknown = set(names) - set(SETUPS)
+    unknown = {n.removesuffix("_before") for n in names} - set(SETUPS)
     if unknown:
         raise SystemExit(f"unknown setup(s) {', '.join(sorted(unknown))}; known: {SETUPS}")
-    if "nginx_ec" in names and not nginx_available():
+    if any(n.startswith("nginx_ec") for n in names) and not nginx_available():
         raise SystemExit(
             "nginx_ec needs nginx and its stream module (apt-get install nginx libnginx-mod-stream)"
         )
@@ -418,16 +466,18 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         cp for r in range(args.repeats) for cp, _ in fleet_ids(f"loop{r}", args.connections, 0.3)
     ]
     credentials = pki.credentials_file(ids)
-    if "mtls_ec" in names:
+    if any(n.startswith("mtls_ec") for n in names):
         pki.add_clients([*ids, "bench-handshake"])
     csms = await CsmsPool.start(1)
     loadgen = LoadGenerator(1, ["127.0.1.1"])
     loadgen.start()
     setups: dict[str, Setup] = {}
-    results: dict[str, Any] = {name: {"loops": [], "full": [], "resumed": []} for name in names}
+    results: dict[str, Any] = {name: {"loops": [], **{p: [] for p in PHASES}} for name in names}
     try:
         for name in names:
-            setups[name] = await start_setup(name, csms, out, pki, credentials)
+            setups[name] = await start_setup(
+                name, csms, out, pki, credentials, Path(args.before) if args.before else None
+            )
         for name in names:
             await _configure(loadgen, setups[name], pki, BENCH_PASSWORD)
             results[name]["idle"] = await idle_and_storm(
@@ -438,9 +488,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             order = names[repeat % len(names) :] + names[: repeat % len(names)]
             for name in order:
                 setup = setups[name]
-                for resume in (False, True):
-                    phase = await handshake_phase(setup, pki, args.handshakes, resume)
-                    results[name]["resumed" if resume else "full"].append(phase)
+                for phase, (version, resume) in PHASES.items():
+                    figures = await handshake_phase(setup, pki, args.handshakes, resume, version)
+                    results[name][phase].append(figures)
                 await _configure(loadgen, setup, pki, BENCH_PASSWORD)
                 fleet = fleet_ids(f"loop{repeat}", args.connections, 0.3)
                 await loadgen.all("connect", fleet=[(setup.url, *cp) for cp in fleet])
@@ -471,6 +521,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--handshakes", type=int, default=200, help="connections per phase")
     parser.add_argument("--no-storm", dest="storm", action="store_false")
     parser.add_argument("--out", default="bench-tls")
+    parser.add_argument("--before", help="source tree of the `*_before` setups' gateway")
     return parser
 
 

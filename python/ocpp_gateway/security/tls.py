@@ -1,12 +1,11 @@
 """Server TLS context for OCPP security profiles 2 and 3, and client certificate identities.
 
-Two OpenSSL settings that Python's ssl module does not expose are applied to the server context
-through OpenSSL's own `SSL_CTX_ctrl` (ctypes, on the `SSL_CTX` the context wraps; see
-`OpenSslContext`): `SSL_MODE_RELEASE_BUFFERS` (an idle connection gives its 2 x ~17 KB record
-buffers back to the allocator instead of holding them) and the session ticket keys, so that
-several processes (`--workers`, other nodes) holding the same keys resume each other's TLS
-sessions. Where that is not possible (another Python implementation, a pointer that does not
-check out), the context stays as Python built it: tickets still work within one process.
+Python's ssl module has no API for the session ticket keys, so they are set through OpenSSL's
+own `SSL_CTX_ctrl` (ctypes, on the `SSL_CTX` the context wraps; see `OpenSslContext`): several
+processes (`--workers`, other nodes) holding the same keys resume each other's TLS sessions.
+Where that is not possible (another Python implementation, a pointer that does not check out),
+the context stays as Python built it and tickets work within one process only. (CPython already
+sets `SSL_MODE_RELEASE_BUFFERS`: idle connections hold no OpenSSL record buffers.)
 """
 
 from __future__ import annotations
@@ -34,10 +33,8 @@ TICKET_KEY_BYTES = 80
 """Length of OpenSSL's session ticket keys (since 1.1.0): a 16-byte key name, a 32-byte HMAC
 secret and a 32-byte AES secret."""
 
-_SSL_CTRL_MODE = 33
 _SSL_CTRL_GET_TLSEXT_TICKET_KEYS = 58
 _SSL_CTRL_SET_TLSEXT_TICKET_KEYS = 59
-_SSL_MODE_RELEASE_BUFFERS = 0x10
 
 
 def _find_libssl() -> ctypes.CDLL | None:
@@ -66,7 +63,7 @@ def _find_libssl() -> ctypes.CDLL | None:
 
 
 class OpenSslContext:
-    """The OpenSSL `SSL_CTX` behind a Python `ssl.SSLContext`, for the two controls above.
+    """The OpenSSL `SSL_CTX` behind a Python `ssl.SSLContext`, for controls Python lacks.
 
     CPython's context object holds the `SSL_CTX *` right after its object header. The pointer
     is used only once it checks out: OpenSSL must report the verify mode the Python object
@@ -102,15 +99,6 @@ class OpenSslContext:
             context.verify_mode = saved
         self._lib = lib
         self._ctx = pointer
-
-    def release_buffers(self) -> bool:
-        """Set SSL_MODE_RELEASE_BUFFERS: idle connections hold no record buffers.
-
-        Returns:
-            True when OpenSSL reports the mode set.
-        """
-        mode = self._lib.SSL_CTX_ctrl(self._ctx, _SSL_CTRL_MODE, _SSL_MODE_RELEASE_BUFFERS, None)
-        return bool(mode & _SSL_MODE_RELEASE_BUFFERS)
 
     def set_ticket_keys(self, keys: bytes) -> None:
         """Encrypt and accept session tickets with `keys` instead of this process's random ones.
@@ -206,7 +194,8 @@ def build_server_context(
     """Build the TLS context of the gateway's listening socket.
 
     TLS 1.2 and 1.3 only, no compression, no renegotiation; TLS 1.2 restricted to the OCPP suites.
-    Session tickets on (resumption), idle connections release their record buffers.
+    Session tickets on (resumption), one TLS 1.3 ticket per connection (OpenSSL sends two by
+    default; a charge point holds one connection, and each ticket costs the server an encryption).
 
     Args:
         cert_file: PEM server certificate (chain).
@@ -241,16 +230,9 @@ def build_server_context(
         ctx.verify_mode = ssl.CERT_REQUIRED if client_cert_required else ssl.CERT_OPTIONAL
     else:
         ctx.verify_mode = ssl.CERT_NONE
-    try:
-        controls: OpenSslContext | None = OpenSslContext(ctx)
-    except OSError:
-        controls = None
-    if controls is not None:
-        controls.release_buffers()
+    ctx.num_tickets = 1
     if ticket_keys is not None:
-        if controls is None:
-            raise OSError("shared session ticket keys need CPython's ssl module on OpenSSL")
-        controls.set_ticket_keys(ticket_keys)
+        OpenSslContext(ctx).set_ticket_keys(ticket_keys)
     return ctx
 
 
