@@ -36,6 +36,11 @@ class SecurityConfig:
         ping_interval: seconds between WebSocket pings to each charge point.
         max_connections, max_connections_per_ip: open charge point sockets allowed (0 = no
             limit); beyond them the handshake gets 503 (total) or 429 (per address).
+        tls_handshake_rate_per_ip: new TLS connections per second from one address, with five
+            seconds' worth of burst (0 = no limit); beyond it the connection is reset before its
+            TLS handshake (wss without the PROXY protocol: see `ocpp_gateway.gate`).
+        tls_handshakes_in_flight_per_ip, tls_handshakes_in_flight: TLS handshakes in progress
+            from one address and in all (0 = no limit); beyond them, reset likewise.
         message_rate, message_burst: token bucket of frames per second from one charge point
             (0 = no limit; results are never limited).
         rate_excess: what a frame over the rate limit gets: "close" (1008) or "callerror" (a
@@ -73,6 +78,9 @@ class SecurityConfig:
     ping_interval: float = 60.0
     max_connections: int = 0
     max_connections_per_ip: int = 0
+    tls_handshake_rate_per_ip: float = 20.0
+    tls_handshakes_in_flight_per_ip: int = 32
+    tls_handshakes_in_flight: int = 256
     message_rate: float = 20.0
     message_burst: int = 100
     rate_excess: Literal["callerror", "close"] = "close"
@@ -120,6 +128,13 @@ def check_security_config(cfg: SecurityConfig) -> list[str]:
             errors.append(f"{key}: profile 1 is plain ws, not wss")
         elif profile == 2 and not cfg.tls_cert:
             errors.append(f"{key}: profile 2 needs tls_cert")
+    for key in (
+        "tls_handshake_rate_per_ip",
+        "tls_handshakes_in_flight_per_ip",
+        "tls_handshakes_in_flight",
+    ):
+        if getattr(cfg, key) < 0:
+            errors.append(f"security.{key}: must be 0 (no limit) or positive")
     if cfg.max_message_bytes <= 0:
         errors.append("security.max_message_bytes: must be positive")
     if cfg.rate_excess not in ("close", "callerror"):
