@@ -39,8 +39,7 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baselines",
         metavar="DIR",
-        help="directory of the baseline relays (default: benches/baselines of the repository "
-        "found from the current directory or from the package's source)",
+        help="directory of other baseline relays (default: those shipped in the package)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
