@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -135,7 +137,13 @@ def _toml_path(path: Path) -> str:
 
 
 async def start_setup(
-    name: str, csms: CsmsPool, out: Path, pki: Any, credentials: Path, before: Path | None = None
+    name: str,
+    csms: CsmsPool,
+    out: Path,
+    pki: Any,
+    credentials: Path,
+    before: Path | None = None,
+    gated: bool = False,
 ) -> Setup:
     """Start one setup and wait until it listens.
 
@@ -147,6 +155,7 @@ async def start_setup(
         credentials: the credentials file (Basic auth).
         before: the source tree (`DIR/python`, extension built or copied in) of setups named
             with a `_before` suffix, e.g. `wss_ec_before`: a change measured before and after.
+        gated: keep the handshake gate's default per-address limits (the flood phase).
 
     Returns:
         The running setup.
@@ -159,6 +168,10 @@ async def start_setup(
     kind = name.removesuffix("_before")
     port = free_port()
     lines = ["[security]", "message_rate = 0", f"credentials_file = {_toml_path(credentials)}"]
+    if not gated:
+        # The load generator is one address: the handshake gate's per-address limits would
+        # refuse its fleet. The gate stays in the path (its total in-flight limit is kept).
+        lines += ["tls_handshake_rate_per_ip = 0", "tls_handshakes_in_flight_per_ip = 0"]
     if kind in ("wss_ec", "mtls_ec"):
         lines += [f"tls_cert = {_toml_path(pki.ec_cert)}", f"tls_key = {_toml_path(pki.ec_key)}"]
     if kind == "wss_rsa":
@@ -166,7 +179,7 @@ async def start_setup(
     if kind == "mtls_ec":
         lines.append(f"client_ca = {_toml_path(pki.ca_cert)}")
     header = ['trusted_proxies = ["127.0.0.1/32"]', "proxy_protocol = true"]
-    config = out / f"{name}.toml"
+    config = out / f"{name}{'-gated' if gated else ''}.toml"
     config.write_text("\n".join((header if kind == "nginx_ec" else []) + lines) + "\n")
     log = out / f"{name}.log"
     command = [sys.executable, "-m", "ocpp_gateway.cli", "serve", "--host", "127.0.0.1"]
@@ -296,6 +309,115 @@ async def closed_loop(
         "cpu_us_per_rt": (after.cpu - before.cpu) * 1e6 / calls if calls else float("nan"),
         "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else float("nan"),
     }
+
+
+def _flood(port: int, source: str, tls: ssl.SSLContext, stop: Any, out: dict[str, int]) -> None:
+    """Open TLS connections from `source` back to back until `stop` is set (blocking)."""
+    while not stop.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", port), 5.0, (source, 0)) as raw:
+                tls.wrap_socket(raw, server_hostname="localhost").close()
+            out["completed"] = out.get("completed", 0) + 1
+        except (OSError, ssl.SSLError):
+            out["refused"] = out.get("refused", 0) + 1
+
+
+async def _refusals(setup: Setup, pki: Any) -> dict[str, float]:
+    """The gateway's handshake refusals by reason, read from its /metrics."""
+    context = _client_context(pki, setup.client_cert)
+
+    def fetch() -> str:
+        with (
+            socket.create_connection(("127.0.0.1", setup.port), 10.0, ("127.0.0.4", 0)) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as sock,
+        ):
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        return data.decode(errors="replace")
+
+    found: dict[str, float] = {}
+    for line in (await asyncio.to_thread(fetch)).splitlines():
+        if line.startswith("ocpp_gateway_handshakes_refused_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            found[reason] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+async def flood_phase(
+    loadgen: LoadGenerator, setup: Setup, pki: Any, seconds: float, rate: float, loris: int
+) -> dict[str, Any]:
+    """Round-trip latency of established charge points, quiet and then under a handshake flood.
+
+    100 booted charge points send `rate` CALLs per second in all (open loop); then two threads
+    open TLS connections from 127.0.0.2 back to back while `loris` sockets from 127.0.0.3 stop
+    in the middle of their ClientHello, and the same load is measured again.
+
+    Returns:
+        {"quiet", "flood": {"p50_ms", "p99_ms", "calls", "failed"}, "flood_handshakes",
+        "refused" (reason -> count, from the gateway's metrics)}.
+    """
+    fleet = fleet_ids("flood", 100, 0.3)
+    await loadgen.all("connect", fleet=[(setup.url, *cp) for cp in fleet])
+
+    async def paced() -> dict[str, Any]:
+        start = time.monotonic() + 0.5
+        task = asyncio.create_task(
+            loadgen.all("paced", start=start, end=start + seconds, rate=rate)
+        )
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        before = setup.usage()
+        await asyncio.sleep(max(0.0, start + seconds - time.monotonic()))
+        cpu = setup.usage().cpu - before.cpu
+        answers = await task
+        latencies = sorted(x for a in answers for x in a["latencies"])
+
+        def at(q: float) -> float:
+            return float(latencies[min(len(latencies) - 1, int(q * len(latencies)))]) * 1000
+
+        return {
+            "calls": len(latencies),
+            "failed": sum(a["failed"] for a in answers),
+            "p50_ms": at(0.5) if latencies else float("nan"),
+            "p99_ms": at(0.99) if latencies else float("nan"),
+            "gateway_cpu_share": cpu / seconds,
+        }
+
+    result: dict[str, Any] = {"quiet": await paced()}
+    stop = threading.Event()
+    outcome: dict[str, int] = {}
+    tls = _client_context(pki, setup.client_cert)
+    threads = [
+        threading.Thread(target=_flood, args=(setup.port, "127.0.0.2", tls, stop, outcome))
+        for _ in range(2)
+    ]
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(loris):
+            sock = socket.socket()
+            sock.bind(("127.0.0.3", 0))
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.connect(("127.0.0.1", setup.port))
+            sockets.append(sock)
+        await asyncio.sleep(0.2)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.send(b"\x16\x03\x01\x02\x00\x01")
+        for thread in threads:
+            thread.start()
+        result["flood"] = await paced()
+    finally:
+        stop.set()
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 30.0)
+        for sock in sockets:
+            sock.close()
+    result["flood_handshakes"] = outcome
+    result["refused"] = await _refusals(setup, pki)
+    await loadgen.all("close")
+    return result
 
 
 async def _configure(loadgen: LoadGenerator, setup: Setup, pki: Any, password: str) -> None:
@@ -447,6 +569,26 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def flood_table(figures: dict[str, Any]) -> str:
+    """The flood phase as a Markdown table."""
+    rows = [
+        "| gateway (wss, EC) | p50 / p99 ms quiet | p50 / p99 ms during the flood "
+        "| gateway CPU quiet / flood (cores) "
+        "| flood handshakes completed / refused | refused by the gateway, by reason |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for label, f in figures.items():
+        reasons = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(f["refused"].items())) or "none"
+        hs = f["flood_handshakes"]
+        rows.append(
+            f"| {label} | {f['quiet']['p50_ms']:.2f} / {f['quiet']['p99_ms']:.2f} | "
+            f"{f['flood']['p50_ms']:.2f} / {f['flood']['p99_ms']:.2f} | "
+            f"{f['quiet']['gateway_cpu_share']:.2f} / {f['flood']['gateway_cpu_share']:.2f} | "
+            f"{hs.get('completed', 0):,} / {hs.get('refused', 0):,} | {reasons} |"
+        )
+    return "\n".join(rows)
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run every phase on every setup (see the module docstring)."""
     from ocpp_gateway.bench.pki import BENCH_PASSWORD, make_pki
@@ -465,6 +607,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     ids += [
         cp for r in range(args.repeats) for cp, _ in fleet_ids(f"loop{r}", args.connections, 0.3)
     ]
+    ids += [cp for cp, _ in fleet_ids("flood", 100, 0.3)]
     credentials = pki.credentials_file(ids)
     if any(n.startswith("mtls_ec") for n in names):
         pki.add_clients([*ids, "bench-handshake"])
@@ -498,6 +641,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 await loadgen.all("close")
                 results[name]["loops"].append(loop)
                 print(f"{repeat + 1}/{args.repeats} {name:9}", loop, file=sys.stderr)
+        if args.flood:
+            results["flood"] = await flood(args, loadgen, csms, out, pki, credentials, setups)
     finally:
         for setup in setups.values():
             setup.stop()
@@ -505,6 +650,31 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         csms.stop()
         shutil.rmtree(pki.dir, ignore_errors=True)
     return results
+
+
+async def flood(
+    args: argparse.Namespace,
+    loadgen: LoadGenerator,
+    csms: CsmsPool,
+    out: Path,
+    pki: Any,
+    credentials: Path,
+    setups: dict[str, Setup],
+) -> dict[str, Any]:
+    """The flood phase on the EC gateway without and with the gate's per-address limits."""
+    from ocpp_gateway.bench.pki import BENCH_PASSWORD
+
+    figures: dict[str, Any] = {}
+    for label, gated in (("per-address limits off", False), ("gate defaults", True)):
+        setup = await start_setup("wss_ec", csms, out, pki, credentials, gated=gated)
+        setups[f"flood-{label}"] = setup
+        await _configure(loadgen, setup, pki, BENCH_PASSWORD)
+        figures[label] = await flood_phase(
+            loadgen, setup, pki, args.flood_seconds, args.flood_rate, args.flood_loris
+        )
+        print("flood", label, figures[label], file=sys.stderr)
+        setup.stop()
+    return figures
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -522,6 +692,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-storm", dest="storm", action="store_false")
     parser.add_argument("--out", default="bench-tls")
     parser.add_argument("--before", help="source tree of the `*_before` setups' gateway")
+    parser.add_argument("--flood", action="store_true", help="also the handshake flood phase")
+    parser.add_argument("--flood-seconds", type=float, default=5.0)
+    parser.add_argument("--flood-rate", type=float, default=500.0, help="CALLs/s, established")
+    parser.add_argument("--flood-loris", type=int, default=200, help="slowloris sockets")
     return parser
 
 
@@ -540,6 +714,7 @@ def main(argv: Sequence[str]) -> int:
     started = time.monotonic()
     load = os.getloadavg()
     results = asyncio.run(measure(args))
+    flooded = results.pop("flood", None)
     summary = summarize(results)
     report = {
         "meta": {
@@ -551,9 +726,12 @@ def main(argv: Sequence[str]) -> int:
         },
         "setups": results,
         "summary": summary,
+        "flood": flooded,
     }
     (out / "tls.json").write_text(json.dumps(report, indent=1))
     text = table(summary)
+    if flooded:
+        text += "\n\n" + flood_table(flooded)
     (out / "tls.md").write_text(text + "\n")
     print(text)
     return 0
