@@ -9,6 +9,10 @@ repetitions alternate the targets. CPU comes from /proc/PID/stat over the measur
 
     python benches/capacity/broker_compare.py --repeats 3 --seconds 5 --idle 2000
 
+Target `nats_bare` is the baseline of the broker path (`ocpp_gateway.bench.baselines.nats_relay`:
+aiohttp + nats-py, each frame published with 3 headers and its PubAck awaited, answers from one
+core-NATS subscription, nothing validated) with the same broker server and backend program.
+
 `--before DIR` runs the gateway of every target named with a `_before` suffix (e.g.
 `--targets nats,nats_before`) from another source tree (`DIR/python`, with its extension built
 or copied in), so that a change is measured before and after in the same run.
@@ -99,7 +103,7 @@ async def start(name: str, csms: CsmsPool, out: Path, before: Path | None = None
     else:
         broker_port = free_port()
         store = tempfile.mkdtemp(prefix=f"bench-{name}-")
-        if kind_name == "nats":
+        if kind_name in ("nats", "nats_bare"):
             server_cmd = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(broker_port)]
             server_cmd += ["-sd", store]
             url = f"nats://127.0.0.1:{broker_port}"
@@ -112,12 +116,16 @@ async def start(name: str, csms: CsmsPool, out: Path, before: Path | None = None
         server = _spawn(server_cmd, {}, log)
         await wait_tcp_open("127.0.0.1", broker_port, 30.0, lambda: server.poll() is None)
         backend = _spawn([sys.executable, str(HERE / "broker_backend.py"), flag, url], {}, log)
-        gateway = _gateway(
-            port,
-            {"OCPP_GATEWAY_UPSTREAM_TYPE": kind, "OCPP_GATEWAY_UPSTREAM_URL": url},
-            log,
-            source,
-        )
+        if kind_name == "nats_bare":
+            relay = [sys.executable, "-m", "ocpp_gateway.bench.baselines.nats_relay"]
+            gateway = _spawn([*relay, "--port", str(port), "--upstream", url], {}, log)
+        else:
+            gateway = _gateway(
+                port,
+                {"OCPP_GATEWAY_UPSTREAM_TYPE": kind, "OCPP_GATEWAY_UPSTREAM_URL": url},
+                log,
+                source,
+            )
         setup = Setup(name, f"ws://127.0.0.1:{port}/ocpp", gateway, procs=[server, backend])
         setup.parts = {"gateway": [gateway.pid], "broker": [server.pid], "backend": [backend.pid]}
     await wait_tcp_open("127.0.0.1", port, 60.0, lambda: setup.gateway.poll() is None)
