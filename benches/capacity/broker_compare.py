@@ -11,7 +11,8 @@ repetitions alternate the targets. CPU comes from /proc/PID/stat over the measur
 
 Target `nats_bare` is the baseline of the broker path (`ocpp_gateway.bench.baselines.nats_relay`:
 aiohttp + nats-py, each frame published with 3 headers and its PubAck awaited, answers from one
-core-NATS subscription, nothing validated) with the same broker server and backend program.
+core-NATS subscription, nothing validated) with the same broker server and backend program;
+`redis_bare` likewise on Redis (`redis_relay`: XADD awaited per frame, answers on pub/sub).
 
 `--before DIR` runs the gateway of every target named with a `_before` suffix (e.g.
 `--targets nats,nats_before`) from another source tree (`DIR/python`, with its extension built
@@ -116,8 +117,9 @@ async def start(name: str, csms: CsmsPool, out: Path, before: Path | None = None
         server = _spawn(server_cmd, {}, log)
         await wait_tcp_open("127.0.0.1", broker_port, 30.0, lambda: server.poll() is None)
         backend = _spawn([sys.executable, str(HERE / "broker_backend.py"), flag, url], {}, log)
-        if kind_name == "nats_bare":
-            relay = [sys.executable, "-m", "ocpp_gateway.bench.baselines.nats_relay"]
+        if kind_name in ("nats_bare", "redis_bare"):
+            module = kind_name.replace("_bare", "_relay")
+            relay = [sys.executable, "-m", f"ocpp_gateway.bench.baselines.{module}"]
             gateway = _spawn([*relay, "--port", str(port), "--upstream", url], {}, log)
         else:
             gateway = _gateway(
