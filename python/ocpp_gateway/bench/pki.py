@@ -1,5 +1,7 @@
-"""A throwaway PKI for TLS benchmarks: a CA, EC P-256 and RSA-2048 server certificates, client
-certificates named after charge points (security profile 3) and a credentials file (profile 2).
+"""A throwaway PKI for TLS benchmarks, generated in the run.
+
+A CA, EC P-256 and RSA-2048 server certificates, client certificates named after charge points
+(security profile 3) and a credentials file (profile 2).
 
 Everything is generated in the run with `cryptography` (a `bench` extra); nothing is fetched.
 """

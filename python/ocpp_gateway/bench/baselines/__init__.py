@@ -6,3 +6,5 @@
 They ship in the package so that `ocpp-gateway bench` runs from a plain install;
 `benches/baselines/` of the repository links to these files.
 """
+
+__all__: list[str] = []

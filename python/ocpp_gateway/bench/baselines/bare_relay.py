@@ -20,6 +20,8 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import WSMsgType, web
 
+__all__ = ["main", "pump", "relay", "serve"]
+
 SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
 
 

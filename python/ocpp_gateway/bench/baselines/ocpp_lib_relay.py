@@ -29,6 +29,8 @@ from ocpp.messages import (  # type: ignore[import-untyped]
     unpack,
 )
 
+__all__ = ["main", "pump", "relay", "serve"]
+
 SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
 
 Socket = aiohttp.ClientWebSocketResponse[Literal[False]] | web.WebSocketResponse[Any]
