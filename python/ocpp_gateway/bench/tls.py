@@ -1,5 +1,7 @@
-"""`ocpp-gateway bench tls`: what TLS costs the gateway, side by side with plain ws:// and with
-nginx terminating TLS in front of it (PROXY protocol), in one run.
+"""`ocpp-gateway bench tls`: what TLS costs the gateway, beside plain ws and nginx in front.
+
+In one run: plain ws://, TLS in the gateway, and nginx terminating TLS in front of it (PROXY
+protocol).
 
 Setups, each the gateway relaying to the test CSMS (one worker, frame rate limit lifted), all
 with HTTP Basic auth so that TLS is the only difference:
@@ -46,7 +48,25 @@ from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait
 from ocpp_gateway.bench.runner import fleet_ids
 from ocpp_gateway.bench.targets import CsmsPool
 
-__all__ = ["PHASES", "SETUPS", "handshakes", "main", "nginx_available", "nginx_config", "summarize"]
+__all__ = [
+    "PHASES",
+    "SETUPS",
+    "Setup",
+    "closed_loop",
+    "flood",
+    "flood_phase",
+    "flood_table",
+    "handshake_phase",
+    "handshakes",
+    "idle_and_storm",
+    "main",
+    "measure",
+    "nginx_available",
+    "nginx_config",
+    "start_setup",
+    "summarize",
+    "table",
+]
 
 SETUPS = ("ws", "wss_ec", "wss_rsa", "mtls_ec", "nginx_ec")
 

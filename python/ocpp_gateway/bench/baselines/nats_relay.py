@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-__all__ = ["Relay", "main", "serve"]
+__all__ = ["Relay", "healthz", "main", "serve"]
 
 SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
 VERSION_TOKENS = {"ocpp1.6": "16", "ocpp2.0.1": "201", "ocpp2.1": "21"}

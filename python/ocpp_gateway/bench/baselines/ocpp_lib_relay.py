@@ -29,7 +29,7 @@ from ocpp.messages import (  # type: ignore[import-untyped]
     unpack,
 )
 
-__all__ = ["main", "pump", "relay", "serve"]
+__all__ = ["healthz", "main", "pump", "relay", "run", "serve"]
 
 SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
 
