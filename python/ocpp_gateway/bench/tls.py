@@ -102,7 +102,9 @@ class Setup:
                 process.wait(5)
 
 
-def nginx_config(folder: Path, listen: int, upstream: int, cert: Path, key: Path) -> Path:
+def nginx_config(
+    folder: Path, listen: int, upstream: int, cert: Path, key: Path, workers: int = 1
+) -> Path:
     """Write an nginx configuration terminating TLS on `listen`, PROXY protocol to `upstream`.
 
     Args:
@@ -110,6 +112,7 @@ def nginx_config(folder: Path, listen: int, upstream: int, cert: Path, key: Path
         listen: nginx's TLS port on 127.0.0.1.
         upstream: the plain gateway's port on 127.0.0.1.
         cert, key: the server certificate and key.
+        workers: nginx worker processes.
 
     Returns:
         The configuration file.
@@ -117,7 +120,7 @@ def nginx_config(folder: Path, listen: int, upstream: int, cert: Path, key: Path
     text = f"""load_module {NGINX_MODULE};
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {workers};
 worker_rlimit_nofile 20000;
 pid {folder}/nginx.pid;
 error_log {folder}/nginx-error.log warn;
@@ -164,6 +167,7 @@ async def start_setup(
     credentials: Path,
     before: Path | None = None,
     gated: bool = False,
+    workers: int = 1,
 ) -> Setup:
     """Start one setup and wait until it listens.
 
@@ -176,6 +180,8 @@ async def start_setup(
         before: the source tree (`DIR/python`, extension built or copied in) of setups named
             with a `_before` suffix, e.g. `wss_ec_before`: a change measured before and after.
         gated: keep the handshake gate's default per-address limits (the flood phase).
+        workers: gateway worker processes (`--workers`; they share TLS ticket keys), and nginx
+            worker processes: a process holds at most ~9,900 relayed charge points (open files).
 
     Returns:
         The running setup.
@@ -204,6 +210,7 @@ async def start_setup(
     log = out / f"{name}.log"
     command = [sys.executable, "-m", "ocpp_gateway.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--upstream", csms.url(0), "--config", str(config)]
+    command += ["--workers", str(workers)]
     gateway = _spawn(command, env, log)
     setup = Setup(name, "", port, [gateway])
     try:
@@ -212,7 +219,7 @@ async def start_setup(
             front = free_port()
             folder = out / "nginx"
             folder.mkdir(exist_ok=True)
-            conf = nginx_config(folder, front, port, pki.ec_cert, pki.ec_key)
+            conf = nginx_config(folder, front, port, pki.ec_cert, pki.ec_key, workers)
             nginx = _spawn(["nginx", "-p", str(folder), "-c", str(conf)], {}, log)
             setup.processes.append(nginx)
             await wait_tcp_open("127.0.0.1", front, 30.0, lambda: nginx.poll() is None)
@@ -639,7 +646,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for name in names:
             setups[name] = await start_setup(
-                name, csms, out, pki, credentials, Path(args.before) if args.before else None
+                name,
+                csms,
+                out,
+                pki,
+                credentials,
+                Path(args.before) if args.before else None,
+                workers=args.workers,
             )
         for name in names:
             await _configure(loadgen, setups[name], pki, BENCH_PASSWORD)
@@ -712,6 +725,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-storm", dest="storm", action="store_false")
     parser.add_argument("--out", default="bench-tls")
     parser.add_argument("--before", help="source tree of the `*_before` setups' gateway")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gateway (and nginx) worker processes"
+    )
     parser.add_argument("--flood", action="store_true", help="also the handshake flood phase")
     parser.add_argument("--flood-seconds", type=float, default=5.0)
     parser.add_argument("--flood-rate", type=float, default=500.0, help="CALLs/s, established")
