@@ -105,7 +105,7 @@ def test_the_gate_forgets_idle_addresses() -> None:
 
 
 def test_limits_from_the_security_table() -> None:
-    assert GateLimits.of(SecurityConfig()) == GateLimits(20.0, 32, 256)
+    assert GateLimits.of(SecurityConfig()) == GateLimits(20.0, 32, 0)
     assert not GateLimits.of(
         SecurityConfig(
             tls_handshake_rate_per_ip=0,

@@ -80,7 +80,7 @@ class SecurityConfig:
     max_connections_per_ip: int = 0
     tls_handshake_rate_per_ip: float = 20.0
     tls_handshakes_in_flight_per_ip: int = 32
-    tls_handshakes_in_flight: int = 256
+    tls_handshakes_in_flight: int = 0
     message_rate: float = 20.0
     message_burst: int = 100
     rate_excess: Literal["callerror", "close"] = "close"
