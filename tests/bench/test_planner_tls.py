@@ -85,3 +85,17 @@ def test_plan_command_with_tls_and_fit(tmp_path: Path, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "machine: 4 cores, 8.0 GiB" in out and "TLS (wss_ec)" in out
     assert main([*argv[:-2], "--tls", "nope", "--tls-from", str(tls_file)]) == 2
+
+
+def test_the_capacity_report_carries_the_tls_and_broker_runs_beside_it(tmp_path: Path) -> None:
+    from ocpp_gateway.bench.report import companions
+
+    assert companions(tmp_path) == ""
+    (tmp_path / "tls.json").write_text(json.dumps(_tls_report()))
+    phases = [{"gateway_us": us, "broker_us": 50.0, "backend_us": 90.0} for us in (110, 100, 120)]
+    floor = {"nats": {"phases": phases, "idle": {"gateway_kb_per_cp": 16.5}}}
+    (tmp_path / "broker_floor.json").write_text(json.dumps(floor))
+    text = companions(tmp_path)
+    row = _tls_report()["summary"]["wss_ec"]
+    assert f"| wss_ec | {row['cpu_us_per_rt']:.1f} | {row['rt_ratio']:.2f}x |" in text
+    assert "| nats | 110.0 | 50.0 | 90.0 | 16.5 |" in text  # the median of the three
