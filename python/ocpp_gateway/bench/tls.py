@@ -186,7 +186,7 @@ async def start_setup(
     Returns:
         The running setup.
     """
-    env = {"OCPP_GATEWAY_LOG_LEVEL": "warning"}
+    env = {"OCPP_GATEWAY_LOG_LEVEL": os.environ.get("OCPP_GATEWAY_LOG_LEVEL", "warning")}
     if name.endswith("_before"):
         if before is None:
             raise SystemExit(f"{name}: pass --before DIR")
