@@ -42,6 +42,7 @@ log = logging.getLogger("ocpp_gateway.gate")
 _BURST_SECONDS = 5.0
 _PRUNE_AT = 4096  # addresses remembered before idle ones are forgotten
 _ACCEPT_BATCH = 64  # connections accepted per readiness event
+_ACCEPT_RETRY = 1.0  # seconds without accepting after accept() failed (as asyncio does)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +255,10 @@ class GatedSite(web.TCPSite):
                 conn, peer = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # e.g. EMFILE: leave the rest in the backlog for now
+            except OSError as exc:  # e.g. EMFILE: leave the rest in the backlog for a second
                 log.warning("accept failed", extra={"error": str(exc)})
+                loop.remove_reader(sock.fileno())
+                loop.call_later(_ACCEPT_RETRY, self._resume_accepting, sock)
                 return
             address = str(peer[0]) if isinstance(peer, tuple) else "unknown"
             reason = self.gate.admit(address, loop.time())
@@ -267,6 +270,10 @@ class GatedSite(web.TCPSite):
             task = loop.create_task(self._handshake(conn, address))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
+
+    def _resume_accepting(self, sock: socket.socket) -> None:
+        if self._sock is sock:  # not closed meanwhile
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept)
 
     async def _handshake(self, conn: socket.socket, address: str) -> None:
         server: Any = self._runner.server
