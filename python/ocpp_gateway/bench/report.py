@@ -8,7 +8,7 @@ from typing import Any
 
 from ocpp_gateway.bench.targets import LABELS
 
-__all__ = ["can_plot", "load", "markdown", "plots", "save", "write"]
+__all__ = ["can_plot", "companions", "load", "markdown", "plots", "save", "write"]
 
 
 _COLORS = {
