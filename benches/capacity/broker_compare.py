@@ -9,6 +9,11 @@ repetitions alternate the targets. CPU comes from /proc/PID/stat over the measur
 
     python benches/capacity/broker_compare.py --repeats 3 --seconds 5 --idle 2000
 
+Target `nats_bare` is the baseline of the broker path (`ocpp_gateway.bench.baselines.nats_relay`:
+aiohttp + nats-py, each frame published with 3 headers and its PubAck awaited, answers from one
+core-NATS subscription, nothing validated) with the same broker server and backend program;
+`redis_bare` likewise on Redis (`redis_relay`: XADD awaited per frame, answers on pub/sub).
+
 `--before DIR` runs the gateway of every target named with a `_before` suffix (e.g.
 `--targets nats,nats_before`) from another source tree (`DIR/python`, with its extension built
 or copied in), so that a change is measured before and after in the same run.
@@ -104,18 +109,24 @@ async def start(name: str, csms: CsmsPool, out: Path, before: Path | None = None
         pool = [p.pid for p in csms.processes if p.pid is not None]  # all started
         setup.parts = {"gateway": [gateway.pid], "backend": pool}
     else:
-        kind, flag = ("nats", "--nats") if kind_name == "nats" else ("redis_streams", "--redis")
+        nats_like = kind_name in ("nats", "nats_bare")
+        kind, flag = ("nats", "--nats") if nats_like else ("redis_streams", "--redis")
         broker = BrokerServer(kind, log=log)
         await asyncio.to_thread(broker.start)
         assert broker.proc is not None
         server, url = broker.proc, broker.url
         backend = _spawn([sys.executable, str(HERE / "broker_backend.py"), flag, url], {}, log)
-        gateway = _gateway(
-            port,
-            {"OCPP_GATEWAY_UPSTREAM_TYPE": kind, "OCPP_GATEWAY_UPSTREAM_URL": url},
-            log,
-            source,
-        )
+        if kind_name in ("nats_bare", "redis_bare"):
+            module = kind_name.replace("_bare", "_relay")
+            relay = [sys.executable, "-m", f"ocpp_gateway.bench.baselines.{module}"]
+            gateway = _spawn([*relay, "--port", str(port), "--upstream", url], {}, log)
+        else:
+            gateway = _gateway(
+                port,
+                {"OCPP_GATEWAY_UPSTREAM_TYPE": kind, "OCPP_GATEWAY_UPSTREAM_URL": url},
+                log,
+                source,
+            )
         setup = Setup(name, f"ws://127.0.0.1:{port}/ocpp", gateway, procs=[server, backend])
         setup.parts = {"gateway": [gateway.pid], "broker": [server.pid], "backend": [backend.pid]}
     await wait_tcp_open("127.0.0.1", port, 60.0, lambda: setup.gateway.poll() is None)

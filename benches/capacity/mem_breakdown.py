@@ -8,12 +8,16 @@ the traced Python allocations grouped by source line, and the new objects by typ
     python benches/capacity/mem_breakdown.py gateway --charge-points 3000
     python benches/capacity/mem_breakdown.py bare_relay --charge-points 3000
     python benches/capacity/mem_breakdown.py gateway --upstream nats --charge-points 5000
+    python benches/capacity/mem_breakdown.py gateway --tls ec --charge-points 2000
 
 The gateway reads `OCPP_GATEWAY_*` variables as `serve` does, so a setting can be compared.
 `--upstream nats|redis` starts a broker server (nats-server -js / redis-server, on loopback,
 in a temporary directory) and the bench backend service (`broker_backend.py`), and points the
 gateway at the broker instead of the test CSMS; `--types-by-size` also sums the new objects'
-`sys.getsizeof` by type (containers only, not what they refer to).
+`sys.getsizeof` by type (containers only, not what they refer to). `--tls ec|rsa` serves wss
+with a certificate generated in the run (the handshake gate's limits lifted for the one-address
+load generator); glibc's heap in use (`mallinfo2`, every malloc: OpenSSL's too, which
+tracemalloc does not see) is printed beside the traced Python allocations.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import ctypes
 import gc
 import importlib.util
 import os
@@ -63,7 +68,35 @@ async def _broker(kind: str, store: str) -> tuple[str, list[subprocess.Popen[byt
     return url, [backend, server]
 
 
-async def _gateway(upstream: str, kind: str = "websocket") -> tuple[str, Any]:
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _heap() -> tuple[int, int]:
+    """glibc's heap: (bytes in use in the arenas, bytes in mmapped chunks)."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks), int(info.hblkhd)
+
+
+async def _gateway(
+    upstream: str, kind: str = "websocket", tls: tuple[str, str] | None = None
+) -> tuple[str, Any]:
     from ocpp_gateway.config import load_config
     from ocpp_gateway.server import start_gateway
 
@@ -71,9 +104,14 @@ async def _gateway(upstream: str, kind: str = "websocket") -> tuple[str, Any]:
     overrides = {"host": "127.0.0.1", "port": 0, "upstream.url": upstream}
     if kind != "websocket":
         overrides["upstream.type"] = "nats" if kind == "nats" else "redis_streams"
+    if tls is not None:
+        overrides["security.tls_cert"], overrides["security.tls_key"] = tls
+        overrides["security.tls_handshake_rate_per_ip"] = 0
+        overrides["security.tls_handshakes_in_flight_per_ip"] = 0
     config = load_config(overrides=overrides)
     running = await start_gateway(config)
-    return f"ws://127.0.0.1:{running.port}/ocpp", running.stop
+    scheme, host = ("wss", "localhost") if tls else ("ws", "127.0.0.1")
+    return f"{scheme}://{host}:{running.port}/ocpp", running.stop
 
 
 async def _bare_relay(upstream: str) -> tuple[str, Any]:
@@ -121,8 +159,16 @@ async def _main(args: argparse.Namespace) -> None:
     upstream = csms.url()
     if args.upstream != "websocket":
         upstream, brokers = await _broker(args.upstream, store)
+    tls = None
+    if args.tls:
+        from ocpp_gateway.bench.pki import make_pki
+
+        pki = make_pki(Path(store))
+        cert, key = (pki.ec_cert, pki.ec_key) if args.tls == "ec" else (pki.rsa_cert, pki.rsa_key)
+        tls = (str(cert), str(key))
+        await loadgen.all("configure_tls", ca=str(pki.ca_cert))
     if args.target == "gateway":
-        url, stop = await _gateway(upstream, args.upstream)
+        url, stop = await _gateway(upstream, args.upstream, tls)
     else:
         url, stop = await _bare_relay(upstream)
     me = [os.getpid()]
@@ -134,6 +180,7 @@ async def _main(args: argparse.Namespace) -> None:
         tracemalloc.start(args.frames)
         types_before, sizes_before = _types(args.types_by_size)
         rss_before = usage(me).rss
+        heap_before = _heap()
         before = tracemalloc.take_snapshot()
         fleet = fleet_ids("idle", args.charge_points, 0.3)
         answers = await loadgen.all("connect", fleet=[(url, *cp) for cp in fleet])
@@ -142,6 +189,7 @@ async def _main(args: argparse.Namespace) -> None:
         types_after, sizes_after = _types(args.types_by_size)
         after = tracemalloc.take_snapshot()
         rss_after = usage(me).rss
+        heap_after = _heap()
         n = connected or args.charge_points
         print(f"target {args.target} ({args.upstream} upstream): {n} idle charge points")
         print(
@@ -150,6 +198,11 @@ async def _main(args: argparse.Namespace) -> None:
         stats = after.compare_to(before, "traceback" if args.frames > 1 else "lineno")
         total = sum(s.size_diff for s in stats)
         print(f"traced Python allocations per charge point: {total / n:,.0f} B")
+        print(
+            "glibc heap in use per charge point (arenas, mmapped chunks): "
+            f"{(heap_after[0] - heap_before[0]) / n:,.0f} B, "
+            f"{(heap_after[1] - heap_before[1]) / n:,.0f} B"
+        )
         print("\nper charge point, by allocation site (bytes, blocks):")
         for stat in stats[: args.top]:
             frames = stat.traceback.format()[-2 * args.frames :]
@@ -194,6 +247,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--upstream", choices=("websocket", "nats", "redis"), default="websocket")
     parser.add_argument("--types-by-size", action="store_true")
+    parser.add_argument("--tls", choices=("ec", "rsa"), help="serve wss with this certificate")
 
     args = parser.parse_args()
     import resource

@@ -312,6 +312,9 @@ class _HeaderReader(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._stop_peeking()
+
+    def _stop_peeking(self) -> None:
         if self._sock is not None:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
@@ -328,8 +331,30 @@ class _HeaderReader(asyncio.Protocol):
         if transport is not None:
             transport.abort()
 
-    def data_received(self, data: bytes) -> None:  # pragma: no cover - reading is paused
-        self._fail("data before the header")
+    def data_received(self, data: bytes) -> None:
+        # The transport read bytes before its pause took effect (uvloop may, when the header
+        # and what follows arrive at once): they continue what was peeked so far, so the
+        # header is read from them, and the transport stays the source from here on.
+        self._stop_peeking()
+        self._buffer += data
+        try:
+            length = header_length(self._buffer)
+        except ProxyHeaderError as exc:
+            self._fail(str(exc))
+            return
+        transport = self._transport
+        assert transport is not None
+        if length is None:
+            transport.resume_reading()  # the rest of the header comes this way too
+            return
+        header, early = self._buffer[:length], self._buffer[length:]
+        try:
+            client = parse_header(header)
+        except ProxyHeaderError as exc:
+            self._fail(str(exc))
+            return
+        self._release()
+        self._site.hand_over(transport, client, early)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._release()
@@ -378,7 +403,9 @@ class ProxySite(web.TCPSite):
             reuse_port=self._reuse_port,
         )
 
-    def hand_over(self, transport: asyncio.Transport, client: Address | None) -> None:
+    def hand_over(
+        self, transport: asyncio.Transport, client: Address | None, early: bytes = b""
+    ) -> None:
         """Give the connection to aiohttp's request handler, as coming from `client`.
 
         With TLS, the handshake runs in asyncio's own TLS protocol (`asyncio.sslproto`) put
@@ -388,6 +415,8 @@ class ProxySite(web.TCPSite):
         Args:
             transport: the connection (paused when a header was read).
             client: the client's address from the PROXY header, or None to keep the peer's.
+            early: bytes after the header that the transport already read (given to the
+                handler, or to TLS, before anything else).
         """
         server: Callable[[], Any] | None = self._runner.server
         assert server is not None
@@ -396,6 +425,8 @@ class ProxySite(web.TCPSite):
         if self._tls is None:
             transport.set_protocol(handler)
             handler.connection_made(transport)
+            if early:
+                handler.data_received(early)
         else:
             loop = asyncio.get_running_loop()
             handshake: asyncio.Future[None] = loop.create_future()
@@ -411,6 +442,12 @@ class ProxySite(web.TCPSite):
             )
             transport.set_protocol(tls)
             tls.connection_made(transport)
+            while early:
+                buffer = tls.get_buffer(len(early))
+                taken = min(len(buffer), len(early))
+                buffer[:taken] = early[:taken]
+                tls.buffer_updated(taken)
+                early = early[taken:]
         transport.resume_reading()
 
 

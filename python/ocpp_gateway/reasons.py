@@ -55,6 +55,9 @@ RefusalReason = Literal[
     "client_gone",
     "bad_request",
     "internal_error",
+    "tls_address_rate",
+    "tls_address_in_flight",
+    "tls_in_flight",
     SecurityRefusal,
 ]
 """Why a handshake was refused or its socket closed at once (`handshakes_refused_total`)."""

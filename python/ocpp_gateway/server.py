@@ -2,9 +2,10 @@
 
 With `admin.port` set, a second listener (`admin`) serves `/metrics`, `/healthz`, `/readyz`
 and the admin API; `metrics_on_main_port` decides whether the charge point port keeps the
-first three. With `proxy_protocol`, the charge point port is a `proxy.ProxySite`. Both
-listeners run through `listener.GuardedRunner` (parser errors answered without echo, no
-version banner); the admin one also gets its idle timeout and connection cap.
+first three. With `proxy_protocol`, the charge point port is a `proxy.ProxySite`; otherwise,
+with TLS, a `gate.GatedSite` (limits before the TLS handshake). Both listeners run through
+`listener.GuardedRunner` (parser errors answered without echo, no version banner); the admin one
+also gets its idle timeout and connection cap.
 
 A charge point's request goes through `admission` (which decides between an accepted connection
 and a refusal), then through `relay.run` (the two pumps) until it ends; `drain` stops the
@@ -31,6 +32,7 @@ from ocpp_gateway.admission import Admission, negotiate_subprotocol
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.connection import Connection
 from ocpp_gateway.drain import drain
+from ocpp_gateway.gate import GatedSite, GateLimits, HandshakeGate
 from ocpp_gateway.listener import GuardedRunner, ListenerGuard
 from ocpp_gateway.metrics import CONTENT_TYPE
 from ocpp_gateway.proxy import ProxySite, TrustedProxies, resolve_forwarded
@@ -320,6 +322,19 @@ async def start_gateway(
             trusted=TrustedProxies(config.trusted_proxies),
             header_timeout=handshake_timeout,
             ssl_context=ssl_context,
+            reuse_port=reuse_port or None,
+            backlog=1024,
+        )
+    elif ssl_context is not None and (limits := GateLimits.of(config.security)):
+        refused = runtime.metrics.handshakes_refused
+        site = GatedSite(
+            runner,
+            config.host,
+            config.port,
+            ssl_context=ssl_context,
+            gate=HandshakeGate(limits),
+            handshake_timeout=handshake_timeout,
+            on_refused=lambda reason: refused.labels(reason=reason).inc(),
             reuse_port=reuse_port or None,
             backlog=1024,
         )

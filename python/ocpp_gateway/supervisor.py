@@ -18,6 +18,7 @@ from typing import Any
 
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.metrics import Metrics
+from ocpp_gateway.security.tls import new_ticket_keys
 
 __all__ = ["supervise"]
 
@@ -96,6 +97,14 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
     # The workers' admin sockets (admin.py): private to this user (mkdtemp makes it 0700).
     peer_dir = tempfile.mkdtemp(prefix="ocpp-gateway-admin-")
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir)
+    security = config.security
+    if security.tls_cert and not security.tls_ticket_key_file:
+        # One set of TLS session ticket keys for every worker, so that a charge point the
+        # kernel sends to another worker on reconnect still resumes its session.
+        key_file = os.path.join(peer_dir, "tls-ticket.key")
+        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            out.write(new_ticket_keys())
+        env["OCPP_GATEWAY_SECURITY__TLS_TICKET_KEY_FILE"] = key_file
     child_argv = argv
     for flag in ("--workers", "--port", "--admin-port"):
         child_argv = _without_flag(child_argv, flag)

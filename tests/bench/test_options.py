@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from ocpp_gateway.bench import main
-from ocpp_gateway.bench.targets import BaselinesNotFound, find_baselines
+from ocpp_gateway.bench.targets import PACKAGED_BASELINES, BaselinesNotFound, find_baselines
 
 REPO = Path(__file__).resolve().parents[2]
-BASELINES = REPO / "benches" / "baselines"
 
 
 @pytest.fixture(autouse=True)
@@ -18,35 +17,31 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OCPP_BENCH_BASELINES", raising=False)
 
 
-def _fake_site(tmp_path: Path) -> Path:
-    module = tmp_path / "site-packages" / "ocpp_gateway" / "bench" / "targets.py"
-    module.parent.mkdir(parents=True)
-    module.touch()
-    return module
+def test_the_package_ships_the_baselines_and_the_repository_links_to_them() -> None:
+    import ocpp_gateway.bench.baselines as shipped
 
-
-def test_found_from_the_package_source_when_run_elsewhere(tmp_path: Path) -> None:
-    # As in a checkout installed with `pip install -e .`: the package's source is in the clone.
-    source = REPO / "python" / "ocpp_gateway" / "bench" / "targets.py"
-    assert find_baselines(cwd=tmp_path, package_file=source) == BASELINES
-
-
-def test_found_from_a_directory_inside_the_clone(tmp_path: Path) -> None:
-    found = find_baselines(cwd=REPO / "tests" / "bench", package_file=_fake_site(tmp_path))
-    assert found == BASELINES
+    assert find_baselines() == PACKAGED_BASELINES == Path(shipped.__file__).parent
+    for name in ("bare_relay.py", "ocpp_lib_relay.py"):
+        assert (PACKAGED_BASELINES / name).is_file()
+        linked = REPO / "benches" / "baselines" / name
+        assert linked.resolve() == (PACKAGED_BASELINES / name).resolve()
 
 
 def test_explicit_directory_wins(tmp_path: Path) -> None:
     copy = tmp_path / "mine"
     copy.mkdir()
     for name in ("bare_relay.py", "ocpp_lib_relay.py"):
-        (copy / name).write_bytes((BASELINES / name).read_bytes())
-    assert find_baselines(copy, cwd=REPO) == copy
+        (copy / name).write_bytes((PACKAGED_BASELINES / name).read_bytes())
+    assert find_baselines(copy) == copy
 
 
-def test_not_found_names_the_option(tmp_path: Path) -> None:
-    with pytest.raises(BaselinesNotFound, match="--baselines DIR"):
-        find_baselines(cwd=tmp_path, package_file=_fake_site(tmp_path))
+def test_environment_variable_names_another_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("bare_relay.py", "ocpp_lib_relay.py"):
+        (tmp_path / name).write_bytes((PACKAGED_BASELINES / name).read_bytes())
+    monkeypatch.setenv("OCPP_BENCH_BASELINES", str(tmp_path))
+    assert find_baselines() == tmp_path
 
 
 def test_bad_environment_variable_is_reported(
@@ -54,7 +49,7 @@ def test_bad_environment_variable_is_reported(
 ) -> None:
     monkeypatch.setenv("OCPP_BENCH_BASELINES", str(tmp_path))
     with pytest.raises(BaselinesNotFound, match="OCPP_BENCH_BASELINES"):
-        find_baselines(cwd=REPO)
+        find_baselines()
 
 
 def test_bad_option_fails_before_anything_starts(

@@ -21,9 +21,10 @@ from ocpp_gateway.bench import main
 from ocpp_gateway.bench.frames import REQUESTS, RESPONSES, V16, CallTemplate, call_result
 from ocpp_gateway.bench.planner import call_rates, plan
 from ocpp_gateway.bench.runner import fleet_ids, percentiles
+from ocpp_gateway.bench.targets import PACKAGED_BASELINES
 from ocpp_gateway.simulate import PROFILES
 
-BASELINES = Path(__file__).resolve().parents[2] / "benches" / "baselines"
+BASELINES = PACKAGED_BASELINES
 SCHEMAS = Path(ocpp.__file__).parent
 
 

@@ -4,6 +4,9 @@ ocpp-gateway bench --smoke --out /tmp/bench        # every scenario, tiny fleet,
 ocpp-gateway bench --out benches/results           # the full capacity run (~20 min)
 ocpp-gateway bench report --from DIR/report.json   # re-render Markdown and plots
 ocpp-gateway bench plan --charge-points 20000 --profile realistic-1.6 --from report.json
+ocpp-gateway bench tls --out DIR                   # TLS beside plain ws and nginx in front
+ocpp-gateway bench plan --fit --profile realistic-1.6 --from report.json \
+    --tls wss_ec --tls-from tls.json               # how many wss charge points fit here
 """
 
 from __future__ import annotations
@@ -36,8 +39,7 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baselines",
         metavar="DIR",
-        help="directory of the baseline relays (default: benches/baselines of the repository "
-        "found from the current directory or from the package's source)",
+        help="directory of other baseline relays (default: those shipped in the package)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
@@ -48,8 +50,16 @@ def _plan_parser() -> argparse.ArgumentParser:
         prog="ocpp-gateway bench plan",
         description="Cores and memory a fleet needs, from a capacity report's measured costs.",
     )
-    parser.add_argument("--charge-points", type=int, required=True)
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--charge-points", type=int, help="plan for this fleet")
+    size.add_argument(
+        "--fit", action="store_true", help="how many charge points this machine holds instead"
+    )
+    parser.add_argument("--cores", type=int, help="with --fit: cores (default: this machine's)")
+    parser.add_argument("--memory-gib", type=float, help="with --fit: memory (this machine's)")
     parser.add_argument("--profile", required=True, help="a simulator profile, e.g. realistic-1.6")
+    parser.add_argument("--tls", metavar="SETUP", help="charge points on wss, e.g. wss_ec")
+    parser.add_argument("--tls-from", help="tls.json of `ocpp-gateway bench tls`")
     parser.add_argument("--from", dest="source", required=True, help="report.json of a run")
     parser.add_argument(
         "--utilisation", type=float, default=0.6, help="share of a core to plan for (0.6)"
@@ -132,12 +142,28 @@ def _report(argv: Sequence[str]) -> int:
 
 def _plan(argv: Sequence[str]) -> int:
     from ocpp_gateway.bench import report
-    from ocpp_gateway.bench.planner import plan, render
+    from ocpp_gateway.bench.planner import fit, machine, plan, render, render_fit, tls_costs
 
-    args = _plan_parser().parse_args(list(argv))
+    parser = _plan_parser()
+    args = parser.parse_args(list(argv))
+    if bool(args.tls) != bool(args.tls_from):
+        parser.error("--tls and --tls-from go together")
     try:
         data = report.load(Path(args.source))
-        result = plan(data, args.charge_points, args.profile, args.utilisation)
+        tls = None
+        if args.tls:
+            tls = tls_costs(json.loads(Path(args.tls_from).read_text()), args.tls)
+        if args.fit:
+            cores, memory = machine()
+            cores = args.cores or cores
+            memory = int(args.memory_gib * 2**30) if args.memory_gib else memory
+            fitted = fit(data, args.profile, cores, memory, args.utilisation, tls)
+            if args.json:
+                print(json.dumps({**fitted.plan.as_dict(), "bound": fitted.bound}, indent=1))
+            else:
+                print(render_fit(fitted))
+            return 0
+        result = plan(data, args.charge_points, args.profile, args.utilisation, tls)
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -160,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plan(args[1:])
     if args and args[0] == "report":
         return _report(args[1:])
+    if args and args[0] == "tls":
+        from ocpp_gateway.bench import tls
+
+        return tls.main(args[1:])
     return _run(args)
 
 

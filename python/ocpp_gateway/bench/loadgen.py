@@ -15,11 +15,13 @@ import multiprocessing
 import random
 import signal
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -157,6 +159,46 @@ class Worker:
         self._client: aiohttp.ClientSession | None = None
         self._templates: dict[str, dict[str, CallTemplate]] = {}
         self._fleets: list[tuple[Any, asyncio.Event, asyncio.Task[None]]] = []
+        self._tls: ssl.SSLContext | None = None
+        self._client_certs: str | None = None
+        self._password: str | None = None
+        self._ca_pem = ""
+
+    async def configure_tls(
+        self, ca: str | None = None, client_certs: str | None = None, password: str | None = None
+    ) -> dict[str, Any]:
+        """Settings of the next connections to wss:// URLs (security profiles 2 and 3).
+
+        Args:
+            ca: PEM file of the CA the server certificate chains to (None: plain ws again).
+            client_certs: a directory holding `{charge_point_id}.pem` and `.key`: each charge
+                point presents its own client certificate (profile 3).
+            password: HTTP Basic auth password, sent with the charge point id as user name.
+
+        Returns:
+            {"ok": True}.
+        """
+        self._tls = None
+        if ca is not None:
+            self._tls = ssl.create_default_context(cafile=ca)
+            self._ca_pem = Path(ca).read_text()  # noqa: ASYNC240 - a small file, once
+        self._client_certs = client_certs
+        self._password = password
+        return {"ok": True}
+
+    def _ssl_for(self, charge_point_id: str) -> ssl.SSLContext | bool:
+        """The TLS context of one charge point's connection (its own with client certificates)."""
+        if self._tls is None:
+            return True  # aiohttp's default for wss://: the system's trust store
+        if self._client_certs is None:
+            return self._tls
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(cadata=self._ca_pem)
+        folder = self._client_certs
+        context.load_cert_chain(
+            f"{folder}/{charge_point_id}.pem", f"{folder}/{charge_point_id}.key"
+        )
+        return context
 
     def _session(self) -> aiohttp.ClientSession:
         if self._client is None:
@@ -185,6 +227,10 @@ class Worker:
             async with asyncio.timeout(limit):
                 ws = await self._session().ws_connect(
                     f"{url}/{charge_point_id}",
+                    ssl=self._ssl_for(charge_point_id),
+                    auth=None
+                    if self._password is None
+                    else aiohttp.BasicAuth(charge_point_id, self._password),
                     protocols=(version,),
                     decode_text=False,
                     autoping=True,

@@ -1,5 +1,10 @@
 """Capacity planner: from measured per-call costs, the cores and memory a fleet needs.
 
+With a TLS report (`ocpp-gateway bench tls`), the plan is for charge points on wss: per-call
+costs scaled by the measured TLS/plain ratio, memory per charge point plus what TLS adds, and
+the reconnect priced with a full TLS handshake each. `fit` answers the reverse question: how many
+charge points this machine (or a given one) holds.
+
 The traffic of one charge point comes from a simulator profile (`ocpp_gateway.simulate.PROFILES`,
 e.g. "realistic-1.6"): heartbeats, status changes, transactions (Authorize, start, meter samples,
 stop) at the profile's intervals. Each call costs the gateway CPU per round trip measured for its
@@ -16,14 +21,20 @@ from ocpp_gateway.simulate import PROFILES, Profile
 
 #: Charge points one worker may hold: two sockets each, under a 20,000 open-files limit.
 __all__ = [
+    "Fit",
     "Plan",
+    "TlsCosts",
     "call_cost",
     "call_rates",
     "field_factor",
+    "fit",
     "idle_cost",
+    "machine",
     "memory_per_cp",
     "plan",
     "render",
+    "render_fit",
+    "tls_costs",
 ]
 
 
@@ -60,6 +71,57 @@ class Plan:
             "reconnect_seconds": self.reconnect_seconds,
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class TlsCosts:
+    """What TLS adds to the gateway, from one setup of a TLS report.
+
+    Attributes:
+        setup: the setup's name in the report (e.g. "wss_ec").
+        rt_ratio: CPU per round trip over plain ws's (paired median).
+        extra_bytes_per_cp: memory per idle charge point over plain ws's.
+        handshake_us: CPU of a full handshake (the dearer of TLS 1.2 and 1.3).
+        resumed_us: CPU of a resumed handshake (the dearer of the two versions), or 0.
+    """
+
+    setup: str
+    rt_ratio: float
+    extra_bytes_per_cp: float
+    handshake_us: float
+    resumed_us: float
+
+
+def tls_costs(report: dict[str, Any], setup: str) -> TlsCosts:
+    """Read one setup's TLS costs from a TLS report (`tls.json`).
+
+    Args:
+        report: the TLS report.
+        setup: a setup measured in it, e.g. "wss_ec", "mtls_ec", "nginx_ec".
+
+    Returns:
+        The costs.
+
+    Raises:
+        KeyError: the report has no such setup.
+        ValueError: the setup lacks a figure the plan needs.
+    """
+    summary = report.get("summary", {})
+    if setup not in summary:
+        raise KeyError(f"no TLS setup {setup!r} in the report; measured: {', '.join(summary)}")
+    row = summary[setup]
+    if not row.get("rt_ratio") or row.get("extra_kb_per_cp") is None:
+        raise ValueError(f"TLS setup {setup!r} lacks the round-trip ratio or the memory figure")
+    handshakes = row.get("handshake_us") or {}
+    full = [v for k, v in handshakes.items() if k.startswith("full") and v]
+    resumed = [v for k, v in handshakes.items() if k.startswith("resumed") and v]
+    return TlsCosts(
+        setup,
+        float(row["rt_ratio"]),
+        max(0.0, float(row["extra_kb_per_cp"]) * 1024),
+        max(full) if full else 0.0,
+        max(resumed) if resumed else 0.0,
+    )
 
 
 def call_rates(profile: Profile) -> dict[str, float]:
@@ -190,7 +252,11 @@ def memory_per_cp(report: dict[str, Any]) -> tuple[float, float, str]:
 
 
 def plan(
-    report: dict[str, Any], charge_points: int, profile_name: str, utilisation: float = 0.6
+    report: dict[str, Any],
+    charge_points: int,
+    profile_name: str,
+    utilisation: float = 0.6,
+    tls: TlsCosts | None = None,
 ) -> Plan:
     """Size a gateway deployment for a fleet.
 
@@ -200,6 +266,7 @@ def plan(
         profile_name: a key of `ocpp_gateway.simulate.PROFILES`.
         utilisation: the share of each core the plan allows the gateway to use in steady state
             (headroom for bursts, reconnect storms and the OS).
+        tls: what TLS adds (`tls_costs`), for charge points on wss; None for ws.
 
     Returns:
         The plan.
@@ -218,6 +285,11 @@ def plan(
     notes: list[str] = []
     rates = call_rates(profile)
     factor = field_factor(report)
+    if tls is not None:
+        notes.append(
+            f"TLS ({tls.setup}): per-call costs x{tls.rt_ratio:.2f}, "
+            f"+{tls.extra_bytes_per_cp / 1024:.1f} KB per charge point (measured against ws)"
+        )
     if factor > 1.0:
         notes.append(
             f"per-call costs scaled by {factor:.2f}: the simulated fleet's CPU per round trip "
@@ -228,7 +300,7 @@ def plan(
         cost, measured = call_cost(report, action, profile.version)
         if not measured:
             notes.append(f"{action}: no per-action figure, used the busy mix's {cost:.1f} µs")
-        cpu_per_cp += rate * cost * factor * 1e-6
+        cpu_per_cp += rate * cost * factor * (tls.rt_ratio if tls else 1.0) * 1e-6
     per_second = sum(rates.values())
     calls_only = cpu_per_cp
     idle = idle_cost(report)
@@ -237,6 +309,8 @@ def plan(
         notes.append(f"holding a connection costs {idle:.2f} µs of CPU per second (pings, timers)")
     cores = charge_points * cpu_per_cp / utilisation
     per_cp, per_worker, source = memory_per_cp(report)
+    if tls is not None:
+        per_cp += tls.extra_bytes_per_cp
     per_worker_cps = (FILES_PER_WORKER - FILES_RESERVED) // 2
     workers = max(1, math.ceil(cores), math.ceil(charge_points / per_worker_cps))
     memory = int(charge_points * per_cp * 1.25 + workers * per_worker)
@@ -244,13 +318,22 @@ def plan(
     # Reconnect: how long the whole fleet takes to be admitted again after an outage.
     storm = report.get("targets", {}).get("gateway", {}).get("storm", {})
     handshake_us = float(storm.get("cpu_per_handshake_us", 0.0))
+    if tls is not None and handshake_us:
+        handshake_us += tls.handshake_us
     storm_cores = max(1, math.ceil(cores))
     reconnect = charge_points * handshake_us * 1e-6 / storm_cores if handshake_us else 0.0
     if handshake_us:
         notes.append(
             f"a full-fleet reconnect costs {handshake_us:.0f} µs of gateway CPU per charge point "
-            f"(measured storm): about {reconnect:.0f} s on {storm_cores} core(s)"
+            f"(measured storm{', plus a full TLS handshake' if tls else ''}): "
+            f"about {reconnect:.0f} s on {storm_cores} core(s)"
         )
+        if tls is not None and tls.resumed_us:
+            notes.append(
+                f"a resumed TLS handshake costs {tls.resumed_us:.0f} µs instead of "
+                f"{tls.handshake_us:.0f} µs (session tickets; share ticket keys across workers "
+                "and nodes: security.tls_ticket_key_file)"
+            )
     if workers > math.ceil(cores):
         notes.append(
             f"{workers} workers are needed for open files alone "
@@ -290,3 +373,99 @@ def render(result: Plan) -> str:
     ]
     lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How many charge points a machine holds, and what bounds it."""
+
+    charge_points: int
+    bound: str
+    cores: int
+    memory_bytes: int
+    by_cpu: int
+    by_memory: int
+    plan: Plan
+
+
+def machine() -> tuple[int, int]:
+    """This machine's cores and memory.
+
+    Returns:
+        (cores, bytes of memory) from os.cpu_count() and /proc/meminfo (0 when unreadable).
+    """
+    import os
+
+    memory = 0
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    memory = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    return os.cpu_count() or 1, memory
+
+
+def fit(
+    report: dict[str, Any],
+    profile_name: str,
+    cores: int,
+    memory_bytes: int,
+    utilisation: float = 0.6,
+    tls: TlsCosts | None = None,
+) -> Fit:
+    """The largest fleet a machine holds under `plan`'s model.
+
+    Args:
+        report: a capacity report.
+        profile_name: a simulator profile.
+        cores: cores of the machine.
+        memory_bytes: its memory (a quarter is left to the system).
+        utilisation: as for `plan`.
+        tls: as for `plan`.
+
+    Returns:
+        The fit, with the plan of that fleet.
+
+    Raises:
+        KeyError, ValueError: as `plan`.
+    """
+    if cores < 1 or memory_bytes <= 0:
+        raise ValueError("cores and memory must be positive")
+    unit = plan(report, 1000, profile_name, utilisation, tls)
+    per_cp_cores = unit.cores / 1000
+    usable = memory_bytes * 0.75
+    per_cp_bytes = unit.memory_per_cp * 1.25
+    workers_bytes = (unit.memory_bytes - 1000 * per_cp_bytes) / max(1, unit.workers)
+    by_cpu = int(cores / per_cp_cores) if per_cp_cores > 0 else 10**9
+    by_memory = int(max(0.0, usable - cores * workers_bytes) / per_cp_bytes)
+    count = max(1, min(by_cpu, by_memory))
+    return Fit(
+        charge_points=count,
+        bound="CPU" if by_cpu <= by_memory else "memory",
+        cores=cores,
+        memory_bytes=memory_bytes,
+        by_cpu=by_cpu,
+        by_memory=by_memory,
+        plan=plan(report, count, profile_name, utilisation, tls),
+    )
+
+
+def render_fit(result: Fit) -> str:
+    """A fit as readable text.
+
+    Args:
+        result: the fit.
+
+    Returns:
+        Lines of text.
+    """
+    lines = [
+        f"machine: {result.cores} cores, {result.memory_bytes / 2**30:.1f} GiB",
+        f"fits: {result.charge_points:,} charge points ({result.bound} bound: "
+        f"{result.by_cpu:,} by CPU at the utilisation, {result.by_memory:,} by memory with a "
+        "quarter left to the system)",
+    ]
+    return "\n".join([*lines, render(result.plan)])

@@ -8,7 +8,7 @@ from typing import Any
 
 from ocpp_gateway.bench.targets import LABELS
 
-__all__ = ["can_plot", "load", "markdown", "plots", "save", "write"]
+__all__ = ["can_plot", "companions", "load", "markdown", "plots", "save", "write"]
 
 
 _COLORS = {
@@ -415,8 +415,63 @@ def markdown(report: dict[str, Any], images: list[Path] | None = None) -> str:
     return "\n".join(lines)
 
 
+def companions(folder: Path) -> str:
+    """Sections for the runs kept beside a capacity report: `tls.json` (`bench tls`) and
+    `broker_floor.json` (`benches/capacity/broker_compare.py` with the bare relays).
+
+    Args:
+        folder: the report's directory.
+
+    Returns:
+        Markdown (empty when neither file is there).
+    """
+    from ocpp_gateway.bench.tls import flood_table, table
+
+    lines: list[str] = []
+    tls_file = folder / "tls.json"
+    if tls_file.is_file():
+        tls = json.loads(tls_file.read_text())
+        meta = tls.get("meta", {})
+        load = meta.get("load_before", [0])[0], meta.get("load_after", [0])[0]
+        lines += [
+            "",
+            "## TLS (`ocpp-gateway bench tls`)",
+            "",
+            f"Setups side by side in one run (load average {load[0]:.1f} at the start, "
+            f"{load[1]:.1f} at the end); ratios to `ws` paired per repetition; handshake CPU "
+            "is per connection minus a plain connection's.",
+            "",
+            table(tls.get("summary", {})),
+        ]
+        if tls.get("flood"):
+            lines += ["", flood_table(tls["flood"])]
+    broker_file = folder / "broker_floor.json"
+    if broker_file.is_file():
+        broker = json.loads(broker_file.read_text())
+        lines += [
+            "",
+            "## Broker path against bare relays (`broker_compare.py`)",
+            "",
+            "| target | relay µs/rt | broker µs/rt | backend µs/rt | relay KB/idle CP |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, data in broker.items():
+
+            def median(key: str, phases: list[dict[str, Any]] = data["phases"]) -> float:
+                values = sorted(p[key] for p in phases if key in p)
+                return values[len(values) // 2] if values else float("nan")
+
+            idle = data.get("idle", {}).get("gateway_kb_per_cp", float("nan"))
+            lines.append(
+                f"| {name} | {median('gateway_us'):.1f} | {median('broker_us'):.1f} | "
+                f"{median('backend_us'):.1f} | {idle:.1f} |"
+            )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def write(report: dict[str, Any], out: Path) -> Path:
-    """Write report.json, the plots and report.md into `out`.
+    """Write report.json, the plots and report.md into `out` (with the TLS and broker runs
+    kept beside it, see `companions`).
 
     Args:
         report: the run's report.
@@ -433,5 +488,5 @@ def write(report: dict[str, Any], out: Path) -> Path:
         notes = list(report.get("notes", []))
         report = dict(report, notes=[*notes, f"No plots: {NO_PLOTS}."])
     path = out / "report.md"
-    path.write_text(markdown(report, images))
+    path.write_text(markdown(report, images) + companions(out))
     return path

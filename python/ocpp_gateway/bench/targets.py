@@ -20,7 +20,14 @@ from ocpp_gateway.bench.csms import start_csms
 from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait_tcp_open
 
 #: Targets in the order they are reported; "direct" is the fleet talking to the CSMS itself.
-__all__ = ["BaselinesNotFound", "CsmsPool", "Target", "find_baselines", "start_target"]
+__all__ = [
+    "PACKAGED_BASELINES",
+    "BaselinesNotFound",
+    "CsmsPool",
+    "Target",
+    "find_baselines",
+    "start_target",
+]
 
 
 TARGETS = ("gateway", "bare_relay", "ocpp_lib_relay", "direct")
@@ -38,66 +45,49 @@ BASELINE_TARGETS = ("bare_relay", "ocpp_lib_relay")
 
 
 class BaselinesNotFound(FileNotFoundError):
-    """The directory of baseline relays (benches/baselines) could not be found."""
+    """A directory given for the baseline relays does not hold them."""
+
+
+#: Where the baseline relays ship: `ocpp_gateway/bench/baselines/` of the installed package.
+PACKAGED_BASELINES = Path(__file__).resolve().parent / "baselines"
 
 
 def _holds_baselines(folder: Path) -> bool:
     return all((folder / f"{name}.py").is_file() for name in BASELINE_TARGETS)
 
 
-def find_baselines(
-    explicit: Path | None = None,
-    *,
-    cwd: Path | None = None,
-    package_file: Path | None = None,
-) -> Path:
-    """Find the directory of the baseline relays (`bare_relay.py`, `ocpp_lib_relay.py`).
+def find_baselines(explicit: Path | None = None) -> Path:
+    """The directory of the baseline relays (`bare_relay.py`, `ocpp_lib_relay.py`).
 
-    They ship with the repository, not with the package. Looked for, in order: `explicit`
-    (the `--baselines` option), `$OCPP_BENCH_BASELINES`, `benches/baselines` in the current
-    directory or any of its parents (a run from anywhere inside a clone), then next to the
-    package's own source tree (an editable install run from anywhere).
+    They ship in the package (`PACKAGED_BASELINES`); `explicit` (the `--baselines` option) or
+    `$OCPP_BENCH_BASELINES` name another directory, e.g. modified copies to compare with.
 
     Args:
         explicit: a directory given by the user; when set, it is the only place looked at.
-        cwd: where the search starts (the current directory when None).
-        package_file: a file of the installed package (this module when None).
 
     Returns:
         The directory.
 
     Raises:
-        BaselinesNotFound: no candidate holds both programs; the message names the places
-            looked at and the `--baselines` option.
+        BaselinesNotFound: the directory named does not hold both programs.
     """
+    names = " and ".join(f"{n}.py" for n in BASELINE_TARGETS)
     if explicit is not None:
         if _holds_baselines(explicit):
             return explicit
         raise BaselinesNotFound(
-            f"--baselines {explicit}: no {' and '.join(f'{n}.py' for n in BASELINE_TARGETS)} "
-            "there (they are in benches/baselines of the ocpp-gateway repository)"
+            f"--baselines {explicit}: no {names} there (leave the option out to use the "
+            f"relays of the package, {PACKAGED_BASELINES})"
         )
     configured = os.environ.get("OCPP_BENCH_BASELINES")
     if configured:
         if _holds_baselines(Path(configured)):
             return Path(configured)
         raise BaselinesNotFound(
-            f"OCPP_BENCH_BASELINES={configured}: no baseline relays there; unset it or pass "
-            "--baselines DIR (benches/baselines of the ocpp-gateway repository)"
+            f"OCPP_BENCH_BASELINES={configured}: no {names} there; unset it to use the relays "
+            f"of the package, or pass --baselines DIR"
         )
-    start = (cwd or Path.cwd()).resolve()
-    source = (package_file or Path(__file__)).resolve()
-    candidates = [folder / "benches" / "baselines" for folder in (start, *start.parents)]
-    candidates += [folder / "benches" / "baselines" for folder in source.parents]
-    for candidate in candidates:
-        if _holds_baselines(candidate):
-            return candidate
-    raise BaselinesNotFound(
-        "the baseline relays (benches/baselines/bare_relay.py, ocpp_lib_relay.py) ship with the "
-        f"ocpp-gateway repository, not the package, and none was found above {start} or "
-        f"{source.parent}: pass --baselines DIR (a clone's benches/baselines), or leave the "
-        "baselines out with --targets gateway,direct --scale-targets gateway"
-    )
+    return PACKAGED_BASELINES
 
 
 @dataclass

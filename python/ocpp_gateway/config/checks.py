@@ -288,6 +288,8 @@ def check_security_config(cfg: SecurityConfig, key: str = "security") -> list[st
     errors: list[str] = []
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         errors.append(f"{key}.tls_cert: tls_cert and tls_key must be set together")
+    if cfg.tls_ticket_key_file and not cfg.tls_cert:
+        errors.append(f"{key}.tls_ticket_key_file: needs {key}.tls_cert and {key}.tls_key")
     if cfg.client_ca and not cfg.tls_cert:
         errors.append(f"{key}.client_ca: needs {key}.tls_cert and {key}.tls_key")
     for cp_id, profile in cfg.pinned_profiles.items():

@@ -236,6 +236,11 @@ class SecurityConfig:
         ping_interval: seconds between WebSocket pings to each charge point.
         max_connections, max_connections_per_ip: open charge point sockets allowed (0 = no
             limit); beyond them the handshake gets 503 (total) or 429 (per address).
+        tls_handshake_rate_per_ip: new TLS connections per second from one address, with five
+            seconds' worth of burst (0 = no limit); beyond it the connection is reset before its
+            TLS handshake (wss without the PROXY protocol: see `ocpp_gateway.gate`).
+        tls_handshakes_in_flight_per_ip, tls_handshakes_in_flight: TLS handshakes in progress
+            from one address and in all (0 = no limit); beyond them, reset likewise.
         message_rate, message_burst: token bucket of frames per second from one charge point
             (0 = no limit; results are never limited).
         rate_excess: what a frame over the rate limit gets: "close" (1008) or "callerror" (a
@@ -250,6 +255,10 @@ class SecurityConfig:
             is aborted.
         tls_allow_rsa_key_exchange: also offer the static-RSA TLS 1.2 suites of the 1.6 security
             whitepaper (no forward secrecy).
+        tls_ticket_key_file: 80 bytes (raw, or 160 hex digits) of TLS session ticket keys shared
+            by every process and node that should resume each other's sessions; rotate it by
+            replacing the file and restarting. Unset: `--workers` share keys the supervisor
+            draws at start, a single process keeps its own.
         auth_workers: threads verifying password hashes.
         auth_cache_seconds: how long a successful password verification is remembered (0 = off).
         max_pending_auth: password verifications allowed to wait at once; beyond it, 503.
@@ -269,6 +278,9 @@ class SecurityConfig:
     ping_interval: float = 60.0
     max_connections: int = 0
     max_connections_per_ip: int = 0
+    tls_handshake_rate_per_ip: float = 20.0
+    tls_handshakes_in_flight_per_ip: int = 32
+    tls_handshakes_in_flight: int = 0
     message_rate: float = 20.0
     message_burst: int = 100
     rate_excess: Literal["callerror", "close"] = "close"
@@ -276,6 +288,7 @@ class SecurityConfig:
     max_outbound_queue_bytes: int = 4 * 1024 * 1024
     slow_reader_grace: float = 10.0
     tls_allow_rsa_key_exchange: bool = False
+    tls_ticket_key_file: str | None = None
     auth_workers: int = 2
     auth_cache_seconds: float = 300.0
     max_pending_auth: int = 256

@@ -27,7 +27,7 @@ from ocpp_gateway.security.auth import (
     parse_basic_authorization,
 )
 from ocpp_gateway.security.config import SecurityConfig, check_security_config
-from ocpp_gateway.security.tls import build_server_context, peer_identity
+from ocpp_gateway.security.tls import build_server_context, peer_identity, read_ticket_keys
 
 if TYPE_CHECKING:
     from ocpp_gateway.metrics import Metrics
@@ -156,6 +156,9 @@ class SecurityLayer:
                 cfg.client_ca,
                 allow_rsa_key_exchange=cfg.tls_allow_rsa_key_exchange,
                 client_cert_required=cfg.credentials_file is None,
+                ticket_keys=read_ticket_keys(cfg.tls_ticket_key_file)
+                if cfg.tls_ticket_key_file
+                else None,
             )
         self._auth: BasicAuthenticator | None = None
         if cfg.credentials_file:
@@ -341,6 +344,9 @@ def check_security(cfg: SecurityConfig) -> list[str]:
                 cfg.client_ca,
                 allow_rsa_key_exchange=cfg.tls_allow_rsa_key_exchange,
                 client_cert_required=cfg.credentials_file is None,
+                ticket_keys=read_ticket_keys(cfg.tls_ticket_key_file)
+                if cfg.tls_ticket_key_file
+                else None,
             )
         except (OSError, ssl.SSLError, ValueError) as exc:
             errors.append(f"security.tls_cert: cannot load the TLS files: {exc}")
