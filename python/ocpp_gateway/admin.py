@@ -109,8 +109,9 @@ def describe(runtime: Runtime, conn: Connection) -> dict[str, Any]:
 
     Returns:
         id, version, connected_since (ISO 8601, UTC), remote, vendor, model, firmware (from
-        the BootNotification, null until one was forwarded), worker, pending_calls and the
-        frames each way so far.
+        the BootNotification, null until one was forwarded), worker, pending_calls, the
+        frames each way so far, and its second backends (name, role, state, queued, dropped,
+        reconnects; the primary is not listed).
     """
     vendor, model, firmware = conn.session.boot_info or (None, None, None)
     from_cp, to_cp = conn.session.frames()
@@ -126,6 +127,7 @@ def describe(runtime: Runtime, conn: Connection) -> dict[str, Any]:
         "pending_calls": conn.session.pending(),
         "frames_from_charge_point": from_cp,
         "frames_to_charge_point": to_cp,
+        "backends": [side.describe() for side in conn.sides],
     }
 
 

@@ -39,6 +39,7 @@ from ocpp_gateway.transports import Link, WakingLink
 
 if TYPE_CHECKING:
     from ocpp_gateway.capture import CaptureStream
+    from ocpp_gateway.fanout.hub import SideLink
     from ocpp_gateway.runtime import Runtime
 
 __all__ = [
@@ -94,6 +95,8 @@ class Connection:
         connected_at: wall-clock time (`time.time()`) of the upgrade.
         started: `time.monotonic()` of the upgrade.
         capture: its capture stream while capture is on (the relay feeds it every frame).
+        sides: its links to the second backends (`fanout.SideLink`), empty without any.
+        candidates: those of them whose backend is a candidate (given the primary's answers).
     """
 
     __slots__ = (
@@ -105,6 +108,7 @@ class Connection:
         "_request",
         "_runtime",
         "call_origin",
+        "candidates",
         "capture",
         "charge_point_id",
         "close_reason",
@@ -117,6 +121,7 @@ class Connection:
         "rejections",
         "sender",
         "session",
+        "sides",
         "started",
         "version",
         "ws",
@@ -143,6 +148,8 @@ class Connection:
         self.readers: list[asyncio.Task[None]] = []
         self.call_origin: dict[str, str] = {}
         self.capture: CaptureStream | None = None  # set while its frames are captured
+        self.sides: tuple[SideLink, ...] = ()
+        self.candidates: tuple[SideLink, ...] = ()
         self.rejections = 0  # frames of either side refused by validation (the console)
         self.close_reason: CloseReason | None = None
         self.last_seen = self.started = monotonic()
@@ -258,6 +265,7 @@ class Connection:
         action: str,
         payload: dict[str, Any],
         timeout: float,  # noqa: ASYNC109
+        origin: str = "admin",
     ) -> CallAnswer:
         """Send a CALL of the gateway's own to the charge point and wait for its answer.
 
@@ -270,6 +278,8 @@ class Connection:
             action: the action.
             payload: the request payload.
             timeout: seconds for the whole call, the wait for its turn included.
+            origin: who asks: "admin" (the admin API) or a controller backend's name (logged
+                and captured as the call's backend).
 
         Returns:
             The charge point's answer.
@@ -304,11 +314,13 @@ class Connection:
                         "charge_point_id": self.charge_point_id,
                         "action": action,
                         "id": unique_id,
+                        "origin": origin,
                     },
                 )
                 sent = True
                 if self.capture is not None:
-                    self.capture.from_gateway("csms_to_cp", frame, action, "admin_call", "admin")
+                    reason = "admin_call" if origin == "admin" else "controller_call"
+                    self.capture.from_gateway("csms_to_cp", frame, action, reason, origin)
                 try:
                     await self.sender.send(frame)
                 except (ConnectionError, RuntimeError) as exc:

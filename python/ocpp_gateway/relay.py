@@ -46,6 +46,7 @@ from ocpp_gateway.schemas import is_transaction_message
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, FramedLink, Link, WakingLink
 
 if TYPE_CHECKING:
+    from ocpp_gateway.fanout.hub import SideLink
     from ocpp_gateway.runtime import Runtime
     from ocpp_gateway.violations.log import ViolationLog
 
@@ -91,6 +92,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     runtime.capture.attach(conn)
     start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
     del link
+    sides = _attach_second_backends(runtime, conn)
     try:
         while True:
             msg = data = verdict = out = None  # nothing of the last frame stays alive idle
@@ -151,6 +153,11 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                     except (TransportUnavailable, ConnectionError):
                         conn.end("upstream_lost")
                         return
+                    if sides and out_type == 2:
+                        # A copy of the charge point's CALL for each second backend (queued).
+                        unique_id, action = verdict.unique_id or "", verdict.action or ""
+                        for side in sides:
+                            side.offer(out, unique_id, action)
                 elif not await send_backend(
                     conn, runtime, origin, out, out_type, verdict.unique_id, verdict.action
                 ):
@@ -167,6 +174,16 @@ async def run(runtime: Runtime, conn: Connection) -> None:
         conn.end("internal_error")
     finally:
         await conn.finish()
+
+
+def _attach_second_backends(runtime: Runtime, conn: Connection) -> tuple[SideLink, ...]:
+    """Start the charge point's links to the second backends that serve it (none without)."""
+    fanout = runtime.fanout
+    if fanout is None:
+        return ()
+    sides = conn.sides = fanout.attach(conn)
+    conn.candidates = tuple(side for side in sides if side.backend.role == "candidate")
+    return sides
 
 
 def start_backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link) -> None:
@@ -249,6 +266,9 @@ async def backend_pump(
                 if verdict.message_type != 2:
                     if chain is not None or registry.drain_progress is not None:
                         _result_seen(runtime, conn, _CSMS, verdict, data)
+                    if conn.candidates and name == DEFAULT_TRANSPORT:
+                        for candidate in conn.candidates:
+                            candidate.primary_answer(verdict.unique_id, data)
                 else:
                     unique_id = verdict.unique_id
                     if track and unique_id is not None:
