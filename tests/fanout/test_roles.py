@@ -1,0 +1,171 @@
+"""Observer and controller backends against real peers: the charge point's calls copied, only
+the primary's answers reaching the charge point, a controller's commands with their own answers,
+refusals that never reach the charge point."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ocpp.exceptions
+import pytest
+
+from interop.conftest import fixture_responder, request
+from ocpp_gateway.admin import describe
+from polling import poll
+
+from .conftest import WAIT, Fleet, csms_server, gateway_with
+
+V16 = "ocpp1.6"
+
+
+def echo(version: str, action: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """DataTransfer answered with its own data, so an answer names its asker."""
+    if action == "DataTransfer":
+        return {"status": "Accepted", "data": kwargs.get("data", "")}
+    return fixture_responder(version, action, kwargs)
+
+
+def rejecting(version: str, action: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A second backend whose answers differ from the primary's."""
+    if action == "BootNotification":
+        return {"status": "Rejected", "currentTime": "2026-01-01T00:00:00Z", "interval": 5}
+    if action == "Authorize":
+        return {"idTagInfo": {"status": "Invalid"}}
+    return fixture_responder(version, action, kwargs)
+
+
+def actions(peer: Any) -> list[str]:
+    return [action for action, _ in peer.handled]
+
+
+async def test_observer_and_controller_see_the_calls_only_the_primary_answers() -> None:
+    async with (
+        csms_server() as primary,
+        csms_server(rejecting) as controller,
+        csms_server(rejecting) as observer,
+    ):
+        backends = {
+            "ems": {"role": "controller", "url": controller.url, "commands": ["TriggerMessage"]},
+            "reporting": {"role": "observer", "url": observer.url},
+        }
+        async with gateway_with(primary.url, backends) as gateway:
+            fleet = Fleet(gateway)
+            try:
+                cp = await fleet.connect("CP-1", V16)
+                boot = await cp.call(
+                    V16,
+                    "BootNotification",
+                    {"chargePointVendor": "V", "chargePointModel": "M"},
+                )
+                assert boot.status == "Accepted"  # the primary's, not the others' Rejected
+                auth = await cp.call(V16, "Authorize", {"idTag": "TAG-1"})
+                assert auth.id_tag_info["status"] == "Blocked"  # the primary's (fixture)
+                for csms in (primary, controller, observer):
+                    peer = await csms.peer("CP-1")
+                    await poll(lambda p=peer: len(p.handled) == 2, "both calls copied")
+                    assert actions(peer) == ["BootNotification", "Authorize"]
+                # Only the primary's answers reached the charge point.
+                assert len(cp.recorder.received) == 2
+            finally:
+                await fleet.close()
+
+
+async def test_controller_command_and_refusals() -> None:
+    async with (
+        csms_server() as primary,
+        csms_server() as controller,
+        csms_server() as observer,
+    ):
+        backends = {
+            "ems": {
+                "role": "controller",
+                "url": controller.url,
+                "commands": ["TriggerMessage", "DataTransfer"],
+            },
+            "reporting": {"role": "observer", "url": observer.url},
+        }
+        async with gateway_with(primary.url, backends) as gateway:
+            fleet = Fleet(gateway)
+            try:
+                cp = await fleet.connect("CP-2", V16, responder=echo)
+                await cp.call(V16, "Heartbeat", {})
+                ems = await controller.peer("CP-2")
+                answer = await ems.call(V16, "TriggerMessage", {"requestedMessage": "Heartbeat"})
+                assert answer.status == "Accepted"
+                assert "TriggerMessage" in actions(cp)
+                # Not among its commands: refused, never reaching the charge point.
+                with pytest.raises(ocpp.exceptions.SecurityError):
+                    await ems.call(V16, "Reset", {"type": "Soft"})
+                # An observer commands nothing.
+                reporting = await observer.peer("CP-2")
+                with pytest.raises(ocpp.exceptions.SecurityError):
+                    await reporting.call(V16, "TriggerMessage", {"requestedMessage": "Heartbeat"})
+                assert "Reset" not in actions(cp)
+                assert actions(cp).count("TriggerMessage") == 1
+                sample = gateway.runtime.metrics.registry.get_sample_value
+                counts = {
+                    (name, role, outcome): sample(
+                        "ocpp_gateway_backend_commands_total",
+                        {"backend": name, "role": role, "outcome": outcome},
+                    )
+                    for name, role in (("ems", "controller"), ("reporting", "observer"))
+                    for outcome in ("allowed", "refused")
+                }
+                assert counts == {
+                    ("ems", "controller", "allowed"): 1.0,
+                    ("ems", "controller", "refused"): 1.0,
+                    ("reporting", "observer", "allowed"): 0.0,
+                    ("reporting", "observer", "refused"): 1.0,
+                }
+                # The admin API's view of the charge point lists its second backends.
+                listed = describe(gateway.runtime, gateway.registry.live["CP-2"])["backends"]
+                assert [(b["name"], b["role"], b["state"]) for b in listed] == [
+                    ("ems", "controller", "up"),
+                    ("reporting", "observer", "up"),
+                ]
+            finally:
+                await fleet.close()
+
+
+async def test_primary_and_controller_same_unique_id_at_once() -> None:
+    """Both send a DataTransfer with UniqueId "same-1" at once; each gets its own answer."""
+    async with csms_server(echo) as primary, csms_server(echo) as controller:
+        backends = {
+            "ems": {"role": "controller", "url": controller.url, "commands": ["DataTransfer"]},
+        }
+        async with gateway_with(primary.url, backends) as gateway:
+            fleet = Fleet(gateway)
+            try:
+                cp = await fleet.connect("CP-3", V16, responder=echo)
+                await cp.call(V16, "Heartbeat", {})
+                csms, ems = await primary.peer("CP-3"), await controller.peer("CP-3")
+
+                def transfer(data: str) -> Any:
+                    return request(V16, "DataTransfer", {"vendorId": "org.example", "data": data})
+
+                from_csms, from_ems = await asyncio.wait_for(
+                    asyncio.gather(
+                        csms.charge_point.call(
+                            transfer("for-primary"), suppress=False, unique_id="same-1"
+                        ),
+                        ems.charge_point.call(
+                            transfer("for-controller"), suppress=False, unique_id="same-1"
+                        ),
+                    ),
+                    WAIT,
+                )
+                assert from_csms.data == "for-primary"
+                assert from_ems.data == "for-controller"
+                # Each backend saw exactly its own answer, with its own UniqueId.
+                for peer, data in ((csms, "for-primary"), (ems, "for-controller")):
+                    answers = [m for m in peer.recorder.received if m.startswith("[3")]
+                    assert len(answers) == 1
+                    assert '"same-1"' in answers[0] and data in answers[0]
+                # The charge point saw two distinct UniqueIds.
+                calls = [m for m in cp.recorder.received if '"DataTransfer"' in m]
+                assert len(calls) == 2
+                assert sum('"same-1"' in m for m in calls) == 1
+                assert sum('"gw-' in m for m in calls) == 1
+            finally:
+                await fleet.close()
