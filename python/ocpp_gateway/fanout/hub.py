@@ -130,6 +130,9 @@ class Backend:
         self._answers = metrics.candidate_answers
         self._metrics = metrics
         self.drop_log = Throttle(10.0, LOG_BURST)
+        self.connect_log = Throttle(10.0, LOG_BURST)
+        if hasattr(transport, "log_failures"):
+            transport.log_failures = False  # logged here, rate-bounded
 
     def counted(self, action: str, outcome: Outcome) -> None:
         """Count a candidate's compared answer (metric and store)."""
@@ -327,6 +330,20 @@ class SideLink:
                 },
             )
 
+    def _unreachable(self, exc: TransportUnavailable) -> None:
+        backend = self.backend
+        suppressed = backend.connect_log.allow(monotonic())
+        if suppressed is not None:
+            log.warning(
+                "second backend unreachable, trying again",
+                extra={
+                    "backend": backend.name,
+                    "charge_point_id": self.conn.charge_point_id,
+                    "error": str(exc),
+                    **({"suppressed": suppressed} if suppressed else {}),
+                },
+            )
+
     # -- the link's task -------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -339,8 +356,9 @@ class SideLink:
             while True:
                 try:
                     link = await backend.transport.open(conn.charge_point_id, (conn.version,))
-                except TransportUnavailable:
+                except TransportUnavailable as exc:
                     self.state = "down" if self.opened else "connecting"
+                    self._unreachable(exc)
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, MAX_PAUSE)
                     continue
