@@ -288,6 +288,14 @@ class _Api:
             body["unreachable_workers"] = unreachable
         return _json(body)
 
+    async def candidates(self, request: web.Request) -> web.Response:
+        """Each candidate backend's comparison report (`ocpp-gateway candidate-report`)."""
+        refused = self._authorised(request)
+        if refused is not None:
+            return refused
+        fanout = self._runtime.fanout
+        return _json({"candidates": fanout.report() if fanout is not None else {}})
+
     async def show(self, request: web.Request) -> web.Response:
         refused = self._authorised(request)
         if refused is not None:
@@ -423,6 +431,7 @@ def build_admin_app(
     app.router.add_get("/charge-points", api.index)
     app.router.add_get("/charge-points/{charge_point_id}", api.show)
     app.router.add_post("/charge-points/{charge_point_id}/calls", api.call)
+    app.router.add_get("/candidates", api.candidates)
     admin_capture.add_routes(app, runtime, api)  # capture, trace, live tail
     console.add_console_routes(app, runtime, api)  # the web console
     return app
