@@ -97,6 +97,10 @@ class Connection:
         capture: its capture stream while capture is on (the relay feeds it every frame).
         sides: its links to the second backends (`fanout.SideLink`), empty without any.
         candidates: those of them whose backend is a candidate (given the primary's answers).
+        primary: the name of its primary backend, with second backends ("" without).
+        primary_pump: the task of the primary link's pump, with second backends.
+        cutover: after a cutover of this charge point, the name of the former primary (the
+            charge point may still use its 1.6 transaction ids); None before.
     """
 
     __slots__ = (
@@ -113,9 +117,12 @@ class Connection:
         "charge_point_id",
         "close_reason",
         "connected_at",
+        "cutover",
         "info",
         "last_seen",
         "links",
+        "primary",
+        "primary_pump",
         "readers",
         "registry",
         "rejections",
@@ -150,6 +157,9 @@ class Connection:
         self.capture: CaptureStream | None = None  # set while its frames are captured
         self.sides: tuple[SideLink, ...] = ()
         self.candidates: tuple[SideLink, ...] = ()
+        self.primary = ""
+        self.primary_pump: asyncio.Task[None] | None = None
+        self.cutover: str | None = None
         self.rejections = 0  # frames of either side refused by validation (the console)
         self.close_reason: CloseReason | None = None
         self.last_seen = self.started = monotonic()

@@ -141,7 +141,7 @@ class Runtime:
         self.frame_log = FrameLog()
         self.capture = Capture(config.capture, worker)  # per charge point frame capture
         # The second backends (controllers, observers, candidates), None without any.
-        self.fanout: Fanout | None = Fanout.build(config, self.metrics)
+        self.fanout: Fanout | None = Fanout.build(config, self.metrics, self.default_transport)
 
     async def start(self, prober: Callable[[str], Awaitable[bool]] | None = None) -> None:
         """Connect the broker transports; one that cannot be reached now is connected by the
@@ -177,6 +177,22 @@ class Runtime:
             model_rules=self.model_rules.get(version),
             stats=self.stats[version],
         )
+
+    def cut_over(self, name: str) -> None:
+        """Make the candidate backend `name` the primary (the primary a candidate): new charge
+        points go to it at once, connected ones as soon as each is quiet (`relay.switch_primary`,
+        run by the timer). The sockets of the charge points stay open.
+
+        Args:
+            name: a candidate's name (or the former primary's, to go back).
+
+        Raises:
+            ValueError: no such candidate, or no cutover possible in this configuration.
+        """
+        if self.fanout is None:
+            raise ValueError("no candidate backend is configured")
+        transport = self.fanout.cutover(name)
+        self.transports[DEFAULT_TRANSPORT] = self.default_transport = transport
 
     def tick_interval(self) -> float:
         """Seconds between two runs of `tick`: at most 1 s, finer for short timeouts."""

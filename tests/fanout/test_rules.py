@@ -121,15 +121,16 @@ def test_decisions_paths() -> None:
 def test_store_keeps_the_id_map_and_report_across_a_reopen(tmp_path: Path) -> None:
     path = str(tmp_path / "candidate.sqlite")
     store = CandidateStore(path)
-    store.map_transaction("CP-1", "17", "9001")
+    store.map_transaction("csms", "CP-1", "17", "9001")
     store.count("Authorize", "agree")
     store.count("Authorize", "disagree")
     for n in range(30):
         store.sample("CP-1", "Authorize", f"d{n}", "[3]", "[3]")
     store.close()
     again = CandidateStore(path)
-    assert again.candidate_id("CP-1", "17") == "9001"
-    assert again.candidate_id("CP-2", "17") is None
+    assert again.candidate_id("csms", "CP-1", "17") == "9001"
+    assert again.candidate_id("csms", "CP-2", "17") is None
+    assert again.candidate_id("next", "CP-1", "17") is None
     again.count("Authorize", "agree")
     report = again.report()
     assert report["actions"] == {"Authorize": {"agree": 2, "disagree": 1}}

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from time import monotonic
 from typing import Any, Literal, Protocol
 
@@ -45,6 +46,7 @@ from ocpp_gateway.calls import (
 )
 from ocpp_gateway.capture.redact import Redactor
 from ocpp_gateway.config import BackendConfig, GatewayConfig
+from ocpp_gateway.config.sections import BackendRole
 from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.fanout.compare import Outcome, compare_answers
 from ocpp_gateway.fanout.rules import REFUSAL_CODE, command_refusal, restore_unique_id, serves
@@ -53,7 +55,15 @@ from ocpp_gateway.logs import Throttle
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.transports import Link, Transport, build_transports
 
-__all__ = ["LOG_BURST", "MAX_PAUSE", "Backend", "ChargePoint", "Fanout", "SideLink"]
+__all__ = [
+    "LOG_BURST",
+    "MAX_PAUSE",
+    "Backend",
+    "ChargePoint",
+    "Fanout",
+    "SideLink",
+    "map_transaction_id",
+]
 
 log = logging.getLogger("ocpp_gateway.fanout")
 
@@ -82,6 +92,11 @@ class ChargePoint(Protocol):
     @property
     def version(self) -> OcppVersionName:
         """Its OCPP version."""
+        ...
+
+    @property
+    def primary(self) -> str:
+        """The name of its primary backend now."""
         ...
 
     @property
@@ -120,19 +135,30 @@ class Backend:
         self.transport = transport
         self.commands = frozenset(config.commands)
         self.store = CandidateStore(config.id_map) if config.id_map else None
-        role = config.role
+        self._answers = metrics.candidate_answers
+        self._metrics = metrics
+        self.drop_log = Throttle(10.0, LOG_BURST)
+        self.connect_log = Throttle(10.0, LOG_BURST)
+        self.set_role(config.role)
+
+    def set_role(self, role: BackendRole) -> None:
+        """Give the backend its role (at start, and when a cutover swaps primary and candidate).
+
+        Args:
+            role: "primary", "controller", "observer" or "candidate".
+        """
+        self.role = role
+        name, metrics = self.name, self._metrics
         self.sent = metrics.backend_frames.labels(name, role, "to_backend")
         self.received = metrics.backend_frames.labels(name, role, "from_backend")
         self.dropped = metrics.backend_dropped.labels(name, role)
         self.allowed = metrics.backend_commands.labels(name, role, "allowed")
         self.refused = metrics.backend_commands.labels(name, role, "refused")
         self.reconnects = metrics.backend_reconnects.labels(name, role)
-        self._answers = metrics.candidate_answers
-        self._metrics = metrics
-        self.drop_log = Throttle(10.0, LOG_BURST)
-        self.connect_log = Throttle(10.0, LOG_BURST)
-        if hasattr(transport, "log_failures"):
-            transport.log_failures = False  # logged here, rate-bounded
+        if hasattr(self.transport, "log_failures"):
+            # A second backend's failures are logged here, rate-bounded; the primary's by
+            # its transport, each (a charge point is refused for it).
+            self.transport.log_failures = role == "primary"
 
     def counted(self, action: str, outcome: Outcome) -> None:
         """Count a candidate's compared answer (metric and store)."""
@@ -150,19 +176,38 @@ class Fanout:
         redactor: hides secrets in the disagreement samples.
     """
 
-    def __init__(self, backends: list[Backend], call_timeout: float, redactor: Redactor) -> None:
+    def __init__(
+        self,
+        backends: list[Backend],
+        call_timeout: float,
+        redactor: Redactor,
+        primary: Backend | None = None,
+    ) -> None:
         self.backends = backends
         self.call_timeout = call_timeout
         self.redactor = redactor
         self.links: set[SideLink] = set()
+        self.primary = primary
+        # Set by the relay: switches one charge point's primary link to a candidate's link
+        # when it is quiet (`relay.switch_primary`); True when done.
+        self.switcher: Callable[[SideLink], bool] | None = None
+
+    @property
+    def primary_name(self) -> str:
+        """The name of the backend that is primary now ("upstream" for `[upstream]`)."""
+        return self.primary.name if self.primary is not None else "upstream"
 
     @classmethod
-    def build(cls, config: GatewayConfig, metrics: Metrics) -> Fanout | None:
+    def build(
+        cls, config: GatewayConfig, metrics: Metrics, default: Transport | None = None
+    ) -> Fanout | None:
         """The second backends of a configuration.
 
         Args:
             config: the configuration (its `[backends]` that are not the primary).
             metrics: the process's metrics.
+            default: the primary's transport; with a candidate and a WebSocket primary, the
+                primary becomes a `Backend` too, so that a cutover can swap the two.
 
         Returns:
             The fanout, or None when there is no second backend.
@@ -182,7 +227,45 @@ class Fanout:
         ]
         cap = config.capture
         redactor = Redactor(cap.secret_names, True, cap.hash_id_tags, cap.id_tag_salt)
-        return cls(backends, config.call_timeout, redactor)
+        primary = _primary_backend(config, metrics, default, backends)
+        return cls(backends, config.call_timeout, redactor, primary)
+
+    def cutover(self, name: str) -> Transport:
+        """Make the candidate `name` the primary, and the primary a candidate in its place.
+
+        New charge points are relayed to the new primary at once; each connected one switches
+        its links when it is quiet (no call pending either way, the candidate's copies all
+        delivered and answered), at a run of `tick`.
+
+        Args:
+            name: a candidate's name (the former primary, after a first cutover).
+
+        Returns:
+            The new primary's transport (the process's default transport from now on).
+
+        Raises:
+            ValueError: no such candidate, or the primary cannot be swapped (not WebSocket).
+        """
+        old = self.primary
+        target = next((b for b in self.backends if b.name == name), None)
+        if old is None:
+            raise ValueError("cutover needs a candidate and a WebSocket primary")
+        if target is None or target.role != "candidate":
+            raise ValueError(f"{name!r} is not a candidate backend")
+        if target.store is not None and old.store is None:
+            old.store = target.store
+        target.set_role("primary")
+        old.set_role("candidate")
+        self.backends = [old if b is target else b for b in self.backends]
+        self.primary = target
+        log.warning("cutover", extra={"backend": name, "previous": old.name})
+        return target.transport
+
+    def backend(self, name: str) -> Backend | None:
+        """Returns: the backend named `name` (the primary included), or None."""
+        if self.primary is not None and self.primary.name == name:
+            return self.primary
+        return next((b for b in self.backends if b.name == name), None)
 
     def attach(self, conn: ChargePoint) -> tuple[SideLink, ...]:
         """Start the links of a newly relayed charge point to the backends that serve it.
@@ -200,7 +283,8 @@ class Fanout:
         )
         for link in links:
             self.links.add(link)
-            conn.readers.append(asyncio.create_task(link.run()))
+            link.task = asyncio.create_task(link.run())
+            conn.readers.append(link.task)
         return links
 
     def tick(self, now: float) -> None:
@@ -209,9 +293,13 @@ class Fanout:
         Args:
             now: `time.monotonic()`.
         """
-        for link in self.links:
+        primary = self.primary
+        switcher = self.switcher
+        for link in list(self.links):
             if link.pending:
                 link.expire(now - self.call_timeout)
+            if link.backend is primary and switcher is not None:
+                switcher(link)  # a cutover not done yet on this charge point
         for backend in self.backends:
             if backend.store is not None:
                 backend.store.flush()
@@ -221,11 +309,52 @@ class Fanout:
         return {b.name: b.store.report() for b in self.backends if b.store is not None}
 
     async def close(self) -> None:
-        """Close the transports and stores; idempotent."""
+        """Close the second backends' transports and the stores; idempotent."""
         for backend in self.backends:
-            await backend.transport.close()
+            if backend.role != "primary":
+                await backend.transport.close()
             if backend.store is not None:
                 backend.store.close()
+        if self.primary is not None and self.primary.store is not None:
+            self.primary.store.close()
+
+    def adopt(self, conn: ChargePoint, backend: Backend, link: Link) -> SideLink:
+        """The former primary's open link of a charge point, kept as a candidate's link.
+
+        Args:
+            conn: the charge point's connection.
+            backend: the former primary.
+            link: its open link (its pump ended).
+
+        Returns:
+            The new side link, running.
+        """
+        side = SideLink(self, backend, conn, link)
+        self.links.add(side)
+        side.task = asyncio.create_task(side.run())
+        conn.readers.append(side.task)
+        return side
+
+
+def _primary_backend(
+    config: GatewayConfig, metrics: Metrics, default: Transport | None, second: list[Backend]
+) -> Backend | None:
+    """The primary as a `Backend`, when a cutover could swap it with a candidate."""
+    candidate = next((b for b in second if b.role == "candidate"), None)
+    if default is None or candidate is None:
+        return None
+    found = config.primary()
+    if found is None:
+        if not config.upstream.url or config.upstream.type != "websocket":
+            return None
+        name, settings = "upstream", BackendConfig(role="primary", url=config.upstream.url)
+    else:
+        name, settings = found
+        if settings.type != "websocket":
+            return None
+    primary = Backend(name, settings, default, metrics)
+    primary.store = candidate.store
+    return primary
 
 
 def _websocket_options(up: Any) -> Any:
@@ -256,10 +385,15 @@ class SideLink:
             answer, candidate's answer].
     """
 
-    def __init__(self, fanout: Fanout, backend: Backend, conn: ChargePoint) -> None:
+    def __init__(
+        self, fanout: Fanout, backend: Backend, conn: ChargePoint, link: Link | None = None
+    ) -> None:
         self.fanout = fanout
         self.backend = backend
         self.conn = conn
+        self.link: Link | None = link  # the open link, when up (given: already open)
+        self.task: asyncio.Task[None] | None = None
+        self._keep = False  # the link is handed over (a cutover): do not close it
         self.state: LinkState = "connecting"
         self.queue: deque[tuple[bytes, str, str]] = deque()
         self.dropped = 0
@@ -281,6 +415,27 @@ class SideLink:
             "dropped": self.dropped,
             "reconnects": max(0, self.opened - 1),
         }
+
+    def quiet(self) -> bool:
+        """Returns: the link is up with nothing queued and no comparison open (a cutover may
+        take it)."""
+        return self.state == "up" and self.link is not None and not self.queue and not self.pending
+
+    def release(self) -> Link:
+        """Hand the open link over (a cutover makes it the primary's) and end this side link;
+        call only when `quiet`.
+
+        Returns:
+            The open link.
+        """
+        link = self.link
+        assert link is not None
+        self._keep = True
+        self.link = None
+        self.state = "down"
+        if self.task is not None:
+            self.task.cancel()
+        return link
 
     # -- from the relay --------------------------------------------------------------------
 
@@ -355,7 +510,9 @@ class SideLink:
         try:
             while True:
                 try:
-                    link = await backend.transport.open(conn.charge_point_id, (conn.version,))
+                    link = self.link or await backend.transport.open(
+                        conn.charge_point_id, (conn.version,)
+                    )
                 except TransportUnavailable as exc:
                     self.state = "down" if self.opened else "connecting"
                     self._unreachable(exc)
@@ -367,7 +524,9 @@ class SideLink:
                     backend.reconnects.inc()
                 pause = _FIRST_PAUSE
                 self.state = "up"
+                self.link = link
                 await self._serve(link)
+                self.link = None
                 self.state = "down"
         except asyncio.CancelledError:
             pass
@@ -406,7 +565,8 @@ class SideLink:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            await link.close()
+            if not self._keep:
+                await link.close()
 
     async def _read(self, link: Link) -> None:
         received = self.backend.received
@@ -510,7 +670,7 @@ class SideLink:
         if action == "StartTransaction" and self.conn.version == _V16:
             ids = _transaction_id(primary), _transaction_id(candidate)
             if ids[0] is not None and ids[1] is not None:
-                store.map_transaction(cp_id, ids[0], ids[1])
+                store.map_transaction(self.conn.primary, cp_id, ids[0], ids[1])
             self._mapped.set()
 
     def expire(self, before: float) -> None:
@@ -536,29 +696,47 @@ class SideLink:
         store = self.backend.store
         if store is None or self.conn.version != _V16:
             return frame
-        try:
-            message = orjson.loads(frame)
-            payload = message[3]
-            primary_id = payload.get("transactionId")
-        except (orjson.JSONDecodeError, IndexError, AttributeError, TypeError):
-            return frame
-        if primary_id is None:
-            return frame
-        key = orjson.dumps(primary_id).decode()
-        cp_id = self.conn.charge_point_id
-        found = store.candidate_id(cp_id, key)
-        if found is None and self._starts_pending():
+        primary, cp_id = self.conn.primary, self.conn.charge_point_id
+        mapped = map_transaction_id(frame, store, primary, cp_id)
+        if mapped is None and self._starts_pending():
             # The candidate's StartTransaction answer is on its way: wait for the pair.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.fanout.call_timeout):
-                    while found is None and self._starts_pending():
+                    while mapped is None and self._starts_pending():
                         self._mapped.clear()
                         await self._mapped.wait()
-                        found = store.candidate_id(cp_id, key)
-        if found is None:
-            return frame
-        payload["transactionId"] = orjson.loads(found)
-        return orjson.dumps(message)
+                        mapped = map_transaction_id(frame, store, primary, cp_id)
+        return frame if mapped is None else mapped
+
+
+def map_transaction_id(
+    frame: bytes, store: CandidateStore, primary: str, charge_point_id: str
+) -> bytes | None:
+    """A 1.6 MeterValues or StopTransaction CALL with the transactionId `primary` gave replaced
+    by the one the other backend gave the same transaction (`store`).
+
+    Args:
+        frame: the CALL.
+        store: the id map.
+        primary: the name of the backend whose id the charge point uses.
+        charge_point_id: the charge point.
+
+    Returns:
+        The rewritten frame, or None when it carries no transactionId or the id is not mapped.
+    """
+    try:
+        message = orjson.loads(frame)
+        payload = message[3]
+        primary_id = payload.get("transactionId")
+    except (orjson.JSONDecodeError, IndexError, AttributeError, TypeError):
+        return None
+    if primary_id is None:
+        return None
+    found = store.candidate_id(primary, charge_point_id, orjson.dumps(primary_id).decode())
+    if found is None:
+        return None
+    payload["transactionId"] = orjson.loads(found)
+    return orjson.dumps(message)
 
 
 def _transaction_id(frame: bytes) -> str | None:

@@ -21,11 +21,12 @@ SAMPLES_PER_ACTION = 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS id_map (
+    primary_name TEXT NOT NULL,
     charge_point_id TEXT NOT NULL,
     primary_id TEXT NOT NULL,
     candidate_id TEXT NOT NULL,
     created REAL NOT NULL,
-    PRIMARY KEY (charge_point_id, primary_id)
+    PRIMARY KEY (primary_name, charge_point_id, primary_id)
 );
 CREATE TABLE IF NOT EXISTS tallies (
     action TEXT NOT NULL,
@@ -63,35 +64,40 @@ class CandidateStore:
         self._db.executescript(_SCHEMA)
         self._tallies: dict[tuple[str, str], int] = {}
         self._samples: list[tuple[float, str, str, str, str, str]] = []
-        self._cache: dict[tuple[str, str], str] = {}
+        self._cache: dict[tuple[str, str, str], str] = {}
 
-    def map_transaction(self, charge_point_id: str, primary_id: str, candidate_id: str) -> None:
+    def map_transaction(
+        self, primary: str, charge_point_id: str, primary_id: str, candidate_id: str
+    ) -> None:
         """Remember (durably, at once) the candidate's id of a transaction.
 
         Args:
+            primary: the name of the backend that was primary (ids are its own).
             charge_point_id: the charge point.
             primary_id: the transactionId the primary gave.
             candidate_id: the transactionId the candidate gave.
         """
-        self._cache[(charge_point_id, primary_id)] = candidate_id
+        self._cache[(primary, charge_point_id, primary_id)] = candidate_id
         self._db.execute(
-            "INSERT OR REPLACE INTO id_map VALUES (?, ?, ?, ?)",
-            (charge_point_id, primary_id, candidate_id, time.time()),
+            "INSERT OR REPLACE INTO id_map VALUES (?, ?, ?, ?, ?)",
+            (primary, charge_point_id, primary_id, candidate_id, time.time()),
         )
 
-    def candidate_id(self, charge_point_id: str, primary_id: str) -> str | None:
+    def candidate_id(self, primary: str, charge_point_id: str, primary_id: str) -> str | None:
         """Args:
+            primary: the name of the backend that gave `primary_id`.
             charge_point_id: the charge point.
             primary_id: a transactionId the primary gave.
 
         Returns:
             The candidate's id for it, or None when unknown.
         """
-        key = (charge_point_id, primary_id)
+        key = (primary, charge_point_id, primary_id)
         found = self._cache.get(key)
         if found is None:
             row = self._db.execute(
-                "SELECT candidate_id FROM id_map WHERE charge_point_id = ? AND primary_id = ?",
+                "SELECT candidate_id FROM id_map WHERE primary_name = ? AND charge_point_id = ? "
+                "AND primary_id = ?",
                 key,
             ).fetchone()
             if row is not None:
