@@ -400,7 +400,8 @@ class SideLink:
         self.opened = 0
         self.pending: dict[str, list[Any]] = {}
         self._limit = backend.config.queue_frames
-        self._wake: asyncio.Event = asyncio.Event()
+        # The writer's wait for a copy (or for the reader's end), resolved by `offer`.
+        self._waiter: asyncio.Future[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
         self._mapped = asyncio.Event()
         self._candidate = backend.role == "candidate"
@@ -454,7 +455,11 @@ class SideLink:
         queue.append((frame, unique_id, action))
         if self._candidate:
             self.pending[unique_id] = [action, monotonic(), None, None]
-        self._wake.set()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def primary_answer(self, unique_id: str | None, frame: bytes) -> None:
         """The primary answered a CALL of the charge point (a candidate compares).
@@ -540,16 +545,15 @@ class SideLink:
     async def _serve(self, link: Link) -> None:
         """Write and read one open link until it is lost."""
         reader = asyncio.ensure_future(self._read(link))
+        reader.add_done_callback(self._reader_ended)
+        loop = asyncio.get_running_loop()
         try:
-            wake = self._wake
             queue = self.queue
             sent = self.backend.sent
             while not reader.done():
                 if not queue:
-                    wake.clear()
-                    waiter = asyncio.ensure_future(wake.wait())
-                    await asyncio.wait((waiter, reader), return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
+                    self._waiter = waiter = loop.create_future()
+                    await waiter
                     continue
                 frame, unique_id, action = queue[0]
                 if self._candidate and action in _TRANSACTION_ACTIONS:
@@ -567,6 +571,12 @@ class SideLink:
                 await reader
             if not self._keep:
                 await link.close()
+
+    def _reader_ended(self, _: object) -> None:
+        """The link was lost: wake the writer so that it ends too."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _read(self, link: Link) -> None:
         received = self.backend.received
