@@ -77,6 +77,7 @@ _CALL = 2
 _MIN_CALL_LENGTH = 4
 _MIN_ANSWER_LENGTH = 3
 _TRANSACTION_ACTIONS = frozenset(("MeterValues", "StopTransaction"))
+_ANSWER_TYPES = frozenset((b"3", b"4", b"5"))  # the MessageTypeId digit after "[" (and spaces)
 
 LinkState = Literal["connecting", "up", "down"]
 
@@ -580,11 +581,14 @@ class SideLink:
 
     async def _read(self, link: Link) -> None:
         received = self.backend.received
+        candidate = self._candidate
         while True:
             data = await link.recv()
             if data is None:
                 return
             received.inc()
+            if not candidate and data[1:8].lstrip()[:1] in _ANSWER_TYPES:
+                continue  # an answer of an observer or controller: discarded unread
             try:
                 message = orjson.loads(data)
             except orjson.JSONDecodeError:
