@@ -128,7 +128,7 @@ def describe(runtime: Runtime, conn: Connection) -> dict[str, Any]:
         "frames_from_charge_point": from_cp,
         "frames_to_charge_point": to_cp,
         "primary": conn.primary or None,
-        "backends": [side.describe() for side in conn.sides],
+        "backends": [s.describe() for s in conn.sides] + [t.describe() for t in conn.taps],
     }
 
 

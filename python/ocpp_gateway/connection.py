@@ -40,6 +40,7 @@ from ocpp_gateway.transports import Link, WakingLink
 if TYPE_CHECKING:
     from ocpp_gateway.capture import CaptureStream
     from ocpp_gateway.fanout.hub import SideLink
+    from ocpp_gateway.fanout.tap import NatsTap
     from ocpp_gateway.runtime import Runtime
 
 __all__ = [
@@ -97,6 +98,7 @@ class Connection:
         capture: its capture stream while capture is on (the relay feeds it every frame).
         sides: its links to the second backends (`fanout.SideLink`), empty without any.
         candidates: those of them whose backend is a candidate (given the primary's answers).
+        taps: the observers on a broker that get its conversation (`fanout.tap.NatsTap`).
         primary: the name of its primary backend, with second backends ("" without).
         primary_pump: the task of the primary link's pump, with second backends.
         cutover: after a cutover of this charge point, the name of the former primary (the
@@ -130,6 +132,7 @@ class Connection:
         "session",
         "sides",
         "started",
+        "taps",
         "version",
         "ws",
     )
@@ -157,6 +160,7 @@ class Connection:
         self.capture: CaptureStream | None = None  # set while its frames are captured
         self.sides: tuple[SideLink, ...] = ()
         self.candidates: tuple[SideLink, ...] = ()
+        self.taps: tuple[NatsTap, ...] = ()
         self.primary = ""
         self.primary_pump: asyncio.Task[None] | None = None
         self.cutover: str | None = None

@@ -146,6 +146,9 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                     continue
                 # A substitute is a CALLERROR in place of the charge point's invalid result.
                 out_type = message_type if out is data else _CALLERROR
+                if conn.taps:
+                    to = conn.primary if origin == DEFAULT_TRANSPORT else "gateway"
+                    _tap(conn, _CP, "charge_point", to, out, out_type, verdict)
                 if origin == DEFAULT_TRANSPORT:
                     primary_frame = out
                     if conn.cutover is not None:
@@ -199,9 +202,34 @@ def _attach_second_backends(runtime: Runtime, conn: Connection) -> tuple[SideLin
     if conn.readers and not isinstance(conn.links[DEFAULT_TRANSPORT], WakingLink):
         conn.primary_pump = conn.readers[-1]  # started just before
     conn.primary = fanout.primary_name
+    conn.taps = fanout.taps_for(conn.charge_point_id)
     sides = conn.sides = fanout.attach(conn)
     conn.candidates = tuple(side for side in sides if side.backend.role == "candidate")
     return sides
+
+
+def _tap(
+    conn: Connection,
+    direction: str,
+    sender: str,
+    receiver: str,
+    frame: bytes,
+    message_type: int,
+    verdict: _core.Verdict,
+) -> None:
+    """A forwarded frame for the charge point's observers on a broker (queued)."""
+    for tap in conn.taps:
+        tap.offer(
+            conn.charge_point_id,
+            conn.version,
+            direction,
+            sender,
+            receiver,
+            frame,
+            message_type,
+            verdict.unique_id,
+            verdict.action,
+        )
 
 
 def switch_primary(runtime: Runtime, side: SideLink) -> bool:
@@ -370,6 +398,9 @@ async def backend_pump(
                             call_origin.pop(unique_id, None)
                         continue
                 await send_cp(data)
+                if conn.taps:
+                    sender = conn.primary if name == DEFAULT_TRANSPORT else name
+                    _tap(conn, _CSMS, sender, "charge_point", data, verdict.message_type, verdict)
             else:
                 reply = verdict.reply
                 substitute = verdict.substitute

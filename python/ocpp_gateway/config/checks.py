@@ -181,7 +181,12 @@ def _check_backend(backend: BackendConfig, key: str) -> list[str]:
         errors.extend(_check_upstream(backend.as_upstream(), key))
         if backend.url is None and backend.type == "websocket":
             errors.append(f"{key}.url: type 'websocket' needs a url")
-    if role != "primary":
+    if role == "observer" and backend.type == "nats":
+        if backend.options:
+            errors.append(f"{key}.options: an observer on NATS takes no options")
+        if backend.queue_frames < 1:
+            errors.append(f"{key}.queue_frames: must be at least 1")
+    elif role != "primary":
         if backend.type != "websocket":
             # A broker link claims the charge point's identity on the broker, and the local
             # responder answers for nobody: a second backend is a CSMS over WebSocket.
@@ -193,7 +198,8 @@ def _check_backend(backend: BackendConfig, key: str) -> list[str]:
             )
             errors.append(
                 f"{key}.type: a second backend ({role}) is reached over WebSocket "
-                f'(type = "websocket"); {backend.type!r} serves only as the primary{why}'
+                f'(type = "websocket", or "nats" for an observer); {backend.type!r} serves only '
+                f"as the primary{why}"
             )
         if backend.queue_frames < 1:
             errors.append(f"{key}.queue_frames: must be at least 1")

@@ -51,6 +51,7 @@ from ocpp_gateway.errors import TransportUnavailable
 from ocpp_gateway.fanout.compare import Outcome, compare_answers
 from ocpp_gateway.fanout.rules import REFUSAL_CODE, command_refusal, restore_unique_id, serves
 from ocpp_gateway.fanout.store import CandidateStore
+from ocpp_gateway.fanout.tap import NatsTap
 from ocpp_gateway.logs import Throttle
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.transports import Link, Transport, build_transports
@@ -189,6 +190,8 @@ class Fanout:
         self.redactor = redactor
         self.links: set[SideLink] = set()
         self.primary = primary
+        self.taps: list[NatsTap] = []  # observers on a broker (`tap`)
+        self.primary_label = "upstream"  # the configured primary's name
         # Set by the relay: switches one charge point's primary link to a candidate's link
         # when it is quiet (`relay.switch_primary`); True when done.
         self.switcher: Callable[[SideLink], bool] | None = None
@@ -196,7 +199,7 @@ class Fanout:
     @property
     def primary_name(self) -> str:
         """The name of the backend that is primary now ("upstream" for `[upstream]`)."""
-        return self.primary.name if self.primary is not None else "upstream"
+        return self.primary.name if self.primary is not None else self.primary_label
 
     @classmethod
     def build(
@@ -213,9 +216,11 @@ class Fanout:
         Returns:
             The fanout, or None when there is no second backend.
         """
-        second = config.secondary_backends()
-        if not second:
+        found = config.secondary_backends()
+        if not found:
             return None
+        second = {name: b for name, b in found.items() if b.type == "websocket"}
+        taps = [NatsTap(name, b, metrics) for name, b in found.items() if b.type == "nats"]
         options: dict[str, Any] = {}
         for name, backend in second.items():
             options[name] = backend.as_upstream()
@@ -229,7 +234,12 @@ class Fanout:
         cap = config.capture
         redactor = Redactor(cap.secret_names, True, cap.hash_id_tags, cap.id_tag_salt)
         primary = _primary_backend(config, metrics, default, backends)
-        return cls(backends, config.call_timeout, redactor, primary)
+        fanout = cls(backends, config.call_timeout, redactor, primary)
+        fanout.taps = taps
+        configured = config.primary()
+        if configured is not None:
+            fanout.primary_label = configured[0]
+        return fanout
 
     def cutover(self, name: str) -> Transport:
         """Make the candidate `name` the primary, and the primary a candidate in its place.
@@ -288,6 +298,15 @@ class Fanout:
             conn.readers.append(link.task)
         return links
 
+    def taps_for(self, charge_point_id: str) -> tuple[NatsTap, ...]:
+        """Args:
+            charge_point_id: a charge point.
+
+        Returns:
+            The broker observers that serve it.
+        """
+        return tuple(t for t in self.taps if serves(t.config.charge_points, charge_point_id))
+
     def tick(self, now: float) -> None:
         """The process timer: candidates' unanswered comparisons expire; stores are flushed.
 
@@ -318,6 +337,8 @@ class Fanout:
                 backend.store.close()
         if self.primary is not None and self.primary.store is not None:
             self.primary.store.close()
+        for tap in self.taps:
+            await tap.close()
 
     def adopt(self, conn: ChargePoint, backend: Backend, link: Link) -> SideLink:
         """The former primary's open link of a charge point, kept as a candidate's link.
