@@ -169,3 +169,32 @@ async def test_primary_and_controller_same_unique_id_at_once() -> None:
                 assert sum('"gw-' in m for m in calls) == 1
             finally:
                 await fleet.close()
+
+
+async def test_selection_and_losing_the_primary_with_second_backends() -> None:
+    """A second backend limited to some charge points serves only those; losing the primary
+    still closes the charge point's socket with 1013, whatever the second backends do."""
+    async with csms_server() as primary, csms_server() as site7, csms_server() as everyone:
+        backends = {
+            "site7": {"role": "observer", "url": site7.url, "charge_points": ["site7-*"]},
+            "all": {"role": "observer", "url": everyone.url},
+        }
+        async with gateway_with(primary.url, backends) as gateway:
+            fleet = Fleet(gateway)
+            try:
+                inside = await fleet.connect("site7-01", V16)
+                outside = await fleet.connect("site8-01", V16)
+                await inside.call(V16, "Heartbeat", {})
+                await outside.call(V16, "Heartbeat", {})
+                await poll(lambda: set(everyone.peers) == {"site7-01", "site8-01"}, "all")
+                await poll(lambda: "site7-01" in site7.peers, "the selected one")
+                assert set(site7.peers) == {"site7-01"}
+                # The primary drops site8-01's link: its socket closes with 1013.
+                await primary.connections["site8-01"].close()
+                connection = outside.recorder.connection
+                await asyncio.wait_for(connection.wait_closed(), WAIT)
+                assert connection.close_code == 1013
+                # The other charge point is untouched.
+                await inside.call(V16, "Heartbeat", {})
+            finally:
+                await fleet.close()
