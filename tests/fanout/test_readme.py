@@ -165,3 +165,15 @@ async def test_migration_shadow_report_cutover(tmp_path: Path, capsys: Any) -> N
         finally:
             await fleet.close()
             await asyncio.wait_for(gateway.stop(drain_timeout=0.5), WAIT)
+
+
+def test_every_backend_key_is_described() -> None:
+    import dataclasses
+
+    from ocpp_gateway.config import BackendConfig
+
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Several backends per charge point\n", 1)[1].split("\n## ", 1)[0]
+    keys = section.split("The keys of a `[backends.<name>]` table:", 1)[1].split("\n\n", 1)[0]
+    for field in dataclasses.fields(BackendConfig):
+        assert f"`{field.name}`" in keys, field.name
