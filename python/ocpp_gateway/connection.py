@@ -101,6 +101,7 @@ class Connection:
         taps: the observers on a broker that get its conversation (`fanout.tap.NatsTap`).
         primary: the name of its primary backend, with second backends ("" without).
         primary_pump: the task of the primary link's pump, with second backends.
+        gate: its `CallLink` when the primary's calls queue with the gateway's (controllers).
         cutover: after a cutover of this charge point, the name of the former primary (the
             charge point may still use its 1.6 transaction ids); None before.
     """
@@ -120,6 +121,7 @@ class Connection:
         "close_reason",
         "connected_at",
         "cutover",
+        "gate",
         "info",
         "last_seen",
         "links",
@@ -164,6 +166,7 @@ class Connection:
         self.primary = ""
         self.primary_pump: asyncio.Task[None] | None = None
         self.cutover: str | None = None
+        self.gate: CallLink | None = None
         self.rejections = 0  # frames of either side refused by validation (the console)
         self.close_reason: CloseReason | None = None
         self.last_seen = self.started = monotonic()
@@ -215,8 +218,11 @@ class Connection:
         metrics = runtime.metrics
         for direction, unique_id, action in self.session.expire(now):
             metrics.pending_timed_out.labels(direction, metrics.action_label(action)).inc()
-            if direction == "csms_to_cp" and self.call_origin:
-                self.call_origin.pop(unique_id, None)
+            if direction == "csms_to_cp":
+                if self.call_origin:
+                    self.call_origin.pop(unique_id, None)
+                if self.gate is not None:
+                    self.gate.primary_answered(unique_id)  # its turn is over
         sec = runtime.config.security
         silent = now - self.last_seen
         if sec.idle_timeout > 0 and silent > sec.idle_timeout:
@@ -307,9 +313,7 @@ class Connection:
         unique_id, frame = prepare_call(
             self._runtime.schemas[self.version], self.version, action, payload
         )
-        found = self.links.get(ADMIN_LINK)
-        link = found if isinstance(found, CallLink) else CallLink(self.version)
-        self.links[ADMIN_LINK] = link
+        link = self.call_link()
         sent = False
         try:
             async with asyncio.timeout(timeout):
@@ -344,6 +348,27 @@ class Connection:
             raise CallTimedOut(unique_id if sent else None) from exc
         finally:
             link.done(unique_id)
+
+    def call_link(self, with_primary: bool = False) -> CallLink:
+        """The connection's `CallLink` (made on first use): the queue of the calls to the
+        charge point and the waiters of the gateway's own.
+
+        Args:
+            with_primary: the primary's calls take tickets in the queue too (made so for a
+                charge point with controllers, before any call).
+
+        Returns:
+            The link (also under `links[ADMIN_LINK]`; `gate` when the primary's calls queue).
+        """
+        found = self.links.get(ADMIN_LINK)
+        if isinstance(found, CallLink):
+            return found
+        deliver = self.sender.send if with_primary else None
+        link = CallLink(self.version, deliver=deliver)
+        self.links[ADMIN_LINK] = link
+        if with_primary:
+            self.gate = link
+        return link
 
     # -- close -----------------------------------------------------------------------------
 

@@ -118,6 +118,8 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                 if call_origin and 3 <= message_type <= 5:
                     # Popped before branching: a result that is replaced still goes home.
                     origin = call_origin.pop(verdict.unique_id or "", DEFAULT_TRANSPORT)
+                if conn.gate is not None and 3 <= message_type <= 5:
+                    conn.gate.primary_answered(verdict.unique_id or "")  # the next call may go
                 if violations is not None and message_type == 2:
                     _boot_seen(violations, conn, verdict)
                 if verdict.forward:
@@ -204,6 +206,8 @@ def _attach_second_backends(runtime: Runtime, conn: Connection) -> tuple[SideLin
     conn.primary = fanout.primary_name
     conn.taps = fanout.taps_for(conn.charge_point_id)
     sides = conn.sides = fanout.attach(conn)
+    if any(side.backend.role == "controller" for side in sides):
+        conn.call_link(with_primary=True)  # one call in flight, the primary's included
     conn.candidates = tuple(side for side in sides if side.backend.role == "candidate")
     return sides
 
@@ -397,6 +401,13 @@ async def backend_pump(
                         if track and unique_id is not None:
                             call_origin.pop(unique_id, None)
                         continue
+                if (
+                    verdict.message_type == 2
+                    and conn.gate is not None
+                    and name == DEFAULT_TRANSPORT
+                    and not conn.gate.primary_call(verdict.unique_id or "", data)
+                ):
+                    continue  # held until the gateway's call before it is over
                 await send_cp(data)
                 if conn.taps:
                     sender = conn.primary if name == DEFAULT_TRANSPORT else name

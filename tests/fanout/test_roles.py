@@ -5,10 +5,12 @@ refusals that never reach the charge point."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import ocpp.exceptions
 import pytest
+from websockets.asyncio.client import connect
 
 from interop.conftest import fixture_responder, request
 from ocpp_gateway.admin import describe
@@ -33,6 +35,11 @@ def rejecting(version: str, action: str, kwargs: dict[str, Any]) -> dict[str, An
     if action == "Authorize":
         return {"idTagInfo": {"status": "Invalid"}}
     return fixture_responder(version, action, kwargs)
+
+
+def answer(call: list[Any]) -> str:
+    """A charge point's answer to a DataTransfer CALL: its data back."""
+    return json.dumps([3, call[1], {"status": "Accepted", "data": call[3]["data"]}])
 
 
 def actions(peer: Any) -> list[str]:
@@ -198,3 +205,60 @@ async def test_selection_and_losing_the_primary_with_second_backends() -> None:
                 await inside.call(V16, "Heartbeat", {})
             finally:
                 await fleet.close()
+
+
+async def test_one_call_in_flight_to_the_charge_point_primary_included() -> None:
+    """With a controller, the primary's CALL waits for the controller's (and the reverse):
+    the charge point never has two CALLs of the CSMS side in flight (OCPP-J §4.1.1)."""
+    async with csms_server(echo) as primary, csms_server(echo) as controller:
+        backends = {
+            "ems": {"role": "controller", "url": controller.url, "commands": ["DataTransfer"]},
+        }
+        async with gateway_with(primary.url, backends) as gateway:
+            charger = await asyncio.wait_for(
+                connect(f"{gateway.url}/ocpp/RAW-1", subprotocols=[V16]),  # type: ignore[list-item]
+                WAIT,
+            )
+            try:
+                await charger.send('[2, "boot", "Heartbeat", {}]')
+                assert json.loads(await asyncio.wait_for(charger.recv(), WAIT))[:2] == [3, "boot"]
+                csms, ems = await primary.peer("RAW-1"), await controller.peer("RAW-1")
+
+                def transfer(data: str) -> Any:
+                    return request(V16, "DataTransfer", {"vendorId": "org.example", "data": data})
+
+                from_ems = asyncio.ensure_future(
+                    ems.charge_point.call(transfer("ems"), suppress=False)
+                )
+                first = json.loads(await asyncio.wait_for(charger.recv(), WAIT))
+                assert first[0] == 2 and first[1].startswith("gw-")
+                from_csms = asyncio.ensure_future(
+                    csms.charge_point.call(transfer("csms"), suppress=False)
+                )
+                gate = gateway.registry.live["RAW-1"].gate
+                assert gate is not None
+                await poll(lambda: len(gate.queue) == 1, "the primary's call held")
+                await charger.send(answer(first))
+                second = json.loads(await asyncio.wait_for(charger.recv(), WAIT))
+                assert second[0] == 2 and second[3]["data"] == "csms"
+                await charger.send(answer(second))
+                assert (await asyncio.wait_for(from_ems, WAIT)).data == "ems"
+                assert (await asyncio.wait_for(from_csms, WAIT)).data == "csms"
+                # And the reverse: a controller's call waits for the primary's.
+                from_csms = asyncio.ensure_future(
+                    csms.charge_point.call(transfer("csms-2"), suppress=False)
+                )
+                third = json.loads(await asyncio.wait_for(charger.recv(), WAIT))
+                assert third[3]["data"] == "csms-2"
+                from_ems = asyncio.ensure_future(
+                    ems.charge_point.call(transfer("ems-2"), suppress=False)
+                )
+                await poll(lambda: len(gate.queue) == 1, "the controller's call waits")
+                await charger.send(answer(third))
+                fourth = json.loads(await asyncio.wait_for(charger.recv(), WAIT))
+                assert fourth[3]["data"] == "ems-2"
+                await charger.send(answer(fourth))
+                assert (await asyncio.wait_for(from_csms, WAIT)).data == "csms-2"
+                assert (await asyncio.wait_for(from_ems, WAIT)).data == "ems-2"
+            finally:
+                await charger.close()
