@@ -249,8 +249,8 @@ accept_all = false
         "ws://127.0.0.1:9/csms", compress=False, connect_timeout=2.5
     )
     assert cfg.transports["lab"] == LocalOptions(accept_all=False, allowed_id_tags=("T1", "T2"))
-    assert set(cfg.backends()) == {"default", "billing", "lab"}
-    assert isinstance(cfg.backends()["default"], LocalOptions)
+    assert set(cfg.transport_options()) == {"default", "billing", "lab"}
+    assert isinstance(cfg.transport_options()["default"], LocalOptions)
 
 
 def test_transport_tables_are_checked_by_their_type(tmp_path: Path) -> None:

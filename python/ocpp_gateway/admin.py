@@ -109,8 +109,9 @@ def describe(runtime: Runtime, conn: Connection) -> dict[str, Any]:
 
     Returns:
         id, version, connected_since (ISO 8601, UTC), remote, vendor, model, firmware (from
-        the BootNotification, null until one was forwarded), worker, pending_calls and the
-        frames each way so far.
+        the BootNotification, null until one was forwarded), worker, pending_calls, the
+        frames each way so far, and its second backends (name, role, state, queued, dropped,
+        reconnects; the primary is not listed).
     """
     vendor, model, firmware = conn.session.boot_info or (None, None, None)
     from_cp, to_cp = conn.session.frames()
@@ -126,6 +127,8 @@ def describe(runtime: Runtime, conn: Connection) -> dict[str, Any]:
         "pending_calls": conn.session.pending(),
         "frames_from_charge_point": from_cp,
         "frames_to_charge_point": to_cp,
+        "primary": conn.primary or None,
+        "backends": [s.describe() for s in conn.sides] + [t.describe() for t in conn.taps],
     }
 
 
@@ -286,6 +289,54 @@ class _Api:
             body["unreachable_workers"] = unreachable
         return _json(body)
 
+    async def candidates(self, request: web.Request) -> web.Response:
+        """Each candidate backend's comparison report (`ocpp-gateway candidate-report`)."""
+        refused = self._authorised(request)
+        if refused is not None:
+            return refused
+        fanout = self._runtime.fanout
+        if fanout is None:
+            return _json({"primary": None, "candidates": {}})
+        return _json({"primary": fanout.primary_name, "candidates": fanout.report()})
+
+    async def cut_over(self, request: web.Request) -> web.Response:
+        """Make a candidate the primary: `{"backend": name}` (every worker, each charge point
+        as soon as it is quiet; the sockets stay open). The former primary becomes a candidate,
+        so the same request with its name goes back."""
+        refused = self._authorised(request)
+        if refused is not None:
+            return refused
+        try:
+            async with asyncio.timeout(self._runtime.config.admin.body_timeout):
+                body = await request.read()
+        except TimeoutError:
+            self._refused.labels("body_timeout").inc()
+            return _error(408, "the body did not arrive in time")
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _error(400, 'the body must be JSON: {"backend": name}')
+        name = parsed.get("backend") if isinstance(parsed, dict) else None
+        if not isinstance(name, str):
+            return _error(400, 'the body must be a JSON object {"backend": name}')
+        try:
+            self._runtime.cut_over(name)
+        except ValueError as exc:
+            return _error(409, str(exc))
+        url = URL.build(scheme="http", host="worker", path="/backends/primary")
+        url = url.with_query({"scope": SCOPE_WORKER})
+        peers = self._peers(request)
+        answers = await asyncio.gather(*(self._ask(p, request, "POST", url, body) for p in peers))
+        unreachable = [
+            os.path.basename(path).removesuffix(".sock")
+            for path, answer in zip(peers, answers, strict=True)
+            if answer is None or answer[0] != 200
+        ]
+        result: dict[str, Any] = {"primary": name}
+        if unreachable:
+            result["unreachable_workers"] = unreachable
+        return _json(result)
+
     async def show(self, request: web.Request) -> web.Response:
         refused = self._authorised(request)
         if refused is not None:
@@ -421,6 +472,8 @@ def build_admin_app(
     app.router.add_get("/charge-points", api.index)
     app.router.add_get("/charge-points/{charge_point_id}", api.show)
     app.router.add_post("/charge-points/{charge_point_id}/calls", api.call)
+    app.router.add_get("/candidates", api.candidates)
+    app.router.add_post("/backends/primary", api.cut_over)
     admin_capture.add_routes(app, runtime, api)  # capture, trace, live tail
     console.add_console_routes(app, runtime, api)  # the web console
     return app

@@ -4,8 +4,10 @@ OCPP-J 1.6 §4.1.1 (and 2.0.1/2.1 Part 4 §4.1.1): a party should not send a CAL
 previous CALL was answered or timed out. `CallQueue` is that rule as plain state (which call
 may go now, which waits, which is refused because too many wait); `CallLink` is the link under
 `Connection.links` that holds a queue and the waiters of one charge point; `Connection.call`
-composes them with the socket. Whoever originates calls (the admin API today, controller
-backends later) takes a ticket in the same queue, so their calls go one at a time.
+composes them with the socket. Whoever originates calls (the admin API, controller backends)
+takes a ticket in the same queue, so their calls go one at a time; once a connection has a
+`CallLink` made with a `deliver` (a charge point with controllers), the primary's calls take
+tickets too (`primary_call`): held, never refused, while a gateway call is in flight.
 
 `prepare_call` checks a call strictly (direction, request schema) whatever the validation
 policy and frames it with a fresh UniqueId ("gw-" + 32 hex digits) that cannot collide with a
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -233,12 +235,56 @@ class CallLink:
         limit: calls that may wait behind the one in flight.
     """
 
-    def __init__(self, version: str, limit: int = CALL_QUEUE_LIMIT) -> None:
+    def __init__(
+        self,
+        version: str,
+        limit: int = CALL_QUEUE_LIMIT,
+        deliver: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> None:
         self.version = version
         self.queue: CallQueue[str] = CallQueue(limit)
         self.waiting: dict[str, asyncio.Future[bytes]] = {}
         self._turns: dict[str, asyncio.Future[None]] = {}
         self.closed = False
+        # The primary's calls in the same queue (see `primary_call`): their UniqueIds, and
+        # the frames held until their turn; `deliver` sends a held frame to the charge point.
+        self.primary_ids: set[str] = set()
+        self._held: dict[str, bytes] = {}
+        self._deliver = deliver
+
+    def primary_call(self, unique_id: str, frame: bytes) -> bool:
+        """The primary sends a CALL: it takes a ticket like the gateway's calls, so that the
+        charge point has one CALL in flight from either (OCPP-J §4.1.1).
+
+        Args:
+            unique_id: its UniqueId.
+            frame: its bytes.
+
+        Returns:
+            True when it may go now; False when it is held until the calls before it are
+            over (it is then sent by `done`). A full queue never holds the primary's call.
+        """
+        if self._deliver is None or unique_id in self.primary_ids:
+            return True  # a retransmission goes as it is
+        decision = self.queue.request(unique_id)
+        if decision == "full":
+            return True
+        self.primary_ids.add(unique_id)
+        if decision == "wait":
+            self._held[unique_id] = frame
+            return False
+        return True
+
+    def primary_answered(self, unique_id: str) -> None:
+        """The charge point answered a call of the primary (or it expired): the next may go.
+
+        Args:
+            unique_id: the call's UniqueId (ignored unless it holds a ticket).
+        """
+        if unique_id in self.primary_ids:
+            self.primary_ids.discard(unique_id)
+            self._held.pop(unique_id, None)
+            self.done(unique_id)
 
     async def turn(self, unique_id: str) -> None:
         """Wait until the call `unique_id` may be sent; the caller must `done` it after.
@@ -272,6 +318,10 @@ class CallLink:
         self.waiting.pop(unique_id, None)
         following = self.queue.withdraw(unique_id)
         if following is not None:
+            held = self._held.pop(following, None)
+            if held is not None and self._deliver is not None:
+                asyncio.ensure_future(self._deliver(held)).add_done_callback(_ignore_result)
+                return
             waiter = self._turns.pop(following, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -302,7 +352,15 @@ class CallLink:
                 waiter.set_exception(CallAborted(unique_id))
         self.waiting.clear()
         self.queue.clear()
+        self._held.clear()
+        self.primary_ids.clear()
         for turn in self._turns.values():
             if not turn.done():
                 turn.set_exception(CallAborted(None))
         self._turns.clear()
+
+
+def _ignore_result(task: asyncio.Future[None]) -> None:
+    """A held call sent late: a socket that broke meanwhile is the relay's to notice."""
+    if not task.cancelled():
+        task.exception()

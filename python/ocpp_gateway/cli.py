@@ -27,6 +27,7 @@ _DELEGATES = {
     "hash-password": "ocpp_gateway.security.passwords",
     "violations": "ocpp_gateway.violations.report",
     "replay": "ocpp_gateway.replay",
+    "candidate-report": "ocpp_gateway.fanout.report",
 }
 
 
@@ -206,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "  replay        play a charge point's side of a trace against a CSMS, report changes"
         )
+        print("  candidate-report  how a candidate backend's answers compared with the primary's")
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "serve":

@@ -39,6 +39,8 @@ from ocpp_gateway.transports import Link, WakingLink
 
 if TYPE_CHECKING:
     from ocpp_gateway.capture import CaptureStream
+    from ocpp_gateway.fanout.hub import SideLink
+    from ocpp_gateway.fanout.tap import NatsTap
     from ocpp_gateway.runtime import Runtime
 
 __all__ = [
@@ -94,6 +96,14 @@ class Connection:
         connected_at: wall-clock time (`time.time()`) of the upgrade.
         started: `time.monotonic()` of the upgrade.
         capture: its capture stream while capture is on (the relay feeds it every frame).
+        sides: its links to the second backends (`fanout.SideLink`), empty without any.
+        candidates: those of them whose backend is a candidate (given the primary's answers).
+        taps: the observers on a broker that get its conversation (`fanout.tap.NatsTap`).
+        primary: the name of its primary backend, with second backends ("" without).
+        primary_pump: the task of the primary link's pump, with second backends.
+        gate: its `CallLink` when the primary's calls queue with the gateway's (controllers).
+        cutover: after a cutover of this charge point, the name of the former primary (the
+            charge point may still use its 1.6 transaction ids); None before.
     """
 
     __slots__ = (
@@ -105,19 +115,26 @@ class Connection:
         "_request",
         "_runtime",
         "call_origin",
+        "candidates",
         "capture",
         "charge_point_id",
         "close_reason",
         "connected_at",
+        "cutover",
+        "gate",
         "info",
         "last_seen",
         "links",
+        "primary",
+        "primary_pump",
         "readers",
         "registry",
         "rejections",
         "sender",
         "session",
+        "sides",
         "started",
+        "taps",
         "version",
         "ws",
     )
@@ -143,6 +160,13 @@ class Connection:
         self.readers: list[asyncio.Task[None]] = []
         self.call_origin: dict[str, str] = {}
         self.capture: CaptureStream | None = None  # set while its frames are captured
+        self.sides: tuple[SideLink, ...] = ()
+        self.candidates: tuple[SideLink, ...] = ()
+        self.taps: tuple[NatsTap, ...] = ()
+        self.primary = ""
+        self.primary_pump: asyncio.Task[None] | None = None
+        self.cutover: str | None = None
+        self.gate: CallLink | None = None
         self.rejections = 0  # frames of either side refused by validation (the console)
         self.close_reason: CloseReason | None = None
         self.last_seen = self.started = monotonic()
@@ -194,8 +218,11 @@ class Connection:
         metrics = runtime.metrics
         for direction, unique_id, action in self.session.expire(now):
             metrics.pending_timed_out.labels(direction, metrics.action_label(action)).inc()
-            if direction == "csms_to_cp" and self.call_origin:
-                self.call_origin.pop(unique_id, None)
+            if direction == "csms_to_cp":
+                if self.call_origin:
+                    self.call_origin.pop(unique_id, None)
+                if self.gate is not None:
+                    self.gate.primary_answered(unique_id)  # its turn is over
         sec = runtime.config.security
         silent = now - self.last_seen
         if sec.idle_timeout > 0 and silent > sec.idle_timeout:
@@ -258,6 +285,7 @@ class Connection:
         action: str,
         payload: dict[str, Any],
         timeout: float,  # noqa: ASYNC109
+        origin: str = "admin",
     ) -> CallAnswer:
         """Send a CALL of the gateway's own to the charge point and wait for its answer.
 
@@ -270,6 +298,8 @@ class Connection:
             action: the action.
             payload: the request payload.
             timeout: seconds for the whole call, the wait for its turn included.
+            origin: who asks: "admin" (the admin API) or a controller backend's name (logged
+                and captured as the call's backend).
 
         Returns:
             The charge point's answer.
@@ -283,9 +313,7 @@ class Connection:
         unique_id, frame = prepare_call(
             self._runtime.schemas[self.version], self.version, action, payload
         )
-        found = self.links.get(ADMIN_LINK)
-        link = found if isinstance(found, CallLink) else CallLink(self.version)
-        self.links[ADMIN_LINK] = link
+        link = self.call_link()
         sent = False
         try:
             async with asyncio.timeout(timeout):
@@ -304,11 +332,13 @@ class Connection:
                         "charge_point_id": self.charge_point_id,
                         "action": action,
                         "id": unique_id,
+                        "origin": origin,
                     },
                 )
                 sent = True
                 if self.capture is not None:
-                    self.capture.from_gateway("csms_to_cp", frame, action, "admin_call", "admin")
+                    reason = "admin_call" if origin == "admin" else "controller_call"
+                    self.capture.from_gateway("csms_to_cp", frame, action, reason, origin)
                 try:
                     await self.sender.send(frame)
                 except (ConnectionError, RuntimeError) as exc:
@@ -318,6 +348,27 @@ class Connection:
             raise CallTimedOut(unique_id if sent else None) from exc
         finally:
             link.done(unique_id)
+
+    def call_link(self, with_primary: bool = False) -> CallLink:
+        """The connection's `CallLink` (made on first use): the queue of the calls to the
+        charge point and the waiters of the gateway's own.
+
+        Args:
+            with_primary: the primary's calls take tickets in the queue too (made so for a
+                charge point with controllers, before any call).
+
+        Returns:
+            The link (also under `links[ADMIN_LINK]`; `gate` when the primary's calls queue).
+        """
+        found = self.links.get(ADMIN_LINK)
+        if isinstance(found, CallLink):
+            return found
+        deliver = self.sender.send if with_primary else None
+        link = CallLink(self.version, deliver=deliver)
+        self.links[ADMIN_LINK] = link
+        if with_primary:
+            self.gate = link
+        return link
 
     # -- close -----------------------------------------------------------------------------
 

@@ -50,5 +50,7 @@ async def drain(runtime: Runtime, registry: Registry[Connection], grace: float) 
             task.cancel()
     for transport in runtime.transports.values():
         await transport.close()
+    if runtime.fanout is not None:
+        await runtime.fanout.close()  # second backends' clients, candidates' stores
     runtime.metrics.flush()
     runtime.dump_violations()

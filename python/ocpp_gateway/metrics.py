@@ -211,6 +211,38 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        # Several backends per charge point (ocpp_gateway.fanout); `backend` is a configured
+        # name, `role` one of controller/observer/candidate: closed label sets.
+        self.backend_frames = Counter(
+            "ocpp_gateway_backend_frames",
+            "Frames to and from the second backends (not the primary), by direction.",
+            ["backend", "role", "direction"],
+            registry=reg,
+        )
+        self.backend_dropped = Counter(
+            "ocpp_gateway_backend_dropped_frames",
+            "Frames a second backend could not receive (its queue was full), oldest first.",
+            ["backend", "role"],
+            registry=reg,
+        )
+        self.backend_commands = Counter(
+            "ocpp_gateway_backend_commands",
+            "Calls from second backends to charge points, allowed or refused.",
+            ["backend", "role", "outcome"],
+            registry=reg,
+        )
+        self.backend_reconnects = Counter(
+            "ocpp_gateway_backend_reconnects",
+            "Links of second backends opened again after they were lost or refused.",
+            ["backend", "role"],
+            registry=reg,
+        )
+        self.candidate_answers = Counter(
+            "ocpp_gateway_candidate_answers",
+            "A candidate backend's answers compared with the primary's, by outcome.",
+            ["backend", "action", "outcome"],
+            registry=reg,
+        )
         self._message_children: dict[tuple[str, int, str | None], Any] = {}
         self._duration_children: dict[tuple[str, str | None], Any] = {}
         self._size_children: dict[str, Any] = {}

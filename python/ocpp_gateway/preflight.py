@@ -14,8 +14,10 @@ from typing import Any
 
 from ocpp_gateway.config import GatewayConfig, load
 from ocpp_gateway.errors import PluginError
+from ocpp_gateway.fanout.rules import unknown_commands
 from ocpp_gateway.model_rules import check_relaxations
 from ocpp_gateway.routing import build_chain, check_forward_targets
+from ocpp_gateway.schemas import VERSIONS, default_schemas
 from ocpp_gateway.security import check_security
 
 __all__ = ["check_config", "preflight"]
@@ -38,7 +40,20 @@ def preflight(cfg: GatewayConfig) -> list[str]:
         errors.append(f"plugins: {exc}")
     else:
         errors.extend(check_forward_targets(chain, cfg.transports))
+    errors.extend(_check_commands(cfg))
     return errors
+
+
+def _check_commands(cfg: GatewayConfig) -> list[str]:
+    """A controller's `commands` must name calls a CSMS makes in a version the gateway serves."""
+    directions: dict[str, dict[str, str]] = {
+        v: dict(default_schemas(v).actions()) for v in VERSIONS
+    }
+    return [
+        f"backends.{name}.commands: {action!r} is no call a CSMS makes in " + ", ".join(VERSIONS)
+        for name, backend in cfg.backends.items()
+        for action in unknown_commands(backend.commands, directions)
+    ]
 
 
 def check_config(

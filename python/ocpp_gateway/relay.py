@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable
 from time import monotonic
@@ -40,16 +41,18 @@ from ocpp_gateway.connection import (
     Connection,
 )
 from ocpp_gateway.errors import TransportUnavailable
+from ocpp_gateway.fanout.hub import map_transaction_id
 from ocpp_gateway.reasons import CloseReason
 from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
 from ocpp_gateway.schemas import is_transaction_message
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, FramedLink, Link, WakingLink
 
 if TYPE_CHECKING:
+    from ocpp_gateway.fanout.hub import SideLink
     from ocpp_gateway.runtime import Runtime
     from ocpp_gateway.violations.log import ViolationLog
 
-__all__ = ["backend_pump", "run", "send_backend", "start_backend_pump"]
+__all__ = ["backend_pump", "run", "send_backend", "start_backend_pump", "switch_primary"]
 
 log = logging.getLogger("ocpp_gateway.relay")
 
@@ -91,9 +94,11 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     runtime.capture.attach(conn)
     start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
     del link
+    sides = _attach_second_backends(runtime, conn)
     try:
         while True:
-            msg = data = verdict = out = None  # nothing of the last frame stays alive idle
+            # Nothing of the last frame stays alive idle.
+            msg = data = verdict = out = primary_frame = None
             msg = await receive()
             now = conn.last_seen = clock()
             kind = msg.type
@@ -113,6 +118,8 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                 if call_origin and 3 <= message_type <= 5:
                     # Popped before branching: a result that is replaced still goes home.
                     origin = call_origin.pop(verdict.unique_id or "", DEFAULT_TRANSPORT)
+                if conn.gate is not None and 3 <= message_type <= 5:
+                    conn.gate.primary_answered(verdict.unique_id or "")  # the next call may go
                 if violations is not None and message_type == 2:
                     _boot_seen(violations, conn, verdict)
                 if verdict.forward:
@@ -141,16 +148,34 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                     continue
                 # A substitute is a CALLERROR in place of the charge point's invalid result.
                 out_type = message_type if out is data else _CALLERROR
+                if conn.taps:
+                    to = conn.primary if origin == DEFAULT_TRANSPORT else "gateway"
+                    _tap(conn, _CP, "charge_point", to, out, out_type, verdict)
                 if origin == DEFAULT_TRANSPORT:
+                    primary_frame = out
+                    if conn.cutover is not None:
+                        # The primary changed: its link, and the ids of the transactions the
+                        # former primary began (the copies keep the charge point's own ids).
+                        link, primary_frame = _after_cutover(conn, out, out_type, verdict.action)
+                        sides = conn.sides
+                        link_send = link.send
+                        send_frame = link.send_frame if isinstance(link, FramedLink) else None
+                        del link
                     try:
                         if send_frame is None:
-                            await link_send(out)
+                            await link_send(primary_frame)
                         else:
                             unique_id = verdict.unique_id or ""
-                            await send_frame(out, out_type, unique_id, verdict.action or "", False)
+                            action = verdict.action or ""
+                            await send_frame(primary_frame, out_type, unique_id, action, False)
                     except (TransportUnavailable, ConnectionError):
                         conn.end("upstream_lost")
                         return
+                    if sides and out_type == 2:
+                        # A copy of the charge point's CALL for each second backend (queued).
+                        unique_id, action = verdict.unique_id or "", verdict.action or ""
+                        for side in sides:
+                            side.offer(out, unique_id, action)
                 elif not await send_backend(
                     conn, runtime, origin, out, out_type, verdict.unique_id, verdict.action
                 ):
@@ -167,6 +192,114 @@ async def run(runtime: Runtime, conn: Connection) -> None:
         conn.end("internal_error")
     finally:
         await conn.finish()
+
+
+def _attach_second_backends(runtime: Runtime, conn: Connection) -> tuple[SideLink, ...]:
+    """Start the charge point's links to the second backends that serve it (none without)."""
+    fanout = runtime.fanout
+    if fanout is None:
+        return ()
+    if fanout.switcher is None:
+        fanout.switcher = functools.partial(switch_primary, runtime)
+    if conn.readers and not isinstance(conn.links[DEFAULT_TRANSPORT], WakingLink):
+        conn.primary_pump = conn.readers[-1]  # started just before
+    conn.primary = fanout.primary_name
+    conn.taps = fanout.taps_for(conn.charge_point_id)
+    sides = conn.sides = fanout.attach(conn)
+    if any(side.backend.role == "controller" for side in sides):
+        conn.call_link(with_primary=True)  # one call in flight, the primary's included
+    conn.candidates = tuple(side for side in sides if side.backend.role == "candidate")
+    return sides
+
+
+def _tap(
+    conn: Connection,
+    direction: str,
+    sender: str,
+    receiver: str,
+    frame: bytes,
+    message_type: int,
+    verdict: _core.Verdict,
+) -> None:
+    """A forwarded frame for the charge point's observers on a broker (queued)."""
+    for tap in conn.taps:
+        tap.offer(
+            conn.charge_point_id,
+            conn.version,
+            direction,
+            sender,
+            receiver,
+            frame,
+            message_type,
+            verdict.unique_id,
+            verdict.action,
+        )
+
+
+def switch_primary(runtime: Runtime, side: SideLink) -> bool:
+    """Cut one charge point over to a new primary, if it is quiet now: the candidate's open
+    link becomes the primary link (its pump started), the former primary's link a candidate's
+    link, and the charge point socket stays as it is.
+
+    Quiet: no call pending either way (so no answer is owed by or to the former primary), and
+    the candidate has received and answered every copy. The 1.6 transactions begun before keep
+    the former primary's ids at the charge point; the relay gives the new primary its own ids
+    for them (`Connection.cutover`, `fanout.hub.map_transaction_id`).
+
+    Args:
+        runtime: the process.
+        side: the charge point's link to the backend that is primary now.
+
+    Returns:
+        True when the charge point was switched.
+    """
+    conn = cast("Connection", side.conn)
+    fanout = runtime.fanout
+    pump = conn.primary_pump
+    if fanout is None or pump is None or conn.session.pending() or not side.quiet():
+        return False
+    former = fanout.backend(conn.primary)
+    if former is None or conn.close_reason is not None:
+        return False
+    link = side.release()
+    pump.cancel()  # the pump ends without closing the charge point (CancelledError)
+    old_link = conn.links[DEFAULT_TRANSPORT]
+    conn.links[DEFAULT_TRANSPORT] = link
+    start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
+    conn.primary_pump = conn.readers[-1]
+    adopted = fanout.adopt(conn, former, old_link)
+    conn.sides = tuple(adopted if s is side else s for s in conn.sides)
+    conn.candidates = tuple(s for s in conn.sides if s.backend.role == "candidate")
+    conn.cutover, conn.primary = conn.primary, side.backend.name
+    log.info(
+        "charge point cut over",
+        extra={
+            "charge_point_id": conn.charge_point_id,
+            "backend": conn.primary,
+            "previous": conn.cutover,
+        },
+    )
+    return True
+
+
+def _after_cutover(
+    conn: Connection, frame: bytes, message_type: int, action: str | None
+) -> tuple[Link, bytes]:
+    """The primary link after a cutover, and the frame for it: a 1.6 MeterValues or
+    StopTransaction of a transaction begun under the former primary gets the new primary's id
+    for it."""
+    link = conn.links[DEFAULT_TRANSPORT]
+    if (
+        message_type == 2
+        and action in ("MeterValues", "StopTransaction")
+        and conn.version == "ocpp1.6"
+    ):
+        backend = next((s.backend for s in conn.sides if s.backend.name == conn.cutover), None)
+        if backend is not None and backend.store is not None and conn.cutover is not None:
+            mapped = map_transaction_id(frame, backend.store, conn.cutover, conn.charge_point_id)
+            if mapped is not None:
+                return link, mapped
+    return link, frame
 
 
 def start_backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link) -> None:
@@ -249,6 +382,9 @@ async def backend_pump(
                 if verdict.message_type != 2:
                     if chain is not None or registry.drain_progress is not None:
                         _result_seen(runtime, conn, _CSMS, verdict, data)
+                    if conn.candidates and name == DEFAULT_TRANSPORT:
+                        for candidate in conn.candidates:
+                            candidate.primary_answer(verdict.unique_id, data)
                 else:
                     unique_id = verdict.unique_id
                     if track and unique_id is not None:
@@ -265,7 +401,17 @@ async def backend_pump(
                         if track and unique_id is not None:
                             call_origin.pop(unique_id, None)
                         continue
+                if (
+                    verdict.message_type == 2
+                    and conn.gate is not None
+                    and name == DEFAULT_TRANSPORT
+                    and not conn.gate.primary_call(verdict.unique_id or "", data)
+                ):
+                    continue  # held until the gateway's call before it is over
                 await send_cp(data)
+                if conn.taps:
+                    sender = conn.primary if name == DEFAULT_TRANSPORT else name
+                    _tap(conn, _CSMS, sender, "charge_point", data, verdict.message_type, verdict)
             else:
                 reply = verdict.reply
                 substitute = verdict.substitute

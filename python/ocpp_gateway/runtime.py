@@ -21,6 +21,7 @@ from ocpp_gateway._core import OcppVersionName
 from ocpp_gateway.capture import Capture
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import PluginError, TransportUnavailable
+from ocpp_gateway.fanout import Fanout
 from ocpp_gateway.logs import FrameLog
 from ocpp_gateway.metrics import Metrics
 from ocpp_gateway.model_rules import build_model_rules, version_policy
@@ -111,7 +112,7 @@ class Runtime:
         self.violations = ViolationLog(validation.violation_log_entries) if log_path else None
         self.chain: Chain | None = build_chain(config.plugins)
         self.transports: dict[str, Transport] = build_transports(
-            config.backends(), config.security.max_message_bytes
+            config.transport_options(), config.security.max_message_bytes
         )
         self.transports.update(transports or {})
         unknown_targets = check_forward_targets(self.chain, self.transports)
@@ -139,6 +140,8 @@ class Runtime:
         self.gauges: dict[str, Any] = {v: self.metrics.connected.labels(v) for v in self.versions}
         self.frame_log = FrameLog()
         self.capture = Capture(config.capture, worker)  # per charge point frame capture
+        # The second backends (controllers, observers, candidates), None without any.
+        self.fanout: Fanout | None = Fanout.build(config, self.metrics, self.default_transport)
 
     async def start(self, prober: Callable[[str], Awaitable[bool]] | None = None) -> None:
         """Connect the broker transports; one that cannot be reached now is connected by the
@@ -175,6 +178,22 @@ class Runtime:
             stats=self.stats[version],
         )
 
+    def cut_over(self, name: str) -> None:
+        """Make the candidate backend `name` the primary (the primary a candidate): new charge
+        points go to it at once, connected ones as soon as each is quiet (`relay.switch_primary`,
+        run by the timer). The sockets of the charge points stay open.
+
+        Args:
+            name: a candidate's name (or the former primary's, to go back).
+
+        Raises:
+            ValueError: no such candidate, or no cutover possible in this configuration.
+        """
+        if self.fanout is None:
+            raise ValueError("no candidate backend is configured")
+        transport = self.fanout.cutover(name)
+        self.transports[DEFAULT_TRANSPORT] = self.default_transport = transport
+
     def tick_interval(self) -> float:
         """Seconds between two runs of `tick`: at most 1 s, finer for short timeouts."""
         sec = self.config.security
@@ -207,6 +226,8 @@ class Runtime:
         """
         for broker in self.brokers:
             broker.tick(now)  # backend commands past their deadline time out
+        if self.fanout is not None:
+            self.fanout.tick(now)  # candidates' comparisons expire, their stores are written
         self.metrics.flush()
         self.dump_violations()
 

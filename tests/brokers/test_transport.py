@@ -162,7 +162,7 @@ def test_upstream_type_selects_the_broker_and_its_options_are_checked() -> None:
             "node_id": "edge-7",
         },
     )
-    transport: Any = build_transports(config.backends(), 1 << 20)["default"]
+    transport: Any = build_transports(config.transport_options(), 1 << 20)["default"]
     assert isinstance(transport, NatsTransport)
     assert transport.options.command_queue == 4
     assert transport.options.subject_prefix == "site1"
@@ -172,7 +172,7 @@ def test_upstream_type_selects_the_broker_and_its_options_are_checked() -> None:
         {},
         {"upstream.type": "redis_streams", "upstream.url": "redis://127.0.0.1:6379/0"},
     )
-    built = build_transports(redis_config.backends(), 1 << 20)
+    built = build_transports(redis_config.transport_options(), 1 << 20)
     assert isinstance(built["default"], RedisStreamsTransport)
     with pytest.raises(ConfigError) as bad_key:
         load_config(

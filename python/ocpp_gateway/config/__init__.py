@@ -22,6 +22,7 @@ from ocpp_gateway.config.loader import load, load_config
 from ocpp_gateway.config.reference import ENV_PREFIX, Setting, settings_reference
 from ocpp_gateway.config.sections import (
     AdminConfig,
+    BackendConfig,
     CaptureConfig,
     GatewayConfig,
     LocalConfig,
@@ -34,6 +35,7 @@ from ocpp_gateway.config.sections import (
 __all__ = [
     "ENV_PREFIX",
     "AdminConfig",
+    "BackendConfig",
     "CaptureConfig",
     "GatewayConfig",
     "LocalConfig",

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ocpp_gateway.config.sections import (
     AdminConfig,
+    BackendConfig,
     CaptureConfig,
     GatewayConfig,
     SecurityConfig,
@@ -143,6 +144,82 @@ def _check_gateway(cfg: GatewayConfig, key: str) -> list[str]:
             errors.append(f"trusted_proxies: {block!r} is not an address or CIDR block")
     if cfg.proxy_protocol and not cfg.trusted_proxies:
         errors.append("proxy_protocol: needs trusted_proxies (the balancers that send it)")
+    errors.extend(_check_backends(cfg))
+    return errors
+
+
+def _check_backends(cfg: GatewayConfig) -> list[str]:
+    """The `[backends]` tables: exactly one primary (counting `[upstream]`), and each backend's
+    settings for its role."""
+    errors: list[str] = []
+    if not cfg.backends:
+        return errors
+    primaries = [f"backends.{n}" for n, b in cfg.backends.items() if b.role == "primary"]
+    if cfg.upstream.url:
+        primaries.insert(0, "upstream.url")
+    if not primaries:
+        errors.append(
+            'backends: no primary; give one backend role = "primary" (or set upstream.url)'
+        )
+    elif len(primaries) > 1:
+        errors.append(
+            f"backends: exactly one primary, got {len(primaries)}: " + ", ".join(primaries)
+        )
+    for name, backend in cfg.backends.items():
+        key = f"backends.{name}"
+        if name in cfg.transports or name == "default":
+            errors.append(f"{key}: the name is taken by a transport")
+        errors.extend(number_errors(backend, key))
+        errors.extend(_check_backend(backend, key))
+    return errors
+
+
+def _check_backend(backend: BackendConfig, key: str) -> list[str]:
+    errors: list[str] = []
+    role = backend.role
+    if backend.type != "local":
+        errors.extend(_check_upstream(backend.as_upstream(), key))
+        if backend.url is None and backend.type == "websocket":
+            errors.append(f"{key}.url: type 'websocket' needs a url")
+    if role == "observer" and backend.type == "nats":
+        if backend.options:
+            errors.append(f"{key}.options: an observer on NATS takes no options")
+        if backend.queue_frames < 1:
+            errors.append(f"{key}.queue_frames: must be at least 1")
+    elif role != "primary":
+        if backend.type != "websocket":
+            # A broker link claims the charge point's identity on the broker, and the local
+            # responder answers for nobody: a second backend is a CSMS over WebSocket.
+            why = (
+                " (its transaction id map would have to live in the broker's key-value "
+                "store, which the gateway does not keep yet)"
+                if role == "candidate"
+                else ""
+            )
+            errors.append(
+                f"{key}.type: a second backend ({role}) is reached over WebSocket "
+                f'(type = "websocket", or "nats" for an observer); {backend.type!r} serves only '
+                f"as the primary{why}"
+            )
+        if backend.queue_frames < 1:
+            errors.append(f"{key}.queue_frames: must be at least 1")
+    elif backend.charge_points:
+        errors.append(f"{key}.charge_points: the primary serves every charge point")
+    if backend.commands and role != "controller":
+        errors.append(f"{key}.commands: only a controller sends commands (role is {role!r})")
+    if role == "controller" and not backend.commands:
+        errors.append(
+            f'{key}.commands: a controller needs the actions it may send (or role = "observer")'
+        )
+    if any(not pattern for pattern in backend.charge_points):
+        errors.append(f"{key}.charge_points: an empty id or pattern")
+    if role == "candidate" and not backend.id_map:
+        errors.append(
+            f"{key}.id_map: a candidate needs a durable store for its transaction id map and "
+            "report (a SQLite file path)"
+        )
+    if backend.id_map and role != "candidate":
+        errors.append(f"{key}.id_map: only a candidate keeps an id map")
     return errors
 
 

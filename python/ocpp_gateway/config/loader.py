@@ -52,9 +52,11 @@ def load(
         for name, table in cfg.transports.items()
     }
     cfg = dataclasses.replace(cfg, transports={k: v for k, v in typed.items() if v is not None})
-    if cfg.upstream.url and cfg.upstream.type != "websocket":
+    primary = cfg.primary()
+    broker_primary = primary is not None and primary[1].type in ("nats", "redis_streams")
+    if broker_primary or (cfg.upstream.url and cfg.upstream.type != "websocket"):
         try:
-            cfg.backends()  # the broker's options, checked as serve builds them
+            cfg.transport_options()  # the broker's options, checked as serve builds them
         except ConfigError as exc:
             errors.extend(exc.errors)
     errors.extend(check_values(cfg))

@@ -21,6 +21,7 @@ from ocpp_gateway.transports.websocket import WebSocketOptions
 
 __all__ = [
     "AdminConfig",
+    "BackendConfig",
     "CaptureConfig",
     "GatewayConfig",
     "LocalConfig",
@@ -69,6 +70,70 @@ class UpstreamConfig:
 
     def __post_init__(self) -> None:
         freeze_fields(self)
+
+
+#: The roles of a `[backends.<name>]` table (DESIGN: several backends per charge point).
+BackendRole = Literal["primary", "controller", "observer", "candidate"]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    """A `[backends.<name>]` table: one backend of every (or some) charge point, by role.
+
+    Attributes:
+        role: "primary" (its answers, and only its, reach the charge point; exactly one; the
+            `[upstream]` table and `--upstream` are its shorthand), "controller" (receives the
+            charge point's calls, may send the `commands` listed), "observer" (receives the
+            charge point's calls, commands nothing) or "candidate" (answers like a primary; its
+            answers are compared with the primary's, then discarded).
+        type: "websocket" (a CSMS), "local" (the embedded responder, primary only), "nats" or
+            "redis_streams" (primary only, for now).
+        url: as `upstream.url` for the type.
+        username, password: as `upstream.username`/`upstream.password`.
+        connect_timeout: seconds allowed to open one of its links.
+        compress: as `upstream.compress`.
+        client: as `upstream.client`.
+        options: a broker type's own settings (as `upstream.options`).
+        commands: the actions a controller may send to the charge points (others are refused
+            with a CALLERROR SecurityError that never reaches the charge point).
+        charge_points: ids or glob patterns ("CP-1", "site7-*") of the charge points this
+            backend serves; empty means all (a non-primary backend only).
+        queue_frames: frames kept for a non-primary backend, per charge point, while its link
+            is slow or down; beyond it the oldest are dropped (counted).
+        id_map: a candidate's SQLite file: the 1.6 transaction id map (primary's id ->
+            candidate's id) and the comparison report, kept across restarts. Required for a
+            candidate.
+    """
+
+    role: BackendRole = "observer"
+    type: Literal["websocket", "local", "nats", "redis_streams"] = "websocket"
+    url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    connect_timeout: float = 10.0
+    compress: bool = False
+    client: Literal["picows", "aiohttp"] = "picows"
+    options: Mapping[str, object] = field(default_factory=_empty)
+    commands: tuple[str, ...] = ()
+    charge_points: tuple[str, ...] = ()
+    queue_frames: int = 1000
+    id_map: str | None = None
+
+    def __post_init__(self) -> None:
+        freeze_fields(self)
+
+    def as_upstream(self) -> UpstreamConfig:
+        """Returns: its transport settings as an `[upstream]` table (checked the same way)."""
+        return UpstreamConfig(
+            type="websocket" if self.type == "local" else self.type,
+            url=self.url,
+            username=self.username,
+            password=self.password,
+            connect_timeout=self.connect_timeout,
+            compress=self.compress,
+            client=self.client,
+            options=self.options,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +394,8 @@ class GatewayConfig:
         proxy_protocol: connections from `trusted_proxies` must begin with a PROXY protocol
             header (v1 or v2) giving the charge point's address; others are served as they are.
         capture: per charge point capture in the Open OCPP Trace format (`[capture]`).
+        backends: backends by name and role (`[backends.<name>]`, see `BackendConfig` and the
+            README's "Several backends per charge point"); a primary here replaces `[upstream]`.
     """
 
     host: str = "0.0.0.0"
@@ -350,14 +417,30 @@ class GatewayConfig:
     trusted_proxies: tuple[str, ...] = ()
     proxy_protocol: bool = False
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    backends: Mapping[str, BackendConfig] = field(default_factory=_empty)
 
     def __post_init__(self) -> None:
         freeze_fields(self)
 
-    def backends(self) -> Mapping[str, Any]:
-        """The typed options of every transport: "default" (the `[upstream]` backend when
-        `upstream.url` is set, a CSMS or a broker by `upstream.type`, else the `[local]`
-        responder), then the named ones.
+    def primary(self) -> tuple[str, BackendConfig] | None:
+        """Returns: the `[backends]` entry of role "primary" (the first, when several: the
+        checks refuse that), or None when `[upstream]` (or the local responder) is the primary.
+        """
+        for name, backend in self.backends.items():
+            if backend.role == "primary":
+                return name, backend
+        return None
+
+    def secondary_backends(self) -> Mapping[str, BackendConfig]:
+        """Returns: the `[backends]` entries that are not the primary, by name."""
+        return MappingProxyType(
+            {name: b for name, b in self.backends.items() if b.role != "primary"}
+        )
+
+    def transport_options(self) -> Mapping[str, Any]:
+        """The typed options of every transport: "default" (the primary: a `[backends]` entry of
+        role "primary", else the `[upstream]` backend when `upstream.url` is set, a CSMS or a
+        broker by its type, else the `[local]` responder), then the named ones.
 
         Raises:
             ConfigError: a setting of a transport that does not convert or check.
@@ -380,6 +463,11 @@ class GatewayConfig:
 def _default_backend(cfg: GatewayConfig, errors: list[str]) -> Any:
     """The options of the default backend (None, with errors, when they do not convert)."""
     up = cfg.upstream
+    primary = cfg.primary()
+    if primary is not None:
+        if primary[1].type == "local":
+            return cfg.local
+        up = primary[1].as_upstream()
     if not up.url:
         return cfg.local
     if up.type == "websocket":

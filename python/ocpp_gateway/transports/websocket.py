@@ -357,6 +357,8 @@ class WebSocketTransport:
         self._max_msg_size = max_msg_size
         self._session: aiohttp.ClientSession | None = None
         self._picows = client == "picows" and not compress
+        # A second backend's links log their failures themselves, rate-bounded (fanout).
+        self.log_failures = True
 
     @classmethod
     def from_options(
@@ -482,6 +484,8 @@ class WebSocketTransport:
     ) -> TransportUnavailable:
         """Log a failed upstream handshake with what an operator needs to diagnose it: the HTTP
         status the CSMS answered or the errno of the socket, and the subprotocol offered."""
+        if not self.log_failures:
+            return TransportUnavailable(f"cannot open upstream: {type(exc).__name__}")
         status = getattr(exc, "status", None)
         if status is None:
             status = getattr(getattr(exc, "response", None), "status", None)
