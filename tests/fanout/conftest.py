@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from websockets.asyncio.client import connect
 
 from interop.conftest import (
-    WAIT,
     LibraryCsms,
     Peer,
     Responder,
@@ -19,6 +18,7 @@ from interop.conftest import (
     _serving,
     fixture_responder,
 )
+from kit import WAIT
 from ocpp_gateway.config import load_config
 from ocpp_gateway.server import RunningGateway, start_gateway
 
@@ -36,7 +36,7 @@ async def csms_server(responder: Responder = fixture_responder) -> AsyncIterator
 
 @contextlib.asynccontextmanager
 async def gateway_with(
-    upstream: str | None, backends: dict[str, dict[str, Any]], **overrides: Any
+    upstream: str | None, backends: Mapping[str, Mapping[str, Any]], **overrides: Any
 ) -> AsyncIterator[RunningGateway]:
     """A gateway on loopback relaying to `upstream` (the primary) with these `[backends]`."""
     config = load_config(

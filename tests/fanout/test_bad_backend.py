@@ -8,8 +8,8 @@ import json
 
 from websockets.protocol import State
 
-from interop.conftest import WAIT, RawCsms, _serving
-from polling import poll
+from interop.conftest import RawCsms, _serving
+from kit import WAIT, poll
 
 from .conftest import Fleet, csms_server, gateway_with
 

@@ -11,10 +11,11 @@ import nats
 import pytest
 from websockets.protocol import State
 
-from brokers._support import NatsServer
+from brokers._support import broker_server
+from kit import poll
 from ocpp_gateway.admin import describe
+from ocpp_gateway.bench.procs import BrokerServer
 from ocpp_gateway.fanout.tap import stream_name, subject_of
-from polling import poll
 
 from .conftest import WAIT, Fleet, csms_server, gateway_with
 
@@ -24,8 +25,7 @@ QUEUE = 4
 
 @pytest.fixture
 def nats_server() -> Any:
-    server = NatsServer()
-    server.start()
+    server = broker_server("nats")
     try:
         yield server
     finally:
@@ -55,9 +55,9 @@ async def count_stored(url: str, backend: str) -> int:
         await client.close()
 
 
-async def test_broker_observer_sees_both_directions(nats_server: NatsServer) -> None:
+async def test_broker_observer_sees_both_directions(nats_server: BrokerServer) -> None:
     async with csms_server() as primary:
-        backends = {
+        backends: dict[str, dict[str, Any]] = {
             "csms": {"role": "primary", "url": primary.url},
             "reporting": {
                 "role": "observer",
@@ -119,7 +119,7 @@ async def test_broker_observer_sees_both_directions(nats_server: NatsServer) -> 
                 labels = {"backend": "reporting", "role": "observer"}
                 assert sample("ocpp_gateway_backend_dropped_frames_total", labels) == 6
                 assert cp.recorder.connection.state is State.OPEN
-                nats_server.start()  # the same store: the stream and its 4 messages are there
+                nats_server.start(WAIT)  # the same store: the stream and its 4 messages are there
 
                 async def recovered() -> bool:
                     return await count_stored(nats_server.url, "reporting") >= 4 + QUEUE

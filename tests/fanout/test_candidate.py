@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 
 from interop.conftest import LibraryCsms, Peer, fixture_responder
+from kit import poll
 from ocpp_gateway.fanout.report import main as report_main
 from ocpp_gateway.fanout.store import read_report
-from polling import poll
 
 from .conftest import Fleet, csms_server, gateway_with
 

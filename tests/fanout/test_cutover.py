@@ -12,7 +12,7 @@ import aiohttp
 from websockets.protocol import State
 
 from interop.conftest import LibraryCsms, Peer, fixture_responder
-from polling import poll
+from kit import poll
 
 from .conftest import WAIT, Fleet, csms_server, gateway_with
 

@@ -17,8 +17,8 @@ from typing import Any
 from websockets.protocol import State
 
 from interop.conftest import Peer
+from kit import poll
 from ocpp_gateway.admin import describe
-from polling import poll
 
 from .conftest import WAIT, Fleet, csms_server, gateway_with
 
@@ -175,10 +175,12 @@ async def test_observer_and_controller_killed_under_transactions() -> None:
                 controller.kill()
                 await poll(lambda: states() == {"down"}, "every second link seen down")
                 for name, role in (("reporting", "observer"), ("ems", "controller")):
+
+                    def drop_counted(n: str = name, r: str = role) -> bool:
+                        return metric("ocpp_gateway_backend_dropped_frames_total", n, r) > 0
+
                     await poll(
-                        lambda n=name, r=role: (
-                            metric("ocpp_gateway_backend_dropped_frames_total", n, r) > 0
-                        ),
+                        drop_counted,
                         f"frames for the dead {role} dropped and counted",
                     )
                 acked_while_down = counts.acked

@@ -15,11 +15,11 @@ import ocpp.exceptions
 import pytest
 
 from interop.conftest import fixture_responder
+from kit import poll
 from ocpp_gateway.config import load_config
 from ocpp_gateway.fanout.report import main as report_main
 from ocpp_gateway.preflight import check_config
 from ocpp_gateway.server import start_gateway
-from polling import poll
 
 from .conftest import WAIT, Fleet, csms_server
 

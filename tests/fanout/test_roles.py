@@ -13,8 +13,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from interop.conftest import fixture_responder, request
+from kit import poll
 from ocpp_gateway.admin import describe
-from polling import poll
 
 from .conftest import WAIT, Fleet, csms_server, gateway_with
 
@@ -52,7 +52,7 @@ async def test_observer_and_controller_see_the_calls_only_the_primary_answers() 
         csms_server(rejecting) as controller,
         csms_server(rejecting) as observer,
     ):
-        backends = {
+        backends: dict[str, dict[str, Any]] = {
             "ems": {"role": "controller", "url": controller.url, "commands": ["TriggerMessage"]},
             "reporting": {"role": "observer", "url": observer.url},
         }
@@ -70,7 +70,11 @@ async def test_observer_and_controller_see_the_calls_only_the_primary_answers() 
                 assert auth.id_tag_info["status"] == "Blocked"  # the primary's (fixture)
                 for csms in (primary, controller, observer):
                     peer = await csms.peer("CP-1")
-                    await poll(lambda p=peer: len(p.handled) == 2, "both calls copied")
+
+                    def both_copied(p: Any = peer) -> bool:
+                        return len(p.handled) == 2
+
+                    await poll(both_copied, "both calls copied")
                     assert actions(peer) == ["BootNotification", "Authorize"]
                 # Only the primary's answers reached the charge point.
                 assert len(cp.recorder.received) == 2
@@ -84,7 +88,7 @@ async def test_controller_command_and_refusals() -> None:
         csms_server() as controller,
         csms_server() as observer,
     ):
-        backends = {
+        backends: dict[str, dict[str, Any]] = {
             "ems": {
                 "role": "controller",
                 "url": controller.url,
@@ -138,7 +142,7 @@ async def test_controller_command_and_refusals() -> None:
 async def test_primary_and_controller_same_unique_id_at_once() -> None:
     """Both send a DataTransfer with UniqueId "same-1" at once; each gets its own answer."""
     async with csms_server(echo) as primary, csms_server(echo) as controller:
-        backends = {
+        backends: dict[str, dict[str, Any]] = {
             "ems": {"role": "controller", "url": controller.url, "commands": ["DataTransfer"]},
         }
         async with gateway_with(primary.url, backends) as gateway:
@@ -182,7 +186,7 @@ async def test_selection_and_losing_the_primary_with_second_backends() -> None:
     """A second backend limited to some charge points serves only those; losing the primary
     still closes the charge point's socket with 1013, whatever the second backends do."""
     async with csms_server() as primary, csms_server() as site7, csms_server() as everyone:
-        backends = {
+        backends: dict[str, dict[str, Any]] = {
             "site7": {"role": "observer", "url": site7.url, "charge_points": ["site7-*"]},
             "all": {"role": "observer", "url": everyone.url},
         }
@@ -211,7 +215,7 @@ async def test_one_call_in_flight_to_the_charge_point_primary_included() -> None
     """With a controller, the primary's CALL waits for the controller's (and the reverse):
     the charge point never has two CALLs of the CSMS side in flight (OCPP-J §4.1.1)."""
     async with csms_server(echo) as primary, csms_server(echo) as controller:
-        backends = {
+        backends: dict[str, dict[str, Any]] = {
             "ems": {"role": "controller", "url": controller.url, "commands": ["DataTransfer"]},
         }
         async with gateway_with(primary.url, backends) as gateway:

@@ -56,7 +56,9 @@ def test_command_refusal(role: str, action: str, allowed: bool) -> None:
 
 
 def test_unknown_commands_against_the_schemas() -> None:
-    directions = {v: dict(default_schemas(v).actions()) for v in VERSIONS}
+    directions: dict[str, dict[str, str]] = {
+        v: dict(default_schemas(v).actions()) for v in VERSIONS
+    }
     commands = ["SetChargingProfile", "Authorize", "Bogus", "SetVariables", "DataTransfer"]
     # Authorize is a charge point's call, Bogus nothing; SetVariables is 2.x only (still known).
     assert unknown_commands(commands, directions) == ["Authorize", "Bogus"]
