@@ -23,7 +23,7 @@ from ocpp_gateway.admin import describe
 from .conftest import WAIT, Fleet, csms_server, gateway_with
 
 V16 = "ocpp1.6"
-CHARGE_POINTS = 25
+CHARGE_POINTS = 100
 QUEUE = 10  # frames kept per second backend and charge point while it is down
 PACE = 0.02  # seconds between two calls of one charge point (a shared machine)
 SCRIPT = Path(__file__).with_name("csms_process.py")
