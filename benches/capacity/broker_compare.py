@@ -45,7 +45,7 @@ from ocpp_gateway.bench.procs import (
     usage,
     wait_tcp_open,
 )
-from ocpp_gateway.bench.runner import fleet_ids
+from ocpp_gateway.bench.ramp import fleet_ids
 from ocpp_gateway.bench.targets import CsmsPool
 
 HERE = Path(__file__).resolve().parent

@@ -44,15 +44,9 @@ import orjson
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
 from ocpp_gateway.bench.procs import BrokerServer, ProcessGroup, Usage, usage
-from ocpp_gateway.bench.runner import (
-    PER_CSMS,
-    PER_LOADGEN,
-    fleet_ids,
-    merge_connect,
-    merge_storm,
-    per,
-    ramp,
-)
+from ocpp_gateway.bench.ramp import fleet_ids, ramp
+from ocpp_gateway.bench.runner import PER_CSMS, PER_LOADGEN
+from ocpp_gateway.bench.summary import merge_connect, merge_storm, per
 from ocpp_gateway.bench.targets import CsmsPool, Target, start_target
 from ocpp_gateway.transports.broker.contract import identity_token
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
-from ocpp_gateway.bench.runner import Run, fleet_ids, settings_for
+from ocpp_gateway.bench.ramp import fleet_ids
+from ocpp_gateway.bench.runner import Run, settings_for
 from ocpp_gateway.bench.targets import CsmsPool, Target, find_baselines, start_target
 
 EXTRA = {"gateway": 0, "gateway_1_observer": 1, "gateway_2_observers": 2}

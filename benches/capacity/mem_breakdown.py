@@ -43,7 +43,7 @@ from aiohttp import web
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
 from ocpp_gateway.bench.procs import BrokerServer, usage
-from ocpp_gateway.bench.runner import fleet_ids
+from ocpp_gateway.bench.ramp import fleet_ids
 from ocpp_gateway.bench.targets import CsmsPool, find_baselines
 
 HERE = Path(__file__).resolve().parent

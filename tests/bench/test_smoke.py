@@ -20,7 +20,8 @@ import pytest
 from ocpp_gateway.bench import main
 from ocpp_gateway.bench.frames import REQUESTS, RESPONSES, V16, CallTemplate, call_result
 from ocpp_gateway.bench.planner import call_rates, plan
-from ocpp_gateway.bench.runner import fleet_ids, percentiles
+from ocpp_gateway.bench.ramp import fleet_ids
+from ocpp_gateway.bench.summary import percentiles
 from ocpp_gateway.bench.targets import PACKAGED_BASELINES
 from ocpp_gateway.simulate import PROFILES
 

@@ -1,5 +1,9 @@
 """Load-generator processes: each holds many charge point WebSockets and drives calls on command.
 
+(Over 600 lines on purpose: `Worker` is one class because every scenario it runs (connect,
+closed loop, paced, sample, storm, TLS variants) works on the same table of open connections and
+the same recorder; split, each part would reach into the others' state.)
+
 The parent (`LoadGenerator`) talks to each worker process over a pipe: connect a slice of the
 fleet, run a closed-loop or paced phase, sample heartbeats, reconnect everything at once, report.
 Frames are pre-encoded (`frames.CallTemplate`); each connection has one reader task that matches

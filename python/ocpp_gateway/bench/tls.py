@@ -1,5 +1,8 @@
 """`ocpp-gateway bench tls`: what TLS costs the gateway, beside plain ws and nginx in front.
 
+(Over 600 lines on purpose: one run's setups, phases and report, read top to bottom in the order
+the run takes them; no other module uses its parts.)
+
 In one run: plain ws://, TLS in the gateway, and nginx terminating TLS in front of it (PROXY
 protocol).
 
@@ -45,7 +48,7 @@ from typing import Any
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
 from ocpp_gateway.bench.procs import ProcessGroup, Usage, free_port, usage, wait_tcp_open
-from ocpp_gateway.bench.runner import fleet_ids
+from ocpp_gateway.bench.ramp import fleet_ids
 from ocpp_gateway.bench.targets import CsmsPool
 
 __all__ = [
