@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from ocpp_gateway.capture.redact import Redactor
@@ -136,11 +136,27 @@ class Fanout:
             return self.primary
         return next((b for b in self.backends if b.name == name), None)
 
-    def attach(self, conn: ChargePoint) -> tuple[SideLink, ...]:
+    def serving(self, charge_point_id: str) -> list[str]:
+        """Args:
+            charge_point_id: a charge point.
+
+        Returns:
+            The names of the second backends (broker observers included) whose
+            `charge_points` serve it.
+        """
+        named = [(b.name, b.config) for b in self.backends] + [
+            (t.name, t.config) for t in self.taps
+        ]
+        return [name for name, c in named if serves(c.charge_points, charge_point_id)]
+
+    def attach(
+        self, conn: ChargePoint, chosen: Collection[str] | None = None
+    ) -> tuple[SideLink, ...]:
         """Start the links of a newly relayed charge point to the backends that serve it.
 
         Args:
             conn: the connection (its `readers` get the links' tasks, cancelled when it ends).
+            chosen: the names the plugins kept (`Chain.second_backends`); None: all that serve.
 
         Returns:
             The links.
@@ -149,6 +165,7 @@ class Fanout:
             SideLink(self, backend, conn)
             for backend in self.backends
             if serves(backend.config.charge_points, conn.charge_point_id)
+            and (chosen is None or backend.name in chosen)
         )
         for link in links:
             self.links.add(link)
@@ -156,14 +173,22 @@ class Fanout:
             conn.readers.append(link.task)
         return links
 
-    def taps_for(self, charge_point_id: str) -> tuple[NatsTap, ...]:
+    def taps_for(
+        self, charge_point_id: str, chosen: Collection[str] | None = None
+    ) -> tuple[NatsTap, ...]:
         """Args:
             charge_point_id: a charge point.
+            chosen: the names the plugins kept; None: all that serve.
 
         Returns:
             The broker observers that serve it.
         """
-        return tuple(t for t in self.taps if serves(t.config.charge_points, charge_point_id))
+        return tuple(
+            t
+            for t in self.taps
+            if serves(t.config.charge_points, charge_point_id)
+            and (chosen is None or t.name in chosen)
+        )
 
     def tick(self, now: float) -> None:
         """The process timer: candidates' unanswered comparisons expire; stores are flushed.

@@ -51,8 +51,12 @@ def attach_second_backends(
     if conn.readers and not isinstance(conn.links[DEFAULT_TRANSPORT], WakingLink):
         conn.primary_pump = conn.readers[-1]  # started just before
     conn.primary = fanout.primary_name
-    conn.taps = fanout.taps_for(conn.charge_point_id)
-    sides = conn.sides = fanout.attach(conn)
+    chosen = None
+    if runtime.chain is not None:
+        # A plugin may narrow them for this charge point (`Chain.second_backends`).
+        chosen = runtime.chain.second_backends(conn.info, fanout.serving(conn.charge_point_id))
+    conn.taps = fanout.taps_for(conn.charge_point_id, chosen)
+    sides = conn.sides = fanout.attach(conn, chosen)
     if any(side.backend.role == "controller" for side in sides):
         conn.call_link(with_primary=True)  # one call in flight, the primary's included
     conn.candidates = tuple(side for side in sides if side.backend.role == "candidate")
