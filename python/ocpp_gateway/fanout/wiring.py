@@ -1,5 +1,7 @@
-"""The relay's slow paths for second backends: attach a charge point's links, copy to broker
-observers, switch a quiet charge point over to a new primary, and map ids after a cutover.
+"""The relay's slow paths for second backends: attach, copy to observers, switch the primary.
+
+They attach a charge point's links, copy frames to broker observers, switch a quiet charge
+point over to a new primary, and map transaction ids after a cutover.
 
 The relay (`relay.run`) calls these off the common frame's way: `attach_second_backends` once
 per connection, `tap` only when the charge point has broker observers, `after_cutover` only after
