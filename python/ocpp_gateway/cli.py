@@ -10,12 +10,15 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ocpp_gateway.config import GatewayConfig, load_config
 from ocpp_gateway.errors import ConfigError, GatewayError
 from ocpp_gateway.preflight import check_config
+
+if TYPE_CHECKING:
+    from ocpp_gateway.runtime import Runtime
 
 __all__ = ["main"]
 
@@ -112,8 +115,14 @@ def _serve(argv: Sequence[str]) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if args.reuse_port else None
+
+    def reread() -> GatewayConfig:
+        return load_config(args.config, overrides=_overrides(args))
+
     try:
-        serving = _serve_async(config, args.reuse_port, metrics_dir, args.worker_id, args.peer_dir)
+        serving = _serve_async(
+            config, args.reuse_port, metrics_dir, args.worker_id, args.peer_dir, reread
+        )
         return int(runner(serving))
     except (OSError, GatewayError, ValueError) as exc:
         log.error("cannot start", extra={"error": str(exc)})
@@ -126,6 +135,7 @@ async def _serve_async(
     metrics_dir: str | None,
     worker: int = 0,
     peer_dir: str | None = None,
+    reread: Callable[[], GatewayConfig] | None = None,
 ) -> int:
     from ocpp_gateway.server import start_gateway
 
@@ -137,6 +147,8 @@ async def _serve_async(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if reread is not None:
+        loop.add_signal_handler(signal.SIGHUP, _reload, gateway.runtime, reread)
     # Plain lines, one write each (the workers share stderr): scripts and tests wait for them.
     sys.stderr.write(f"ocpp-gateway listening on {gateway.url}\n")
     if gateway.admin_url:
@@ -146,6 +158,22 @@ async def _serve_async(
     log.info("shutting down", extra={"drain_timeout": config.drain_timeout})
     await gateway.stop(config.drain_timeout)
     return 0
+
+
+def _reload(runtime: Runtime, reread: Callable[[], GatewayConfig]) -> None:
+    """SIGHUP: read the configuration again; a primary change is a cutover, the rest is
+    reported as needing a restart (`fanout.reload`); a configuration with errors changes
+    nothing."""
+    from ocpp_gateway.fanout.reload import apply_reload
+
+    try:
+        config = reread()
+    except ConfigError as exc:
+        log.error(
+            "reload: the configuration has errors, nothing changed", extra={"errors": exc.errors}
+        )
+        return
+    apply_reload(runtime, config)
 
 
 def _check_config(argv: Sequence[str]) -> int:

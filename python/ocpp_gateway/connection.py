@@ -39,7 +39,7 @@ from ocpp_gateway.transports import Link, WakingLink
 
 if TYPE_CHECKING:
     from ocpp_gateway.capture import CaptureStream
-    from ocpp_gateway.fanout.hub import SideLink
+    from ocpp_gateway.fanout.side import SideLink
     from ocpp_gateway.fanout.tap import NatsTap
     from ocpp_gateway.runtime import Runtime
 

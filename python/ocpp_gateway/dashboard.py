@@ -46,6 +46,7 @@ class View:
     p99: float | None
     rejected: dict[str, float]
     gateway_messages: float
+    candidate: dict[str, float]  # a candidate's compared answers by outcome (none: empty)
 
 
 def _merge(snapshots: Sequence[FleetSnapshot]) -> FleetSnapshot:
@@ -86,6 +87,12 @@ def _merge(snapshots: Sequence[FleetSnapshot]) -> FleetSnapshot:
     )
 
 
+def _compared(view: View) -> str:
+    """A candidate's compared answers (ocpp_gateway_candidate_answers_total) by outcome."""
+    counts = view.candidate
+    return " ".join(f"{o} {counts.get(o, 0.0):.0f}" for o in ("agree", "disagree", "missing"))
+
+
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
@@ -102,12 +109,14 @@ class Dashboard:
         backend: str = "",
         api: str = "",
         console_url: str | None = None,
+        candidate: str | None = None,
     ):
         self.url = url
         self.metrics_url = metrics_url
         self.backend = backend
         self.api = api
         self.console_url = console_url
+        self.candidate = candidate
         self.target = target
         self._metrics = metrics
         self._started = time.monotonic()
@@ -134,6 +143,8 @@ class Dashboard:
             flush()
         rejected = _labelled_sums(getattr(gateway_metrics, "rejected", None), "error_code")
         messages = _labelled_sums(getattr(gateway_metrics, "messages", None), "direction")
+        compared = getattr(gateway_metrics, "candidate_answers", None)
+        candidate = _labelled_sums(compared, "outcome") if self.candidate else {}
         return View(
             uptime=now - self._started,
             target=self.target,
@@ -147,6 +158,7 @@ class Dashboard:
             p99=total.latency_quantile(0.99),
             rejected={k: v for k, v in rejected.items() if v},
             gateway_messages=sum(messages.values()),
+            candidate=candidate,
         )
 
     def render(self, view: View) -> Panel:
@@ -167,6 +179,11 @@ class Dashboard:
         if self.console_url:
             header.append("console  ", style="bold")
             header.append(f"{self.console_url}\n")
+        if self.candidate:
+            header.append("candidate", style="bold")
+            header.append(f" {self.candidate}\n")
+            header.append("compared ", style="bold")
+            header.append(f"{_compared(view)}\n")
         header.append("fleet    ", style="bold")
         header.append(f"{connected}/{sum(self.target.values())} connected, {booted} booted  (")
         header.append(
@@ -235,6 +252,7 @@ class Dashboard:
             f"{sum(view.totals.values())} sent, {sum(view.answered.values())} answered | "
             f"rejected {rejected:.0f}{f' ({codes})' if codes else ''} | "
             f"rtt p50 {_ms(view.p50)} ms p99 {_ms(view.p99)} ms"
+            + (f" | candidate {_compared(view)}" if self.candidate else "")
         )
 
     def summary(self, view: View) -> str:

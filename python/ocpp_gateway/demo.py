@@ -53,6 +53,8 @@ class DemoOptions:
     transport: str = "local"  # local (or --upstream), nats, redis
     observe: bool = False  # validation.default = observe: forward and count violations
     violation_log: str | None = None  # validation.violation_log, for `ocpp-gateway violations`
+    candidate: bool = False  # a second, candidate CSMS whose answers are compared
+    candidate_store: str | None = None  # its id_map file (default: a temporary one)
 
 
 def parse_args(argv: Sequence[str]) -> DemoOptions:
@@ -127,7 +129,24 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
         metavar="FILE",
         help="keep the rollout log of violations there (read it with `ocpp-gateway violations`)",
     )
+    parser.add_argument(
+        "--candidate",
+        action="store_true",
+        help=(
+            f"add a candidate backend ({CANDIDATE}: a second CSMS in this process that does not "
+            "know the cards of every third charge point): its answers are compared with the "
+            "primary's and the disagreements reported"
+        ),
+    )
+    parser.add_argument(
+        "--candidate-store",
+        metavar="FILE",
+        help="keep the candidate's id map and report there (read it with "
+        "`ocpp-gateway candidate-report FILE`; default: a temporary file)",
+    )
     args = parser.parse_args(list(argv))
+    if args.candidate_store and not args.candidate:
+        parser.error("--candidate-store needs --candidate")
     if args.transport != "local" and args.upstream:
         parser.error("--transport and --upstream exclude each other")
     if args.charge_points < 1:
@@ -153,6 +172,8 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
         transport=args.transport,
         observe=args.observe,
         violation_log=args.violation_log,
+        candidate=args.candidate,
+        candidate_store=args.candidate_store,
     )
 
 
@@ -203,6 +224,12 @@ async def run_demo(
                 print(f"ocpp-gateway demo: cannot start the broker: {exc}", file=sys.stderr)
                 return 1
             overrides.update(backend.overrides)
+        candidate: _Candidate | None = None
+        if options.candidate:
+            candidate = await resources.enter_async_context(
+                _candidate_csms(options.candidate_store)
+            )
+            overrides["backends"] = candidate.backends(primary=overrides.get("upstream.url"))
         try:
             config = load_config(options.config, None, overrides)
             gateway = await start_gateway(config)
@@ -211,7 +238,16 @@ async def run_demo(
             if isinstance(exc, OSError):
                 print("(is the port in use? try --port 0 --admin-port 0)", file=sys.stderr)
             return 1
-        return await _run(options, stream, stop, gateway, backend)
+        return await _run(options, stream, stop, gateway, backend, candidate)
+
+
+def _backend_line(options: DemoOptions, backend: _BrokerBackend | None) -> str:
+    """What the demo's primary backend is, in words."""
+    if backend is not None:
+        return backend.describe()
+    if options.upstream:
+        return f"the CSMS at {options.upstream}/{{charge_point_id}}"
+    return "the embedded local responder"
 
 
 async def _run(
@@ -220,6 +256,7 @@ async def _run(
     stop: asyncio.Event | None,
     gateway: RunningGateway,
     backend: _BrokerBackend | None,
+    candidate: _Candidate | None = None,
 ) -> int:
 
     plan = _fleet_plan(options)
@@ -256,17 +293,19 @@ async def _run(
             signals.append(sig)
 
     metrics_url = f"{gateway.admin_url}/metrics"
-    if backend is not None:
-        backend_line = backend.describe()
-    elif options.upstream:
-        backend_line = f"the CSMS at {options.upstream}/{{charge_point_id}}"
-    else:
-        backend_line = "the embedded local responder"
+    backend_line = _backend_line(options, backend)
     api_line = f"{gateway.admin_url}/charge-points (Authorization: Bearer {options.admin_token})"
     # The token goes in the URL's fragment, which the browser keeps to itself.
     console_url = f"{gateway.admin_url}/console/#token={options.admin_token}"
     dashboard = Dashboard(
-        gateway.url, metrics_url, target, gateway.metrics, backend_line, api_line, console_url
+        gateway.url,
+        metrics_url,
+        target,
+        gateway.metrics,
+        backend_line,
+        api_line,
+        console_url,
+        candidate=None if candidate is None else candidate.describe(gateway.admin_url),
     )
     live_view = stream.isatty() and not options.plain
     interval = options.interval or (1.0 if live_view else 5.0)
@@ -275,7 +314,8 @@ async def _run(
         print(
             f"ocpp-gateway demo: {options.charge_points} charge points -> {gateway.url}/ocpp/"
             f"{{id}}; backend: {backend_line}; metrics at {metrics_url}; charge point API at "
-            f"{api_line}; web console at {console_url}",
+            f"{api_line}; web console at {console_url}"
+            + (f"; candidate: {dashboard.candidate}" if dashboard.candidate else ""),
             file=stream,
             flush=True,
         )
@@ -314,7 +354,100 @@ async def _run(
         print(dashboard.summary(dashboard.view(stats)), file=stream, flush=True)
     if backend is not None:
         print(backend.summary(), file=stream, flush=True)
+    if candidate is not None:
+        print(candidate.summary(), file=stream, flush=True)
     return 0
+
+
+#: The demo's candidate backend.
+CANDIDATE = "next-csms"
+
+
+def _cards_unknown(charge_point_id: str) -> bool:
+    """The demo candidate's card list lacks the cards of every third charge point."""
+    digits = charge_point_id[-4:]
+    return digits.isdigit() and int(digits) % 3 == 0
+
+
+@dataclass
+class _Candidate:
+    """The demo's candidate CSMS, served in this process, and its store."""
+
+    url: str
+    store: str
+
+    def backends(self, primary: object) -> dict[str, object]:
+        """The `[backends]` table that adds it beside the primary (`upstream.url`, else the
+        local responder, named "local")."""
+        table: dict[str, object] = {
+            CANDIDATE: {"role": "candidate", "url": self.url, "id_map": self.store}
+        }
+        if not primary:
+            table["local"] = {"role": "primary", "type": "local"}
+        return table
+
+    def describe(self, admin_url: str | None) -> str:
+        return (
+            f"{CANDIDATE} at {self.url} (its card list lacks every third charge point's); "
+            f"report: GET {admin_url}/candidates or `ocpp-gateway candidate-report {self.store}`"
+        )
+
+    def summary(self) -> str:
+        from ocpp_gateway.fanout.report import format_report
+        from ocpp_gateway.fanout.store import read_report
+
+        return format_report(CANDIDATE, read_report(self.store))
+
+
+@contextlib.asynccontextmanager
+async def _candidate_csms(store: str | None) -> AsyncIterator[_Candidate]:
+    """A candidate CSMS on a free loopback port: the local responder's answers over
+    WebSocket, except that the cards of every third charge point are "Invalid" (a new CSMS
+    whose card list is not migrated yet). Its store is `store`, or a temporary file."""
+    import tempfile
+
+    import orjson
+    from aiohttp import WSMsgType, web
+
+    from ocpp_gateway.schemas import VERSIONS
+    from ocpp_gateway.transports.local import LocalTransport
+
+    responder = LocalTransport(CANDIDATE)
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=tuple(reversed(VERSIONS)))
+        await ws.prepare(request)
+        version = ws.ws_protocol or "ocpp1.6"
+        unknown = _cards_unknown(request.path.rsplit("/", 1)[-1])
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            call = orjson.loads(message.data)
+            if not isinstance(call, list) or len(call) < 4 or call[0] != 2:
+                continue  # the gateway sends only valid CALLs; answers to nothing are ignored
+            answer = responder.answer(version, call[2], call[3])
+            if answer is None:
+                await ws.send_bytes(orjson.dumps([4, call[1], "NotImplemented", "", {}]))
+                continue
+            for key in ("idTagInfo", "idTokenInfo"):
+                if unknown and isinstance(answer.get(key), dict):
+                    answer[key] = {**answer[key], "status": "Invalid"}
+            await ws.send_str(orjson.dumps([3, call[1], answer]).decode())
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        with tempfile.TemporaryDirectory(prefix="ocpp-gateway-demo-") as scratch:
+            path = store or f"{scratch}/{CANDIDATE}.sqlite"
+            yield _Candidate(f"ws://127.0.0.1:{port}/ocpp", path)
+    finally:
+        await runner.cleanup()
 
 
 @dataclass

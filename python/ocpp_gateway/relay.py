@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Awaitable
 from time import monotonic
@@ -41,18 +40,17 @@ from ocpp_gateway.connection import (
     Connection,
 )
 from ocpp_gateway.errors import TransportUnavailable
-from ocpp_gateway.fanout.hub import map_transaction_id
+from ocpp_gateway.fanout.wiring import after_cutover, attach_second_backends, tap
 from ocpp_gateway.reasons import CloseReason
 from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
 from ocpp_gateway.schemas import is_transaction_message
 from ocpp_gateway.transports import DEFAULT_TRANSPORT, FramedLink, Link, WakingLink
 
 if TYPE_CHECKING:
-    from ocpp_gateway.fanout.hub import SideLink
     from ocpp_gateway.runtime import Runtime
     from ocpp_gateway.violations.log import ViolationLog
 
-__all__ = ["backend_pump", "run", "send_backend", "start_backend_pump", "switch_primary"]
+__all__ = ["backend_pump", "run", "send_backend", "start_backend_pump"]
 
 log = logging.getLogger("ocpp_gateway.relay")
 
@@ -94,7 +92,7 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     runtime.capture.attach(conn)
     start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
     del link
-    sides = _attach_second_backends(runtime, conn)
+    sides = attach_second_backends(runtime, conn, start_backend_pump)
     try:
         while True:
             # Nothing of the last frame stays alive idle.
@@ -150,13 +148,13 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                 out_type = message_type if out is data else _CALLERROR
                 if conn.taps:
                     to = conn.primary if origin == DEFAULT_TRANSPORT else "gateway"
-                    _tap(conn, _CP, "charge_point", to, out, out_type, verdict)
+                    tap(conn, _CP, "charge_point", to, out, out_type, verdict)
                 if origin == DEFAULT_TRANSPORT:
                     primary_frame = out
                     if conn.cutover is not None:
                         # The primary changed: its link, and the ids of the transactions the
                         # former primary began (the copies keep the charge point's own ids).
-                        link, primary_frame = _after_cutover(conn, out, out_type, verdict.action)
+                        link, primary_frame = after_cutover(conn, out, out_type, verdict.action)
                         sides = conn.sides
                         link_send = link.send
                         send_frame = link.send_frame if isinstance(link, FramedLink) else None
@@ -192,114 +190,6 @@ async def run(runtime: Runtime, conn: Connection) -> None:
         conn.end("internal_error")
     finally:
         await conn.finish()
-
-
-def _attach_second_backends(runtime: Runtime, conn: Connection) -> tuple[SideLink, ...]:
-    """Start the charge point's links to the second backends that serve it (none without)."""
-    fanout = runtime.fanout
-    if fanout is None:
-        return ()
-    if fanout.switcher is None:
-        fanout.switcher = functools.partial(switch_primary, runtime)
-    if conn.readers and not isinstance(conn.links[DEFAULT_TRANSPORT], WakingLink):
-        conn.primary_pump = conn.readers[-1]  # started just before
-    conn.primary = fanout.primary_name
-    conn.taps = fanout.taps_for(conn.charge_point_id)
-    sides = conn.sides = fanout.attach(conn)
-    if any(side.backend.role == "controller" for side in sides):
-        conn.call_link(with_primary=True)  # one call in flight, the primary's included
-    conn.candidates = tuple(side for side in sides if side.backend.role == "candidate")
-    return sides
-
-
-def _tap(
-    conn: Connection,
-    direction: str,
-    sender: str,
-    receiver: str,
-    frame: bytes,
-    message_type: int,
-    verdict: _core.Verdict,
-) -> None:
-    """A forwarded frame for the charge point's observers on a broker (queued)."""
-    for tap in conn.taps:
-        tap.offer(
-            conn.charge_point_id,
-            conn.version,
-            direction,
-            sender,
-            receiver,
-            frame,
-            message_type,
-            verdict.unique_id,
-            verdict.action,
-        )
-
-
-def switch_primary(runtime: Runtime, side: SideLink) -> bool:
-    """Cut one charge point over to a new primary, if it is quiet now: the candidate's open
-    link becomes the primary link (its pump started), the former primary's link a candidate's
-    link, and the charge point socket stays as it is.
-
-    Quiet: no call pending either way (so no answer is owed by or to the former primary), and
-    the candidate has received and answered every copy. The 1.6 transactions begun before keep
-    the former primary's ids at the charge point; the relay gives the new primary its own ids
-    for them (`Connection.cutover`, `fanout.hub.map_transaction_id`).
-
-    Args:
-        runtime: the process.
-        side: the charge point's link to the backend that is primary now.
-
-    Returns:
-        True when the charge point was switched.
-    """
-    conn = cast("Connection", side.conn)
-    fanout = runtime.fanout
-    pump = conn.primary_pump
-    if fanout is None or pump is None or conn.session.pending() or not side.quiet():
-        return False
-    former = fanout.backend(conn.primary)
-    if former is None or conn.close_reason is not None:
-        return False
-    link = side.release()
-    pump.cancel()  # the pump ends without closing the charge point (CancelledError)
-    old_link = conn.links[DEFAULT_TRANSPORT]
-    conn.links[DEFAULT_TRANSPORT] = link
-    start_backend_pump(runtime, conn, DEFAULT_TRANSPORT, link)
-    conn.primary_pump = conn.readers[-1]
-    adopted = fanout.adopt(conn, former, old_link)
-    conn.sides = tuple(adopted if s is side else s for s in conn.sides)
-    conn.candidates = tuple(s for s in conn.sides if s.backend.role == "candidate")
-    conn.cutover, conn.primary = conn.primary, side.backend.name
-    log.info(
-        "charge point cut over",
-        extra={
-            "charge_point_id": conn.charge_point_id,
-            "backend": conn.primary,
-            "previous": conn.cutover,
-        },
-    )
-    return True
-
-
-def _after_cutover(
-    conn: Connection, frame: bytes, message_type: int, action: str | None
-) -> tuple[Link, bytes]:
-    """The primary link after a cutover, and the frame for it: a 1.6 MeterValues or
-    StopTransaction of a transaction begun under the former primary gets the new primary's id
-    for it."""
-    link = conn.links[DEFAULT_TRANSPORT]
-    if (
-        message_type == 2
-        and action in ("MeterValues", "StopTransaction")
-        and conn.version == "ocpp1.6"
-    ):
-        backend = next((s.backend for s in conn.sides if s.backend.name == conn.cutover), None)
-        if backend is not None and backend.store is not None and conn.cutover is not None:
-            mapped = map_transaction_id(frame, backend.store, conn.cutover, conn.charge_point_id)
-            if mapped is not None:
-                return link, mapped
-    return link, frame
 
 
 def start_backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link) -> None:
@@ -411,7 +301,7 @@ async def backend_pump(
                 await send_cp(data)
                 if conn.taps:
                     sender = conn.primary if name == DEFAULT_TRANSPORT else name
-                    _tap(conn, _CSMS, sender, "charge_point", data, verdict.message_type, verdict)
+                    tap(conn, _CSMS, sender, "charge_point", data, verdict.message_type, verdict)
             else:
                 reply = verdict.reply
                 substitute = verdict.substitute

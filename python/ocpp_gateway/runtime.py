@@ -180,8 +180,9 @@ class Runtime:
 
     def cut_over(self, name: str) -> None:
         """Make the candidate backend `name` the primary (the primary a candidate): new charge
-        points go to it at once, connected ones as soon as each is quiet (`relay.switch_primary`,
-        run by the timer). The sockets of the charge points stay open.
+        points go to it at once, connected ones as soon as each is quiet
+        (`fanout.wiring.switch_primary`, run by the timer). The sockets of the charge points
+        stay open.
 
         Args:
             name: a candidate's name (or the former primary's, to go back).

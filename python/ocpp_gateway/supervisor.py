@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import shutil
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ocpp_gateway.config import GatewayConfig
@@ -81,8 +82,16 @@ def _shared_port(host: str, port: int, holders: list[socket.socket]) -> int:
     return int(holder.getsockname()[1])
 
 
+def _pass_on(workers: Mapping[int, object], signum: int, _frame: Any) -> None:
+    """Send a signal on to every worker."""
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
-    """Run `config.workers` serving processes on one port; forward SIGTERM/SIGINT to them.
+    """Run `config.workers` serving processes on one port; forward SIGTERM/SIGINT (and
+    SIGHUP, a configuration reload) to them.
 
     Every worker binds the port with SO_REUSEPORT, and the kernel spreads connections. Metrics
     use prometheus_client's multiprocess mode in a temporary directory, so `/metrics` on any
@@ -143,6 +152,8 @@ def supervise(config: GatewayConfig, argv: Sequence[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    # SIGHUP: each worker reads the configuration again (`cli._reload`); none stops.
+    signal.signal(signal.SIGHUP, functools.partial(_pass_on, workers))
     status = 0
     crashes: list[float] = []
     try:

@@ -240,3 +240,62 @@ async def test_the_admin_api_drives_a_simulated_charger_as_the_readme_shows() ->
     finally:
         stop.set()
         assert await asyncio.wait_for(task, WAIT) == 0
+
+
+def test_parse_args_candidate() -> None:
+    assert parse_args([]).candidate is False
+    options = parse_args(["--candidate", "--candidate-store", "x.sqlite"])
+    assert options.candidate and options.candidate_store == "x.sqlite"
+    with pytest.raises(SystemExit):
+        parse_args(["--candidate-store", "x.sqlite"])
+
+
+async def test_candidate_demo_shows_agreements_and_disagreements(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`demo --candidate`: the second CSMS lacks the cards of every third charge point, so
+    their Authorize (and transaction) answers disagree; the plain lines count the outcomes,
+    the summary reports the disagreements, and `candidate-report` reads the same store."""
+    store = tmp_path / "next-csms.sqlite"
+    options = DemoOptions(
+        charge_points=6,
+        port=0,
+        admin_port=0,
+        interval=0.2,
+        seed=1,
+        misbehave=0.0,
+        candidate=True,
+        candidate_store=str(store),
+    )
+    out = Watched(r"\| candidate agree [1-9]\d* disagree [1-9]\d* missing \d+", tty=False)
+    assert await run_until(options, out) == 0
+    text = out.getvalue()
+    first = text.splitlines()[0]
+    assert "backend: the embedded local responder;" in first
+    assert re.search(r"candidate: next-csms at ws://127\.0\.0\.1:\d+/ocpp ", first), first
+    assert f"ocpp-gateway candidate-report {store}" in first
+    report = text.split("candidate next-csms: ")[-1]
+    lines = report.splitlines()
+    assert "latest disagreements:" in lines
+    # Only the charge points whose cards the candidate lacks, only on card answers.
+    disagreements = [line.split()[1:3] for line in lines if line.startswith("- ")]
+    assert disagreements
+    assert {cp for cp, _ in disagreements} <= {"DEMO16-0003", "DEMO201-0003"}
+    card_actions = {"Authorize:", "StartTransaction:", "TransactionEvent:"}
+    assert {action for _, action in disagreements} <= card_actions
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line[:1].isupper()}
+    assert rows["BootNotification"] == ["6", "0", "0"]  # every boot answered alike
+    capsys.readouterr()
+    assert cli.main(["candidate-report", str(store)]) == 0
+    assert capsys.readouterr().out.strip() == f"candidate {store}: {report}".strip()
+
+
+async def test_candidate_in_the_live_view() -> None:
+    options = DemoOptions(
+        charge_points=3, port=0, admin_port=0, interval=0.2, seed=2, candidate=True
+    )
+    out = Watched(r"agree [1-9]\d* disagree \d+ missing", tty=True)
+    assert await run_until(options, out) == 0
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    assert re.search(r"candidate +next-csms at ws://127\.0\.0\.1:\d+/ocpp", plain), plain
+    assert "/candidates" in plain

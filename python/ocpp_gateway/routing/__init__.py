@@ -13,6 +13,12 @@ the plugins in configured order and stops at the first decision other than `Cont
   `Continue`.
 - `on_disconnect(info)` when the charge point has gone.
 
+One optional hook, asked once per relayed charge point that has second backends (`[backends]`):
+`second_backends(info, names)` gets the names of the second backends whose `charge_points`
+serve it and returns those it keeps (any iterable of names), or None for no opinion. Each
+plugin that has the hook narrows the set, in chain order; it never adds a backend the
+configuration left out. A failing hook is logged and counts as no opinion.
+
 Plugins are found through the entry-point group `ocpp_gateway.plugins` (the built-ins are also
 importable by name without installation), enabled and configured in the `[plugins]` table:
 
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
@@ -255,6 +261,37 @@ class Chain:
         for plugin in self.plugins:
             plugin.on_call_result(message)
         return CONTINUE
+
+    def second_backends(
+        self, info: ConnectionInfo, names: Collection[str]
+    ) -> frozenset[str] | None:
+        """The second backends that serve a charge point, by the plugins that decide it.
+
+        Args:
+            info: the charge point, at the start of its relay.
+            names: the second backends the configuration lets serve it.
+
+        Returns:
+            The names the plugins with a `second_backends` hook kept (a subset of `names`), or
+            None when no plugin has the hook or all answered None.
+        """
+        kept: frozenset[str] | None = None
+        for plugin in self.plugins:
+            hook = getattr(plugin, "second_backends", None)
+            if hook is None:
+                continue
+            try:
+                answer = hook(info, names)
+            except Exception:
+                log.exception(
+                    "plugin second_backends failed", extra={"plugin": type(plugin).__name__}
+                )
+                continue
+            if answer is None:
+                continue
+            chosen = frozenset(answer) & frozenset(names)
+            kept = chosen if kept is None else kept & chosen
+        return kept
 
     def on_disconnect(self, info: ConnectionInfo) -> None:
         """Tell every plugin a charge point left; a failing plugin is logged, not raised."""
