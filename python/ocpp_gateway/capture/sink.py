@@ -26,6 +26,7 @@ import orjson
 
 from ocpp_gateway.capture.record import Entry, records
 from ocpp_gateway.capture.redact import Redactor
+from ocpp_gateway.logs import Throttle
 
 __all__ = ["FileSink", "folder_name"]
 
@@ -85,6 +86,7 @@ class FileSink:
         self._keep = keep
         self._redactor = redactor
         self._queue: queue.Queue[Entry | None] = queue.Queue(queue_frames)
+        self._failures = Throttle(60.0, 5)  # log lines of a failing writer
         self._files: OrderedDict[str, _File] = OrderedDict()
         self._counter = 0
         self.dropped = 0
@@ -147,7 +149,10 @@ class FileSink:
             try:
                 self._write(batch)
             except Exception:
-                log.exception("capture writer failed")
+                # A full disk fails every batch: a few lines per minute, not one per batch.
+                suppressed = self._failures.allow(time.monotonic())
+                if suppressed is not None:
+                    log.exception("capture writer failed", extra={"suppressed": suppressed})
             for _ in batch:
                 self._queue.task_done()
             if batch[-1] is None:

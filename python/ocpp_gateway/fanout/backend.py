@@ -84,6 +84,7 @@ class Backend:
         self._metrics = metrics
         self.drop_log = Throttle(10.0, LOG_BURST)
         self.connect_log = Throttle(10.0, LOG_BURST)
+        self.refusal_log = Throttle(10.0, LOG_BURST)
         self.set_role(config.role)
 
     def set_role(self, role: BackendRole) -> None:

@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from ocpp_gateway import _core
+from ocpp_gateway.aio import stop
 from ocpp_gateway.calls import CallAborted, CallQueueFull, CallRefused, CallTimedOut
 from ocpp_gateway.capture.redact import Redactor
 from ocpp_gateway.errors import TransportUnavailable
@@ -235,11 +236,12 @@ class SideLink:
         except asyncio.CancelledError:
             pass
         except Exception:
+            # Never the charge point's business: this backend stops serving it, and says so.
+            self.state = "down"
             log.exception("second backend link failed", extra={"backend": backend.name})
         finally:
             self.fanout.links.discard(self)
-            for task in self._commands:
-                task.cancel()
+            await stop(list(self._commands))
 
     async def _serve(self, link: Link) -> None:
         """Write and read one open link until it is lost."""
@@ -319,14 +321,17 @@ class SideLink:
         refusal = command_refusal(backend.role, backend.commands, action)
         if refusal is not None or not isinstance(payload, dict):
             backend.refused.inc()
-            log.info(
-                "second backend command refused",
-                extra={
-                    "backend": backend.name,
-                    "charge_point_id": self.conn.charge_point_id,
-                    "action": action[:64],
-                },
-            )
+            suppressed = backend.refusal_log.allow(monotonic())
+            if suppressed is not None:
+                log.info(
+                    "second backend command refused",
+                    extra={
+                        "backend": backend.name,
+                        "charge_point_id": self.conn.charge_point_id,
+                        "action": action[:64],
+                        **({"suppressed": suppressed} if suppressed else {}),
+                    },
+                )
             detail = refusal or "the payload is not an object"
             code = REFUSAL_CODE if refusal else _core.error_code_for(version, "type")
             await _answer(link, [4, unique_id, code, detail, {}])

@@ -29,6 +29,7 @@ from collections import deque
 from time import monotonic
 from typing import Any
 
+from ocpp_gateway.aio import raise_if_cancelling, stop
 from ocpp_gateway.config import BackendConfig
 from ocpp_gateway.logs import Throttle, redact_url
 from ocpp_gateway.metrics import Metrics
@@ -118,6 +119,7 @@ class NatsTap:
         """
         if self.task is None:
             self.task = asyncio.ensure_future(self.run())
+            self.task.add_done_callback(self._ended)
         queue = self.queue
         if len(queue) >= self._limit:
             queue.popleft()
@@ -204,6 +206,7 @@ class NatsTap:
                 await js.publish(subject, frame, headers=headers)
             except (OSError, nats.errors.Error, TimeoutError) as exc:
                 self._unreachable(exc)
+                raise_if_cancelling()  # nats-py's wait_for can lose a close()'s cancellation
                 await asyncio.sleep(pause)  # the frame stays queued; nats-py reconnects
                 pause = min(pause * 2, _MAX_PAUSE)
                 continue
@@ -211,6 +214,18 @@ class NatsTap:
             self.sent.inc()
             if queue and queue[0][1] is frame:
                 queue.popleft()
+
+    def _ended(self, task: asyncio.Future[None]) -> None:
+        """The publisher ended without being closed (an error it does not expect): say so and
+        let the next frame start it again, so that the queue does not only drop from now on."""
+        if task is self.task and not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                log.error(
+                    "broker observer publisher failed; starting it again",
+                    extra={"backend": self.name, "error": type(error).__name__},
+                )
+            self.task = None
 
     async def _reconnected(self) -> None:
         self.state = "up"
@@ -238,11 +253,8 @@ class NatsTap:
 
     async def close(self) -> None:
         """Stop publishing and close the client; idempotent."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        task, self.task = self.task, None
+        await stop([task])
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()
