@@ -35,7 +35,8 @@ from ocpp_gateway.reasons import CloseReason
 from ocpp_gateway.registry import Registry
 from ocpp_gateway.routing import ConnectionInfo
 from ocpp_gateway.security.outbound import BoundedSender
-from ocpp_gateway.transports import Link, WakingLink
+from ocpp_gateway.transports import Link
+from ocpp_gateway.transports.base import as_waking
 
 if TYPE_CHECKING:
     from ocpp_gateway.capture import CaptureStream
@@ -404,8 +405,9 @@ class Connection:
         runtime = self._runtime
         self.registry.forget(self)
         for link in self.links.values():
-            if isinstance(link, WakingLink):
-                link.set_wake(None)  # a parked pump goes like the running ones below
+            waking = as_waking(link)
+            if waking is not None:
+                waking.set_wake(None)  # a parked pump goes like the running ones below
         for task in self.readers:
             task.cancel()
         await asyncio.gather(*self.readers, return_exceptions=True)

@@ -44,7 +44,8 @@ from ocpp_gateway.fanout.wiring import after_cutover, attach_second_backends, ta
 from ocpp_gateway.reasons import CloseReason
 from ocpp_gateway.routing import Forward, MessageView, Reject, Reply
 from ocpp_gateway.schemas import is_transaction_message
-from ocpp_gateway.transports import DEFAULT_TRANSPORT, FramedLink, Link, WakingLink
+from ocpp_gateway.transports import DEFAULT_TRANSPORT, Link, WakingLink
+from ocpp_gateway.transports.base import as_framed, as_waking
 
 if TYPE_CHECKING:
     from ocpp_gateway.runtime import Runtime
@@ -85,7 +86,8 @@ async def run(runtime: Runtime, conn: Connection) -> None:
     link = conn.links[DEFAULT_TRANSPORT]
     link_send = link.send
     # A FramedLink takes the Verdict's facts with the frame (decided once per connection).
-    send_frame = link.send_frame if isinstance(link, FramedLink) else None
+    framed = as_framed(link)
+    send_frame = framed.send_frame if framed is not None else None
     send_cp = conn.sender.send
     call_origin = conn.call_origin
     registry = conn.registry
@@ -157,7 +159,8 @@ async def run(runtime: Runtime, conn: Connection) -> None:
                         link, primary_frame = after_cutover(conn, out, out_type, verdict.action)
                         sides = conn.sides
                         link_send = link.send
-                        send_frame = link.send_frame if isinstance(link, FramedLink) else None
+                        framed = as_framed(link)
+                        send_frame = framed.send_frame if framed is not None else None
                         del link
                     try:
                         if send_frame is None:
@@ -202,8 +205,9 @@ def start_backend_pump(runtime: Runtime, conn: Connection, name: str, link: Link
         name: the transport's name.
         link: its open link.
     """
-    if isinstance(link, WakingLink):
-        link.set_wake(_ParkedPump(runtime, conn, name, link))
+    waking = as_waking(link)
+    if waking is not None:
+        waking.set_wake(_ParkedPump(runtime, conn, name, waking))
     else:
         conn.readers.append(asyncio.create_task(backend_pump(runtime, conn, name, link)))
 
@@ -292,13 +296,14 @@ async def backend_pump(
                             call_origin.pop(unique_id, None)
                         continue
                 if (
-                    verdict.message_type == 2
-                    and conn.gate is not None
-                    and name == DEFAULT_TRANSPORT
-                    and not conn.gate.primary_call(verdict.unique_id or "", data)
+                    verdict.message_type != 2
+                    or conn.gate is None
+                    or name != DEFAULT_TRANSPORT
+                    or conn.gate.primary_call(verdict.unique_id or "", data)
                 ):
-                    continue  # held until the gateway's call before it is over
-                await send_cp(data)
+                    await send_cp(data)
+                # else held until the gateway's call before it is over (the gate sends it);
+                # the broker observers see it now, as they see every frame the charge point gets.
                 if conn.taps:
                     sender = conn.primary if name == DEFAULT_TRANSPORT else name
                     tap(conn, _CSMS, sender, "charge_point", data, verdict.message_type, verdict)
@@ -325,7 +330,8 @@ async def backend_pump(
     # The backend is gone: close the charge point socket so that it queues its transaction
     # messages itself (Local Controller rule); never answer on its behalf. On a broker, the
     # link also ends when the charge point connected to another node, which now owns it.
-    if isinstance(link, FramedLink) and link.end_reason == "moved":
+    framed = as_framed(link)
+    if framed is not None and framed.end_reason == "moved":
         await conn.close(CLOSE_POLICY, "connected elsewhere", "takeover")
         return
     conn.end("upstream_lost")
@@ -384,8 +390,11 @@ async def send_backend(
         conn.links[name] = link
         start_backend_pump(runtime, conn, name, link)
     try:
-        if message_type and isinstance(link, FramedLink):
-            await link.send_frame(frame, message_type, unique_id or "", action or "", from_gateway)
+        framed = as_framed(link)
+        if message_type and framed is not None:
+            await framed.send_frame(
+                frame, message_type, unique_id or "", action or "", from_gateway
+            )
         else:
             await link.send(frame)
     except (TransportUnavailable, ConnectionError):
@@ -398,9 +407,10 @@ def _send(
     link: Link, frame: bytes, message_type: int, verdict: _core.Verdict, from_gateway: bool
 ) -> Awaitable[None]:
     """Send a frame about `verdict`'s message to a link: with the facts to a `FramedLink`."""
-    if isinstance(link, FramedLink):
+    framed = as_framed(link)
+    if framed is not None:
         unique_id, action = verdict.unique_id or "", verdict.action or ""
-        return link.send_frame(frame, message_type, unique_id, action, from_gateway)
+        return framed.send_frame(frame, message_type, unique_id, action, from_gateway)
     return link.send(frame)
 
 

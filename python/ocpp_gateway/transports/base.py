@@ -44,8 +44,9 @@ has authenticated).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, cast, runtime_checkable
 
 from ocpp_gateway.errors import TransportUnavailable
 
@@ -58,6 +59,8 @@ __all__ = [
     "Transport",
     "TransportUnavailable",
     "WakingLink",
+    "as_framed",
+    "as_waking",
 ]
 
 #: How another node holds an identity, as seen by a newcomer's node: "free" (no live node
@@ -207,3 +210,32 @@ class SharedOwnership(Protocol):
             TransportUnavailable: the broker cannot be asked.
         """
         ...
+
+
+# isinstance() against a runtime-checkable protocol looks up every member each time (about
+# 14 µs on Python 3.11, matched or not): the relay asks once per class instead.
+
+
+@functools.cache
+def _offers(cls: type, method: str) -> bool:
+    return callable(getattr(cls, method, None))
+
+
+def as_framed(link: Link) -> FramedLink | None:
+    """Args:
+        link: an open link.
+
+    Returns:
+        The link when it is a `FramedLink` (its class has `send_frame`), else None.
+    """
+    return cast(FramedLink, link) if _offers(type(link), "send_frame") else None
+
+
+def as_waking(link: Link) -> WakingLink | None:
+    """Args:
+        link: an open link.
+
+    Returns:
+        The link when it is a `WakingLink` (its class has `set_wake`), else None.
+    """
+    return cast(WakingLink, link) if _offers(type(link), "set_wake") else None
