@@ -29,7 +29,16 @@ from ocpp_gateway.logs import redact_url
 from ocpp_gateway.transports.base import Holder
 from ocpp_gateway.transports.broker.contract import (
     DEFAULT_TRANSACTION_ACTIONS,
+    H_ACTION,
+    H_CHARGE_POINT,
     H_DEDUP,
+    H_EPOCH,
+    H_MESSAGE_ID,
+    H_MESSAGE_TYPE,
+    H_NODE,
+    H_PROTOCOL,
+    H_RECEIVED,
+    H_REPLY,
     CommandEnvelope,
     CommandStatus,
     decode_owner_change,
@@ -53,6 +62,7 @@ __all__ = [
     "H_DEDUP",
     "RELEASE_SCRIPT",
     "RedisClient",
+    "RedisFrameFields",
     "RedisStreamsOptions",
     "RedisStreamsTransport",
     "connect",
@@ -189,6 +199,76 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class RedisFrameFields:
+    """The stream fields of one link's frames (`protocol.frame_metadata`: the frame first,
+    then the metadata): what is fixed per connection (charge point, version, node, epoch,
+    reply channel, the dedup key's prefix) is encoded once; a frame adds its bytes, type,
+    UniqueId, action, receive time and number.
+
+    Args:
+        link: the link (its `epoch` set: it is claimed).
+        node_id: this node's id.
+        reply: where backends answer (`Ocpp-Reply`).
+    """
+
+    __slots__ = ("_dedup", "_head", "_middle", "_reply")
+
+    def __init__(self, link: BrokerLink, node_id: str, reply: bytes) -> None:
+        epoch = str(link.epoch)
+        self._head = (
+            H_CHARGE_POINT.encode(),
+            link.charge_point_id.encode(),
+            H_PROTOCOL.encode(),
+            link.version.encode(),
+        )
+        self._middle = (H_NODE.encode(), node_id.encode(), H_EPOCH.encode(), epoch.encode())
+        self._reply = (H_REPLY.encode(), reply, H_DEDUP.encode())
+        self._dedup = f"{node_id}:{epoch}:"
+
+    def fields(
+        self,
+        frame: bytes,
+        message_type: int,
+        unique_id: str,
+        action: str,
+        received: str,
+        number: int,
+    ) -> tuple[bytes | str, ...]:
+        """Args:
+            frame: the frame.
+            message_type: 2 or 6.
+            unique_id: its UniqueId.
+            action: its action.
+            received: `Ocpp-Rx-Ts`.
+            number: the frame's number on the connection (the dedup key's last part).
+
+        Returns:
+            Names and values, alternating, as XADD takes them.
+        """
+        return (
+            b"frame",
+            frame,
+            *self._head,
+            _TYPE,
+            str(message_type),
+            _MESSAGE_ID,
+            unique_id,
+            _ACTION,
+            action,
+            *self._middle,
+            _RECEIVED,
+            received,
+            *self._reply,
+            f"{self._dedup}{number}",
+        )
+
+
+_TYPE = H_MESSAGE_TYPE.encode()
+_MESSAGE_ID = H_MESSAGE_ID.encode()
+_ACTION = H_ACTION.encode()
+_RECEIVED = H_RECEIVED.encode()
+
+
 class RedisClient:
     """The Redis I/O of a `BrokerTransport` (`transport.BrokerClient`): the layout of
     docs/brokers.md read and written with redis-py. One pub/sub connection (a listener task,
@@ -209,6 +289,10 @@ class RedisClient:
         self.node_id = node = options.node_id
         self._tx_stream = options.key("in", "tx")
         self._gen_stream = options.key("in", "gen")
+        # XADD up to the fields: the stream, the approximate MAXLEN when set, an id of "*".
+        trim = ("MAXLEN", "~", str(options.max_len)) if options.max_len > 0 else ()
+        self._tx_xadd = ("XADD", self._tx_stream, *trim, "*")
+        self._gen_xadd = ("XADD", self._gen_stream, *trim, "*")
         self._reply_channel = options.key("gw", node, "res").encode()
         self.reply_address: str | bytes = self._reply_channel
         self._command_channel = options.key("gw", node, "cmd").encode()
@@ -340,16 +424,25 @@ class RedisClient:
     # -- frames to the broker -----------------------------------------------------------------
 
     async def publish(
-        self, link: BrokerLink, tx: bool, action: str, frame: bytes, metadata: dict[str, object]
+        self,
+        link: BrokerLink,
+        tx: bool,
+        message_type: int,
+        unique_id: str,
+        action: str,
+        frame: bytes,
     ) -> None:
         """XADD one charge point frame to its stream (then WAIT for replicas when configured).
+        The fields (`protocol.frame_metadata`, the frame first) come from `RedisFrameFields`:
+        what is fixed per connection encoded once, in `link.wire`.
 
         Args:
             link: the charge point's link.
             tx: it goes to the transaction stream.
+            message_type: 2 (CALL) or 6 (SEND).
+            unique_id: its UniqueId.
             action: its action.
             frame: the bytes, unchanged.
-            metadata: the fields (`protocol.frame_metadata`), the frame first (`body_field`).
 
         Raises:
             TransportUnavailable: Redis did not take it within `publish_timeout`.
@@ -357,30 +450,34 @@ class RedisClient:
         redis_client = self._redis
         if redis_client is None:
             raise TransportUnavailable("Redis unavailable")
+        wire = link.wire
+        if wire is None:
+            wire = link.wire = RedisFrameFields(link, self.node_id, self._reply_channel)
+        command = (
+            *(self._tx_xadd if tx else self._gen_xadd),
+            *wire.fields(
+                frame, message_type, unique_id, action, received_timestamp(), link.published
+            ),
+        )
         options = self.options
-        fields: dict[Any, Any] = metadata
         try:
             async with asyncio.timeout(options.publish_timeout):
                 if options.wait_replicas > 0:
                     pipe = redis_client.pipeline(transaction=False)
-                    self._xadd(pipe, tx, fields)
+                    pipe.execute_command(*command)
                     wait_ms = int(options.publish_timeout * 1000)
                     pipe.execute_command("WAIT", options.wait_replicas, wait_ms)
                     replies = await pipe.execute()
                     if int(replies[-1]) < options.wait_replicas:
                         raise TransportUnavailable("replicas did not confirm the frame")
                 else:
-                    await self._xadd(redis_client, tx, fields)
+                    # redis-py leaves the async client's execute_command unannotated.
+                    execute: Any = redis_client.execute_command
+                    await execute(*command)
         except _FAILURES as exc:
             raise TransportUnavailable(
                 f"Redis did not take the frame: {type(exc).__name__}"
             ) from exc
-
-    def _xadd(self, client: Any, tx: bool, fields: dict[Any, Any]) -> Any:
-        stream = self._tx_stream if tx else self._gen_stream
-        if self.options.max_len > 0:
-            return client.xadd(stream, fields, maxlen=self.options.max_len, approximate=True)
-        return client.xadd(stream, fields)
 
     async def respond(
         self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
