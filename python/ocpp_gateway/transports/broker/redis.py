@@ -199,11 +199,21 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _bulk(value: bytes) -> bytes:
+    """One RESP bulk string: `$<length>`, CRLF, the bytes, CRLF."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def _bulks(*values: str | bytes) -> bytes:
+    """RESP bulk strings of `values` (text as UTF-8), one after another."""
+    return b"".join(_bulk(v.encode() if isinstance(v, str) else v) for v in values)
+
+
 class RedisFrameFields:
-    """The stream fields of one link's frames (`protocol.frame_metadata`: the frame first,
-    then the metadata): what is fixed per connection (charge point, version, node, epoch,
-    reply channel, the dedup key's prefix) is encoded once; a frame adds its bytes, type,
-    UniqueId, action, receive time and number.
+    """The XADD of one link's frames, in RESP as redis-py would send it: the stream fields of
+    `protocol.frame_metadata` (the frame first, then the metadata), where what is fixed per
+    connection (charge point, version, node, epoch, reply channel, the dedup key's prefix) is
+    encoded once and a frame adds its bytes, type, UniqueId, action, receive time and number.
 
     Args:
         link: the link (its `epoch` set: it is claimed).
@@ -215,26 +225,23 @@ class RedisFrameFields:
 
     def __init__(self, link: BrokerLink, node_id: str, reply: bytes) -> None:
         epoch = str(link.epoch)
-        self._head = (
-            H_CHARGE_POINT.encode(),
-            link.charge_point_id.encode(),
-            H_PROTOCOL.encode(),
-            link.version.encode(),
-        )
-        self._middle = (H_NODE.encode(), node_id.encode(), H_EPOCH.encode(), epoch.encode())
-        self._reply = (H_REPLY.encode(), reply, H_DEDUP.encode())
+        self._head = _bulks(H_CHARGE_POINT, link.charge_point_id, H_PROTOCOL, link.version)
+        self._middle = _bulks(H_NODE, node_id, H_EPOCH, epoch)
+        self._reply = _bulks(H_REPLY, reply, H_DEDUP)
         self._dedup = f"{node_id}:{epoch}:"
 
-    def fields(
+    def command(
         self,
+        xadd: tuple[str, ...],
         frame: bytes,
         message_type: int,
         unique_id: str,
         action: str,
         received: str,
         number: int,
-    ) -> tuple[bytes | str, ...]:
+    ) -> bytes:
         """Args:
+            xadd: the command up to its fields (`XADD`, the stream, trimming, `*`).
             frame: the frame.
             message_type: 2 or 6.
             unique_id: its UniqueId.
@@ -243,30 +250,145 @@ class RedisFrameFields:
             number: the frame's number on the connection (the dedup key's last part).
 
         Returns:
-            Names and values, alternating, as XADD takes them.
+            The whole command in RESP (`*<count>` then each bulk string).
         """
-        return (
-            b"frame",
-            frame,
-            *self._head,
-            _TYPE,
-            str(message_type),
-            _MESSAGE_ID,
-            unique_id,
-            _ACTION,
-            action,
-            *self._middle,
-            _RECEIVED,
-            received,
-            *self._reply,
-            f"{self._dedup}{number}",
+        return b"".join(
+            (
+                b"*%d\r\n" % (len(xadd) + _FIELD_COUNT),
+                _bulks(*xadd),
+                _FRAME,
+                _bulk(frame),
+                self._head,
+                _TYPE,
+                _bulk(str(message_type).encode()),
+                _MESSAGE_ID,
+                _bulk(unique_id.encode()),
+                _ACTION,
+                _bulk(action.encode()),
+                self._middle,
+                _RECEIVED,
+                _bulk(received.encode()),
+                self._reply,
+                _bulk(f"{self._dedup}{number}".encode()),
+            )
         )
 
 
-_TYPE = H_MESSAGE_TYPE.encode()
-_MESSAGE_ID = H_MESSAGE_ID.encode()
-_ACTION = H_ACTION.encode()
-_RECEIVED = H_RECEIVED.encode()
+_FIELD_COUNT = 22  # 11 names and their values
+_FRAME = _bulks("frame")
+_TYPE = _bulks(H_MESSAGE_TYPE)
+_MESSAGE_ID = _bulks(H_MESSAGE_ID)
+_ACTION = _bulks(H_ACTION)
+_RECEIVED = _bulks(H_RECEIVED)
+
+
+class XaddWriter:
+    """The XADDs of a node's charge points on one connection of their own, written together:
+    what the links queue in one loop iteration goes out in one write, and each frame's
+    future is done once Redis answered its XADD (the entry id: the frame is in the stream),
+    or fails with Redis's error for that entry, or with TransportUnavailable for every frame
+    of a batch when the connection fails. One connection answers in order, so the replies
+    are matched by position.
+
+    With `wait_replicas`, each write ends with a WAIT (it counts the replicas that have every
+    write of the connection so far): the batch's frames are done only once that many confirmed
+    within `wait_ms`, else they fail.
+
+    Args:
+        client: the client whose pool lends the connection.
+        wait_replicas: replicas that must confirm each batch (0: no WAIT).
+        wait_ms: how long WAIT may wait, in milliseconds.
+    """
+
+    def __init__(self, client: aioredis.Redis, wait_replicas: int = 0, wait_ms: int = 0) -> None:
+        self._client = client
+        self._wait = _bulks("WAIT", str(wait_replicas), str(wait_ms)) if wait_replicas else b""
+        self._wait_replicas = wait_replicas
+        self._queue: list[tuple[bytes, asyncio.Future[object]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._connection: Any = None
+
+    def add(self, command: bytes) -> asyncio.Future[object]:
+        """Queue one XADD (RESP).
+
+        Args:
+            command: the command (`RedisFrameFields.command`).
+
+        Returns:
+            Its future: the entry id once Redis took it.
+        """
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._queue.append((command, done))
+        if self._writer is None:
+            # Runs from the next loop iteration: what this one queues goes in its first write.
+            self._writer = asyncio.ensure_future(self._write())
+        return done
+
+    async def _write(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                for attempt in (1, 2):
+                    try:
+                        await self._send(batch)
+                        break
+                    except _FAILURES as exc:
+                        await self._drop_connection()
+                        # Once more on a new connection (the one held may have died while
+                        # idle): what was not answered yet, with the same dedup keys.
+                        batch = [(command, done) for command, done in batch if not done.done()]
+                        if attempt == 2 or not isinstance(exc, _ERRORS):
+                            failure = TransportUnavailable(f"Redis did not take the frame: {exc!r}")
+                            for _, done in batch:
+                                done.set_exception(failure)
+        finally:
+            self._writer = None
+
+    async def _send(self, batch: list[tuple[bytes, asyncio.Future[object]]]) -> None:
+        connection = self._connection
+        if connection is None:
+            pool: Any = self._client.connection_pool
+            connection = self._connection = await pool.get_connection()
+        commands = [command for command, _ in batch]
+        if self._wait:
+            commands.append(b"*3\r\n" + self._wait)
+        await connection.send_packed_command(commands, False)
+        replies: list[tuple[asyncio.Future[object], object, BaseException | None]] = []
+        for _, done in batch:
+            try:
+                replies.append((done, await connection.read_response(), None))
+            except redis.exceptions.ResponseError as exc:
+                replies.append((done, None, exc))
+        if self._wait and int(await connection.read_response()) < self._wait_replicas:
+            unconfirmed = TransportUnavailable("replicas did not confirm the frame")
+            replies = [(done, None, unconfirmed) for done, _, _ in replies]
+        for done, reply, error in replies:
+            if done.done():
+                continue
+            if error is None:
+                done.set_result(reply)
+            else:
+                done.set_exception(error)
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(*_FAILURES):
+                await connection.disconnect()
+            pool: Any = self._client.connection_pool
+            with contextlib.suppress(*_FAILURES):
+                await pool.release(connection)
+
+    async def reset(self) -> None:
+        """Stop writing and give the connection back (Redis is away, or the client closes):
+        what waits fails with TransportUnavailable."""
+        await stop([self._writer])
+        self._writer = None
+        queue, self._queue = self._queue, []
+        for _, done in queue:
+            if not done.done():
+                done.set_exception(TransportUnavailable("Redis connection lost"))
+        await self._drop_connection()
 
 
 class RedisClient:
@@ -305,6 +427,7 @@ class RedisClient:
         # claims must not starve it (a refresh that cannot run means Redis is away).
         self._liveness: aioredis.Redis | None = None
         self._claim: Any = None
+        self._xadds: XaddWriter | None = None  # the frames' XADDs, on a connection of their own
         self._release: Any = None
         self._started: asyncio.Event | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -331,6 +454,10 @@ class RedisClient:
             self._inbox = inbox
             self._started = asyncio.Event()
             self._redis = connect(self.options)
+            options = self.options
+            self._xadds = XaddWriter(
+                self._redis, options.wait_replicas, int(options.publish_timeout * 1000)
+            )
             self._liveness = connect(self.options, pool_size=1)
             self._claim = self._redis.register_script(CLAIM_SCRIPT)
             self._release = self._redis.register_script(RELEASE_SCRIPT)
@@ -343,6 +470,8 @@ class RedisClient:
     async def close(self) -> None:
         """Stop the listener, leave the node key, close the clients."""
         await stop([self._listener])
+        if self._xadds is not None:
+            await self._xadds.reset()
         redis_client = self._redis
         if redis_client is not None:
             if self._connected:
@@ -366,6 +495,9 @@ class RedisClient:
                 )
         except _FAILURES as exc:
             self._disconnected(exc)
+            if self._xadds is not None:
+                # Its connection may be hanging too: the frames waiting on it fail now.
+                await self._xadds.reset()
             if self._listener is not None:
                 # Make the listener reconnect: its connection may be hanging.
                 # stop, not await: a close() cancelling this heartbeat meanwhile must end it,
@@ -453,27 +585,20 @@ class RedisClient:
         wire = link.wire
         if wire is None:
             wire = link.wire = RedisFrameFields(link, self.node_id, self._reply_channel)
-        command = (
-            *(self._tx_xadd if tx else self._gen_xadd),
-            *wire.fields(
-                frame, message_type, unique_id, action, received_timestamp(), link.published
-            ),
+        command = wire.command(
+            self._tx_xadd if tx else self._gen_xadd,
+            frame,
+            message_type,
+            unique_id,
+            action,
+            received_timestamp(),
+            link.published,
         )
         options = self.options
         try:
             async with asyncio.timeout(options.publish_timeout):
-                if options.wait_replicas > 0:
-                    pipe = redis_client.pipeline(transaction=False)
-                    pipe.execute_command(*command)
-                    wait_ms = int(options.publish_timeout * 1000)
-                    pipe.execute_command("WAIT", options.wait_replicas, wait_ms)
-                    replies = await pipe.execute()
-                    if int(replies[-1]) < options.wait_replicas:
-                        raise TransportUnavailable("replicas did not confirm the frame")
-                else:
-                    # redis-py leaves the async client's execute_command unannotated.
-                    execute: Any = redis_client.execute_command
-                    await execute(*command)
+                assert self._xadds is not None
+                await self._xadds.add(command)
         except _FAILURES as exc:
             raise TransportUnavailable(
                 f"Redis did not take the frame: {type(exc).__name__}"
