@@ -303,3 +303,22 @@ async def test_frames_published_in_one_loop_iteration_are_each_acknowledged(
             assert stats.published == 20 and stats.publish_failures == 0
     finally:
         await transport.close()
+
+
+async def test_redis_frames_wait_for_replicas_the_server_does_not_have() -> None:
+    # wait_replicas = 1 on a server without replicas: WAIT (sent after each write of XADDs)
+    # never confirms, so no frame is acknowledged; it fails once publish_timeout is over.
+    running = broker_server("redis_streams", False)
+    options = RedisStreamsOptions(
+        url=running.url, node_id="n1", wait_replicas=1, publish_timeout=0.5
+    )
+    transport = RedisStreamsTransport("default", options)
+    try:
+        await transport.start()
+        link = await transport.open("CP-W", ("ocpp1.6",))
+        with pytest.raises(TransportUnavailable):
+            await link.send(b'[2,"w1","Heartbeat",{}]')
+        assert transport.stats.published == 0 and transport.stats.publish_failures == 1
+    finally:
+        await transport.close()
+        running.close()

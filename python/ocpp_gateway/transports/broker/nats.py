@@ -6,9 +6,12 @@ charge point is an entry of a KV bucket whose revision is the connection epoch; 
 is a KV bucket with a TTL. The layout (subjects, streams, buckets, headers) is the wire
 contract of docs/brokers.md, "NATS JetStream".
 
-A publish is retried with the same `Nats-Msg-Id` until `publish_timeout`, then the link is
-lost (the relay closes the charge point socket with 1013). When the connection to NATS drops,
-every link is lost and `open` refuses new charge points until it is back.
+A frame's headers are encoded once per link for what is fixed per connection
+(`NatsFrameHeaders`), and its PubAck comes back on one subscription of the client, matched by
+the reply subject's last token. A publish is retried with the same `Nats-Msg-Id` until
+`publish_timeout`, then the link is lost (the relay closes the charge point socket with
+1013). When the connection to NATS drops, every link is lost and `open` refuses new charge
+points until it is back.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Charge point frames go into two streams read by consumer groups and are handed over once XADD
 returned (and, with `wait_replicas`, WAIT confirmed that many replicas within
-`publish_timeout`); answers, commands and probes travel over pub/sub; the ownership of each
+`publish_timeout`); the XADDs of all charge points go out together on a connection of their
+own (`XaddWriter`), each in RESP with what is fixed per connection encoded once per link;
+answers, commands and probes travel over pub/sub; the ownership of each
 charge point is a hash claimed atomically with an epoch; node liveness is a key with a TTL.
 The layout (keys, channels, fields, envelopes) is the wire contract of docs/brokers.md,
 "Redis Streams". When Redis cannot be reached every link is lost, `open` refuses, and the
@@ -112,7 +114,8 @@ class RedisStreamsOptions:
         publish_timeout: seconds a frame may wait for XADD (and WAIT) before the link is lost.
         connect_timeout: seconds allowed to reach the server.
         wait_replicas: replicas WAIT must confirm after each XADD (0: no WAIT, a single
-            server).
+            server); the XADDs written together share one WAIT (it counts every write before
+            it on the connection).
         max_len: approximate MAXLEN of each stream (0: never trimmed; trimming drops entries
             no backend has read yet).
         node_ttl: seconds a node stays alive without a refresh.
