@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 import pytest
@@ -480,6 +481,91 @@ def test_frame_metadata_names_and_order_and_the_dedup_key() -> None:
     assert fields["Ocpp-Epoch"] == "1765000000123456"
     assert fields["Ocpp-Type"] == "2" and fields["Ocpp-Proto"] == "ocpp1.6"
     assert fields["D"] == "gw=2E1:1765000000123456:3"
+
+
+# What each broker client encodes once per link and per frame must be what the reference
+# (`frame_metadata`) gives, byte for byte: names, order, values, as the client library would
+# write them. The frames: plain, odd identities, a UniqueId with a newline, SEND, no action.
+ENCODED_FRAMES = [
+    ("CP1", 2, "u1", "Heartbeat", b'[2,"u1","Heartbeat",{}]', 1),
+    ("cp.1 ü", 2, "a b", "StartTransaction", b'[2,"a b","StartTransaction",{}]', 12),
+    (" pad\r\nX", 2, "line\nbreak ", "MeterValues", b"[]", 3),
+    ("CP1", 6, "s1", "", b'[6,"s1","",{}]', 99),
+]
+
+
+def _capturing_client() -> tuple[Any, list[bytes]]:
+    """A nats-py client that is never connected, keeping the commands it would send."""
+    from nats.aio.client import Client
+
+    sent: list[bytes] = []
+
+    async def capture(command: bytes, priority: bool = False) -> None:
+        sent.append(command)
+
+    client: Any = Client()
+    client._send_command = capture
+    client._flush_queue = None
+    return client, sent
+
+
+@pytest.mark.parametrize(
+    ("cp", "message_type", "unique_id", "action", "frame", "n"), ENCODED_FRAMES
+)
+async def test_nats_headers_encoded_per_link_are_what_nats_py_writes(
+    cp: str, message_type: int, unique_id: str, action: str, frame: bytes, n: int
+) -> None:
+    from ocpp_gateway.transports.broker.nats import NatsFrameHeaders, send_hpub
+
+    link = _link(Host(), cp, epoch=1765000000123456)
+    link.published = n
+    wire = NatsFrameHeaders(link, "gw=2E1", "ocpp.gw.gw=2E1.res", "TX_S", "GEN_S")
+    for tx, stream in ((True, "TX_S"), (False, "GEN_S")):
+        received = "2026-12-07T09:00:00.000001Z"
+        expected: Any = frame_metadata(
+            {}, link, "gw=2E1", message_type, unique_id, action, "ocpp.gw.gw=2E1.res", "Nats-Msg-Id"
+        )
+        expected["Ocpp-Rx-Ts"] = received
+        expected["Nats-Expected-Stream"] = stream
+        subject = "ocpp.in.tx.16.X." + wire.subject_tail
+        ours, sent = _capturing_client()
+        headers = wire.encode(tx, message_type, unique_id, action, received, n)
+        await send_hpub(ours, subject, "_INBOX.x.1", headers, frame)
+        theirs, expected_sent = _capturing_client()
+        await theirs._send_publish(subject, "_INBOX.x.1", frame, len(frame), expected)
+        assert sent == expected_sent and len(sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("cp", "message_type", "unique_id", "action", "frame", "n"), ENCODED_FRAMES
+)
+def test_redis_fields_encoded_per_link_are_the_reference_fields(
+    cp: str, message_type: int, unique_id: str, action: str, frame: bytes, n: int
+) -> None:
+    from ocpp_gateway.transports.broker.redis import H_DEDUP, RedisFrameFields
+
+    link = _link(Host(), cp, epoch=42)
+    link.published = n
+    received = "2026-12-07T09:00:00.000001Z"
+    wire = RedisFrameFields(link, "gw=2E1", b"ocpp:gw:gw=2E1:res")
+    reference = frame_metadata(
+        {"frame": frame},
+        link,
+        "gw=2E1",
+        message_type,
+        unique_id,
+        action,
+        b"ocpp:gw:gw=2E1:res",
+        H_DEDUP,
+    )
+    reference["Ocpp-Rx-Ts"] = received
+
+    from redis.asyncio.connection import Connection
+
+    xadd = ("XADD", "ocpp:in:tx", "MAXLEN", "~", "1000", "*")
+    fields: list[Any] = [part for pair in reference.items() for part in pair]
+    expected = b"".join(Connection().pack_command(*xadd, *fields))
+    assert wire.command(xadd, frame, message_type, unique_id, action, received, n) == expected
 
 
 TX = frozenset({"StartTransaction", "MeterValues", "TransactionEvent"})

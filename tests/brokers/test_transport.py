@@ -261,3 +261,64 @@ async def test_the_holding_node_is_asked_even_without_a_ping(server: tuple[str, 
     finally:
         await a.close()
         await b.close()
+
+
+async def test_frames_published_in_one_loop_iteration_are_each_acknowledged(
+    server: tuple[str, Broker],
+) -> None:
+    # Many charge points publish in the same loop iteration: on Redis their XADDs go out in
+    # one write, on NATS their PubAcks come back on one subscription. Each frame is done only
+    # with its own answer: on Redis, the general stream made unwritable (a plain key there)
+    # fails exactly its frames, while the transaction frames of the same write are stored.
+    kind, running = server
+    transport = _transport(kind, running.url)
+    try:
+        await transport.start()
+        links = [await transport.open(f"CP-B{n}", ("ocpp1.6",)) for n in range(20)]
+        if kind == "redis_streams":
+            import redis.asyncio as aioredis
+
+            raw = aioredis.Redis.from_url(running.url)
+            await raw.set("ocpp:in:gen", "not a stream")
+        sends = []
+        for n, link in enumerate(links):
+            if n % 2:
+                frame = b'[2,"h%d","Heartbeat",{}]' % n
+            else:
+                frame = b'[2,"s%d","StartTransaction",{"connectorId":1}]' % n
+            sends.append(link.send(frame))
+        outcomes = await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), WAIT)
+        failed = [n for n, outcome in enumerate(outcomes) if outcome is not None]
+        if kind == "redis_streams":
+            assert failed == list(range(1, 20, 2))
+            assert all(isinstance(outcomes[n], TransportUnavailable) for n in failed)
+            entries: Any = await raw.xrange("ocpp:in:tx")
+            assert [fields[b"Ocpp-Cp"] for _, fields in entries] == [
+                b"CP-B%d" % n for n in range(0, 20, 2)
+            ]
+            await raw.aclose()
+        else:
+            assert failed == []
+            stats = transport.stats
+            assert stats.published == 20 and stats.publish_failures == 0
+    finally:
+        await transport.close()
+
+
+async def test_redis_frames_wait_for_replicas_the_server_does_not_have() -> None:
+    # wait_replicas = 1 on a server without replicas: WAIT (sent after each write of XADDs)
+    # never confirms, so no frame is acknowledged; it fails once publish_timeout is over.
+    running = broker_server("redis_streams", False)
+    options = RedisStreamsOptions(
+        url=running.url, node_id="n1", wait_replicas=1, publish_timeout=0.5
+    )
+    transport = RedisStreamsTransport("default", options)
+    try:
+        await transport.start()
+        link = await transport.open("CP-W", ("ocpp1.6",))
+        with pytest.raises(TransportUnavailable):
+            await link.send(b'[2,"w1","Heartbeat",{}]')
+        assert transport.stats.published == 0 and transport.stats.publish_failures == 1
+    finally:
+        await transport.close()
+        running.close()

@@ -131,6 +131,7 @@ class BrokerLink:
         "seen_revision",
         "token",
         "version",
+        "wire",
     )
 
     def __init__(self, host: LinkHost, charge_point_id: str, token: str, version: str) -> None:
@@ -151,6 +152,9 @@ class BrokerLink:
         self.end_reason: LinkEnd = ""
         self._inflight: Command | None = None
         self._queue: deque[Command] | None = None
+        # What the broker client encoded once for this link (the metadata fixed per
+        # connection), built on the first frame it publishes; the client's own type.
+        self.wire: Any = None
 
     @property
     def ended(self) -> bool:

@@ -6,9 +6,12 @@ charge point is an entry of a KV bucket whose revision is the connection epoch; 
 is a KV bucket with a TTL. The layout (subjects, streams, buckets, headers) is the wire
 contract of docs/brokers.md, "NATS JetStream".
 
-A publish is retried with the same `Nats-Msg-Id` until `publish_timeout`, then the link is
-lost (the relay closes the charge point socket with 1013). When the connection to NATS drops,
-every link is lost and `open` refuses new charge points until it is back.
+A frame's headers are encoded once per link for what is fixed per connection
+(`NatsFrameHeaders`), and its PubAck comes back on one subscription of the client, matched by
+the reply subject's last token. A publish is retried with the same `Nats-Msg-Id` until
+`publish_timeout`, then the link is lost (the relay closes the charge point socket with
+1013). When the connection to NATS drops, every link is lost and `open` refuses new charge
+points until it is back.
 """
 
 from __future__ import annotations
@@ -36,9 +39,16 @@ from ocpp_gateway.logs import redact_url
 from ocpp_gateway.transports.base import Holder
 from ocpp_gateway.transports.broker.contract import (
     DEFAULT_TRANSACTION_ACTIONS,
+    H_ACTION,
     H_CHARGE_POINT,
     H_COMMAND_ID,
     H_EPOCH,
+    H_MESSAGE_ID,
+    H_MESSAGE_TYPE,
+    H_NODE,
+    H_PROTOCOL,
+    H_RECEIVED,
+    H_REPLY,
     NATS_EXPECTED_STREAM,
     NATS_MSG_ID,
     VERSION_TOKENS,
@@ -57,12 +67,144 @@ from ocpp_gateway.transports.broker.link import BrokerLink
 from ocpp_gateway.transports.broker.protocol import holder_state
 from ocpp_gateway.transports.broker.transport import BrokerTransport, Inbox, url_errors
 
-__all__ = ["NatsClient", "NatsOptions", "NatsTransport", "connect", "ensure_layout"]
+__all__ = [
+    "NatsClient",
+    "NatsFrameHeaders",
+    "NatsOptions",
+    "NatsTransport",
+    "connect",
+    "ensure_layout",
+    "send_hpub",
+]
 
 log = logging.getLogger("ocpp_gateway.transports.broker.nats")
 
 _CLAIM_ATTEMPTS = 8
 _ERRORS = (nats.errors.Error, OSError)
+#: Inbound subjects kept per client (stream, version, action); past it they are built per frame.
+_SUBJECTS_KEPT = 4096
+#: The status header of a NATS reply, and its value when no stream takes a subject.
+NATS_STATUS = "Status"
+NO_RESPONDERS = "503"
+# A header value as nats-py writes it: trimmed, CR and LF replaced by spaces.
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header line without its CRLF: `Name: value`, the value as nats-py cleans it."""
+    return f"{name}: {value.strip().translate(_NEWLINES)}".encode()
+
+
+class NatsFrameHeaders:
+    """The headers of one link's frames (`protocol.frame_metadata`, then
+    `Nats-Expected-Stream`), in the bytes nats-py would write for them: what is fixed per
+    connection (charge point, version, node, epoch, reply subject, the dedup key's prefix) is
+    encoded once; a frame adds its type, UniqueId, action, receive time and number.
+
+    Args:
+        link: the link (its `epoch` set: it is claimed).
+        node_id: this node's id.
+        reply: where backends answer (`Ocpp-Reply`).
+        tx_stream, gen_stream: the streams' names (`Nats-Expected-Stream`).
+    """
+
+    __slots__ = ("_head", "_middle", "_streams", "_tail", "subject_tail")
+
+    def __init__(
+        self,
+        link: BrokerLink,
+        node_id: str,
+        reply: str,
+        tx_stream: str = "OCPP_TX",
+        gen_stream: str = "OCPP_GEN",
+    ) -> None:
+        epoch = str(link.epoch)
+        self._head = b"\r\n".join(
+            (
+                b"NATS/1.0",
+                _header(H_CHARGE_POINT, link.charge_point_id),
+                _header(H_PROTOCOL, link.version),
+                _header(H_MESSAGE_TYPE, ""),
+            )
+        )
+        self._middle = b"\r\n" + b"\r\n".join(
+            (_header(H_NODE, node_id), _header(H_EPOCH, epoch), _header(H_RECEIVED, ""))
+        )
+        self._tail = b"\r\n" + b"\r\n".join(
+            (_header(H_REPLY, reply), _header(NATS_MSG_ID, f"{node_id}:{epoch}:"))
+        )
+        self._streams = (
+            b"\r\n" + _header(NATS_EXPECTED_STREAM, gen_stream) + b"\r\n\r\n",
+            b"\r\n" + _header(NATS_EXPECTED_STREAM, tx_stream) + b"\r\n\r\n",
+        )
+        #: The last token of the link's inbound subjects, `.<charge point token>`.
+        self.subject_tail = link.token
+
+    def encode(
+        self,
+        tx: bool,
+        message_type: int,
+        unique_id: str,
+        action: str,
+        received: str,
+        number: int,
+    ) -> bytes:
+        """Args:
+            tx: the frame goes to the transaction stream.
+            message_type: 2 or 6.
+            unique_id: its UniqueId.
+            action: its action.
+            received: `Ocpp-Rx-Ts`.
+            number: the frame's number on the connection (the dedup key's last part).
+
+        Returns:
+            The header block of one frame, `NATS/1.0` to the blank line.
+        """
+        return b"".join(
+            (
+                self._head,
+                str(message_type).encode(),
+                b"\r\n",
+                _header(H_MESSAGE_ID, unique_id),
+                b"\r\n",
+                _header(H_ACTION, action),
+                self._middle,
+                received.encode(),
+                self._tail,
+                str(number).encode(),
+                self._streams[tx],
+            )
+        )
+
+
+async def send_hpub(nc: Client, subject: str, reply: str, headers: bytes, payload: bytes) -> None:
+    """Publish a message whose header block is already encoded: the HPUB command nats-py's
+    `publish` writes, queued and flushed as it queues and flushes its own (one flusher write
+    for what many publishes queued in one loop iteration). It reaches into nats-py's
+    `_send_command` and `_flush_pending` (nats-py >= 2.16; tests/brokers checks the bytes
+    against nats-py's own `publish`), because `publish` takes headers only as a dict and
+    encodes it per message.
+
+    Args:
+        nc: a connected client.
+        subject: the subject.
+        reply: the reply subject.
+        headers: the header block (`NatsFrameHeaders.encode`).
+        payload: the body.
+    """
+    size = len(headers)
+    command = f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode()
+    client: Any = nc
+    await client._send_command(b"".join((command, headers, payload, b"\r\n")))
+    flushes = client._flush_queue
+    if flushes is not None and flushes.empty():
+        await client._flush_pending()
+
+
+def _expire(ack: asyncio.Future[Msg]) -> None:
+    """A PubAck's time is up: its publish sees a timeout (and retries while time is left)."""
+    if not ack.done():
+        ack.set_exception(nats.errors.TimeoutError())
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +397,11 @@ class NatsClient:
         self._connected = False
         self._closed = False
         self._lock = asyncio.Lock()
+        # PubAcks: one subscription on `<inbox>.*`, each publish waiting under its own token.
+        self._ack_prefix = ""
+        self._ack_count = 0
+        self._acks: dict[str, asyncio.Future[Msg]] = {}
+        self._subjects: dict[tuple[bool, str, str], str] = {}
 
     def ready(self) -> bool:
         """Returns: True while connected to NATS with the layout in place."""
@@ -286,7 +433,9 @@ class NatsClient:
                 js = nc.jetstream(timeout=self.options.publish_timeout)
                 self._owners, self._nodes = await ensure_layout(js, self.options)
                 subject = self.options.subject
+                self._ack_prefix = nc.new_inbox() + "."
                 self._subs = [
+                    await nc.subscribe(self._ack_prefix + "*", cb=self._on_ack),
                     await nc.subscribe(str(self.reply_address), cb=self._on_answer),
                     await nc.subscribe(subject("gw", self.node_id, "cmd"), cb=self._on_command),
                     await nc.subscribe(subject("gw", self.node_id, "probe"), cb=self._on_probe),
@@ -393,46 +542,54 @@ class NatsClient:
     # -- frames to the broker -----------------------------------------------------------------
 
     async def publish(
-        self, link: BrokerLink, tx: bool, action: str, frame: bytes, metadata: dict[str, object]
+        self,
+        link: BrokerLink,
+        tx: bool,
+        message_type: int,
+        unique_id: str,
+        action: str,
+        frame: bytes,
     ) -> None:
         """Publish one charge point frame to its stream and wait for the PubAck; retried with
         the same `Nats-Msg-Id` until `publish_timeout`.
 
+        The headers are encoded here (`NatsFrameHeaders`: what is fixed per connection once,
+        in `link.wire`) and the PubAck comes back on this client's one acknowledgement
+        subscription, matched by the reply subject's last token: no request, no header dict
+        and no inbox per frame.
+
         Args:
             link: the charge point's link.
             tx: it goes to the transaction stream.
+            message_type: 2 (CALL) or 6 (SEND).
+            unique_id: its UniqueId.
             action: its action (a subject token).
             frame: the bytes, unchanged.
-            metadata: the headers (`protocol.frame_metadata`); `Nats-Expected-Stream` is added.
 
         Raises:
             TransportUnavailable: no PubAck within `publish_timeout`, or the stream refused.
         """
         nc = self._nc
-        if nc is None:
+        if nc is None or nc.is_closed:
             raise TransportUnavailable("NATS unavailable")
-        options = self.options
-        stream = options.tx_stream if tx else options.gen_stream
-        subject = options.subject(
-            "in",
-            "tx" if tx else "gen",
-            VERSION_TOKENS[link.version],
-            identity_token(action) or "_",
-            link.token,
+        wire = link.wire
+        if wire is None:
+            options = self.options
+            wire = link.wire = NatsFrameHeaders(
+                link, self.node_id, str(self.reply_address), options.tx_stream, options.gen_stream
+            )
+        headers = wire.encode(
+            tx, message_type, unique_id, action, received_timestamp(), link.published
         )
-        headers: Any = metadata
-        headers[NATS_EXPECTED_STREAM] = stream
+        subject = self._subject(tx, link.version, action) + wire.subject_tail
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + options.publish_timeout
+        deadline = loop.time() + self.options.publish_timeout
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0 or link.ended:
                 break
             try:
-                # A JetStream publish is a request answered by the PubAck; made here rather
-                # than through js.publish, which parses each PubAck into a dataclass.
-                reply = await nc.request(subject, frame, min(remaining, 2.0), headers=headers)
-                ack = orjson.loads(reply.data)
+                ack = orjson.loads(await self._request(nc, subject, headers, frame, remaining))
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
                 # Same Nats-Msg-Id on the retry: the stream keeps one copy.
                 raise_if_cancelling()
@@ -446,6 +603,49 @@ class NatsClient:
             return
         raise TransportUnavailable("no PubAck in time")
 
+    def _subject(self, tx: bool, version: str, action: str) -> str:
+        """The inbound subject up to the charge point's token, `<p>.in.<tx|gen>.<v>.<action>.`,
+        kept per (stream, version, action) (a bounded table: actions come from the schemas,
+        or from anything a charge point sends when validation is off)."""
+        key = (tx, version, action)
+        subject = self._subjects.get(key)
+        if subject is None:
+            kind = "tx" if tx else "gen"
+            token = identity_token(action) or "_"
+            subject = self.options.subject("in", kind, VERSION_TOKENS[version], token, "")
+            if len(self._subjects) < _SUBJECTS_KEPT:
+                self._subjects[key] = subject
+        return subject
+
+    async def _request(
+        self, nc: Client, subject: str, headers: bytes, frame: bytes, limit: float
+    ) -> bytes:
+        """Publish `frame` with encoded `headers` and a reply subject on this client's
+        acknowledgement subscription; return the reply's body.
+
+        Raises:
+            nats.errors.TimeoutError: no reply within `limit` (or the connection is down).
+            nats.errors.NoRespondersError: no stream takes the subject.
+            nats.errors.Error: the connection is closed.
+        """
+        if not nc.is_connected:
+            raise nats.errors.TimeoutError
+        self._ack_count += 1
+        token = str(self._ack_count)
+        loop = asyncio.get_running_loop()
+        ack: asyncio.Future[Msg] = loop.create_future()
+        self._acks[token] = ack
+        timer = loop.call_later(min(limit, 2.0), _expire, ack)
+        try:
+            await send_hpub(nc, subject, self._ack_prefix + token, headers, frame)
+            msg = await ack
+        finally:
+            timer.cancel()
+            self._acks.pop(token, None)
+        if msg.headers and msg.headers.get(NATS_STATUS) == NO_RESPONDERS:
+            raise nats.errors.NoRespondersError
+        return msg.data
+
     async def respond(
         self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]
     ) -> None:
@@ -456,6 +656,11 @@ class NatsClient:
         await nc.publish(reply, frame, headers=nats_outcome_headers(status, fields, self.node_id))
 
     # -- messages from the broker -------------------------------------------------------------
+
+    async def _on_ack(self, msg: Msg) -> None:
+        ack = self._acks.get(msg.subject[len(self._ack_prefix) :])
+        if ack is not None and not ack.done():
+            ack.set_result(msg)
 
     async def _on_answer(self, msg: Msg) -> None:
         headers = msg.headers or {}

@@ -2,7 +2,9 @@
 
 Charge point frames go into two streams read by consumer groups and are handed over once XADD
 returned (and, with `wait_replicas`, WAIT confirmed that many replicas within
-`publish_timeout`); answers, commands and probes travel over pub/sub; the ownership of each
+`publish_timeout`); the XADDs of all charge points go out together on a connection of their
+own (`XaddWriter`), each in RESP with what is fixed per connection encoded once per link;
+answers, commands and probes travel over pub/sub; the ownership of each
 charge point is a hash claimed atomically with an epoch; node liveness is a key with a TTL.
 The layout (keys, channels, fields, envelopes) is the wire contract of docs/brokers.md,
 "Redis Streams". When Redis cannot be reached every link is lost, `open` refuses, and the
@@ -29,7 +31,16 @@ from ocpp_gateway.logs import redact_url
 from ocpp_gateway.transports.base import Holder
 from ocpp_gateway.transports.broker.contract import (
     DEFAULT_TRANSACTION_ACTIONS,
+    H_ACTION,
+    H_CHARGE_POINT,
     H_DEDUP,
+    H_EPOCH,
+    H_MESSAGE_ID,
+    H_MESSAGE_TYPE,
+    H_NODE,
+    H_PROTOCOL,
+    H_RECEIVED,
+    H_REPLY,
     CommandEnvelope,
     CommandStatus,
     decode_owner_change,
@@ -53,6 +64,7 @@ __all__ = [
     "H_DEDUP",
     "RELEASE_SCRIPT",
     "RedisClient",
+    "RedisFrameFields",
     "RedisStreamsOptions",
     "RedisStreamsTransport",
     "connect",
@@ -102,7 +114,8 @@ class RedisStreamsOptions:
         publish_timeout: seconds a frame may wait for XADD (and WAIT) before the link is lost.
         connect_timeout: seconds allowed to reach the server.
         wait_replicas: replicas WAIT must confirm after each XADD (0: no WAIT, a single
-            server).
+            server); the XADDs written together share one WAIT (it counts every write before
+            it on the connection).
         max_len: approximate MAXLEN of each stream (0: never trimmed; trimming drops entries
             no backend has read yet).
         node_ttl: seconds a node stays alive without a refresh.
@@ -189,6 +202,198 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _bulk(value: bytes) -> bytes:
+    """One RESP bulk string: `$<length>`, CRLF, the bytes, CRLF."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def _bulks(*values: str | bytes) -> bytes:
+    """RESP bulk strings of `values` (text as UTF-8), one after another."""
+    return b"".join(_bulk(v.encode() if isinstance(v, str) else v) for v in values)
+
+
+class RedisFrameFields:
+    """The XADD of one link's frames, in RESP as redis-py would send it: the stream fields of
+    `protocol.frame_metadata` (the frame first, then the metadata), where what is fixed per
+    connection (charge point, version, node, epoch, reply channel, the dedup key's prefix) is
+    encoded once and a frame adds its bytes, type, UniqueId, action, receive time and number.
+
+    Args:
+        link: the link (its `epoch` set: it is claimed).
+        node_id: this node's id.
+        reply: where backends answer (`Ocpp-Reply`).
+    """
+
+    __slots__ = ("_dedup", "_head", "_middle", "_reply")
+
+    def __init__(self, link: BrokerLink, node_id: str, reply: bytes) -> None:
+        epoch = str(link.epoch)
+        self._head = _bulks(H_CHARGE_POINT, link.charge_point_id, H_PROTOCOL, link.version)
+        self._middle = _bulks(H_NODE, node_id, H_EPOCH, epoch)
+        self._reply = _bulks(H_REPLY, reply, H_DEDUP)
+        self._dedup = f"{node_id}:{epoch}:"
+
+    def command(
+        self,
+        xadd: tuple[str, ...],
+        frame: bytes,
+        message_type: int,
+        unique_id: str,
+        action: str,
+        received: str,
+        number: int,
+    ) -> bytes:
+        """Args:
+            xadd: the command up to its fields (`XADD`, the stream, trimming, `*`).
+            frame: the frame.
+            message_type: 2 or 6.
+            unique_id: its UniqueId.
+            action: its action.
+            received: `Ocpp-Rx-Ts`.
+            number: the frame's number on the connection (the dedup key's last part).
+
+        Returns:
+            The whole command in RESP (`*<count>` then each bulk string).
+        """
+        return b"".join(
+            (
+                b"*%d\r\n" % (len(xadd) + _FIELD_COUNT),
+                _bulks(*xadd),
+                _FRAME,
+                _bulk(frame),
+                self._head,
+                _TYPE,
+                _bulk(str(message_type).encode()),
+                _MESSAGE_ID,
+                _bulk(unique_id.encode()),
+                _ACTION,
+                _bulk(action.encode()),
+                self._middle,
+                _RECEIVED,
+                _bulk(received.encode()),
+                self._reply,
+                _bulk(f"{self._dedup}{number}".encode()),
+            )
+        )
+
+
+_FIELD_COUNT = 22  # 11 names and their values
+_FRAME = _bulks("frame")
+_TYPE = _bulks(H_MESSAGE_TYPE)
+_MESSAGE_ID = _bulks(H_MESSAGE_ID)
+_ACTION = _bulks(H_ACTION)
+_RECEIVED = _bulks(H_RECEIVED)
+
+
+class XaddWriter:
+    """The XADDs of a node's charge points on one connection of their own, written together:
+    what the links queue in one loop iteration goes out in one write, and each frame's
+    future is done once Redis answered its XADD (the entry id: the frame is in the stream),
+    or fails with Redis's error for that entry, or with TransportUnavailable for every frame
+    of a batch when the connection fails. One connection answers in order, so the replies
+    are matched by position.
+
+    With `wait_replicas`, each write ends with a WAIT (it counts the replicas that have every
+    write of the connection so far): the batch's frames are done only once that many confirmed
+    within `wait_ms`, else they fail.
+
+    Args:
+        client: the client whose pool lends the connection.
+        wait_replicas: replicas that must confirm each batch (0: no WAIT).
+        wait_ms: how long WAIT may wait, in milliseconds.
+    """
+
+    def __init__(self, client: aioredis.Redis, wait_replicas: int = 0, wait_ms: int = 0) -> None:
+        self._client = client
+        self._wait = _bulks("WAIT", str(wait_replicas), str(wait_ms)) if wait_replicas else b""
+        self._wait_replicas = wait_replicas
+        self._queue: list[tuple[bytes, asyncio.Future[object]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._connection: Any = None
+
+    def add(self, command: bytes) -> asyncio.Future[object]:
+        """Queue one XADD (RESP).
+
+        Args:
+            command: the command (`RedisFrameFields.command`).
+
+        Returns:
+            Its future: the entry id once Redis took it.
+        """
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._queue.append((command, done))
+        if self._writer is None:
+            # Runs from the next loop iteration: what this one queues goes in its first write.
+            self._writer = asyncio.ensure_future(self._write())
+        return done
+
+    async def _write(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                for attempt in (1, 2):
+                    try:
+                        await self._send(batch)
+                        break
+                    except _FAILURES as exc:
+                        await self._drop_connection()
+                        # Once more on a new connection (the one held may have died while
+                        # idle): what was not answered yet, with the same dedup keys.
+                        batch = [(command, done) for command, done in batch if not done.done()]
+                        if attempt == 2 or not isinstance(exc, _ERRORS):
+                            failure = TransportUnavailable(f"Redis did not take the frame: {exc!r}")
+                            for _, done in batch:
+                                done.set_exception(failure)
+        finally:
+            self._writer = None
+
+    async def _send(self, batch: list[tuple[bytes, asyncio.Future[object]]]) -> None:
+        connection = self._connection
+        if connection is None:
+            pool: Any = self._client.connection_pool
+            connection = self._connection = await pool.get_connection()
+        commands = [command for command, _ in batch]
+        if self._wait:
+            commands.append(b"*3\r\n" + self._wait)
+        await connection.send_packed_command(commands, False)
+        replies: list[tuple[asyncio.Future[object], object, BaseException | None]] = []
+        for _, done in batch:
+            try:
+                replies.append((done, await connection.read_response(), None))
+            except redis.exceptions.ResponseError as exc:
+                replies.append((done, None, exc))
+        if self._wait and int(await connection.read_response()) < self._wait_replicas:
+            unconfirmed = TransportUnavailable("replicas did not confirm the frame")
+            replies = [(done, None, unconfirmed) for done, _, _ in replies]
+        for done, reply, error in replies:
+            if done.done():
+                continue
+            if error is None:
+                done.set_result(reply)
+            else:
+                done.set_exception(error)
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(*_FAILURES):
+                await connection.disconnect()
+            pool: Any = self._client.connection_pool
+            with contextlib.suppress(*_FAILURES):
+                await pool.release(connection)
+
+    async def reset(self) -> None:
+        """Stop writing and give the connection back (Redis is away, or the client closes):
+        what waits fails with TransportUnavailable."""
+        await stop([self._writer])
+        self._writer = None
+        queue, self._queue = self._queue, []
+        for _, done in queue:
+            if not done.done():
+                done.set_exception(TransportUnavailable("Redis connection lost"))
+        await self._drop_connection()
+
+
 class RedisClient:
     """The Redis I/O of a `BrokerTransport` (`transport.BrokerClient`): the layout of
     docs/brokers.md read and written with redis-py. One pub/sub connection (a listener task,
@@ -209,6 +414,10 @@ class RedisClient:
         self.node_id = node = options.node_id
         self._tx_stream = options.key("in", "tx")
         self._gen_stream = options.key("in", "gen")
+        # XADD up to the fields: the stream, the approximate MAXLEN when set, an id of "*".
+        trim = ("MAXLEN", "~", str(options.max_len)) if options.max_len > 0 else ()
+        self._tx_xadd = ("XADD", self._tx_stream, *trim, "*")
+        self._gen_xadd = ("XADD", self._gen_stream, *trim, "*")
         self._reply_channel = options.key("gw", node, "res").encode()
         self.reply_address: str | bytes = self._reply_channel
         self._command_channel = options.key("gw", node, "cmd").encode()
@@ -221,6 +430,7 @@ class RedisClient:
         # claims must not starve it (a refresh that cannot run means Redis is away).
         self._liveness: aioredis.Redis | None = None
         self._claim: Any = None
+        self._xadds: XaddWriter | None = None  # the frames' XADDs, on a connection of their own
         self._release: Any = None
         self._started: asyncio.Event | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -247,6 +457,10 @@ class RedisClient:
             self._inbox = inbox
             self._started = asyncio.Event()
             self._redis = connect(self.options)
+            options = self.options
+            self._xadds = XaddWriter(
+                self._redis, options.wait_replicas, int(options.publish_timeout * 1000)
+            )
             self._liveness = connect(self.options, pool_size=1)
             self._claim = self._redis.register_script(CLAIM_SCRIPT)
             self._release = self._redis.register_script(RELEASE_SCRIPT)
@@ -259,6 +473,8 @@ class RedisClient:
     async def close(self) -> None:
         """Stop the listener, leave the node key, close the clients."""
         await stop([self._listener])
+        if self._xadds is not None:
+            await self._xadds.reset()
         redis_client = self._redis
         if redis_client is not None:
             if self._connected:
@@ -282,6 +498,9 @@ class RedisClient:
                 )
         except _FAILURES as exc:
             self._disconnected(exc)
+            if self._xadds is not None:
+                # Its connection may be hanging too: the frames waiting on it fail now.
+                await self._xadds.reset()
             if self._listener is not None:
                 # Make the listener reconnect: its connection may be hanging.
                 # stop, not await: a close() cancelling this heartbeat meanwhile must end it,
@@ -340,16 +559,25 @@ class RedisClient:
     # -- frames to the broker -----------------------------------------------------------------
 
     async def publish(
-        self, link: BrokerLink, tx: bool, action: str, frame: bytes, metadata: dict[str, object]
+        self,
+        link: BrokerLink,
+        tx: bool,
+        message_type: int,
+        unique_id: str,
+        action: str,
+        frame: bytes,
     ) -> None:
         """XADD one charge point frame to its stream (then WAIT for replicas when configured).
+        The fields (`protocol.frame_metadata`, the frame first) come from `RedisFrameFields`:
+        what is fixed per connection encoded once, in `link.wire`.
 
         Args:
             link: the charge point's link.
             tx: it goes to the transaction stream.
+            message_type: 2 (CALL) or 6 (SEND).
+            unique_id: its UniqueId.
             action: its action.
             frame: the bytes, unchanged.
-            metadata: the fields (`protocol.frame_metadata`), the frame first (`body_field`).
 
         Raises:
             TransportUnavailable: Redis did not take it within `publish_timeout`.
@@ -357,30 +585,27 @@ class RedisClient:
         redis_client = self._redis
         if redis_client is None:
             raise TransportUnavailable("Redis unavailable")
+        wire = link.wire
+        if wire is None:
+            wire = link.wire = RedisFrameFields(link, self.node_id, self._reply_channel)
+        command = wire.command(
+            self._tx_xadd if tx else self._gen_xadd,
+            frame,
+            message_type,
+            unique_id,
+            action,
+            received_timestamp(),
+            link.published,
+        )
         options = self.options
-        fields: dict[Any, Any] = metadata
         try:
             async with asyncio.timeout(options.publish_timeout):
-                if options.wait_replicas > 0:
-                    pipe = redis_client.pipeline(transaction=False)
-                    self._xadd(pipe, tx, fields)
-                    wait_ms = int(options.publish_timeout * 1000)
-                    pipe.execute_command("WAIT", options.wait_replicas, wait_ms)
-                    replies = await pipe.execute()
-                    if int(replies[-1]) < options.wait_replicas:
-                        raise TransportUnavailable("replicas did not confirm the frame")
-                else:
-                    await self._xadd(redis_client, tx, fields)
+                assert self._xadds is not None
+                await self._xadds.add(command)
         except _FAILURES as exc:
             raise TransportUnavailable(
                 f"Redis did not take the frame: {type(exc).__name__}"
             ) from exc
-
-    def _xadd(self, client: Any, tx: bool, fields: dict[Any, Any]) -> Any:
-        stream = self._tx_stream if tx else self._gen_stream
-        if self.options.max_len > 0:
-            return client.xadd(stream, fields, maxlen=self.options.max_len, approximate=True)
-        return client.xadd(stream, fields)
 
     async def respond(
         self, reply: str, status: CommandStatus, frame: bytes, fields: Mapping[str, str]

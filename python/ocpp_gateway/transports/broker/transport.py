@@ -37,7 +37,6 @@ from ocpp_gateway.transports.broker.metrics import BrokerStats
 from ocpp_gateway.transports.broker.protocol import (
     Refuse,
     claim_outcome,
-    frame_metadata,
     holder_to_ask,
     link_version,
     ping_answer,
@@ -219,10 +218,17 @@ class BrokerClient(Protocol):
         ...
 
     async def publish(
-        self, link: BrokerLink, tx: bool, action: str, frame: bytes, metadata: dict[str, object]
+        self,
+        link: BrokerLink,
+        tx: bool,
+        message_type: int,
+        unique_id: str,
+        action: str,
+        frame: bytes,
     ) -> None:
-        """Hand one charge point frame to the broker with its metadata; return once the
-        broker acknowledged it.
+        """Hand one charge point frame to the broker with its metadata
+        (`protocol.frame_metadata`, the fixed part encoded once per link in `link.wire`);
+        return once the broker acknowledged it.
 
         Raises:
             TransportUnavailable: the broker did not take it in time.
@@ -437,22 +443,11 @@ class BrokerTransport:
         if self._closed or not client.ready():
             raise TransportUnavailable(f"{client.broker} unavailable")
         tx = to_transaction_stream(message_type, action, frame, self._tx_actions)
-        body_field = client.body_field
-        metadata = frame_metadata(
-            {body_field: frame} if body_field else {},
-            link,
-            self.node_id,
-            message_type,
-            unique_id,
-            action,
-            client.reply_address,
-            client.dedup_field,
-        )
         stats = self.stats
         started = monotonic()
         stats.publishing += 1
         try:
-            await client.publish(link, tx, action, frame, metadata)
+            await client.publish(link, tx, message_type, unique_id, action, frame)
         except TransportUnavailable:
             stats.publish_failures += 1
             raise
