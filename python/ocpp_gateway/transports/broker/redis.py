@@ -67,6 +67,7 @@ __all__ = [
     "RedisFrameFields",
     "RedisStreamsOptions",
     "RedisStreamsTransport",
+    "XaddWriter",
     "connect",
 ]
 
