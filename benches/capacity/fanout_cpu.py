@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from ocpp_gateway.bench.loadgen import LoadGenerator
-from ocpp_gateway.bench.ramp import fleet_ids
 from ocpp_gateway.bench.runner import Run, settings_for
 from ocpp_gateway.bench.targets import CsmsPool, Target, find_baselines, start_target
 
@@ -46,7 +45,7 @@ async def _measure(args: argparse.Namespace, out: Path) -> dict[str, list[dict[s
     loadgen = LoadGenerator(1, ["127.0.1.1"])
     loadgen.start()
     targets: dict[str, Target] = {}
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    results: dict[str, list[dict[str, Any]]] = {}
     try:
         baselines = find_baselines(None)
         for name in names:
@@ -56,22 +55,9 @@ async def _measure(args: argparse.Namespace, out: Path) -> dict[str, list[dict[s
             targets[name] = await start_target(
                 kind, csms, log=out / f"{name}.log", baselines=baselines, env=env
             )
-        for repeat in range(args.repeats):
-            order = names[repeat % len(names) :] + names[: repeat % len(names)]
-            for name in order:
-                target = targets[name]
-                fleet = fleet_ids(f"{name}-{repeat}", args.connections, 0.3)
-                await loadgen.all("connect", fleet=[(target.urls[0], *cp) for cp in fleet])
-                phase = await run._phase(
-                    loadgen, target, csms, "closed_loop", args.seconds, drivers=args.connections
-                )
-                await loadgen.all("close")
-                results[name].append(phase)
-                print(
-                    f"{repeat + 1}/{args.repeats} {name:20} {phase['cpu_per_rt_us']:7.1f} µs/rt "
-                    f"{phase['rate']:8.0f} rt/s errors {phase['errors']}",
-                    file=sys.stderr,
-                )
+        results = await run.interleaved_closed_loop(
+            loadgen, csms, targets, args.repeats, args.connections, args.seconds
+        )
     finally:
         for target in targets.values():
             target.stop()

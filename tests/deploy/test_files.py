@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kit import WAIT, free_port, gateway_process
+from kit import WAIT, free_port, gateway_process, missing_tool
 from ocpp_gateway.metrics import Metrics
 
 from ._support import SETTING_FLAGS, check_gateway_manifests, final_stage
@@ -269,9 +269,9 @@ def test_the_build_context_holds_the_sources_and_nothing_else(tmp_path: Path) ->
         assert not {"target", ".git", "__pycache__", ".venv", ".mypy_cache"} & set(parts), path
         assert not path.endswith((".so", ".pyc")), path
     # The wheel's build reads only the context: maturin packs it into a source distribution.
-    maturin = shutil.which("maturin")
-    if maturin is None:
-        pytest.skip("maturin is not installed")
+    maturin = shutil.which("maturin") or missing_tool(
+        "maturin is not installed (pip install 'maturin>=1.5,<2')"
+    )
     copy = tmp_path / "context"
     for path in context:
         (copy / path).parent.mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
 import socket
 from pathlib import Path
 
 import pytest
 
-from kit import WAIT
+from kit import WAIT, require_tool
 from ocpp_gateway import cli
 from ocpp_gateway.demo import DemoOptions, parse_args, run_demo
 
@@ -143,12 +142,8 @@ def test_parse_args_transport() -> None:
 
 @pytest.mark.parametrize("transport", ["nats", "redis"])
 async def test_demo_on_a_broker_runs_broker_gateway_and_example_backend(transport: str) -> None:
-    import shutil
 
-    if shutil.which("nats-server" if transport == "nats" else "redis-server") is None:
-        if os.environ.get("REQUIRE_TEST_TOOLS"):
-            pytest.fail("REQUIRE_TEST_TOOLS is set but the broker server is not installed")
-        pytest.skip("broker server not installed")
+    require_tool("nats-server" if transport == "nats" else "redis-server")
     options = DemoOptions(
         charge_points=4,
         port=0,

@@ -16,7 +16,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -220,6 +220,48 @@ class Run:
         after, csms_after = target.usage(), csms.usage()
         answers = await task
         return summarize_phase(answers, before, after, csms_before, csms_after, seconds)
+
+    async def interleaved_closed_loop(
+        self,
+        loadgen: LoadGenerator,
+        csms: CsmsPool,
+        targets: Mapping[str, Target],
+        repeats: int,
+        connections: int,
+        seconds: float,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Closed-loop phases against several running targets, the order rotating every
+        repetition so that a slow spell of a shared machine falls on each in turn.
+
+        Args:
+            loadgen: the started load generator.
+            csms: the test CSMS the targets relay to.
+            targets: the running targets, by name.
+            repeats: repetitions (one phase per target each).
+            connections: charge points driving the closed loop.
+            seconds: measured seconds per phase.
+
+        Returns:
+            Each target's phase figures (`summarize_phase`), one per repetition.
+        """
+        names = list(targets)
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for repeat in range(repeats):
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                target = targets[name]
+                fleet = fleet_ids(f"{name}-{repeat}", connections, 0.3)
+                await loadgen.all("connect", fleet=[(target.urls[0], *cp) for cp in fleet])
+                phase = await self._phase(
+                    loadgen, target, csms, "closed_loop", seconds, drivers=connections
+                )
+                await loadgen.all("close")
+                results[name].append(phase)
+                self.console.log(  # progress, not a remark of the report
+                    f"{repeat + 1}/{repeats} {name:20} {phase['cpu_per_rt_us']:7.1f} µs/rt "
+                    f"{phase['rate']:8.0f} rt/s errors {phase['errors']}"
+                )
+        return results
 
     # ---------------------------------------------------------------- per target
 
